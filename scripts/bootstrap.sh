@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up everything steerflow's demo and tests need on a fresh Debian machine with Python >= 3.11:
+# Debian's OpenMPI (for MPI tasks) and a virtual environment in .venv with steerflow installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v mpirun >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[bootstrap] installing Debian's OpenMPI (openmpi-bin libopenmpi-dev)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null
+  else
+    echo "[bootstrap] mpirun not found and cannot apt-get install it: MPI tests will be skipped" >&2
+  fi
+fi
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test,plot]'
+echo "[bootstrap] ready: .venv/bin/steerflow"

@@ -1,0 +1,50 @@
+"""steerflow: run learning-enhanced computational campaigns on exact cores and GPUs.
+
+The public surface is small and imported lazily, so worker processes (which import
+``steerflow.engines.worker``) start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Allocation": "resources", "Node": "resources",
+    "Function": "task", "Executable": "task", "TaskState": "task",
+    "Runtime": "runtime", "TaskRecord": "runtime",
+    "TaskFuture": "futures", "ExecResult": "futures",
+    "LocalEngine": "engines.local",
+    "Scheduler": "scheduler", "Request": "scheduler", "Placement": "scheduler",
+    "SteerflowError": "errors", "TaskSpecError": "errors", "TaskFailed": "errors", "TaskTimeout": "errors",
+    "WorkerLost": "errors", "DependencyFailed": "errors", "AllocationError": "errors",
+    "RuntimeClosed": "errors",
+    "as_completed": "concurrent.futures", "wait": "concurrent.futures",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'steerflow' has no attribute {name!r}")
+    target = importlib.import_module(module if module.startswith("concurrent") else f"steerflow.{module}")
+    value = getattr(target, name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from concurrent.futures import as_completed, wait
+
+    from .engines.local import LocalEngine
+    from .errors import (AllocationError, DependencyFailed, RuntimeClosed, SteerflowError, TaskFailed,
+                         TaskSpecError, TaskTimeout, WorkerLost)
+    from .futures import ExecResult, TaskFuture
+    from .resources import Allocation, Node
+    from .runtime import Runtime, TaskRecord
+    from .scheduler import Placement, Request, Scheduler
+    from .task import Executable, Function, TaskState

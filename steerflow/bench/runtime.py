@@ -1,0 +1,176 @@
+"""`steerflow bench runtime`: task throughput, round trip, heterogeneous efficiency, start-up, memory.
+
+Each metric is measured for steerflow and, in the same run, for `concurrent.futures.ProcessPoolExecutor`
+(the floor: no placement, no binding, no journal). Each run is repeated and the median kept.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, wait
+from typing import Any
+
+import numpy as np
+
+
+def noop() -> None:
+    return None
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def lognormal_durations(n: int = 200, seed: int = 2024, median: float = 0.05, sigma: float = 1.0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(x) for x in rng.lognormal(mean=np.log(median), sigma=sigma, size=n)]
+
+
+class RssSampler:
+    """Peak resident memory of this process and all its descendants, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        from ..proctree import descendants
+
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.is_set():
+            total = 0
+            for pid in (os.getpid(), *descendants(os.getpid())):
+                try:
+                    with open(f"/proc/{pid}/statm") as f:
+                        total += int(f.read().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(0.02)
+
+
+def _measure(make: Callable[[], Any], submit: Callable[[Any, Callable, tuple], Any], close: Callable[[Any], None],
+             workers: int, n_tasks: int, n_rtt: int, durations: list[float]) -> dict[str, float]:
+    with RssSampler() as rss:
+        t0 = time.perf_counter()
+        ex = make()
+        submit(ex, noop, ()).result()
+        first_result = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        futures = [submit(ex, noop, ()) for _ in range(n_tasks)]
+        wait(futures)
+        throughput = n_tasks / (time.perf_counter() - t0)
+
+        rtts = []
+        for _ in range(n_rtt):
+            t = time.perf_counter()
+            submit(ex, noop, ()).result()
+            rtts.append((time.perf_counter() - t) * 1e3)
+
+        ideal = max(sum(durations) / workers, max(durations))
+        t0 = time.perf_counter()
+        wait([submit(ex, sleep_for, (d,)) for d in durations])
+        efficiency = 100.0 * ideal / (time.perf_counter() - t0)
+        close(ex)
+    return {"throughput_tasks_per_s": throughput, "rtt_p50_ms": float(np.percentile(rtts, 50)),
+            "rtt_p99_ms": float(np.percentile(rtts, 99)), "hetero_efficiency_pct": efficiency,
+            "first_result_s": first_result, "peak_rss_mb": rss.peak_mb}
+
+
+def measure_steerflow(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
+                      durations: list[float] | None = None) -> dict[str, float]:
+    import tempfile
+
+    from ..resources import Allocation
+    from ..runtime import Runtime
+
+    durations = durations or lognormal_durations()
+    tmp = tempfile.mkdtemp(prefix="steerflow-bench-")
+    result = _measure(lambda: Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp),
+                      lambda rt, fn, args: rt.submit(fn, *args), lambda rt: rt.shutdown(),
+                      workers, n_tasks, n_rtt, durations)
+    result["cancel_ms"] = measure_cancel_ms()
+    return result
+
+
+def measure_floor(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
+                  durations: list[float] | None = None) -> dict[str, float]:
+    durations = durations or lognormal_durations()
+    return _measure(lambda: ProcessPoolExecutor(workers), lambda ex, fn, args: ex.submit(fn, *args),
+                    lambda ex: ex.shutdown(), workers, n_tasks, n_rtt, durations)
+
+
+def measure_cancel_ms(repeats: int = 5) -> float:
+    """From `cancel()` of a running task to its process being gone (median over a few)."""
+    import tempfile
+
+    from ..resources import Allocation
+    from ..runtime import Runtime
+    from ..task import TaskState
+
+    times = []
+    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tempfile.mkdtemp(prefix="steerflow-bench-")) as rt:
+        for _ in range(repeats):
+            future = rt.submit(sleep_for, 60.0)
+            while future.state is not TaskState.RUNNING:
+                time.sleep(0.001)
+            time.sleep(0.05)
+            pid = _worker_pid_of(rt, future.task_id)
+            t0 = time.perf_counter()
+            future.cancel()
+            while pid is not None and _alive(pid):
+                time.sleep(0.0005)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _worker_pid_of(rt: Any, task_id: int) -> int | None:
+    pids: list[int] = []
+    rt.call_soon(lambda: pids.append(rt.engine._pid_of(task_id)))
+    while not pids:
+        time.sleep(0.0005)
+    return pids[0]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def run(repeat: int = 3, workers: int = 2) -> dict[str, float]:
+    from .scheduler import placements_per_second
+
+    durations = lognormal_durations()
+    ours = [measure_steerflow(workers, durations=durations) for _ in range(repeat)]
+    floor = [measure_floor(workers, durations=durations) for _ in range(repeat)]
+    result = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
+    for key in ("throughput_tasks_per_s", "rtt_p50_ms", "rtt_p99_ms", "hetero_efficiency_pct", "first_result_s",
+                "peak_rss_mb"):
+        result[f"floor_{key}"] = statistics.median(r[key] for r in floor)
+    result["placements_per_s_10k_nodes"] = placements_per_second(nodes=10_000)["placements_per_s"]
+    result["repeat"] = repeat
+    result["workers"] = workers
+    return result
+
+
+TARGETS = {"throughput_tasks_per_s": (">=", 5000), "rtt_p50_ms": ("<=", 0.5), "rtt_p99_ms": ("<=", 3.0),
+           "hetero_efficiency_pct": (">=", 99.0), "first_result_s": ("<=", 0.3), "peak_rss_mb": ("<=", 250),
+           "placements_per_s_10k_nodes": (">=", 50_000), "cancel_ms": ("<=", 100)}

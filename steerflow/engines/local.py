@@ -1,0 +1,312 @@
+"""The embedded local engine: warm worker processes for functions, subprocesses for programs.
+
+Everything runs on this machine, whatever nodes the allocation declares; binding maps the
+declared cores onto real CPUs. One selector (epoll) watches the worker pipes, a pidfd per
+subprocess and an eventfd for wake-ups, so the runtime's loop sleeps until something happens.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .. import proctree, serialize
+from ..resources import Allocation
+from ..task import Executable, Function
+from . import launchers
+from .base import Event, Launch
+from .worker import _HEADER, read_exact, write_all
+
+_FN_CACHE_MAX = 4096
+
+
+class _Worker:
+    __slots__ = ("proc", "rfd", "wfd", "known", "launch", "cpus")
+
+    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int) -> None:
+        self.proc, self.rfd, self.wfd = proc, rfd, wfd
+        self.known: set[int] = set()
+        self.launch: Launch | None = None
+
+
+class _Child:
+    __slots__ = ("proc", "pidfd", "launch", "files")
+
+    def __init__(self, proc: subprocess.Popen, pidfd: int, launch: Launch, files: list) -> None:
+        self.proc, self.pidfd, self.launch, self.files = proc, pidfd, launch, files
+
+
+class LocalEngine:
+    """Runs tasks on this machine. ``workers`` is how many warm workers start at once (default: one per CPU)."""
+
+    local = True
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.initial_workers = workers
+        self._allocation: Allocation | None = None
+        self._run_dir = Path(".")
+        self._sel = selectors.DefaultSelector()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._sel.register(self._wake_fd, selectors.EVENT_READ, None)
+        self._idle: list[_Worker] = []
+        self._busy: dict[int, _Worker] = {}
+        self._children: dict[int, _Child] = {}
+        self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
+        self._next_key = 0
+        self._env_cache: dict[tuple, dict[str, str]] = {}
+        self._worker_env = dict(os.environ)
+        self._worker_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self._pending_events: list[Event] = []
+        self._closed = False
+
+    # ---- life cycle ------------------------------------------------------------------------
+    def start(self, allocation: Allocation, run_dir: Path) -> None:
+        self._allocation = allocation
+        self._run_dir = Path(run_dir)
+        n = self.initial_workers or min(len(os.sched_getaffinity(0)), allocation.total_cores)
+        self._idle.extend(self._spawn_worker() for _ in range(n))
+
+    def _spawn_worker(self) -> _Worker:
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w)],
+            pass_fds=(to_worker_r, from_worker_w), start_new_session=True, env=self._worker_env,
+            stdin=subprocess.DEVNULL)
+        os.close(to_worker_r)
+        os.close(from_worker_w)
+        os.set_blocking(from_worker_r, True)
+        worker = _Worker(proc, from_worker_r, to_worker_w)
+        self._sel.register(from_worker_r, selectors.EVENT_READ, worker)
+        return worker
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._idle:
+            try:
+                write_all(worker.wfd, _HEADER.pack(len(_STOP)) + _STOP)
+            except OSError:
+                pass
+        for worker in list(self._busy.values()):
+            proctree.signal_tree(worker.proc.pid)
+        for child in list(self._children.values()):
+            proctree.signal_tree(child.proc.pid)
+        for worker in [*self._idle, *self._busy.values()]:
+            try:
+                worker.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proctree.signal_tree(worker.proc.pid)
+                worker.proc.wait()
+            self._close_worker(worker)
+        for child in self._children.values():
+            child.proc.wait()
+            self._close_child(child)
+        self._idle.clear()
+        self._busy.clear()
+        self._children.clear()
+        self._sel.close()
+        os.close(self._wake_fd)
+
+    # ---- launching ---------------------------------------------------------------------------
+    def launch(self, launch: Launch) -> None:
+        if isinstance(launch.spec, Function):
+            self._launch_function(launch)
+        else:
+            self._launch_executable(launch)
+
+    def _launch_function(self, launch: Launch) -> None:
+        spec = launch.spec
+        assert isinstance(spec, Function)
+        worker = self._idle.pop() if self._idle else self._spawn_worker()
+        key, fn_bytes = self._function_key(spec.fn)
+        placement = launch.placement
+        slot = placement.slots[0]
+        binding = self._env_cache.get((slot.node, slot.cores, slot.gpus))
+        if binding is None:
+            binding = launchers.binding_env(self._allocation, 0, placement)  # type: ignore[arg-type]
+            binding["_cpus"] = self._allocation.nodes[slot.node].physical_cpus(slot.cores)  # type: ignore
+            self._env_cache[(slot.node, slot.cores, slot.gpus)] = binding
+        env = dict(binding)
+        cpus = env.pop("_cpus")
+        env["STEERFLOW_TASK_ID"] = str(launch.task_id)
+        msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
+                            launch.payload, cpus, env), 5)
+        worker.known.add(key)
+        worker.launch = launch
+        self._busy[launch.task_id] = worker
+        try:
+            write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
+        except OSError:
+            pass  # the worker died; its pipe's EOF reports the task as lost
+
+    def _function_key(self, fn: object) -> tuple[int, bytes]:
+        entry = self._fn_keys.get(id(fn))
+        if entry is not None and entry[0] is fn:
+            return entry[1], entry[2]
+        if len(self._fn_keys) >= _FN_CACHE_MAX:
+            self._fn_keys.clear()
+        self._next_key += 1
+        entry = (fn, self._next_key, serialize.dumps_function(fn))
+        self._fn_keys[id(fn)] = entry
+        return entry[1], entry[2]
+
+    def _launch_executable(self, launch: Launch) -> None:
+        spec = launch.spec
+        assert isinstance(spec, Executable) and self._allocation is not None
+        cmd, extra = launchers.executable_command(spec, self._allocation, launch.placement, local=True)
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.update(launchers.binding_env(self._allocation, launch.task_id, launch.placement))
+        env.update(extra)
+        out_dir = self._run_dir / "tasks"
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stem = out_dir / f"{launch.task_id}.{launch.attempt}"
+        files = [open(f"{stem}.out", "wb"), open(f"{stem}.err", "wb")]
+        try:
+            proc = subprocess.Popen(cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=files[0],
+                                    stderr=files[1], start_new_session=True)
+        except OSError as exc:
+            for f in files:
+                f.close()
+            self._pending_events.append(Event("lost", launch.task_id, launch.attempt, text=f"could not start "
+                                              f"{launchers.describe(cmd)}: {exc}", code=-1))
+            return
+        pidfd = os.pidfd_open(proc.pid)
+        child = _Child(proc, pidfd, launch, files)
+        self._children[launch.task_id] = child
+        self._sel.register(pidfd, selectors.EVENT_READ, child)
+
+    # ---- control -----------------------------------------------------------------------------
+    def _pid_of(self, task_id: int) -> int | None:
+        worker = self._busy.get(task_id)
+        if worker is not None:
+            return worker.proc.pid
+        child = self._children.get(task_id)
+        return child.proc.pid if child is not None else None
+
+    def kill(self, task_id: int) -> None:
+        """Kill the task's whole process tree now; its end is reported by `wait` as usual."""
+        pid = self._pid_of(task_id)
+        if pid is not None:
+            proctree.signal_tree(pid, signal.SIGKILL)
+
+    def suspend(self, task_id: int) -> None:
+        pid = self._pid_of(task_id)
+        if pid is not None:
+            proctree.signal_tree(pid, signal.SIGSTOP)
+
+    def resume(self, task_id: int) -> None:
+        pid = self._pid_of(task_id)
+        if pid is not None:
+            proctree.signal_tree(pid, signal.SIGCONT)
+
+    def wakeup(self) -> None:
+        try:
+            os.eventfd_write(self._wake_fd, 1)
+        except OSError:
+            pass
+
+    # ---- events ------------------------------------------------------------------------------
+    def wait(self, timeout: float | None) -> list[Event]:
+        events: list[Event] = []
+        if self._pending_events:
+            events.extend(self._pending_events)
+            self._pending_events.clear()
+            timeout = 0
+        for key, _ in self._sel.select(timeout):
+            source = key.data
+            if source is None:
+                try:
+                    os.eventfd_read(self._wake_fd)
+                except BlockingIOError:
+                    pass
+            elif isinstance(source, _Worker):
+                self._on_worker(source, events)
+            else:
+                self._on_child(source, events)
+        return events
+
+    def _on_worker(self, worker: _Worker, events: list[Event]) -> None:
+        try:
+            (size,) = _HEADER.unpack(read_exact(worker.rfd, 4))
+            reply = pickle.loads(read_exact(worker.rfd, size))
+        except (EOFError, OSError):
+            self._worker_died(worker, events)
+            return
+        if reply[0] == "ready":
+            return
+        task_id, ok, blob, tb = reply
+        launch = worker.launch
+        worker.launch = None
+        self._busy.pop(task_id, None)
+        self._idle.append(worker)
+        attempt = launch.attempt if launch is not None else 0
+        events.append(Event("ok", task_id, attempt, blob) if ok else Event("error", task_id, attempt, blob, tb))
+
+    def _worker_died(self, worker: _Worker, events: list[Event]) -> None:
+        code = worker.proc.wait()
+        self._close_worker(worker)
+        launch = worker.launch
+        if launch is not None:
+            self._busy.pop(launch.task_id, None)
+            reason = _status(code)
+            events.append(Event("lost", launch.task_id, launch.attempt,
+                                text=f"its worker process (pid {worker.proc.pid}) died with {reason}", code=code))
+        else:
+            try:
+                self._idle.remove(worker)
+            except ValueError:
+                pass
+        if not self._closed:  # keep the warm pool at strength
+            self._idle.append(self._spawn_worker())
+
+    def _close_worker(self, worker: _Worker) -> None:
+        try:
+            self._sel.unregister(worker.rfd)
+        except (KeyError, ValueError):
+            pass
+        for fd in (worker.rfd, worker.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _on_child(self, child: _Child, events: list[Event]) -> None:
+        code = child.proc.wait()
+        self._close_child(child)
+        self._children.pop(child.launch.task_id, None)
+        launch = child.launch
+        if code < 0:
+            events.append(Event("lost", launch.task_id, launch.attempt,
+                                text=f"it was killed by {_status(code)}", code=code))
+        else:
+            events.append(Event("exit", launch.task_id, launch.attempt, code=code))
+
+    def _close_child(self, child: _Child) -> None:
+        try:
+            self._sel.unregister(child.pidfd)
+        except (KeyError, ValueError):
+            pass
+        os.close(child.pidfd)
+        for f in child.files:
+            f.close()
+
+
+_STOP = pickle.dumps(None)
+
+
+def _status(code: int) -> str:
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        return f"signal {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+

@@ -1,0 +1,98 @@
+"""The warm worker process: started once, runs function tasks one after another.
+
+It stays alive between tasks so imports and loaded models stay loaded. Before each task it
+binds itself to the task's CPUs and sets the task's environment (CUDA_VISIBLE_DEVICES,
+OMP_NUM_THREADS, STEERFLOW_*). It dies with the driver (PR_SET_PDEATHSIG).
+
+Protocol (length-prefixed pickles over two pipes): the driver sends
+``(task_id, fn_key, fn_bytes | None, payload, cpus, env)``, or ``None`` to stop; the worker
+answers ``(task_id, ok, result_bytes, traceback_text)``. Keep it this small: it is the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import traceback
+from typing import Any
+
+_HEADER = struct.Struct("!I")
+
+
+def set_parent_death_signal(sig: int = 9) -> None:
+    """Ask Linux to kill us when the driver dies, so no worker outlives it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort on non-Linux systems
+        pass
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def main(rfd: int, wfd: int) -> None:
+    import pickle
+
+    from steerflow import serialize
+
+    set_parent_death_signal()
+    functions: dict[int, Any] = {}
+    current_cpus: tuple[int, ...] | None = None
+    write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
+    while True:
+        try:
+            (size,) = _HEADER.unpack(read_exact(rfd, 4))
+            msg = pickle.loads(read_exact(rfd, size))
+        except EOFError:
+            return
+        if msg is None:
+            return
+        task_id, fn_key, fn_bytes, payload, cpus, env = msg
+        try:
+            if fn_bytes is not None:
+                functions[fn_key] = serialize.loads(fn_bytes)
+            fn = functions[fn_key]
+            if cpus != current_cpus:
+                os.sched_setaffinity(0, cpus)
+                current_cpus = cpus
+            os.environ.update(env)
+            args, kwargs = serialize.loads(payload)
+            value = fn(*args, **kwargs)
+            reply = (task_id, True, serialize.dumps(value), "")
+        except BaseException as exc:  # noqa: BLE001 - whatever a task raises (sys.exit too) goes back
+            tb = traceback.format_exc()
+            try:
+                blob = serialize.dumps(exc)
+                serialize.loads(blob)  # an exception that pickles but cannot load would poison the driver
+            except Exception:  # noqa: BLE001
+                blob = serialize.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+            reply = (task_id, False, blob, tb)
+        write_all(wfd, _frame(pickle.dumps(reply, 5)))
+
+
+def _frame(data: bytes) -> bytes:
+    return _HEADER.pack(len(data)) + data
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]))

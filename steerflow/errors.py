@@ -1,0 +1,51 @@
+"""Exceptions raised by steerflow.
+
+Every message is a full sentence that names what was wrong and says what to do.
+"""
+
+from __future__ import annotations
+
+
+class SteerflowError(Exception):
+    """Base class of every error steerflow raises on its own account."""
+
+
+class TaskSpecError(SteerflowError, ValueError):
+    """A task description is invalid; raised at submit, before anything is queued.
+
+    ``field`` names the offending field, ``value`` what was given and ``limit`` the bound it broke.
+    """
+
+    def __init__(self, field: str, value: object, message: str, limit: object = None) -> None:
+        self.field = field
+        self.value = value
+        self.limit = limit
+        super().__init__(f"Task field '{field}' = {value!r}: {message}")
+
+
+class AllocationError(SteerflowError, ValueError):
+    """The allocation could not be detected, declared or read from the batch system."""
+
+
+class TaskFailed(SteerflowError):
+    """A task raised, exited non-zero or was lost; ``remote_traceback`` holds what the worker saw."""
+
+    def __init__(self, message: str, remote_traceback: str = "") -> None:
+        self.remote_traceback = remote_traceback
+        super().__init__(message + (f"\n\nRemote traceback:\n{remote_traceback}" if remote_traceback else ""))
+
+
+class TaskTimeout(TaskFailed, TimeoutError):
+    """A task ran past its ``timeout`` and was killed with its whole process tree."""
+
+
+class WorkerLost(TaskFailed):
+    """The worker process running a task died (os._exit, a signal, out of memory)."""
+
+
+class DependencyFailed(TaskFailed):
+    """A task could not run because a future it depended on failed or was cancelled."""
+
+
+class RuntimeClosed(SteerflowError, RuntimeError):
+    """The runtime was shut down; nothing more can be submitted to it."""

@@ -1,0 +1,87 @@
+"""Futures for tasks, compatible with `concurrent.futures` (``wait``, ``as_completed`` work on them).
+
+Unlike a standard future, cancelling a *running* task is possible: the runtime kills its
+whole process tree, and the future is cancelled at once.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+    from .task import TaskState
+
+T = TypeVar("T")
+
+
+class TaskFuture(Future[T]):
+    """The eventual value of one task. ``task_id`` identifies it in the runtime and the journal."""
+
+    def __init__(self, runtime: Runtime, task_id: int) -> None:
+        super().__init__()
+        self._runtime = runtime
+        self.task_id = task_id
+
+    def cancel(self) -> bool:
+        """Cancel the task, killing it if it runs. False only if it had already finished."""
+        if self.done():
+            return False
+        self._runtime._post(("cancel", self.task_id))
+        return super().cancel()
+
+    def running(self) -> bool:
+        return self.state.value == "running"
+
+    @property
+    def state(self) -> TaskState:
+        return self._runtime._records[self.task_id].state
+
+    def __repr__(self) -> str:
+        return f"<TaskFuture task={self.task_id} {self._state.lower()}>"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What an executable task returns: its exit status and where its output went."""
+
+    returncode: int
+    stdout_path: Path
+    stderr_path: Path
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def find_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TaskFuture]:
+    """Futures among the arguments, looked for at the top level and one container deep."""
+    found: list[TaskFuture] = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, TaskFuture):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(v for v in value if isinstance(v, TaskFuture))
+        elif isinstance(value, dict):
+            found.extend(v for v in value.values() if isinstance(v, TaskFuture))
+    return found
+
+
+def substitute(value: Any) -> Any:
+    """Replace done futures by their values (the same depth `find_futures` looks)."""
+    if isinstance(value, TaskFuture):
+        return value.result()
+    if isinstance(value, list):
+        return [v.result() if isinstance(v, TaskFuture) else v for v in value]
+    if isinstance(value, tuple):
+        return tuple(v.result() if isinstance(v, TaskFuture) else v for v in value)
+    if isinstance(value, dict):
+        return {k: v.result() if isinstance(v, TaskFuture) else v for k, v in value.items()}
+    return value

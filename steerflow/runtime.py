@@ -1,0 +1,505 @@
+"""The task runtime: futures in, placements out, one loop thread that owns everything mutable.
+
+User threads only validate, build a record and post a message (submit, cancel, quota …).
+A single loop thread owns the scheduler and the engine: it waits on the engine's events,
+applies messages, retires finished attempts (retry, fail, resolve the future, release
+dependents), enforces timeouts, then asks the scheduler for placements and launches them.
+Nothing else touches scheduler or engine state, so there are no locks on the hot path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import itertools
+import os
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import serialize
+from .engines.base import Engine, Event, Launch
+from .engines.local import LocalEngine
+from .errors import DependencyFailed, RuntimeClosed, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
+from .futures import ExecResult, TaskFuture, find_futures, substitute
+from .resources import Allocation
+from .scheduler import Placement, Request, Scheduler
+from .task import Executable, Function, TaskSpec, TaskState
+
+Listener = Callable[["TaskRecord", TaskState], None]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of a task: where it ran, when, and how it ended."""
+
+    number: int
+    nodes: tuple[str, ...]
+    started: float
+    ended: float = 0.0
+    outcome: str = ""
+    message: str = ""
+
+
+class TaskRecord:
+    """The runtime's view of one task; read by listeners (journal, campaign, status)."""
+
+    __slots__ = ("id", "spec", "state", "future", "request", "payload", "deps", "waiting_on", "dependents",
+                 "placement", "attempts", "lost", "kill_reason", "submitted", "started", "ended", "__weakref__")
+
+    def __init__(self, task_id: int, spec: TaskSpec, future: TaskFuture, request: Request) -> None:
+        self.id = task_id
+        self.spec = spec
+        self.state = TaskState.NEW
+        self.future = future
+        self.request = request
+        self.payload: bytes | None = None
+        self.deps: list[TaskFuture] = []
+        self.waiting_on = 0
+        self.dependents: list[TaskRecord] = []
+        self.placement: Placement | None = None
+        self.attempts: list[Attempt] = []
+        self.lost = 0
+        self.kill_reason = ""
+        self.submitted = time.time()
+        self.started = 0.0
+        self.ended = 0.0
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.spec!r} {self.state.value}>"
+
+
+class Runtime:
+    """Runs tasks on an allocation through an engine; `submit` returns a `TaskFuture`.
+
+    ``lost_retries`` is how often a task whose worker died (os._exit, segfault, OOM kill) is run
+    again; that is on top of ``retries``, which counts the task's own failures.
+    """
+
+    def __init__(self, allocation: Allocation | None = None, engine: Engine | None = None,
+                 run_dir: str | os.PathLike[str] | None = None,
+                 quotas: dict[str, tuple[int | None, int | None]] | None = None,
+                 lost_retries: int = 2, max_bypass: int = 64) -> None:
+        self.allocation = allocation or Allocation.detect()
+        self.engine: Engine = engine or LocalEngine()
+        if run_dir is None:
+            run_dir = tempfile.mkdtemp(prefix="steerflow-")
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.lost_retries = lost_retries
+        self._scheduler = Scheduler(self.allocation, quotas=quotas, max_bypass=max_bypass)
+        self._records: dict[int, TaskRecord] = {}
+        self._ids = itertools.count(1)
+        self._inbox: deque[tuple] = deque()
+        self._wake_pending = False
+        self._deadlines: list[tuple[float, int, int]] = []
+        self._active = 0  # tasks not yet finished
+        self._listeners: list[Listener] = []
+        self._closing = False
+        self._closed = False
+        self._drain = True
+        self.engine.start(self.allocation, self.run_dir)
+        self._thread = threading.Thread(target=self._loop, name="steerflow-runtime", daemon=True)
+        self._thread.start()
+        atexit.register(_shutdown_at_exit, weakref.ref(self))
+
+    # ---- public API (any thread) ----------------------------------------------------------
+    def submit(self, task: TaskSpec | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Queue a task; returns its future. A plain callable becomes ``Function(task, args, kwargs)``."""
+        if self._closing:
+            raise RuntimeClosed("This runtime has been shut down; create a new one to submit more tasks.")
+        if isinstance(task, TaskSpec):
+            if args or kwargs:
+                raise TaskSpecError("args", args or kwargs, "give arguments inside the task description, "
+                                    "not to submit(), when submitting a Function or Executable.")
+            spec = task
+        else:
+            spec = Function(task, args, kwargs)
+        self._check_fits(spec)
+        task_id = next(self._ids)
+        future: TaskFuture = TaskFuture(self, task_id)
+        request = Request(task_id, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank,
+                          -(-spec.memory_mb // spec.ranks), spec.nodes, spec.priority, spec.pool)
+        record = TaskRecord(task_id, spec, future, request)
+        deps: list[TaskFuture] = list(spec.after)
+        if isinstance(spec, Function):
+            deps.extend(find_futures(spec.args, spec.kwargs))
+            if not deps:
+                record.payload = self._encode_args(spec, spec.args, spec.kwargs)
+        if any(not isinstance(d, TaskFuture) for d in deps):
+            raise TaskSpecError("after", spec.after, "must list futures returned by submit().")
+        record.deps = deps
+        self._records[task_id] = record
+        self._post(("submit", record))
+        return future
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], **options: Any) -> list[TaskFuture]:
+        """Submit ``fn(*items)`` for each item of the iterables, with the same task options."""
+        return [self.submit(Function(fn, items, **options)) for items in zip(*iterables)]
+
+    def cancel(self, task: TaskFuture | int) -> bool:
+        """Cancel a task (kill it if running). False if it had already finished."""
+        future = task if isinstance(task, TaskFuture) else self._records[task].future
+        return future.cancel()
+
+    def suspend(self, task: TaskFuture | int) -> None:
+        """Stop a running task's processes where they are; it keeps its resources."""
+        self._post(("suspend", _task_id(task)))
+
+    def resume(self, task: TaskFuture | int) -> None:
+        """Continue a suspended task."""
+        self._post(("resume", _task_id(task)))
+
+    def set_quota(self, pool: str, cores: int | None = None, gpus: int | None = None) -> None:
+        """Cap what a pool may hold at once (None: no cap); takes effect for the next placements."""
+        self._post(("quota", pool, cores, gpus))
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(record, state)`` on every state change, in the runtime's loop thread.
+
+        It must be quick and must not block: it runs on the runtime's hot path.
+        """
+        self._post(("listen", listener))
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the loop thread (for code that needs the scheduler's own view)."""
+        self._post(("call", fn))
+
+    def task(self, task_id: int) -> TaskRecord:
+        return self._records[task_id]
+
+    def tasks(self) -> list[TaskRecord]:
+        return list(self._records.values())
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler; read it only from the loop thread (`call_soon`, listeners)."""
+        return self._scheduler
+
+    def shutdown(self, wait: bool = True, cancel: bool = False) -> None:
+        """Stop the runtime. ``wait``: let queued and running tasks finish first; else cancel them."""
+        if self._closed:
+            return
+        self._closing = True
+        self._post(("close", wait and not cancel))
+        self._thread.join()
+        self._closed = True
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(wait=exc[0] is None, cancel=exc[0] is not None)
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _post(self, message: tuple) -> None:
+        self._inbox.append(message)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.engine.wakeup()
+
+    def _encode_args(self, spec: Function, args: tuple, kwargs: dict) -> bytes:
+        try:
+            return serialize.dumps((args, kwargs))
+        except Exception as exc:
+            raise TaskSpecError("args", args, f"cannot be pickled for the worker ({exc}).") from exc
+
+    def _check_fits(self, spec: TaskSpec) -> None:
+        alloc = self.allocation
+        if isinstance(spec, Function):
+            if spec.cores > alloc.max_cores_per_node:
+                raise TaskSpecError("cores", spec.cores, f"exceeds the {alloc.max_cores_per_node} cores of the "
+                                    "largest node; a function task runs on one node.", alloc.max_cores_per_node)
+            if spec.gpus > alloc.max_gpus_per_node:
+                raise TaskSpecError("gpus", spec.gpus, f"exceeds the {alloc.max_gpus_per_node} GPUs of the "
+                                    "largest node.", alloc.max_gpus_per_node)
+        else:
+            if spec.cores_per_rank > alloc.max_cores_per_node:
+                raise TaskSpecError("cores_per_rank", spec.cores_per_rank, "exceeds the "
+                                    f"{alloc.max_cores_per_node} cores of the largest node.",
+                                    alloc.max_cores_per_node)
+            if spec.gpus_per_rank > alloc.max_gpus_per_node:
+                raise TaskSpecError("gpus_per_rank", spec.gpus_per_rank, "exceeds the "
+                                    f"{alloc.max_gpus_per_node} GPUs of the largest node.", alloc.max_gpus_per_node)
+            if spec.ranks * spec.cores_per_rank > alloc.total_cores:
+                raise TaskSpecError("ranks", spec.ranks, f"x cores_per_rank={spec.cores_per_rank} needs "
+                                    f"{spec.ranks * spec.cores_per_rank} cores; the whole allocation has "
+                                    f"{alloc.total_cores}.", alloc.total_cores)
+            if spec.nodes is not None and spec.nodes > len(alloc.nodes):
+                raise TaskSpecError("nodes", spec.nodes, f"exceeds the {len(alloc.nodes)} nodes of the allocation.",
+                                    len(alloc.nodes))
+        if spec.memory_mb and alloc.max_memory_mb_per_node and spec.memory_mb > alloc.max_memory_mb_per_node * (
+                spec.nodes or spec.ranks):
+            raise TaskSpecError("memory_mb", spec.memory_mb, "exceeds the memory of the nodes it could use "
+                                f"({alloc.max_memory_mb_per_node} MB per node).", alloc.max_memory_mb_per_node)
+        request = Request(0, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank,
+                          -(-spec.memory_mb // spec.ranks), spec.nodes, spec.priority, spec.pool)
+        reason = self._scheduler.never_fits(request)
+        if reason:
+            raise TaskSpecError("resources", request, reason)
+
+    # ---- the loop (loop thread only) -------------------------------------------------------------
+    def _loop(self) -> None:
+        engine, inbox = self.engine, self._inbox
+        try:
+            while True:
+                timeout = None
+                if self._deadlines:
+                    timeout = max(0.0, self._deadlines[0][0] - time.monotonic())
+                if inbox:
+                    timeout = 0
+                events = engine.wait(timeout)
+                self._wake_pending = False
+                while inbox:
+                    self._apply(inbox.popleft())
+                for event in events:
+                    self._on_event(event)
+                if self._deadlines:
+                    self._expire(time.monotonic())
+                if self._closing and (not self._drain or self._active == 0):
+                    break
+                self._dispatch()
+        finally:
+            self._teardown()
+
+    def _apply(self, message: tuple) -> None:
+        op = message[0]
+        if op == "submit":
+            self._on_submit(message[1])
+        elif op == "cancel":
+            self._cancel(self._records[message[1]], "cancelled")
+        elif op == "suspend" or op == "resume":
+            record = self._records[message[1]]
+            if op == "suspend" and record.state is TaskState.RUNNING:
+                self.engine.suspend(record.id)
+                self._set_state(record, TaskState.PAUSED)
+            elif op == "resume" and record.state is TaskState.PAUSED:
+                self.engine.resume(record.id)
+                self._set_state(record, TaskState.RUNNING)
+        elif op == "quota":
+            self._scheduler.set_quota(message[1], message[2], message[3])
+        elif op == "listen":
+            self._listeners.append(message[1])
+        elif op == "call":
+            message[1]()
+        elif op == "close":
+            self._drain = message[1]
+            if not self._drain:
+                for record in list(self._records.values()):
+                    if not record.state.finished:
+                        self._cancel(record, "runtime shut down")
+
+    def _on_submit(self, record: TaskRecord) -> None:
+        self._active += 1
+        if record.future.cancelled():  # cancelled before the loop saw it
+            self._finish(record, TaskState.CANCELLED)
+            return
+        for dep in record.deps:
+            dep_record = self._records.get(dep.task_id)
+            if dep_record is None or not dep_record.state.finished:
+                if dep_record is None:
+                    raise RuntimeError("a future from another runtime was passed as a dependency")
+                dep_record.dependents.append(record)
+                record.waiting_on += 1
+            elif dep_record.state is not TaskState.DONE:
+                self._fail_dependency(record, dep_record)
+                return
+        self._set_state(record, TaskState.WAITING)
+        if record.waiting_on == 0:
+            self._make_ready(record)
+
+    def _make_ready(self, record: TaskRecord) -> None:
+        spec = record.spec
+        if record.payload is None and isinstance(spec, Function):
+            try:
+                args = tuple(substitute(a) for a in spec.args)
+                kwargs = {k: substitute(v) for k, v in spec.kwargs.items()}
+                record.payload = self._encode_args(spec, args, kwargs)
+            except Exception as exc:  # noqa: BLE001
+                self._finish(record, TaskState.FAILED, exc)
+                return
+        self._scheduler.submit(record.request)
+
+    def _dispatch(self) -> None:
+        placements = self._scheduler.schedule()
+        if not placements:
+            return
+        now = time.time()
+        for placement in placements:
+            record = self._records[placement.request.id]
+            record.placement = placement
+            record.started = now
+            attempt = len(record.attempts) + 1
+            nodes = tuple(self.allocation.nodes[s.node].name for s in placement.slots)
+            record.attempts.append(Attempt(attempt, nodes, now))
+            record.kill_reason = ""
+            self._set_state(record, TaskState.RUNNING)
+            if record.spec.timeout is not None:
+                heapq.heappush(self._deadlines, (time.monotonic() + record.spec.timeout, record.id, attempt))
+            self.engine.launch(Launch(record.id, attempt, record.spec, placement, record.payload))
+
+    def _on_event(self, event: Event) -> None:
+        record = self._records.get(event.task_id)
+        if record is None or not record.attempts or record.attempts[-1].number != event.attempt:
+            return  # a stale report of an attempt we already retired
+        if record.placement is not None:
+            self._scheduler.release(record.id)
+            record.placement = None
+        attempt = record.attempts[-1]
+        attempt.ended = time.time()
+        kind = event.kind
+        if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
+            attempt.outcome = "cancelled"
+            return
+        if kind == "ok":
+            attempt.outcome = "done"
+            try:
+                value = serialize.loads(event.value)
+            except Exception as exc:  # noqa: BLE001
+                self._retry_or_fail(record, TaskFailed(f"Task {record.id}'s result could not be unpickled: {exc}"))
+                return
+            self._finish(record, TaskState.DONE, value=value)
+        elif kind == "exit":
+            spec = record.spec
+            stem = self.run_dir / "tasks" / f"{record.id}.{attempt.number}"
+            result = ExecResult(event.code, Path(f"{stem}.out"), Path(f"{stem}.err"))
+            if event.code == 0:
+                attempt.outcome = "done"
+                self._finish(record, TaskState.DONE, value=result)
+            else:
+                tail = _tail(result.stderr_path)
+                self._retry_or_fail(record, TaskFailed(
+                    f"Task {record.id} ({spec.label()}) exited with status {event.code}. "  # type: ignore[attr-defined]
+                    f"Last lines of {result.stderr_path}:\n{tail}"))
+        elif kind == "error":
+            try:
+                exc = serialize.loads(event.value)
+            except Exception as err:  # noqa: BLE001
+                exc = TaskFailed(f"Task {record.id} failed and its exception could not be unpickled: {err}")
+            if isinstance(exc, BaseException) and event.text:
+                exc.add_note(f"Remote traceback of task {record.id}:\n{event.text}")
+            self._retry_or_fail(record, exc)
+        else:  # lost
+            reason = record.kill_reason
+            if reason == "timeout":
+                self._retry_or_fail(record, TaskTimeout(
+                    f"Task {record.id} ran past its timeout of {record.spec.timeout} s and was killed."))
+            elif reason == "preempt":
+                attempt.outcome = "preempted"
+                self._set_state(record, TaskState.WAITING)
+                self._scheduler.submit(record.request)
+            else:
+                record.lost += 1
+                error = WorkerLost(f"Task {record.id} was lost: {event.text}.")
+                attempt.outcome, attempt.message = "lost", str(error)
+                if record.lost <= self.lost_retries:
+                    self._set_state(record, TaskState.WAITING)
+                    self._scheduler.submit(record.request)
+                else:
+                    self._finish(record, TaskState.FAILED, error)
+
+    def _retry_or_fail(self, record: TaskRecord, error: BaseException) -> None:
+        attempt = record.attempts[-1]
+        attempt.outcome, attempt.message = "failed", f"{type(error).__name__}: {error}"
+        failures = sum(1 for a in record.attempts if a.outcome == "failed")
+        if failures <= record.spec.retries:
+            self._set_state(record, TaskState.WAITING)
+            self._scheduler.submit(record.request)
+        else:
+            self._finish(record, TaskState.FAILED, error)
+
+    def _expire(self, now: float) -> None:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, task_id, attempt = heapq.heappop(deadlines)
+            record = self._records[task_id]
+            if record.attempts[-1].number == attempt and record.placement is not None \
+                    and not record.state.finished:
+                record.kill_reason = "timeout"
+                self.engine.kill(task_id)
+
+    def _cancel(self, record: TaskRecord, why: str) -> None:
+        state = record.state
+        if state.finished:
+            return
+        if state in (TaskState.RUNNING, TaskState.PAUSED, TaskState.PLACED):
+            record.kill_reason = "cancel"
+            self.engine.kill(record.id)
+            if state is TaskState.PAUSED:
+                self.engine.resume(record.id)
+        elif state is TaskState.WAITING and record.waiting_on == 0:
+            self._scheduler.withdraw(record.id)
+        self._finish(record, TaskState.CANCELLED)
+
+    def _finish(self, record: TaskRecord, state: TaskState, error: BaseException | None = None,
+                value: Any = None) -> None:
+        record.ended = time.time()
+        self._set_state(record, state)
+        self._active -= 1
+        future = record.future
+        try:
+            if state is TaskState.DONE:
+                future.set_result(value)
+            elif state is TaskState.FAILED:
+                future.set_exception(error)
+            elif not future.cancelled():
+                Future.cancel(future)  # the base method: the runtime is the one cancelling
+        except InvalidStateError:
+            pass  # the user cancelled it at the same moment
+        record.payload = None
+        dependents, record.dependents = record.dependents, []
+        for dependent in dependents:
+            if dependent.state.finished:
+                continue
+            if state is TaskState.DONE:
+                dependent.waiting_on -= 1
+                if dependent.waiting_on == 0:
+                    self._make_ready(dependent)
+            else:
+                self._fail_dependency(dependent, record)
+
+    def _fail_dependency(self, record: TaskRecord, dep: TaskRecord) -> None:
+        self._finish(record, TaskState.FAILED, DependencyFailed(
+            f"Task {record.id} did not run: task {dep.id}, which it depends on, ended {dep.state.value}."))
+
+    def _set_state(self, record: TaskRecord, state: TaskState) -> None:
+        record.state = state
+        for listener in self._listeners:
+            listener(record, state)
+
+    def _teardown(self) -> None:
+        try:
+            self.engine.shutdown()
+        finally:
+            for record in self._records.values():
+                if not record.state.finished:
+                    record.state = TaskState.CANCELLED
+                    if not record.future.done():
+                        Future.cancel(record.future)
+
+
+def _task_id(task: TaskFuture | int) -> int:
+    return task.task_id if isinstance(task, TaskFuture) else int(task)
+
+
+def _tail(path: Path, size: int = 2000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return "(no output)"
+
+
+def _shutdown_at_exit(ref: weakref.ref) -> None:
+    runtime = ref()
+    if runtime is not None:
+        runtime.shutdown(wait=False)

@@ -1,0 +1,225 @@
+"""Task descriptions (what to run and what it needs) and the task state machine.
+
+Descriptions are validated when built and again at submit against the allocation, so a bad
+one fails with a `TaskSpecError` naming the field, the value and the limit, and nothing is
+queued. Construction is the hot path of submission, so it is plain ``__slots__`` classes
+with explicit checks rather than a validation framework.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import TaskSpecError
+
+
+class TaskState(str, enum.Enum):
+    """new → waiting → placed → running → done | failed | cancelled; running ⇄ paused."""
+
+    NEW = "new"
+    WAITING = "waiting"
+    PLACED = "placed"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED})
+
+_COMMON = ("memory_mb", "priority", "timeout", "retries", "pool", "tags", "after", "name")
+FUNCTION_FIELDS = ("fn", "args", "kwargs", "cores", "gpus", *_COMMON)
+EXECUTABLE_FIELDS = ("argv", "env", "cwd", "pre", "post", "ranks", "cores_per_rank", "gpus_per_rank",
+                     "nodes", "launcher", *_COMMON)
+LAUNCHERS = ("none", "mpirun", "srun")
+
+
+def reject_unknown(kind: str, unknown: Mapping[str, Any], known: Sequence[str]) -> None:
+    """Raise a `TaskSpecError` naming the first unknown field, with a close known one if any."""
+    if not unknown:
+        return
+    name = next(iter(unknown))
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise TaskSpecError(name, unknown[name],
+                        f"{kind} has no field '{name}'.{hint} Known fields: {', '.join(known)}.")
+
+
+def _int_at_least(field: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TaskSpecError(field, value, f"must be an integer >= {low}.", limit=low)
+    if value < low:
+        raise TaskSpecError(field, value, f"must be at least {low}.", limit=low)
+    return value
+
+
+class TaskSpec:
+    """What every task takes besides what it runs: resources beyond cores, and policy."""
+
+    __slots__ = ("memory_mb", "priority", "timeout", "retries", "pool", "tags", "after", "name")
+
+    def _common(self, memory_mb: int, priority: int, timeout: float | None, retries: int, pool: str,
+                tags: Iterable[str], after: Iterable[Any], name: str | None) -> None:
+        self.memory_mb = _int_at_least("memory_mb", memory_mb, 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TaskSpecError("priority", priority, "must be an integer (higher runs first).")
+        self.priority = priority
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+                raise TaskSpecError("timeout", timeout, "must be a positive number of seconds, or None.", limit=0)
+        self.timeout = timeout
+        self.retries = _int_at_least("retries", retries, 0)
+        if not isinstance(pool, str) or not pool:
+            raise TaskSpecError("pool", pool, "must be a non-empty string naming a resource pool.")
+        self.pool = pool
+        self.tags = tuple(tags) if tags else ()
+        if any(not isinstance(t, str) for t in self.tags):
+            raise TaskSpecError("tags", tags, "must be strings.")
+        self.after = tuple(after) if after else ()
+        self.name = name
+
+    # resources in the scheduler's terms (overridden by Executable)
+    ranks = 1
+    nodes: int | None = None
+
+    @property
+    def cores_per_rank(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def gpus_per_rank(self) -> int:
+        raise NotImplementedError
+
+
+class Function(TaskSpec):
+    """A Python call run in a warm worker process: ``fn(*args, **kwargs)``.
+
+    ``fn`` may be any picklable callable, closures and lambdas included (cloudpickle).
+    Futures among ``args``/``kwargs`` (or in ``after``) hold the task until they are done,
+    and their values are passed in.
+    """
+
+    __slots__ = ("fn", "args", "kwargs", "cores", "gpus")
+
+    def __init__(self, fn: Callable[..., Any], args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                 *, cores: int = 1, gpus: int = 0, memory_mb: int = 0, priority: int = 0,
+                 timeout: float | None = None, retries: int = 0, pool: str = "default",
+                 tags: Iterable[str] = (), after: Iterable[Any] = (), name: str | None = None,
+                 **unknown: Any) -> None:
+        reject_unknown("A Function task", unknown, FUNCTION_FIELDS)
+        if not callable(fn):
+            raise TaskSpecError("fn", fn, "is not callable; pass a function, lambda or callable object.")
+        self.fn = fn
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs) if kwargs else {}
+        self.cores = _int_at_least("cores", cores, 1)
+        self.gpus = _int_at_least("gpus", gpus, 0)
+        self._common(memory_mb, priority, timeout, retries, pool, tags, after, name)
+
+    @property
+    def cores_per_rank(self) -> int:
+        return self.cores
+
+    @property
+    def gpus_per_rank(self) -> int:
+        return self.gpus
+
+    def label(self) -> str:
+        return self.name or getattr(self.fn, "__qualname__", None) or type(self.fn).__name__
+
+    def __repr__(self) -> str:
+        return f"Function({self.label()}, cores={self.cores}, gpus={self.gpus}, pool={self.pool!r})"
+
+
+class Executable(TaskSpec):
+    """A program run as a subprocess, or through ``mpirun``/``srun`` when it has ranks.
+
+    stdout and stderr go to files in the run directory. ``pre`` and ``post`` are shell
+    commands run before and after it on the same resources; a failing one fails the task.
+    """
+
+    __slots__ = ("argv", "env", "cwd", "pre", "post", "_ranks", "_cores_per_rank", "_gpus_per_rank",
+                 "_nodes", "launcher")
+
+    def __init__(self, argv: Sequence[str] | str, *, env: Mapping[str, str] | None = None,
+                 cwd: str | os.PathLike[str] | None = None, pre: Sequence[str] = (), post: Sequence[str] = (),
+                 ranks: int = 1, cores_per_rank: int = 1, gpus_per_rank: int = 0, nodes: int | None = None,
+                 launcher: str | None = None, memory_mb: int = 0, priority: int = 0,
+                 timeout: float | None = None, retries: int = 0, pool: str = "default",
+                 tags: Iterable[str] = (), after: Iterable[Any] = (), name: str | None = None,
+                 **unknown: Any) -> None:
+        reject_unknown("An Executable task", unknown, EXECUTABLE_FIELDS)
+        if isinstance(argv, str):
+            argv = [argv]
+        argv = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in argv]
+        if not argv or any(not isinstance(a, str) for a in argv):
+            raise TaskSpecError("argv", argv, "must be a non-empty list of strings (the program and its arguments).")
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        if self.cwd is not None and not os.path.isdir(self.cwd):
+            raise TaskSpecError("cwd", self.cwd, "is not an existing directory.")
+        program = argv[0]
+        if os.sep in program:
+            path = program if os.path.isabs(program) or self.cwd is None else os.path.join(self.cwd, program)
+            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+                raise TaskSpecError("argv", program, "is not an executable file; check the path and its x bit.")
+        elif shutil.which(program) is None:
+            raise TaskSpecError("argv", program, "was not found on PATH; install it or give its full path.")
+        self.argv = list(argv)
+        if env is not None and any(not isinstance(k, str) or not isinstance(v, str) for k, v in env.items()):
+            raise TaskSpecError("env", env, "must map strings to strings.")
+        self.env = dict(env) if env else {}
+        for field, cmds in (("pre", pre), ("post", post)):
+            if isinstance(cmds, str) or any(not isinstance(c, str) for c in cmds):
+                raise TaskSpecError(field, cmds, "must be a list of shell command strings.")
+        self.pre, self.post = list(pre), list(post)
+        self._ranks = _int_at_least("ranks", ranks, 1)
+        self._cores_per_rank = _int_at_least("cores_per_rank", cores_per_rank, 1)
+        self._gpus_per_rank = _int_at_least("gpus_per_rank", gpus_per_rank, 0)
+        self._nodes = None if nodes is None else _int_at_least("nodes", nodes, 1)
+        if self._nodes is not None and self._nodes > self._ranks:
+            raise TaskSpecError("nodes", nodes, f"is more than ranks={ranks}; every node needs a rank.",
+                                limit=self._ranks)
+        if launcher is None:
+            launcher = "mpirun" if (self._ranks > 1 or self._nodes) else "none"
+        if launcher not in LAUNCHERS:
+            raise TaskSpecError("launcher", launcher, f"must be one of {', '.join(LAUNCHERS)}.")
+        if launcher == "none" and self._ranks > 1:
+            raise TaskSpecError("launcher", launcher, f"cannot start ranks={ranks}; use 'mpirun' or 'srun'.")
+        if launcher != "none" and shutil.which(launcher) is None:
+            raise TaskSpecError("launcher", launcher, "was not found on PATH; install OpenMPI/SLURM or use "
+                                "launcher='none'.")
+        self.launcher = launcher
+        self._common(memory_mb, priority, timeout, retries, pool, tags, after, name)
+
+    @property
+    def ranks(self) -> int:  # type: ignore[override]
+        return self._ranks
+
+    @property
+    def nodes(self) -> int | None:  # type: ignore[override]
+        return self._nodes
+
+    @property
+    def cores_per_rank(self) -> int:
+        return self._cores_per_rank
+
+    @property
+    def gpus_per_rank(self) -> int:
+        return self._gpus_per_rank
+
+    def label(self) -> str:
+        return self.name or os.path.basename(self.argv[0])
+
+    def __repr__(self) -> str:
+        return (f"Executable({self.argv!r}, ranks={self._ranks}, cores_per_rank={self._cores_per_rank}, "
+                f"gpus_per_rank={self._gpus_per_rank}, pool={self.pool!r})")

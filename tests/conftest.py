@@ -1,0 +1,50 @@
+"""Shared fixtures: runtimes are always shut down, and the test fails if a process is left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from steerflow import Allocation, Runtime
+from steerflow.proctree import descendants
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll a condition with a bound (tests never sleep to 'wait for' something)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture
+def make_runtime(tmp_path) -> Iterator[Callable[..., Runtime]]:
+    created: list[Runtime] = []
+
+    def make(**kwargs) -> Runtime:
+        kwargs.setdefault("run_dir", tmp_path / f"run{len(created)}")
+        rt = Runtime(**kwargs)
+        created.append(rt)
+        return rt
+
+    before = set(descendants(os.getpid()))
+    yield make
+    for rt in created:
+        rt.shutdown(wait=False)
+    # shutdown leaves no process behind
+    assert wait_until(lambda: not (set(descendants(os.getpid())) - before), timeout=5), \
+        f"processes left behind: {set(descendants(os.getpid())) - before}"
+
+
+@pytest.fixture
+def runtime(make_runtime) -> Runtime:
+    return make_runtime(allocation=Allocation.declare(nodes=1, cores=2))
+
+
+needs_mpirun = pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun (openmpi-bin) is not installed")
