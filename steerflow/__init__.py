@@ -21,13 +21,20 @@ _EXPORTS = {
     "SteerflowError": "errors", "TaskSpecError": "errors", "TaskFailed": "errors", "TaskTimeout": "errors",
     "WorkerLost": "errors", "DependencyFailed": "errors", "AllocationError": "errors",
     "RuntimeClosed": "errors",
+    "Preempted": "errors", "CampaignLocked": "errors", "SpecError": "errors",
+    "Campaign": "campaign", "task": "campaign", "AgentError": "campaign",
+    "Agent": "agents", "Context": "agents", "Result": "agents", "SteeringError": "agents",
+    "on_result": "agents", "on_timer": "agents", "on_event": "agents", "on_start": "agents", "on_end": "agents",
     "as_completed": "concurrent.futures", "wait": "concurrent.futures",
 }
+_MODULES = {"stop", "checkpoint", "engines"}
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "stop", "checkpoint", "engines"])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"steerflow.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'steerflow' has no attribute {name!r}")
@@ -40,9 +47,12 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from concurrent.futures import as_completed, wait
 
+    from . import checkpoint, engines, stop
+    from .agents import Agent, Context, Result, SteeringError, on_end, on_event, on_result, on_start, on_timer
+    from .campaign import AgentError, Campaign, task
     from .engines.local import LocalEngine
-    from .errors import (AllocationError, DependencyFailed, RuntimeClosed, SteerflowError, TaskFailed,
-                         TaskSpecError, TaskTimeout, WorkerLost)
+    from .errors import (AllocationError, CampaignLocked, DependencyFailed, Preempted, RuntimeClosed, SpecError,
+                         SteerflowError, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost)
     from .futures import ExecResult, TaskFuture
     from .resources import Allocation, Node
     from .runtime import Runtime, TaskRecord

@@ -49,3 +49,21 @@ class DependencyFailed(TaskFailed):
 
 class RuntimeClosed(SteerflowError, RuntimeError):
     """The runtime was shut down; nothing more can be submitted to it."""
+
+
+class Preempted(BaseException):
+    """Raised inside a running function task when the campaign preempts it.
+
+    Catch it to save a checkpoint (`steerflow.checkpoint.save`), then let it propagate: the
+    task's resources are released and it is run again later, where `checkpoint.load()`
+    returns what was saved. It derives from BaseException so ``except Exception`` in task
+    code does not swallow it.
+    """
+
+
+class CampaignLocked(SteerflowError):
+    """Another driver holds this campaign directory."""
+
+
+class SpecError(SteerflowError, ValueError):
+    """A YAML campaign spec is invalid; the message names the line and the field."""

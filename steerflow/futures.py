@@ -21,14 +21,14 @@ T = TypeVar("T")
 class TaskFuture(Future[T]):
     """The eventual value of one task. ``task_id`` identifies it in the runtime and the journal."""
 
-    def __init__(self, runtime: Runtime, task_id: int) -> None:
+    def __init__(self, runtime: Runtime | None, task_id: int) -> None:
         super().__init__()
         self._runtime = runtime
         self.task_id = task_id
 
     def cancel(self) -> bool:
         """Cancel the task, killing it if it runs. False only if it had already finished."""
-        if self.done():
+        if self.done() or self._runtime is None:
             return False
         self._runtime._post(("cancel", self.task_id))
         return super().cancel()
@@ -38,7 +38,14 @@ class TaskFuture(Future[T]):
 
     @property
     def state(self) -> TaskState:
-        return self._runtime._records[self.task_id].state
+        record = self._runtime._records.get(self.task_id) if self._runtime is not None else None
+        if record is not None:
+            return record.state
+        from .task import TaskState  # a future resolved from the journal on resume
+
+        if self.cancelled():
+            return TaskState.CANCELLED
+        return TaskState.FAILED if self.done() and self.exception() is not None else TaskState.DONE
 
     def __repr__(self) -> str:
         return f"<TaskFuture task={self.task_id} {self._state.lower()}>"

@@ -52,7 +52,8 @@ class TaskRecord:
     """The runtime's view of one task; read by listeners (journal, campaign, status)."""
 
     __slots__ = ("id", "spec", "state", "future", "request", "payload", "deps", "waiting_on", "dependents",
-                 "placement", "attempts", "lost", "kill_reason", "submitted", "started", "ended", "__weakref__")
+                 "placement", "attempts", "lost", "kill_reason", "submitted", "started", "ended", "result_blob",
+                 "__weakref__")
 
     def __init__(self, task_id: int, spec: TaskSpec, future: TaskFuture, request: Request) -> None:
         self.id = task_id
@@ -71,6 +72,7 @@ class TaskRecord:
         self.submitted = time.time()
         self.started = 0.0
         self.ended = 0.0
+        self.result_blob: bytes | None = None  # the pickled value as it came back (the journal reuses it)
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.spec!r} {self.state.value}>"
@@ -122,8 +124,17 @@ class Runtime:
             spec = task
         else:
             spec = Function(task, args, kwargs)
+        return self.submit_spec(spec)
+
+    def submit_spec(self, spec: TaskSpec, task_id: int | None = None) -> TaskFuture:
+        """Queue a task description under an id of the caller's choosing (the campaign's stable keys)."""
+        if self._closing:
+            raise RuntimeClosed("This runtime has been shut down; create a new one to submit more tasks.")
         self._check_fits(spec)
-        task_id = next(self._ids)
+        if task_id is None:
+            task_id = next(self._ids)
+        elif task_id in self._records:
+            raise ValueError(f"Task id {task_id} is already in use in this runtime.")
         future: TaskFuture = TaskFuture(self, task_id)
         request = Request(task_id, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank,
                           -(-spec.memory_mb // spec.ranks), spec.nodes, spec.priority, spec.pool)
@@ -156,6 +167,16 @@ class Runtime:
     def resume(self, task: TaskFuture | int) -> None:
         """Continue a suspended task."""
         self._post(("resume", _task_id(task)))
+
+    def preempt(self, task: TaskFuture | int, grace: float = 10.0, args: tuple | None = None,
+                kwargs: dict | None = None, argv: list[str] | None = None) -> None:
+        """Release a running task's resources and run it again later, from its checkpoint.
+
+        A function gets `Preempted` raised inside it (catch it to `checkpoint.save`), a program
+        gets SIGTERM; after ``grace`` seconds it is killed. New ``args``/``kwargs`` (functions)
+        or ``argv`` (programs) give the restart a new starting point.
+        """
+        self._post(("preempt", _task_id(task), grace, args, kwargs, argv))
 
     def set_quota(self, pool: str, cores: int | None = None, gpus: int | None = None) -> None:
         """Cap what a pool may hold at once (None: no cap); takes effect for the next placements."""
@@ -283,6 +304,8 @@ class Runtime:
             elif op == "resume" and record.state is TaskState.PAUSED:
                 self.engine.resume(record.id)
                 self._set_state(record, TaskState.RUNNING)
+        elif op == "preempt":
+            self._preempt(self._records[message[1]], *message[2:])
         elif op == "quota":
             self._scheduler.set_quota(message[1], message[2], message[3])
         elif op == "listen":
@@ -358,6 +381,11 @@ class Runtime:
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
             attempt.outcome = "cancelled"
             return
+        if record.kill_reason == "preempt" and kind != "ok" and not (kind == "exit" and event.code == 0):
+            attempt.outcome = "preempted"
+            self._set_state(record, TaskState.WAITING)
+            self._scheduler.submit(record.request)
+            return
         if kind == "ok":
             attempt.outcome = "done"
             try:
@@ -365,6 +393,7 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001
                 self._retry_or_fail(record, TaskFailed(f"Task {record.id}'s result could not be unpickled: {exc}"))
                 return
+            record.result_blob = event.value
             self._finish(record, TaskState.DONE, value=value)
         elif kind == "exit":
             spec = record.spec
@@ -391,10 +420,6 @@ class Runtime:
             if reason == "timeout":
                 self._retry_or_fail(record, TaskTimeout(
                     f"Task {record.id} ran past its timeout of {record.spec.timeout} s and was killed."))
-            elif reason == "preempt":
-                attempt.outcome = "preempted"
-                self._set_state(record, TaskState.WAITING)
-                self._scheduler.submit(record.request)
             else:
                 record.lost += 1
                 error = WorkerLost(f"Task {record.id} was lost: {event.text}.")
@@ -422,8 +447,27 @@ class Runtime:
             record = self._records[task_id]
             if record.attempts[-1].number == attempt and record.placement is not None \
                     and not record.state.finished:
-                record.kill_reason = "timeout"
+                if record.kill_reason != "preempt":  # a preempted task past its grace is killed, still preempted
+                    record.kill_reason = "timeout"
                 self.engine.kill(task_id)
+
+    def _preempt(self, record: TaskRecord, grace: float, args: tuple | None, kwargs: dict | None,
+                 argv: list[str] | None) -> None:
+        if record.state.finished:
+            return
+        spec = record.spec
+        if isinstance(spec, Function) and (args is not None or kwargs is not None):
+            spec.args = tuple(args) if args is not None else spec.args
+            spec.kwargs = dict(kwargs) if kwargs is not None else spec.kwargs
+            record.payload = self._encode_args(spec, spec.args, spec.kwargs)
+        elif isinstance(spec, Executable) and argv is not None:
+            spec.argv = list(argv)
+        if record.state in (TaskState.RUNNING, TaskState.PAUSED):
+            record.kill_reason = "preempt"
+            if record.state is TaskState.PAUSED:
+                self.engine.resume(record.id)
+            self.engine.preempt(record.id)
+            heapq.heappush(self._deadlines, (time.monotonic() + grace, record.id, record.attempts[-1].number))
 
     def _cancel(self, record: TaskRecord, why: str) -> None:
         state = record.state
@@ -441,7 +485,6 @@ class Runtime:
     def _finish(self, record: TaskRecord, state: TaskState, error: BaseException | None = None,
                 value: Any = None) -> None:
         record.ended = time.time()
-        self._set_state(record, state)
         self._active -= 1
         future = record.future
         try:
@@ -453,6 +496,7 @@ class Runtime:
                 Future.cancel(future)  # the base method: the runtime is the one cancelling
         except InvalidStateError:
             pass  # the user cancelled it at the same moment
+        self._set_state(record, state)  # after the future: listeners may read its outcome
         record.payload = None
         dependents, record.dependents = record.dependents, []
         for dependent in dependents:

@@ -136,6 +136,7 @@ class LocalEngine:
         env = dict(binding)
         cpus = env.pop("_cpus")
         env["STEERFLOW_TASK_ID"] = str(launch.task_id)
+        env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
@@ -165,6 +166,7 @@ class LocalEngine:
         env.update(spec.env)
         env.update(launchers.binding_env(self._allocation, launch.task_id, launch.placement))
         env.update(extra)
+        env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
         out_dir = self._run_dir / "tasks"
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = out_dir / f"{launch.task_id}.{launch.attempt}"
@@ -196,6 +198,22 @@ class LocalEngine:
         pid = self._pid_of(task_id)
         if pid is not None:
             proctree.signal_tree(pid, signal.SIGKILL)
+
+    def preempt(self, task_id: int) -> None:
+        """Ask a task to checkpoint and stop: SIGUSR1 raises `Preempted` in a function, SIGTERM ends a program."""
+        worker = self._busy.get(task_id)
+        if worker is not None:
+            try:
+                os.kill(worker.proc.pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+            return
+        child = self._children.get(task_id)
+        if child is not None:
+            proctree.signal_tree(child.proc.pid, signal.SIGTERM)
+
+    def _checkpoint_path(self, task_id: int) -> str:
+        return str(self._run_dir / "checkpoints" / f"{task_id}.ckpt")
 
     def suspend(self, task_id: int) -> None:
         pid = self._pid_of(task_id)

@@ -52,10 +52,20 @@ def write_all(fd: int, data: bytes) -> None:
 
 def main(rfd: int, wfd: int) -> None:
     import pickle
+    import signal
 
     from steerflow import serialize
+    from steerflow.errors import Preempted
 
     set_parent_death_signal()
+    running = [False]
+
+    def preempt(signum: int, frame: object) -> None:
+        if running[0]:
+            running[0] = False
+            raise Preempted("The campaign preempted this task; it will run again later.")
+
+    signal.signal(signal.SIGUSR1, preempt)
     functions: dict[int, Any] = {}
     current_cpus: tuple[int, ...] | None = None
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
@@ -77,7 +87,11 @@ def main(rfd: int, wfd: int) -> None:
                 current_cpus = cpus
             os.environ.update(env)
             args, kwargs = serialize.loads(payload)
-            value = fn(*args, **kwargs)
+            running[0] = True
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                running[0] = False
             reply = (task_id, True, serialize.dumps(value), "")
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises (sys.exit too) goes back
             tb = traceback.format_exc()

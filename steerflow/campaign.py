@@ -1,0 +1,591 @@
+"""A campaign: tasks whose next steps are decided by what came back, journaled so nothing is lost.
+
+Three threads, each owning its own state:
+- the runtime's loop thread places and runs tasks, and refills freed slots at once;
+- the steering thread delivers events (results, timers, named events) to the agents, one at
+  a time, in journal order;
+- the journal's writer thread commits batches to SQLite.
+
+Resume is replay: the script runs again, its submissions get the same keys (1, 2, 3 … in
+submission order), a key whose result is in the journal resolves from it instead of running,
+and the journaled steering events are delivered again in their original order, so agents
+rebuild their state by doing what they did before. Agents must therefore be deterministic
+functions of the events they see (seed your random generators). A task that finished but
+whose result was not yet committed when the driver died runs again (at-least-once for that
+window, which the batch interval bounds to a few milliseconds).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pickle
+import queue
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from . import journal as journal_mod
+from . import serialize
+from .agents import Context, Handler, Result, SteeringError, handlers_of
+from .engines.base import Engine
+from .errors import CampaignLocked, TaskFailed
+from .futures import TaskFuture
+from .resources import Allocation
+from .runtime import Runtime, TaskRecord
+from .stop import Condition
+from .task import Executable, Function, TaskSpec, TaskState
+
+OPTIONS_ATTR = "_steerflow_options"
+
+
+class AgentError(RuntimeError):
+    """An agent's handler raised; the campaign stopped cleanly and can be resumed once it is fixed."""
+
+
+def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Attach default task options (pool, cores, gpus, timeout …) to a function; it stays callable locally."""
+    Function(print, **options)  # validate the options now, with the usual messages
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(fn, OPTIONS_ATTR, dict(options))
+        return fn
+
+    return mark
+
+
+class Campaign:
+    """Tasks, agents, an allocation, an engine and a journal in one directory.
+
+    ``resume``: None (default) resumes when the environment says so (``steerflow resume`` sets
+    ``STEERFLOW_RESUME=1``) and refuses to overwrite an existing journal otherwise; True resumes
+    if a journal exists; False starts fresh and requires an empty directory.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], allocation: Allocation | None = None,
+                 engine: Engine | None = None, pools: dict[str, Any] | None = None,
+                 resume: bool | None = None, progress: bool | None = None, lost_retries: int = 2,
+                 on_agent_error: str = "stop") -> None:
+        self.directory = Path(directory).resolve()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+        self._lock_fd = _lock(self.directory)
+        exists = (self.directory / "journal.db").exists()
+        if resume is None:
+            resume = os.environ.get("STEERFLOW_RESUME") == "1"
+            if exists and not resume:
+                _unlock(self._lock_fd)
+                raise CampaignLocked(f"{self.directory} already holds a campaign journal. Resume it with "
+                                     "Campaign(..., resume=True) or `steerflow resume DIR`, or use a new directory.")
+        if on_agent_error not in ("stop", "log"):
+            raise ValueError("on_agent_error must be 'stop' or 'log'.")
+        self.on_agent_error = on_agent_error
+        self.resumed = bool(resume and exists)
+        self.journal = journal_mod.Journal(self.directory)
+        self._stored: dict[int, journal_mod.StoredResult] = {}
+        self._known: dict[int, str] = {}
+        self._replay_log: list[tuple] = []
+        if self.resumed:
+            conn = journal_mod.connect(self.journal.path, readonly=True)
+            try:
+                self._stored = journal_mod.read_results(conn)
+                self._known = journal_mod.read_known_tasks(conn)
+                self._replay_log = list(journal_mod.read_steering(conn))
+            finally:
+                conn.close()
+        self._seq = (self._replay_log[-1][0] if self._replay_log else 0)
+        self._replayed_keys = {row[2] for row in self._replay_log if row[1] == "result"}
+        quotas = {name: _quota(name, value) for name, value in (pools or {}).items()}
+        self.allocation = allocation or Allocation.auto()
+        self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
+                                lost_retries=lost_retries)
+        self.journal.put("meta", "script", json.dumps(os.path.abspath(sys.argv[0]) if sys.argv[0] else ""))
+        self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
+        self._run_id = self.journal.start_run(self.allocation.total_cores, self.allocation.total_gpus)
+        self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._handlers: list[Handler] = []
+        self._futures: dict[int, TaskFuture] = {}
+        self._specs: dict[int, TaskSpec] = {}
+        self._delivered: set[int] = set()
+        self._next_key = 1
+        self._active = 0  # submitted, result not yet delivered
+        self._results_seen = 0
+        self._waiting_by_pool: dict[str, int] = {}
+        self._waiting_keys: set[int] = set()
+        self._pending_emits: list[tuple[str, Any]] = []
+        self._replaying = False
+        self._stop_reason: str | None = None
+        self._agent_error: BaseException | None = None
+        self._started_at = 0.0
+        self._lock = threading.Lock()  # guards key allocation (script thread vs steering thread)
+        self.ctx = Context(self)
+        self.progress = sys.stdout.isatty() if progress is None else progress
+        self._runtime.add_listener(self._on_state)
+        self._closed = False
+
+    # ---- describing work -----------------------------------------------------------------
+    def function(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Decorator: default task options for a function (``@camp.function(pool="simulate", cores=1)``)."""
+        if fn is not None:
+            return task(**options)(fn)
+        return task(**options)
+
+    def submit(self, task: TaskSpec | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Submit a task: a `Function`/`Executable` description, or a callable with its arguments.
+
+        Returns a future. On resume, a task whose result the journal holds is not run again:
+        its future is already resolved.
+        """
+        if isinstance(task, TaskSpec):
+            if args or kwargs:
+                raise TypeError("Give arguments inside the Function(...) description, not to submit().")
+            spec = task
+        else:
+            spec = Function(task, args, kwargs, **getattr(task, OPTIONS_ATTR, {}))
+        with self._lock:
+            key = self._next_key
+            self._next_key += 1
+            stored = self._stored.get(key)
+            fingerprint = _fingerprint(spec)
+            if stored is not None and self._known.get(key) != fingerprint:
+                warnings.warn(f"Task {key} was {self._known.get(key)!r} in the journal but is {fingerprint!r} now: "
+                              "the campaign is not deterministic; running it again.", stacklevel=2)
+                stored = None
+            self._specs[key] = spec
+            self._active += 1
+            if stored is not None:
+                future = self._resolved_future(key, stored)
+            else:
+                if key not in self._known:
+                    self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
+                                     ",".join(spec.tags), spec.priority, fingerprint, time.time(),
+                                     _spec_blob(spec))
+                future = self._runtime.submit_spec(spec, task_id=key)
+            self._futures[key] = future
+        return future
+
+    def _resolved_future(self, key: int, stored: journal_mod.StoredResult) -> TaskFuture:
+        future: TaskFuture = TaskFuture(None, key)
+        try:
+            value = stored.load()
+        except Exception as exc:  # noqa: BLE001
+            value = TaskFailed(f"Task {key}'s stored result could not be read: {exc}")
+            stored.ok = False
+        if stored.ok:
+            future.set_result(value)
+        elif isinstance(value, BaseException):
+            future.set_exception(value)
+        else:
+            future.set_exception(TaskFailed(stored.error or f"Task {key} failed."))
+        if key not in self._replayed_keys:
+            self._events.put(("result", key))  # finished before the crash but never delivered
+        return future
+
+    def cancel(self, task: TaskFuture | int) -> bool:
+        key = self._key(task)
+        future = self._futures[key]
+        return future.cancel()
+
+    def set_quota(self, pool: str, cores: int | None = None, gpus: int | None = None) -> None:
+        for name, value in (("cores", cores), ("gpus", gpus)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise SteeringError(f"set_quota({pool!r}, {name}={value!r}): a quota is an integer >= 0 or None.")
+        self._runtime.set_quota(pool, cores, gpus)
+        self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())
+
+    def free_slots(self, pool: str = "default", cores: int = 1, gpus: int = 0) -> int:
+        answer: list[int] = []
+        done = threading.Event()
+
+        def ask() -> None:  # the scheduler belongs to the runtime's thread: ask there
+            answer.append(self._runtime.scheduler.free_slots(pool, cores, gpus))
+            done.set()
+
+        self._runtime.call_soon(ask)
+        done.wait(10)
+        return max(0, (answer[0] if answer else 0) - self._waiting_by_pool.get(pool, 0))
+
+    # ---- agents ------------------------------------------------------------------------
+    def add_agent(self, agent: Any) -> Any:
+        """Register an agent object (methods decorated with on_result/on_timer/…) or a decorated function."""
+        handlers = handlers_of(agent)
+        if not handlers:
+            raise SteeringError(f"{agent!r} declares no handlers; decorate its methods with steerflow.on_result, "
+                                "on_timer, on_event, on_start or on_end.")
+        self._handlers.extend(handlers)
+        return agent
+
+    def _decorator(self, maker: Callable[..., Callable]) -> Callable[..., Callable]:
+        def register(*args: Any, **kwargs: Any) -> Callable:
+            def wrap(fn: Callable) -> Callable:
+                maker(*args, **kwargs)(fn)
+                self._handlers.append(handlers_of(fn)[-1])
+                return fn
+            return wrap
+        return register
+
+    def on_result(self, pool: str | None = None, tag: str | None = None, every: int = 1) -> Callable:
+        from .agents import on_result
+        return self._decorator(on_result)(pool=pool, tag=tag, every=every)
+
+    def on_timer(self, seconds: float) -> Callable:
+        from .agents import on_timer
+        return self._decorator(on_timer)(seconds)
+
+    def on_event(self, name: str) -> Callable:
+        from .agents import on_event
+        return self._decorator(on_event)(name)
+
+    def on_start(self, fn: Callable) -> Callable:
+        from .agents import on_start
+        on_start(fn)
+        self._handlers.append(handlers_of(fn)[-1])
+        return fn
+
+    def on_end(self, fn: Callable) -> Callable:
+        from .agents import on_end
+        on_end(fn)
+        self._handlers.append(handlers_of(fn)[-1])
+        return fn
+
+    # ---- running -----------------------------------------------------------------------
+    def run(self, stop: Condition | None = None, drain: bool = False) -> dict[str, Any]:
+        """Deliver events to the agents until the stop condition, an agent's ``ctx.stop()``, or idleness.
+
+        The campaign is idle when no task is queued or running and no event is pending, unless a
+        timer agent exists (it may still submit work). At the end, running tasks are cancelled
+        unless ``drain`` is true. Returns a summary; raises `AgentError` if a handler failed.
+        """
+        self._started_at = time.time()
+        display = None
+        if self.progress:
+            from .progress import ProgressDisplay
+            display = ProgressDisplay(self)
+            display.start()
+        try:
+            self._steer(stop, display)
+        finally:
+            if display is not None:
+                display.stop()
+            self._close(drain)
+        if self._agent_error is not None:
+            raise AgentError(str(self._agent_error)) from self._agent_error
+        return self.summary()
+
+    def _steer(self, stop: Condition | None, display: Any) -> None:
+        now = time.monotonic()
+        for handler in self._handlers:
+            handler.next_due = now + handler.seconds
+        self._replay()
+        if not any(kind == "start" for _, kind, *_ in self._replay_log):
+            self._deliver(("start",))
+        has_timers = any(h.kind == "timer" for h in self._handlers)
+        next_control = 0.0
+        while self._stop_reason is None:
+            if stop is not None and stop.met(self.ctx):
+                self._stop_reason = "stop condition met"
+                break
+            if self._active == 0 and self._events.empty() and not has_timers:
+                self._stop_reason = "idle: every task has finished"
+                break
+            now = time.monotonic()
+            wake = min([h.next_due for h in self._handlers if h.kind == "timer"] + [now + 0.25])
+            try:
+                item = self._events.get(timeout=max(0.0, wake - now))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                self._deliver(item)
+            now = time.monotonic()
+            for handler in self._handlers:
+                if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
+                    handler.next_due = now + handler.seconds
+                    self._deliver(("timer", handler.label))
+            if now >= next_control:
+                next_control = now + 0.25
+                self._poll_control()
+                if display is not None:
+                    display.update()
+
+    def _replay(self) -> None:
+        if not self._replay_log:
+            return
+        self._replaying = True
+        try:
+            for _, kind, key, name, payload in self._replay_log:
+                if self._stop_reason is not None:
+                    break
+                if kind == "result":
+                    if key not in self._futures:
+                        warnings.warn(f"The journal delivered task {key}'s result, but this run has not submitted "
+                                      "it at that point: the campaign is not deterministic.", stacklevel=1)
+                        continue
+                    self._deliver(("result", key), log=False)
+                elif kind == "event":
+                    for i, (pending, _) in enumerate(self._pending_emits):
+                        if pending == name:
+                            del self._pending_emits[i]
+                            break
+                    self._deliver(("event", name, pickle.loads(payload) if payload else None), log=False)
+                elif kind in ("timer", "start"):
+                    self._deliver((kind, name), log=False)
+                elif kind == "quota":
+                    self._runtime.set_quota(name, *pickle.loads(payload))
+        finally:
+            self._replaying = False
+        for name, payload in self._pending_emits:  # raised before the crash, never delivered
+            self._events.put(("event", name, payload))
+        self._pending_emits.clear()
+
+    def _deliver(self, item: tuple, log: bool = True) -> None:
+        kind = item[0]
+        if kind == "result":
+            key = item[1]
+            if key in self._delivered:
+                return
+            self._delivered.add(key)
+            result = self._result(key)
+            if log:
+                self.journal.put("steer", self._next_seq(), "result", key, None, None, time.time())
+            self._active -= 1
+            self._results_seen += 1
+            for handler in self._handlers:
+                if handler.kind == "result" and handler.matches(result):
+                    if handler.every == 1:
+                        self._call(handler, result, self.ctx)
+                    else:
+                        handler.buffer.append(result)
+                        if len(handler.buffer) >= handler.every:
+                            batch, handler.buffer = handler.buffer, []
+                            self._call(handler, batch, self.ctx)
+        elif kind == "event":
+            _, name, payload = item
+            if log:
+                self.journal.put("steer", self._next_seq(), "event", None, name, _pickle_or_none(payload), time.time())
+            for handler in self._handlers:
+                if handler.kind == "event" and handler.name == name:
+                    self._call(handler, payload, self.ctx)
+        elif kind == "timer":
+            if log:
+                self.journal.put("steer", self._next_seq(), "timer", None, item[1], None, time.time())
+            for handler in self._handlers:
+                if handler.kind == "timer" and handler.label == item[1]:
+                    self._call(handler, self.ctx)
+        elif kind == "start":
+            if log:
+                self.journal.put("steer", self._next_seq(), "start", None, None, None, time.time())
+            for handler in self._handlers:
+                if handler.kind == "start":
+                    self._call(handler, self.ctx)
+
+    def _call(self, handler: Handler, *args: Any) -> None:
+        try:
+            handler.fn(*args)
+        except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
+            message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
+            self.journal.put("meta", f"agent_error_{self._next_seq()}", json.dumps(message))
+            if self.on_agent_error == "stop":
+                self._agent_error = exc
+                self._request_stop(message)
+            else:
+                print(f"steerflow: {message}", file=sys.stderr)
+
+    def _result(self, key: int) -> Result:
+        spec = self._specs[key]
+        future = self._futures[key]
+        record = self._runtime._records.get(key)
+        error = None
+        value = None
+        if future.cancelled():
+            error = TaskFailed(f"Task {key} was cancelled.")
+        else:
+            error = future.exception()
+            value = None if error is not None else future.result()
+        stored = self._stored.get(key)
+        return Result(key=key, name=spec.label(), pool=spec.pool, tags=spec.tags,  # type: ignore[attr-defined]
+                      ok=error is None, value=value, error=error,
+                      args=spec.args if isinstance(spec, Function) else tuple(spec.argv),  # type: ignore
+                      kwargs=spec.kwargs if isinstance(spec, Function) else {},
+                      submitted=record.submitted if record else 0.0,
+                      started=record.started if record else (stored.started if stored else 0.0),
+                      ended=record.ended if record else (stored.ended if stored else 0.0),
+                      cancelled=future.cancelled(), replayed=record is None)
+
+    # ---- runtime listener (runtime thread: keep it short) -------------------------------
+    def _on_state(self, record: TaskRecord, state: TaskState) -> None:
+        key = record.id
+        put = self.journal.put
+        now = time.time()
+        nodes = ",".join(record.attempts[-1].nodes) if state is TaskState.RUNNING else None
+        put("state", key, state.value, now, len(record.attempts), nodes)
+        put("task_state", state.value, nodes, len(record.attempts), key)
+        if state is TaskState.WAITING:
+            if key not in self._waiting_keys:
+                self._waiting_keys.add(key)
+                pool = record.spec.pool
+                self._waiting_by_pool[pool] = self._waiting_by_pool.get(pool, 0) + 1
+        elif key in self._waiting_keys:
+            self._waiting_keys.discard(key)
+            pool = record.spec.pool
+            self._waiting_by_pool[pool] -= 1
+        if state.finished:
+            future = record.future
+            ok = state is TaskState.DONE
+            started = record.attempts[-1].started if record.attempts else 0.0
+            if ok:
+                self.journal.put_result(key, True, future.result(), record.result_blob, None, started, now)
+            elif state is TaskState.FAILED:
+                error = future.exception()
+                self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now)
+            else:
+                self.journal.put_result(key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
+                                        started, now)
+            record.result_blob = None
+            self._events.put(("result", key))
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _emit(self, name: str, payload: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise SteeringError(f"emit({name!r}): an event needs a non-empty string name.")
+        if self._replaying:
+            self._pending_emits.append((name, payload))
+        else:
+            self._events.put(("event", name, payload))
+
+    def _request_stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def _elapsed(self) -> float:
+        return time.time() - self._started_at if self._started_at else 0.0
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _key(self, task: TaskFuture | int) -> int:
+        key = task.task_id if isinstance(task, TaskFuture) else task
+        if not isinstance(key, int) or key not in self._futures:
+            raise SteeringError(f"{task!r} is not a task of this campaign; pass a future from submit() or its key.")
+        return key
+
+    def _runtime_id(self, task: TaskFuture | int, action: str) -> int:
+        key = self._key(task)
+        if key not in self._runtime._records:
+            raise SteeringError(f"Cannot {action} task {key}: it finished before this driver started (its result "
+                                "came from the journal).")
+        return key
+
+    def _poll_control(self) -> None:
+        rows = self.journal.execute("SELECT id, op, arg FROM control WHERE done = 0")
+        for row_id, op, arg in rows:
+            if op == "cancel":
+                try:
+                    self.cancel(int(arg))
+                except (SteeringError, KeyError, ValueError) as exc:
+                    print(f"steerflow: cannot cancel {arg}: {exc}", file=sys.stderr)
+            elif op == "stop":
+                self._request_stop(f"stopped from the command line{': ' + arg if arg else ''}")
+            self.journal.put("control_done", row_id)
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for key, future in self._futures.items():
+            state = future.state.value
+            counts[state] = counts.get(state, 0) + 1
+        return {"directory": str(self.directory), "tasks": len(self._futures), "states": counts,
+                "results_seen": self._results_seen, "elapsed_s": self._elapsed(), "stop_reason": self._stop_reason,
+                "resumed": self.resumed}
+
+    def futures(self) -> dict[int, TaskFuture]:
+        return dict(self._futures)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    def _close(self, drain: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._deliver_end()
+        self._runtime.shutdown(wait=drain)
+        self.journal.put("run_end", time.time(), self._run_id)
+        self.journal.close()
+        _unlock(self._lock_fd)
+
+    def _deliver_end(self) -> None:
+        for handler in self._handlers:
+            if handler.kind == "end":
+                self._call(handler, self.ctx)
+
+    def close(self) -> None:
+        """Stop without running (for campaigns that were built but not run)."""
+        self._close(drain=False)
+
+    def __enter__(self) -> Campaign:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quota(name: str, value: Any) -> tuple[int | None, int | None]:
+    if isinstance(value, dict):
+        unknown = set(value) - {"cores", "gpus"}
+        if unknown:
+            raise SteeringError(f"Pool {name!r}: unknown quota field(s) {sorted(unknown)}; use cores and gpus.")
+        return value.get("cores"), value.get("gpus")
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return value[0], value[1]
+    if isinstance(value, int):
+        return value, None
+    raise SteeringError(f"Pool {name!r}: give its quota as {{'cores': N, 'gpus': M}}, got {value!r}.")
+
+
+def _fingerprint(spec: TaskSpec) -> str:
+    return f"{type(spec).__name__}:{spec.label()}:{spec.pool}"  # type: ignore[attr-defined]
+
+
+def _spec_blob(spec: TaskSpec) -> bytes | None:
+    """A description of the task for provenance (what ran, with which inputs), best effort."""
+    try:
+        if isinstance(spec, Function):
+            return serialize.dumps_inband({"fn": spec.label(), "args": spec.args, "kwargs": spec.kwargs})
+        if isinstance(spec, Executable):
+            return serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
+    except Exception:  # noqa: BLE001 - args with futures or unpicklable objects: keep what we can
+        return None
+    return None
+
+
+def _pickle_or_none(payload: Any) -> bytes | None:
+    return None if payload is None else pickle.dumps(payload, 5)
+
+
+def _lock(directory: Path) -> int:
+    fd = os.open(directory / "driver.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise CampaignLocked(f"Another driver (pid {owner}) is running the campaign in {directory}. Stop it "
+                             "first, or watch it with `steerflow status DIR`.") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    except OSError:
+        pass

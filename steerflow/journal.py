@@ -1,0 +1,230 @@
+"""The campaign journal: every task, state change, result and steering event, in SQLite (WAL).
+
+Writes are queued by the runtime and steering threads and committed by one writer thread in
+batches (one transaction per batch), so the journal costs microseconds per task. What is
+committed survives SIGKILL of the driver. Order matters for resume: a task's result is
+queued before the steering event that delivers it, and a steering event before the
+submissions its handlers make; one FIFO queue and one writer keep that order on disk.
+
+Readers (``steerflow status``, resume) open the database read-only; WAL lets them read
+while the driver writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import serialize
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS tasks (
+    key INTEGER PRIMARY KEY, name TEXT, kind TEXT, pool TEXT, tags TEXT, priority INTEGER,
+    fingerprint TEXT, submitted REAL, state TEXT, nodes TEXT, attempts INTEGER DEFAULT 0, spec BLOB);
+CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT);
+CREATE TABLE IF NOT EXISTS results (
+    key INTEGER PRIMARY KEY, ok INTEGER, value BLOB, path TEXT, error TEXT, started REAL, ended REAL);
+CREATE TABLE IF NOT EXISTS steering (seq INTEGER PRIMARY KEY, kind TEXT, key INTEGER, name TEXT, payload BLOB,
+    ts REAL);
+CREATE TABLE IF NOT EXISTS control (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, arg TEXT, ts REAL,
+    done INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER, started REAL, ended REAL,
+    cores INTEGER, gpus INTEGER);
+CREATE INDEX IF NOT EXISTS states_key ON states(key);
+"""
+
+INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path
+
+_STATEMENTS = {
+    "task": "INSERT OR IGNORE INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?)",
+    "state": "INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)",
+    "task_state": "UPDATE tasks SET state = ?, nodes = ?, attempts = ? WHERE key = ?",
+    "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "steer": "INSERT INTO steering (seq, kind, key, name, payload, ts) VALUES (?, ?, ?, ?, ?, ?)",
+    "meta": "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+    "control_done": "UPDATE control SET done = 1 WHERE id = ?",
+    "run_end": "UPDATE runs SET ended = ? WHERE id = ?",
+}
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # survives a crash of the process (not of the OS)
+    return conn
+
+
+class Journal:
+    """Append-only record of a campaign, written by a background thread in batches."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / "journal.db"
+        old_umask = os.umask(0o077)  # the database, its WAL and SHM files: private to the user
+        try:
+            self._conn = connect(self.path)
+            self._conn.executescript(SCHEMA)
+        finally:
+            os.umask(old_umask)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{self.path}{suffix}"):
+                os.chmod(f"{self.path}{suffix}", 0o600)
+        self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self._flushed = threading.Condition()
+        self._queued = 0
+        self._written = 0
+        self.busy_s = 0.0  # time the writer spent committing: the journal's cost
+        self.rows = 0
+        self._thread = threading.Thread(target=self._writer, name="steerflow-journal", daemon=True)
+        self._thread.start()
+
+    # ---- writes (any thread; cheap: a queue put) ---------------------------------------
+    def put(self, kind: str, *row: Any) -> None:
+        self._queued += 1
+        self._queue.put((kind, row))
+
+    def put_result(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
+                   started: float, ended: float) -> None:
+        """Queue a task's result; the writer stores it inline, or in results/KEY.pkl when large."""
+        self._queued += 1
+        self._queue.put(("result_obj", (key, ok, value, blob, error, started, ended)))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything queued so far is committed."""
+        target = self._queued
+        with self._flushed:
+            self._flushed.wait_for(lambda: self._written >= target, timeout=timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+
+    def _writer(self) -> None:
+        conn, q = self._conn, self._queue
+        stop = False
+        while not stop:
+            item = q.get()
+            batch: dict[str, list[tuple]] = {}
+            n = 0
+            deadline = time.monotonic() + 0.005  # gather for at most 5 ms
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                kind, row = item
+                if kind == "result_obj":
+                    kind, row = "result", self._result_row(*row)
+                rows = batch.get(kind)
+                if rows is None:
+                    rows = batch[kind] = []
+                rows.append(row)
+                n += 1
+                if n >= 5000 or time.monotonic() > deadline:
+                    break
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+            if n:
+                t0 = time.perf_counter()
+                self._commit(conn, batch)
+                self.busy_s += time.perf_counter() - t0
+                self.rows += n
+            with self._flushed:
+                self._written += n
+                self._flushed.notify_all()
+
+    def _result_row(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
+                    started: float, ended: float) -> tuple:
+        if blob is None or len(blob) > INLINE_LIMIT or serialize.shm_paths(blob):
+            try:
+                blob = serialize.dumps_inband(value)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable result is kept as text
+                return (key, ok, None, None, f"{error or ''}\n(result not stored: {exc})".strip(), started, ended)
+        if len(blob) <= INLINE_LIMIT:
+            return (key, ok, blob, None, error, started, ended)
+        results = self.directory / "results"
+        results.mkdir(mode=0o700, exist_ok=True)
+        path = results / f"{key}.pkl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        return (key, ok, None, str(path), error, started, ended)
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, batch: dict[str, list[tuple]]) -> None:
+        # One transaction per batch, kinds in a fixed order (_STATEMENTS' order: task rows before
+        # the updates of their state); rows of one kind keep their queue order.
+        conn.execute("BEGIN")
+        try:
+            for kind, sql in _STATEMENTS.items():
+                rows = batch.get(kind)
+                if rows:
+                    conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # ---- direct, synchronous operations (driver start-up) --------------------------------
+    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run a statement now, outside the batch stream (for start-up and control)."""
+        self.flush()
+        return self._conn.execute(sql, params).fetchall()
+
+    def start_run(self, cores: int, gpus: int) -> int:
+        cur = self._conn.execute("INSERT INTO runs (pid, started, cores, gpus) VALUES (?, ?, ?, ?)",
+                                 (os.getpid(), time.time(), cores, gpus))
+        return int(cur.lastrowid or 0)
+
+
+# ---- reading (resume, status, reports) ------------------------------------------------------
+
+@dataclass
+class StoredResult:
+    key: int
+    ok: bool
+    value: bytes | None
+    path: str | None
+    error: str | None
+    started: float
+    ended: float
+
+    def load(self) -> Any:
+        """The stored value (or exception), unpickled from the row or its file."""
+        blob = self.value
+        if blob is None and self.path:
+            with open(self.path, "rb") as f:
+                blob = f.read()
+        return serialize.loads(blob) if blob is not None else None
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+
+
+def read_results(conn: sqlite3.Connection) -> dict[int, StoredResult]:
+    return {row[0]: StoredResult(row[0], bool(row[1]), row[2], row[3], row[4], row[5], row[6])
+            for row in conn.execute("SELECT key, ok, value, path, error, started, ended FROM results")}
+
+
+def read_steering(conn: sqlite3.Connection) -> Iterator[tuple[int, str, int | None, str | None, bytes | None]]:
+    yield from conn.execute("SELECT seq, kind, key, name, payload FROM steering ORDER BY seq")
+
+
+def read_known_tasks(conn: sqlite3.Connection) -> dict[int, str]:
+    return dict(conn.execute("SELECT key, fingerprint FROM tasks"))

@@ -1,0 +1,91 @@
+"""When a campaign ends: combinable stop conditions (``stop.tasks(2000) | stop.wall("2h")``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .agents import Context
+
+
+class Condition:
+    """A predicate over the running campaign; ``|`` is either, ``&`` is both."""
+
+    def met(self, ctx: Context) -> bool:
+        raise NotImplementedError
+
+    def __or__(self, other: Condition) -> Condition:
+        return _Either(self, other)
+
+    def __and__(self, other: Condition) -> Condition:
+        return _Both(self, other)
+
+
+@dataclass(frozen=True)
+class _Either(Condition):
+    a: Condition
+    b: Condition
+
+    def met(self, ctx: Context) -> bool:
+        return self.a.met(ctx) or self.b.met(ctx)
+
+
+@dataclass(frozen=True)
+class _Both(Condition):
+    a: Condition
+    b: Condition
+
+    def met(self, ctx: Context) -> bool:
+        return self.a.met(ctx) and self.b.met(ctx)
+
+
+@dataclass(frozen=True)
+class tasks(Condition):  # noqa: N801 - reads as stop.tasks(100)
+    """Stop once this many task results have been delivered to the agents."""
+
+    count: int
+
+    def met(self, ctx: Context) -> bool:
+        return ctx.results_seen >= self.count
+
+
+@dataclass(frozen=True)
+class wall(Condition):  # noqa: N801
+    """Stop after this much wall time since `run` began: seconds, or text like ``"90s"``, ``"2h"``, ``"1h30m"``."""
+
+    limit: float | str
+
+    def met(self, ctx: Context) -> bool:
+        return ctx.elapsed >= parse_duration(self.limit)
+
+
+@dataclass(frozen=True)
+class when(Condition):  # noqa: N801
+    """Stop when ``predicate(ctx)`` is true (checked after every steering event)."""
+
+    predicate: Callable[[Any], bool]
+
+    def met(self, ctx: Context) -> bool:
+        return bool(self.predicate(ctx))
+
+
+class idle(Condition):  # noqa: N801
+    """Stop when no task is queued or running and no event is pending (always in force)."""
+
+    def met(self, ctx: Context) -> bool:
+        return False  # the campaign checks idleness itself; this marker only documents it
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: float | str) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", value.strip().lower())
+    if not parts or "".join(f"{n}{u}" for n, u in parts) != re.sub(r"\s+", "", value.strip().lower()):
+        raise ValueError(f"Cannot read the duration {value!r}; write it like '90s', '15m', '2h' or '1h30m'.")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
