@@ -128,6 +128,7 @@ class Campaign:
         self.progress = sys.stdout.isatty() if progress is None else progress
         self._runtime.add_listener(self._on_state)
         self._closed = False
+        self._closing = False
 
     # ---- describing work -----------------------------------------------------------------
     def function(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -255,12 +256,13 @@ class Campaign:
         return fn
 
     # ---- running -----------------------------------------------------------------------
-    def run(self, stop: Condition | None = None, drain: bool = False) -> dict[str, Any]:
+    def run(self, stop: Condition | None = None, drain: bool = False, stop_when_idle: bool = True) -> dict[str, Any]:
         """Deliver events to the agents until the stop condition, an agent's ``ctx.stop()``, or idleness.
 
-        The campaign is idle when no task is queued or running and no event is pending, unless a
-        timer agent exists (it may still submit work). At the end, running tasks are cancelled
-        unless ``drain`` is true. Returns a summary; raises `AgentError` if a handler failed.
+        The campaign is idle when no task is queued or running and no event is pending; pass
+        ``stop_when_idle=False`` for campaigns whose timer agents submit work later. At the end,
+        running tasks are cancelled unless ``drain`` is true (a resume runs cancelled ones again).
+        Returns a summary; raises `AgentError` if a handler failed.
         """
         self._started_at = time.time()
         display = None
@@ -269,29 +271,28 @@ class Campaign:
             display = ProgressDisplay(self)
             display.start()
         try:
-            self._steer(stop, display)
+            self._steer(stop, display, stop_when_idle)
         finally:
             if display is not None:
                 display.stop()
             self._close(drain)
         if self._agent_error is not None:
-            raise AgentError(str(self._agent_error)) from self._agent_error
+            raise AgentError(self._stop_reason or str(self._agent_error)) from self._agent_error
         return self.summary()
 
-    def _steer(self, stop: Condition | None, display: Any) -> None:
+    def _steer(self, stop: Condition | None, display: Any, stop_when_idle: bool) -> None:
         now = time.monotonic()
         for handler in self._handlers:
             handler.next_due = now + handler.seconds
         self._replay()
         if not any(kind == "start" for _, kind, *_ in self._replay_log):
             self._deliver(("start",))
-        has_timers = any(h.kind == "timer" for h in self._handlers)
         next_control = 0.0
         while self._stop_reason is None:
             if stop is not None and stop.met(self.ctx):
                 self._stop_reason = "stop condition met"
                 break
-            if self._active == 0 and self._events.empty() and not has_timers:
+            if stop_when_idle and self._active == 0 and self._events.empty():
                 self._stop_reason = "idle: every task has finished"
                 break
             now = time.monotonic()
@@ -420,6 +421,8 @@ class Campaign:
     # ---- runtime listener (runtime thread: keep it short) -------------------------------
     def _on_state(self, record: TaskRecord, state: TaskState) -> None:
         key = record.id
+        if self._closing and state is TaskState.CANCELLED:
+            return  # cancelled because the driver stops, not by anyone's choice: a resume runs it again
         put = self.journal.put
         now = time.time()
         nodes = ",".join(record.attempts[-1].nodes) if state is TaskState.RUNNING else None
@@ -515,6 +518,7 @@ class Campaign:
             return
         self._closed = True
         self._deliver_end()
+        self._closing = True
         self._runtime.shutdown(wait=drain)
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
