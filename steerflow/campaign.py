@@ -105,7 +105,10 @@ class Campaign:
         self.allocation = allocation or Allocation.auto()
         self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
                                 lost_retries=lost_retries)
-        self.journal.put("meta", "script", json.dumps(os.path.abspath(sys.argv[0]) if sys.argv[0] else ""))
+        if not self.resumed:  # how to start this campaign again: `steerflow resume DIR` reruns it
+            argv = [os.path.abspath(sys.argv[0]) if sys.argv and os.path.exists(sys.argv[0]) else "", *sys.argv[1:]]
+            self.journal.put("meta", "command", json.dumps({"argv": argv, "cwd": os.getcwd()}))
+            self.journal.put("meta", "created", json.dumps(time.time()))
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
         self._run_id = self.journal.start_run(self.allocation.total_cores, self.allocation.total_gpus)
         self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
