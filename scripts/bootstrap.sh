@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Set up everything steerflow's demo and tests need on a fresh Debian machine with Python >= 3.11:
 # Debian's OpenMPI (for MPI tasks) and a virtual environment in .venv with steerflow installed.
+# `bash scripts/bootstrap.sh demo` also installs the demo's science codes (tblite, rdkit, ase, scikit-learn, qm9pack).
 set -euo pipefail
+EXTRAS="test,plot"
+if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,demo"; fi
 cd "$(dirname "$0")/.."
 if ! command -v mpirun >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -17,5 +20,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test,plot]'
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 echo "[bootstrap] ready: .venv/bin/steerflow"

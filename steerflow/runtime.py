@@ -96,6 +96,7 @@ class Runtime:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lost_retries = lost_retries
+        serialize.cleanup_stale()  # shared memory left by drivers or workers that crashed
         self._scheduler = Scheduler(self.allocation, quotas=quotas, max_bypass=max_bypass)
         self._records: dict[int, TaskRecord] = {}
         self._ids = itertools.count(1)
@@ -459,6 +460,8 @@ class Runtime:
         if isinstance(spec, Function) and (args is not None or kwargs is not None):
             spec.args = tuple(args) if args is not None else spec.args
             spec.kwargs = dict(kwargs) if kwargs is not None else spec.kwargs
+            if record.payload is not None:
+                serialize.release(record.payload)
             record.payload = self._encode_args(spec, spec.args, spec.kwargs)
         elif isinstance(spec, Executable) and argv is not None:
             spec.argv = list(argv)
@@ -497,7 +500,9 @@ class Runtime:
         except InvalidStateError:
             pass  # the user cancelled it at the same moment
         self._set_state(record, state)  # after the future: listeners may read its outcome
-        record.payload = None
+        if record.payload is not None:
+            serialize.release(record.payload)  # its shared-memory buffers, if any: finished for good
+            record.payload = None
         dependents, record.dependents = record.dependents, []
         for dependent in dependents:
             if dependent.state.finished:

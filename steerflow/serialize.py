@@ -3,32 +3,337 @@
 Plain ``pickle`` (C, protocol 5) first because it is several times faster for the small
 payloads of the hot path; cloudpickle only when plain pickle cannot do it (lambdas,
 closures, things defined in ``__main__``), so any picklable callable works.
+
+Data by reference
+-----------------
+Large buffers (numpy arrays and anything else that hands pickle protocol 5 out-of-band
+``PickleBuffer`` objects) do not go through the pipe: `dumps` writes each out-of-band buffer of
+at least `SHM_THRESHOLD` bytes, with one copy, into its own file in ``/dev/shm`` (or the temporary
+directory when there is no ``/dev/shm``) named ``steerflow-<creator pid>-<random>``, mode 0600,
+and returns a small *envelope* that names those files. `loads` maps each file (``mmap``) and
+hands the mappings to ``pickle.loads`` as its ``buffers``, so the arrays it returns are zero-copy
+views on that shared memory.
+
+Wire format: a plain pickle (starts with ``0x80``: exactly what ``pickle.loads`` reads), or an
+envelope: ``b"\\x00"``, a count (``!H``), per file its size (``!Q``), path length (``!H``) and
+UTF-8 path, then the pickle whose out-of-band buffers are those files, in order.
+
+Ownership (who deletes the files):
+
+* ``loads(data)`` (``consume=True``, for a payload read once, e.g. a task's result) unlinks each
+  file right after mapping it; the memory lives on until the loaded objects are garbage-collected.
+* ``loads(data, consume=False)`` (for a payload that may be loaded again, e.g. a task's arguments,
+  which a retry re-sends) leaves the files; whoever owns the payload calls ``release(data)`` once
+  it is finished with for good.
+* ``cleanup_stale()`` removes files whose creator process is dead (crashed driver or worker).
+
+Loaded arrays are **writable** in both modes. With ``consume=True`` the mapping is shared
+(``MAP_SHARED``) with a file nobody else can open any more, so writes cost nothing extra; with
+``consume=False`` it is private copy-on-write (``MAP_PRIVATE``): a task that modifies its
+arguments in place changes only its own copy of the touched pages, never the payload a retry
+loads again.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import struct
 from typing import Any
 
 import cloudpickle
 
 PROTOCOL = 5
 
+SHM_THRESHOLD = 256 * 1024
+"""Out-of-band buffers of at least this many bytes go through shared memory; smaller ones stay in the pickle."""
+
+PREFIX = "steerflow-"
+_TAG = 0  # first byte of an envelope; a protocol-5 pickle starts with 0x80 (PROTO)
+_HEAD = struct.Struct("!BH")
+_REF = struct.Struct("!QH")
+_pickle_dumps = pickle.dumps
+_pickle_loads = pickle.loads
+_PICKLE_ERRORS = (pickle.PicklingError, AttributeError, TypeError)
+
+
+def _choose_dir() -> str:
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK):
+        return "/dev/shm"
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+SHM_DIR = _choose_dir()
+"""Where the shared-memory files go: ``/dev/shm``, else the temporary directory."""
+
+
+# ---- writing ------------------------------------------------------------------------------
 
 def dumps(obj: Any) -> bytes:
-    """Pickle ``obj``; fall back to cloudpickle for what plain pickle rejects or sends by reference to __main__."""
+    """Pickle ``obj``; large out-of-band buffers go to shared-memory files the result refers to.
+
+    Falls back to cloudpickle for what plain pickle rejects or sends by reference to __main__.
+    The result is a plain pickle when nothing was large enough to go to shared memory.
+    """
+    big: list[pickle.PickleBuffer] = []
+    threshold = SHM_THRESHOLD
+
+    def keep_inband(buf: pickle.PickleBuffer) -> bool:  # False: out-of-band
+        try:
+            size = buf.raw().nbytes
+        except BufferError:  # not contiguous: pickle must copy it in-band
+            return True
+        if size < threshold or not size:
+            return True
+        big.append(buf)
+        return False
+
     try:
-        data = pickle.dumps(obj, PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
+        data = _pickle_dumps(obj, PROTOCOL, buffer_callback=keep_inband)
+    except _PICKLE_ERRORS:
+        big.clear()
+        data = cloudpickle.dumps(obj, PROTOCOL, buffer_callback=keep_inband)
+    else:
+        if b"__main__" in data:  # by-reference pickles of __main__ objects cannot load in a worker
+            big.clear()
+            data = cloudpickle.dumps(obj, PROTOCOL, buffer_callback=keep_inband)
+    if not big:
+        return data
+    try:
+        refs = _write_buffers(big)
+    except OSError:  # shared memory full or unusable: send everything through the pipe
+        return dumps_inband(obj)
+    head = [_HEAD.pack(_TAG, len(refs))]
+    for path, size in refs:
+        encoded = path.encode()
+        head.append(_REF.pack(size, len(encoded)))
+        head.append(encoded)
+    head.append(data)
+    return b"".join(head)
+
+
+def dumps_inband(obj: Any) -> bytes:
+    """A self-contained plain pickle (all buffers in-band): for storing, or for another node."""
+    try:
+        data = _pickle_dumps(obj, PROTOCOL)
+    except _PICKLE_ERRORS:
         return cloudpickle.dumps(obj, PROTOCOL)
-    if b"__main__" in data:  # by-reference pickles of __main__ objects cannot load in a worker
+    if b"__main__" in data:
         return cloudpickle.dumps(obj, PROTOCOL)
     return data
+
+
+def _new_file() -> tuple[str, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        path = os.path.join(SHM_DIR, f"{PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
+        try:
+            return path, os.open(path, flags, 0o600)
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
+
+
+def _write_buffers(buffers: list[pickle.PickleBuffer]) -> list[tuple[str, int]]:
+    """One file per buffer, written with a single copy; on failure nothing is left behind."""
+    refs: list[tuple[str, int]] = []
+    try:
+        for buf in buffers:
+            view = buf.raw()
+            size = view.nbytes
+            path, fd = _new_file()
+            refs.append((path, size))
+            try:
+                done = 0
+                while done < size:
+                    done += os.write(fd, view[done:] if done else view)
+            finally:
+                os.close(fd)
+    except BaseException:
+        for path, _ in refs:
+            _unlink(path)
+        raise
+    return refs
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def loads(data: bytes, consume: bool = True) -> Any:
+    """Unpickle what `dumps` (or ``pickle.dumps``) made; shared-memory buffers are mapped, not copied.
+
+    ``consume=True`` unlinks the payload's files once mapped (load it once only);
+    ``consume=False`` leaves them for another load and a later `release`.
+    """
+    if not data or data[0] != _TAG:
+        return _pickle_loads(data)
+    refs, offset = _parse(data)
+    buffers = [_map(path, size, consume) for path, size in refs]
+    return _pickle_loads(memoryview(data)[offset:], buffers=buffers)
+
+
+def shm_paths(data: bytes) -> list[str]:
+    """The shared-memory files a payload refers to (empty for a plain pickle)."""
+    if not data or data[0] != _TAG:
+        return []
+    return [path for path, _ in _parse(data)[0]]
+
+
+def release(data: bytes) -> None:
+    """Delete the payload's shared-memory files (missing ones are ignored). Objects already loaded stay valid."""
+    for path in shm_paths(data):
+        _unlink(path)
+
+
+def _parse(data: bytes) -> tuple[list[tuple[str, int]], int]:
+    _, count = _HEAD.unpack_from(data, 0)
+    offset = _HEAD.size
+    refs = []
+    for _ in range(count):
+        size, length = _REF.unpack_from(data, offset)
+        offset += _REF.size
+        refs.append((bytes(data[offset:offset + length]).decode(), size))
+        offset += length
+    return refs, offset
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class _Libc:
+    """``mmap``/``munmap`` through ctypes: unlike the ``mmap`` module, no file descriptor stays open per mapping."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import mmap
+        import weakref
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.mmap = libc.mmap
+        self.mmap.restype = ctypes.c_void_p
+        self.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_long]
+        self.munmap = libc.munmap
+        self.munmap.restype = ctypes.c_int
+        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.ctypes, self.finalize = ctypes, weakref.finalize
+        self.prot = mmap.PROT_READ | mmap.PROT_WRITE
+        self.shared, self.private = mmap.MAP_SHARED, mmap.MAP_PRIVATE
+        self.failed = ctypes.c_void_p(-1).value
+
+
+_libc: _Libc | None = None
+
+
+def _map(path: str, size: int, consume: bool) -> memoryview:
+    """A writable view of the file's memory, unmapped when the last object using it is collected."""
+    global _libc
+    try:
+        fd = os.open(path, (os.O_RDWR if consume else os.O_RDONLY) | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"shared-memory payload file {path} is gone: already loaded with consume=True, "
+                                "released, or removed as stale") from None
+    try:
+        if consume:
+            _unlink(path)
+        if _libc is None:
+            _libc = _Libc()
+        lib = _libc
+        addr = lib.mmap(None, size, lib.prot, lib.shared if consume else lib.private, fd, 0)
+        if addr is None or addr == lib.failed:
+            err = lib.ctypes.get_errno()
+            raise OSError(err, f"mmap of {path} failed: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+    region = (lib.ctypes.c_ubyte * size).from_address(addr)
+    lib.finalize(region, lib.munmap, addr, size)
+    return memoryview(region)
+
+
+# ---- crash clean-up -----------------------------------------------------------------------
+
+def cleanup_stale(directory: str | None = None) -> int:
+    """Unlink ``steerflow-<pid>-*`` files whose creator is no longer alive; return how many.
+
+    A pid that is alive again but belongs to a process started after the file was written
+    (pid reuse) also counts as dead. Files of other users are left alone.
+    """
+    directory = directory or SHM_DIR
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    uid = os.getuid()
+    creators: dict[int, tuple[bool, float | None]] = {}  # pid -> (alive, start time in epoch seconds or None)
+    removed = 0
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        pid_text, _, rest = name[len(PREFIX):].partition("-")
+        if not pid_text.isdigit() or not rest:
+            continue
+        pid = int(pid_text)
+        path = os.path.join(directory, name)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        if st.st_uid != uid:
+            continue
+        creator = creators.get(pid)
+        if creator is None:
+            live = _pid_alive(pid)
+            creator = creators[pid] = (live, _start_time(pid) if live else None)
+        live, started = creator
+        if live and (started is None or st.st_mtime >= started - 2.0):
+            continue  # its creator (or at least a process started before the file was written) is alive
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_boot_time: float | None = None
+
+
+def _start_time(pid: int) -> float | None:
+    """When the process started (epoch seconds), from /proc; None when unknown."""
+    global _boot_time
+    try:
+        if _boot_time is None:
+            with open("/proc/stat", "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime "):
+                        _boot_time = float(line.split()[1])
+                        break
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        ticks = int(stat[stat.rindex(b")") + 2:].split()[19])
+        if _boot_time is None:
+            return None
+        return _boot_time + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def dumps_function(fn: Any) -> bytes:
     """Functions always go by value when they live in __main__ or are closures: cloudpickle decides."""
     return cloudpickle.dumps(fn, PROTOCOL)
-
-
-loads = pickle.loads

@@ -86,7 +86,7 @@ def main(rfd: int, wfd: int) -> None:
                 os.sched_setaffinity(0, cpus)
                 current_cpus = cpus
             os.environ.update(env)
-            args, kwargs = serialize.loads(payload)
+            args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
             running[0] = True
             try:
                 value = fn(*args, **kwargs)
@@ -97,11 +97,12 @@ def main(rfd: int, wfd: int) -> None:
             tb = traceback.format_exc()
             try:
                 blob = serialize.dumps(exc)
-                serialize.loads(blob)  # an exception that pickles but cannot load would poison the driver
+                serialize.loads(blob, consume=False)  # an exception that pickles but cannot load would poison the driver
             except Exception:  # noqa: BLE001
                 blob = serialize.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
             reply = (task_id, False, blob, tb)
         write_all(wfd, _frame(pickle.dumps(reply, 5)))
+        args = kwargs = value = reply = None  # free shared-memory arguments now, not during the next task
 
 
 def _frame(data: bytes) -> bytes:
