@@ -151,6 +151,8 @@ def status(directory: Path) -> dict[str, Any]:
                        "SELECT key, name, pool, nodes, attempts FROM tasks WHERE state IN ('running', 'paused') "
                        "ORDER BY key")]
         runs = conn.execute("SELECT count(*), min(started) FROM runs").fetchone()
+    except sqlite3.OperationalError:  # the driver is still creating the journal
+        by_pool, running, runs = {}, [], (0, None)
     finally:
         conn.close()
     return {"directory": str(directory), "driver_pid": driver_pid(directory), "pools": by_pool,
