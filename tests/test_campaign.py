@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import stat
 import time
-from pathlib import Path
 
 import pytest
 
 import steerflow as sf
 from steerflow import Allocation, Campaign, Function, checkpoint, stop
 
-from .conftest import wait_until
 
 
 def square(x):

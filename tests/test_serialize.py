@@ -18,7 +18,9 @@ BIG = 10 * 1024 * 1024 // 8  # a 10 MB float64 array
 
 
 def _ours() -> set[str]:
-    return {n for n in os.listdir(serialize.SHM_DIR) if n.startswith(serialize.PREFIX)}
+    """Files this test process created (other processes on the machine may be using shm too)."""
+    mine = f"{serialize.PREFIX}{os.getpid()}-"
+    return {n for n in os.listdir(serialize.SHM_DIR) if n.startswith(mine)}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,144 @@
+"""Scheduler throughput: placement decisions per second in the steady state of a full machine.
+
+The machine (default 10,000 declared nodes of 32 cores and 4 GPUs) is first filled; then the
+loop releases one random placed request, submits a new one and calls ``schedule()``, until
+``decisions`` placements were made. The mix: mostly 1-core tasks, some 4-core + 1-GPU tasks,
+a few 2-core tasks, and a few multi-node MPI tasks (32-96 one-core ranks, spread over nodes),
+with a small share of higher-priority work, so backfill and reservations happen too.
+
+    steerflow bench scheduler --json out.json   (or: python -m steerflow.bench.scheduler --nodes N ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import time
+from pathlib import Path
+
+from ..resources import Allocation
+from ..scheduler import Request, Scheduler
+
+TARGET = 50_000
+
+
+def _shapes(rng: random.Random, n: int) -> list[tuple[int, int, int, int, str]]:
+    """(ranks, cores_per_rank, gpus_per_rank, priority, pool) for n requests."""
+    out = []
+    for _ in range(n):
+        x = rng.random()
+        priority = 1 if rng.random() < 0.05 else 0
+        if x < 0.80:
+            out.append((1, 1, 0, priority, "simulate"))
+        elif x < 0.95:
+            out.append((1, 4, 1, priority, "train"))
+        elif x < 0.995:
+            out.append((1, 2, 0, priority, "simulate"))
+        else:
+            out.append((rng.randint(32, 96), 1, 0, priority, "mpi"))
+    return out
+
+
+def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, decisions: int = 200_000,
+                          seed: int = 2024) -> dict:
+    """Steady-state placement rate; returns a dict with ``placements_per_s`` and context."""
+    rng = random.Random(seed)
+    alloc = Allocation.declare(nodes=nodes, cores=cores, gpus=gpus)
+    sched = Scheduler(alloc)
+    shapes = _shapes(rng, decisions + nodes * cores + 1000)
+    next_id = 0
+    running: list[int] = []
+
+    def submit() -> None:
+        nonlocal next_id
+        ranks, c, g, prio, pool = shapes[next_id % len(shapes)]
+        sched.submit(Request(next_id, ranks, c, g, 0, None, prio, pool))
+        next_id += 1
+
+    # ---- fill the machine ---------------------------------------------------------------------
+    t0 = time.perf_counter()
+    while True:
+        for _ in range(1000):
+            submit()
+        placed = sched.schedule()
+        running.extend(p.request.id for p in placed)
+        if sched.n_waiting:
+            break
+    fill_s = time.perf_counter() - t0
+    fill_placements = len(running)
+
+    # ---- steady state: one release, one submit, one schedule ----------------------------------
+    randrange = rng.randrange
+    schedule = sched.schedule
+    release = sched.release
+    made = 0
+    loops = 0
+    max_waiting = 0
+    gc_time = [0.0, 0.0]  # seconds spent in the garbage collector during the loop
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.callbacks.append(on_gc)
+    t0 = time.perf_counter()
+    while made < decisions:
+        j = randrange(len(running))
+        last = running.pop()
+        if j < len(running):
+            victim = running[j]
+            running[j] = last
+        else:
+            victim = last
+        release(victim)
+        submit()
+        for p in schedule():
+            running.append(p.request.id)
+            made += 1
+        loops += 1
+        if loops & 1023 == 0 and sched.n_waiting > max_waiting:
+            max_waiting = sched.n_waiting
+    elapsed = time.perf_counter() - t0
+    gc.callbacks.remove(on_gc)
+    busy = 1 - sched.free_cores() / alloc.total_cores
+    return {
+        "nodes": nodes, "cores_per_node": cores, "gpus_per_node": gpus, "seed": seed,
+        "placements": made, "loops": loops, "elapsed_s": round(elapsed, 4),
+        "placements_per_s": round(made / elapsed),
+        "us_per_placement": round(elapsed / made * 1e6, 3),
+        "gc_share": round(gc_time[0] / elapsed, 3),
+        "fill_placements": fill_placements, "fill_placements_per_s": round(fill_placements / fill_s),
+        "running_at_end": sched.n_placed, "waiting_at_end": sched.n_waiting, "max_waiting": max_waiting,
+        "core_utilisation_at_end": round(busy, 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--cores", type=int, default=32)
+    parser.add_argument("--gpus", type=int, default=4)
+    parser.add_argument("--decisions", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--json", type=Path, help="write the result here as JSON")
+    args = parser.parse_args(argv)
+    result = placements_per_second(args.nodes, args.cores, args.gpus, args.decisions, args.seed)
+    print(f"steerflow scheduler benchmark ({args.nodes} nodes x {args.cores} cores, {args.gpus} GPUs)")
+    width = max(map(len, result))
+    for key, value in result.items():
+        mark = ""
+        if key == "placements_per_s":
+            mark = "  ok" if value >= TARGET else f"  BELOW TARGET {TARGET}"
+        print(f"  {key:<{width}}  {value:>14}{mark}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

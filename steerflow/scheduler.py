@@ -1,0 +1,764 @@
+"""The scheduler: which waiting request runs next, and on exactly which cores and GPUs.
+
+Pure logic (no I/O, no threads): the runtime's loop thread submits ready requests, calls
+:meth:`Scheduler.schedule` for placements and :meth:`Scheduler.release` when a task ends.
+
+Order
+    Higher ``priority`` first; FIFO (submission order) among equal priority. A request
+    submitted again (a retry) queues as a new submission.
+
+Placement
+    *Without* ``nodes``: each rank lies wholly on one node (its cores, GPUs and memory).
+    All ranks go on ONE node when some node holds them all, choosing the best fit (the node
+    with the fewest free cores, then the fewest free GPUs, that still holds them); otherwise
+    ranks spread greedily over the nodes with the most free room first, as many ranks per
+    node as fit. Ranks are numbered block-wise by node index. Within a node the lowest free
+    core and GPU indices are taken.
+    *With* ``nodes=N``: the lowest-indexed run of N consecutive, fully free nodes, each able
+    to hold its share; rank ``r`` goes on node ``r * N // ranks`` of the run (block-wise, at
+    most ``ceil(ranks / N)`` ranks a node). The task holds ALL cores, GPUs and memory of
+    those nodes (and they count against its pool's quota); each slot lists what its rank uses.
+
+Memory
+    A node declared with ``memory_mb=0`` has unknown memory, which is not limited.
+
+Backfill and anti-starvation
+    A pass of :meth:`schedule` walks waiting requests in order. When one does not fit, the
+    ones after it that do fit start ahead of it (backfill). Each placement made while an
+    earlier request is blocked *bypasses* it and adds 1 to its bypass counter; **once a
+    blocked request has been bypassed ``max_bypass`` times it holds a reservation: nothing
+    after it in order starts until it is placed.** A request blocked by its own pool's quota
+    (not by free resources) only counts bypasses by, and only reserves against, requests of
+    its own pool: other pools cannot help or hurt its quota. Since running tasks always end,
+    a reserving request eventually finds its resources, so every request that fits an empty
+    allocation (and its pool's quota) eventually runs.
+
+    Requests of the same *shape* (pool, ranks, cores/GPUs/memory per rank, nodes) form a
+    class; only the head of a class (its first request in order) is tried and counts
+    bypasses: the ones behind it wait for it, not for others (identical shapes fail alike),
+    and each becomes head, with its own counter, in turn.
+
+Quotas
+    ``set_quota(pool, cores, gpus)`` bounds what the pool's placed requests may hold at
+    once; ``None`` is unlimited. It gates new placements only: running tasks are never
+    evicted when it is lowered.
+
+Cost
+    A pass pops class heads from a heap (one entry per class, not per request) and skips a
+    class for the rest of the pass once its head fails. Nodes sit in buckets keyed by
+    (free cores, free GPUs) with bitmasks of non-empty buckets, so a best-fit node is found
+    in a few big-int operations whatever the node count. Contiguous whole-node runs are
+    found with shifts over a bitmask of fully free nodes. Memory-limited requests scan the
+    nodes of a bucket for one with enough memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from heapq import heappop, heappush
+
+from .resources import Allocation
+
+_UNTRACKED_MEMORY = 1 << 62  # free memory of a node whose memory is unknown (memory_mb=0)
+_NO_ROOM = 1
+_NO_QUOTA = 2
+_SLOT_CACHE_MAX = 1 << 20
+
+
+@dataclass(slots=True)
+class Request:
+    """What one task asks for. ``memory_mb_per_rank`` is per rank; ``nodes`` asks for whole nodes."""
+
+    id: int
+    ranks: int = 1
+    cores_per_rank: int = 1
+    gpus_per_rank: int = 0
+    memory_mb_per_rank: int = 0
+    #: exactly this many whole, consecutive, fully free nodes (see the module docstring)
+    nodes: int | None = None
+    #: higher runs first
+    priority: int = 0
+    pool: str = "default"
+
+
+@dataclass(slots=True, frozen=True)
+class Slot:
+    """What one rank got: core and GPU indices on one node (index into ``allocation.nodes``)."""
+
+    node: int
+    cores: tuple[int, ...]
+    gpus: tuple[int, ...]
+    memory_mb: int
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where a request runs: one slot per rank, in rank order."""
+
+    request: Request
+    slots: tuple[Slot, ...]
+
+
+class _Entry:
+    __slots__ = ("req", "cls", "bypass", "alive")
+
+    def __init__(self, req: Request, cls: _Class) -> None:
+        self.req = req
+        self.cls = cls
+        self.bypass = 0
+        self.alive = True
+
+
+class _Class:
+    """Waiting requests of one shape, in order; ``head_seq`` marks its live entry in the head heap."""
+
+    __slots__ = ("key", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "heap", "head_seq")
+
+    def __init__(self, key: tuple) -> None:
+        self.key = key
+        self.pool, self.ranks, self.k, self.g, self.m, self.nodes = key
+        self.need_c = self.ranks * self.k
+        self.need_g = self.ranks * self.g
+        self.shape = (self.k, self.g, self.m)
+        self.heap: list[tuple[int, int, _Entry]] = []
+        self.head_seq = -1
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """Indices of the set bits of ``mask``, lowest first."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return tuple(out)
+
+
+def _first_run(mask: int, n: int) -> int:
+    """Lowest i such that bits i..i+n-1 of ``mask`` are all set, or -1."""
+    have = 1
+    while have < n and mask:
+        step = have if have < n - have else n - have
+        mask &= mask >> step
+        have += step
+    if not mask:
+        return -1
+    return (mask & -mask).bit_length() - 1
+
+
+class Scheduler:
+    """Places waiting requests on an allocation; see the module docstring for the rules."""
+
+    def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
+                 max_bypass: int = 64) -> None:
+        if max_bypass < 0:
+            raise ValueError(f"max_bypass={max_bypass} is negative; give 0 (strict priority) or more.")
+        self.allocation = allocation
+        self.max_bypass = max_bypass
+        nodes = allocation.nodes
+        n = len(nodes)
+        self._n = n
+        self._cores = [nd.cores for nd in nodes]
+        self._gpus = [nd.gpus for nd in nodes]
+        self._mem = [nd.memory_mb if nd.memory_mb > 0 else _UNTRACKED_MEMORY for nd in nodes]
+        self._fc = [(1 << nd.cores) - 1 for nd in nodes]      # free core masks
+        self._fg = [(1 << nd.gpus) - 1 for nd in nodes]       # free GPU masks
+        self._nc = list(self._cores)                           # free core counts
+        self._ng = list(self._gpus)                            # free GPU counts
+        self._fm = list(self._mem)                             # free memory
+        self._min_c = min(self._cores)
+        self._min_g = min(self._gpus)
+        self._gs = gs = max(self._gpus) + 1                    # bucket stride
+        self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
+        self._pos = [0] * n
+        self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
+        self._rows = 0                                         # bits of free-core counts with a non-empty bucket
+        for i in range(n):
+            self._bucket(i)
+        self._isfree = [True] * n
+        self._wf = (1 << n) - 1                                # fully free nodes
+        self._free_c = sum(self._cores)
+        self._free_g = sum(self._gpus)
+        self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
+        self._classes: dict[tuple, _Class] = {}
+        self._heads: list[tuple[int, int, _Class]] = []
+        self._waiting: dict[int, _Entry] = {}
+        self._placed: dict[int, Placement] = {}
+        # what each placed request holds: (pool, cores, gpus, (node, core mask, gpu mask, n cores, n gpus, MB)...)
+        # kept as plain tuples of str/int, which the garbage collector stops tracking
+        self._held: dict[int, tuple] = {}
+        self._slot_cache: dict[tuple[int, int, int, int], tuple[Slot]] = {}  # -> (slot,)
+        self._last_one: tuple[Slot] = ()  # type: ignore[assignment]
+        self._usage: dict[str, list[int]] = {}
+        self._quota: dict[str, tuple[int | None, int | None]] = {}
+        self._seq = 0
+        self._aside: list[tuple[int, int, _Class]] = []
+        self._blocked: list[tuple[_Entry, int, int]] = []
+        self._pool_stop: dict[str, int] = {}
+        self._pool_count: dict[str, int] = {}
+        self._closed: set[str] = set()
+        self._fails: dict[tuple, int] = {}
+        for pool, (cores, gpus) in (quotas or {}).items():
+            self.set_quota(pool, cores, gpus)
+
+    # ---- node buckets --------------------------------------------------------------------------
+    def _bucket(self, i: int) -> None:
+        r = self._nc[i]
+        g = self._ng[i]
+        b = self._buckets[r * self._gs + g]
+        self._pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << g
+            self._rows |= 1 << r
+
+    def _unbucket(self, i: int) -> None:
+        r = self._nc[i]
+        g = self._ng[i]
+        b = self._buckets[r * self._gs + g]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rm = self._rowmask[r] & ~(1 << g)
+            self._rowmask[r] = rm
+            if not rm:
+                self._rows &= ~(1 << r)
+
+    def _best_node(self, c: int, g: int, m: int) -> int:
+        """The node with the fewest free cores (then GPUs) holding c cores, g GPUs and m MB, or -1."""
+        rows = self._rows >> c
+        rowmask, buckets, gs = self._rowmask, self._buckets, self._gs
+        while rows:
+            low = rows & -rows
+            rows ^= low
+            r = c + low.bit_length() - 1
+            gm = rowmask[r] >> g
+            while gm:
+                lowg = gm & -gm
+                gm ^= lowg
+                b = buckets[r * gs + g + lowg.bit_length() - 1]
+                if not m:
+                    return b[-1]
+                fm = self._fm
+                for j in range(len(b) - 1, -1, -1):
+                    if fm[b[j]] >= m:
+                        return b[j]
+        return -1
+
+    def _spread(self, ranks: int, k: int, g: int, m: int) -> list[tuple[int, int]] | None:
+        """(node, ranks on it) covering ``ranks`` ranks, roomiest nodes first, or None."""
+        rows = self._rows >> k << k
+        rowmask, buckets, gs, fm = self._rowmask, self._buckets, self._gs, self._fm
+        left = ranks
+        out: list[tuple[int, int]] = []
+        while rows:
+            r = rows.bit_length() - 1
+            rows ^= 1 << r
+            gm = rowmask[r] >> g << g
+            while gm:
+                gg = gm.bit_length() - 1
+                gm ^= 1 << gg
+                fit = r // k
+                if g and gg // g < fit:
+                    fit = gg // g
+                for node in buckets[r * gs + gg]:
+                    t = fit
+                    if m and fm[node] // m < t:
+                        t = fm[node] // m
+                        if not t:
+                            continue
+                    if t >= left:
+                        out.append((node, left))
+                        return out
+                    out.append((node, t))
+                    left -= t
+        return None
+
+    def _eligible_mask(self, cls: _Class) -> int:
+        key = cls.key[1:]
+        mask = self._eligible.get(key)
+        if mask is None:
+            share = -(-cls.ranks // cls.nodes)
+            mask = 0
+            for i in range(self._n):
+                if (self._cores[i] >= share * cls.k and self._gpus[i] >= share * cls.g
+                        and self._mem[i] >= share * cls.m):
+                    mask |= 1 << i
+            self._eligible[key] = mask
+        return mask
+
+    # ---- taking and giving back resources -----------------------------------------------------
+    def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot]) -> tuple:
+        """Give t ranks of (k cores, g GPUs, m MB) on node i, lowest indices first; append their slots.
+
+        Returns what was taken: (node, core mask, GPU mask, cores, GPUs, MB). Slots are immutable,
+        so one Slot object serves every placement that gets the same cores and GPUs of a node
+        (fewer objects for the garbage collector to follow on a busy machine).
+        """
+        nc = self._nc
+        ng = self._ng
+        r0 = nc[i]
+        g0 = ng[i]
+        # out of its bucket (swap-remove)
+        b = self._buckets[r0 * self._gs + g0]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rm = self._rowmask[r0] & ~(1 << g0)
+            self._rowmask[r0] = rm
+            if not rm:
+                self._rows &= ~(1 << r0)
+        fc = self._fc[i]
+        fg = self._fg[i]
+        cache = self._slot_cache
+        cm = gmask = 0
+        for _ in range(t):
+            rc = rg = 0
+            for _ in range(k):
+                low = fc & -fc
+                fc ^= low
+                rc |= low
+            for _ in range(g):
+                low = fg & -fg
+                fg ^= low
+                rg |= low
+            cm |= rc
+            gmask |= rg
+            key = (i, rc, rg, m)
+            one = cache.get(key)
+            if one is None:
+                if len(cache) >= _SLOT_CACHE_MAX:
+                    cache.clear()
+                one = cache[key] = (Slot(i, _bits(rc), _bits(rg), m),)
+            slots.append(one[0])
+        self._last_one = one
+        self._fc[i] = fc
+        self._fg[i] = fg
+        r = nc[i] = r0 - t * k
+        gg = ng[i] = g0 - t * g
+        self._fm[i] -= t * m
+        # into its new bucket
+        b = self._buckets[r * self._gs + gg]
+        self._pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << gg
+            self._rows |= 1 << r
+        if self._isfree[i]:
+            self._isfree[i] = False
+            self._wf ^= 1 << i
+        return (i, cm, gmask, t * k, t * g, t * m)
+
+    def _give(self, held: tuple) -> None:
+        i, cm, gmask, c, g, m = held
+        nc = self._nc
+        ng = self._ng
+        r0 = nc[i]
+        g0 = ng[i]
+        b = self._buckets[r0 * self._gs + g0]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rm = self._rowmask[r0] & ~(1 << g0)
+            self._rowmask[r0] = rm
+            if not rm:
+                self._rows &= ~(1 << r0)
+        self._fc[i] |= cm
+        self._fg[i] |= gmask
+        r = nc[i] = r0 + c
+        gg = ng[i] = g0 + g
+        fm = self._fm[i] = self._fm[i] + m
+        b = self._buckets[r * self._gs + gg]
+        self._pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << gg
+            self._rows |= 1 << r
+        if r == self._cores[i] and gg == self._gpus[i] and fm == self._mem[i]:
+            self._isfree[i] = True
+            self._wf |= 1 << i
+
+    # ---- trying one request ---------------------------------------------------------------------
+    def _try(self, cls: _Class, req: Request, fails: dict[tuple, int]) -> Placement | int:
+        """Place ``req`` now, or say why not. ``fails``: per rank shape, the fewest ranks that
+        failed for want of room in this pass (room only shrinks during a pass)."""
+        pool = cls.pool
+        quota = self._quota.get(pool)
+        usage = self._usage.get(pool)
+        if cls.nodes is not None:
+            return self._try_whole(cls, req, quota, usage)
+        need_c = cls.need_c
+        need_g = cls.need_g
+        if quota is not None and usage is not None:
+            qc, qg = quota
+            if (qc is not None and usage[0] + need_c > qc) or (qg is not None and usage[1] + need_g > qg):
+                return _NO_QUOTA
+        elif quota is not None:
+            qc, qg = quota
+            if (qc is not None and need_c > qc) or (qg is not None and need_g > qg):
+                return _NO_QUOTA
+        if need_c > self._free_c or need_g > self._free_g:
+            return _NO_ROOM
+        ranks, k, g, m = cls.ranks, cls.k, cls.g, cls.m
+        if fails and fails.get(cls.shape, 1 << 62) <= ranks:
+            return _NO_ROOM
+        slots: list[Slot] = []
+        i = self._best_node(need_c, need_g, ranks * m)
+        if i >= 0:
+            held: tuple = self._take(i, ranks, k, g, m, slots)
+        else:
+            spread = self._spread(ranks, k, g, m) if ranks > 1 else None
+            if spread is None:
+                if fails.get(cls.shape, 1 << 62) > ranks:
+                    fails[cls.shape] = ranks
+                return _NO_ROOM
+            spread.sort()
+            held = tuple([self._take(node, t, k, g, m, slots) for node, t in spread])
+        self._free_c -= need_c
+        self._free_g -= need_g
+        if usage is None:
+            usage = self._usage[pool] = [0, 0]
+        usage[0] += need_c
+        usage[1] += need_g
+        placement = Placement(req, self._last_one if ranks == 1 else tuple(slots))
+        self._placed[req.id] = placement
+        self._held[req.id] = (pool, need_c, need_g, *held) if i >= 0 else (pool, need_c, need_g, held)
+        return placement
+
+    def _try_whole(self, cls: _Class, req: Request, quota: tuple | None, usage: list[int] | None) -> Placement | int:
+        n = cls.nodes
+        assert n is not None
+        start = _first_run(self._wf & self._eligible_mask(cls), n)
+        if start < 0:
+            if quota is not None:  # report the quota when it would block even the smallest nodes
+                qc, qg = quota
+                uc, ug = usage or (0, 0)
+                if (qc is not None and uc + n * self._min_c > qc) or (qg is not None and ug + n * self._min_g > qg):
+                    return _NO_QUOTA
+            return _NO_ROOM
+        window = range(start, start + n)
+        need_c = sum(self._cores[i] for i in window)
+        need_g = sum(self._gpus[i] for i in window)
+        if quota is not None:
+            qc, qg = quota
+            uc, ug = usage or (0, 0)
+            if (qc is not None and uc + need_c > qc) or (qg is not None and ug + need_g > qg):
+                return _NO_QUOTA
+        ranks, k, g, m = cls.ranks, cls.k, cls.g, cls.m
+        slots: list[Slot] = []
+        held = []
+        for j, i in enumerate(window):
+            self._take(i, (j + 1) * ranks // n - j * ranks // n, k, g, m, slots)
+            # the task holds the whole node: take what its ranks left too
+            self._unbucket(i)
+            self._fc[i] = self._fg[i] = self._nc[i] = self._ng[i] = self._fm[i] = 0
+            self._bucket(i)
+            held.append((i, (1 << self._cores[i]) - 1, (1 << self._gpus[i]) - 1,
+                         self._cores[i], self._gpus[i], self._mem[i]))
+        self._free_c -= need_c
+        self._free_g -= need_g
+        if usage is None:
+            usage = self._usage[cls.pool] = [0, 0]
+        usage[0] += need_c
+        usage[1] += need_g
+        placement = Placement(req, tuple(slots))
+        self._placed[req.id] = placement
+        self._held[req.id] = (cls.pool, need_c, need_g, tuple(held))
+        return placement
+
+    # ---- public API -------------------------------------------------------------------------------
+    def submit(self, req: Request) -> None:
+        """Queue a ready request. Raises ValueError for a duplicate id or a request that can never run."""
+        rid = req.id
+        if rid in self._waiting or rid in self._placed:
+            raise ValueError(f"Request id {rid} is already {'waiting' if rid in self._waiting else 'placed'}; "
+                             "ids must be unique among waiting and placed requests.")
+        key = (req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes)
+        cls = self._classes.get(key)
+        if cls is None:
+            reason = self.never_fits(req)
+            if reason is not None:
+                raise ValueError(f"Request {rid} can never run here: {reason}")
+            if len(self._classes) >= 4096:  # forget empty classes of shapes no longer used
+                self._classes = {key_: c for key_, c in self._classes.items() if c.heap}
+            cls = self._classes[key] = _Class(key)
+        entry = _Entry(req, cls)
+        self._waiting[rid] = entry
+        seq = self._seq = self._seq + 1
+        item = (-req.priority, seq, entry)
+        heappush(cls.heap, item)
+        if cls.heap[0] is item:
+            cls.head_seq = seq
+            heappush(self._heads, (item[0], seq, cls))
+
+    def _advance(self, cls: _Class) -> None:
+        """Drop dead entries off the class's front and push its new head (or forget the class)."""
+        heap = cls.heap
+        while heap and not heap[0][2].alive:
+            heappop(heap)
+        if heap:
+            top = heap[0]
+            cls.head_seq = top[1]
+            heappush(self._heads, (top[0], top[1], cls))
+        else:
+            cls.head_seq = -1  # empty; kept for the next request of its shape
+
+    def withdraw(self, req_id: int) -> bool:
+        """Remove a waiting request; False if it is not waiting."""
+        entry = self._waiting.pop(req_id, None)
+        if entry is None:
+            return False
+        entry.alive = False
+        cls = entry.cls
+        if cls.heap[0][2] is entry:
+            heappop(cls.heap)
+            self._advance(cls)
+        return True
+
+    def schedule(self, limit: int | None = None) -> list[Placement]:
+        """Place as many waiting requests as fit now (at most ``limit``), in order, with backfill."""
+        out: list[Placement] = []
+        heads = self._heads
+        if not heads or not self._free_c or (limit is not None and limit <= 0):
+            return out
+        limit_ = limit if limit is not None else 1 << 62
+        max_bypass = self.max_bypass
+        waiting = self._waiting
+        # scratch containers, reused from pass to pass (left empty after each)
+        aside = self._aside          # class heads skipped for the rest of this pass
+        blocked = self._blocked      # (entry, kind, placements when it blocked); kind 0: room, 1: quota
+        pool_stop = self._pool_stop  # pool -> its placement count at which a quota-blocked request reserves it
+        pool_count = self._pool_count
+        closed = self._closed        # pools reserved by a quota-blocked request
+        fails = self._fails          # rank shape -> fewest ranks that found no room in this pass
+        stop = 1 << 62               # the pass ends when this many placements were made
+        placed = 0
+        while heads and placed < limit_ and placed < stop:
+            item = heappop(heads)
+            cls = item[2]
+            if cls.head_seq != item[1]:
+                continue  # stale: the class's head changed since
+            pool = cls.pool
+            if closed and pool in closed:
+                aside.append(item)
+                continue
+            entry = cls.heap[0][2]
+            result = self._try(cls, entry.req, fails)
+            if result.__class__ is Placement:
+                out.append(result)  # type: ignore[arg-type]
+                placed += 1
+                del waiting[entry.req.id]
+                entry.alive = False
+                heappop(cls.heap)
+                self._advance(cls)
+                if blocked:
+                    c = pool_count[pool] = pool_count.get(pool, 0) + 1
+                    if pool_stop and pool_stop.get(pool) == c:
+                        closed.add(pool)
+                if not self._free_c:
+                    break  # every request needs a core: nothing more can start
+                continue
+            aside.append(item)
+            left = max_bypass - entry.bypass
+            if result == _NO_ROOM:
+                if left <= 0:
+                    break  # reservation: nothing after it starts
+                blocked.append((entry, 0, placed))
+                if placed + left < stop:
+                    stop = placed + left
+            else:
+                if left <= 0:
+                    closed.add(pool)
+                    continue
+                c = pool_count.get(pool, 0)
+                blocked.append((entry, 1, c))
+                if pool_stop.get(pool, 1 << 62) > c + left:
+                    pool_stop[pool] = c + left
+        if blocked:
+            for entry, kind, at in blocked:
+                entry.bypass += (placed - at) if kind == 0 else (pool_count.get(entry.cls.pool, 0) - at)
+            blocked.clear()
+            pool_count.clear()
+            pool_stop.clear()
+        if aside:
+            for item in aside:
+                heappush(heads, item)
+            aside.clear()
+        if closed:
+            closed.clear()
+        if fails:
+            fails.clear()
+        return out
+
+    def release(self, req_id: int) -> None:
+        """A placed request ended: free its resources. KeyError if it is not placed."""
+        held = self._held.pop(req_id, None)
+        if held is None:
+            raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
+                           "whose task has ended.")
+        del self._placed[req_id]
+        pool, cores, gpus, nodes = held[0], held[1], held[2], held[3]
+        if nodes.__class__ is int:  # one node, stored flat
+            self._give(held[3:])
+        else:
+            for h in nodes:
+                self._give(h)
+        self._free_c += cores
+        self._free_g += gpus
+        usage = self._usage[pool]
+        usage[0] -= cores
+        usage[1] -= gpus
+
+    def set_quota(self, pool: str, cores: int | None, gpus: int | None) -> None:
+        """Bound the cores and GPUs ``pool`` may hold at once (None: unlimited); gates new placements only."""
+        for name, value in (("cores", cores), ("gpus", gpus)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"The {name} quota of pool '{pool}' must be a non-negative integer or None; "
+                                 f"got {value!r}.")
+        if cores is None and gpus is None:
+            self._quota.pop(pool, None)
+        else:
+            self._quota[pool] = (cores, gpus)
+
+    def quota(self, pool: str) -> tuple[int | None, int | None]:
+        return self._quota.get(pool, (None, None))
+
+    def usage(self, pool: str) -> tuple[int, int]:
+        """Cores and GPUs held now by the pool's placed requests."""
+        u = self._usage.get(pool)
+        return (u[0], u[1]) if u else (0, 0)
+
+    def free_slots(self, pool: str, cores_per_task: int = 1, gpus_per_task: int = 0) -> int:
+        """How many more one-rank tasks of this shape could start now in ``pool``.
+
+        Counts free cores/GPUs node by node and caps by the pool's quota; it does not subtract
+        requests already waiting.
+        """
+        c, g = cores_per_task, gpus_per_task
+        if c < 0 or g < 0 or (c == 0 and g == 0):
+            raise ValueError(f"free_slots needs a task shape with cores >= 0, gpus >= 0 and not both 0; "
+                             f"got cores_per_task={c}, gpus_per_task={g}.")
+        total = 0
+        rows = self._rows >> c << c
+        while rows:
+            r = rows.bit_length() - 1
+            rows ^= 1 << r
+            gm = self._rowmask[r] >> g << g
+            while gm:
+                gg = gm.bit_length() - 1
+                gm ^= 1 << gg
+                fit = r // c if c else 1 << 62
+                if g and gg // g < fit:
+                    fit = gg // g
+                total += fit * len(self._buckets[r * self._gs + gg])
+        qc, qg = self.quota(pool)
+        uc, ug = self.usage(pool)
+        if qc is not None and c:
+            total = min(total, max(0, qc - uc) // c)
+        if qg is not None and g:
+            total = min(total, max(0, qg - ug) // g)
+        return total
+
+    def never_fits(self, req: Request) -> str | None:
+        """None if ``req`` could run on an EMPTY allocation (quotas aside); else the reason, as a sentence."""
+        ranks, k, g, m, n = req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes
+        for name, value, low in (("ranks", ranks, 1), ("cores_per_rank", k, 1), ("gpus_per_rank", g, 0),
+                                 ("memory_mb_per_rank", m, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                return f"{name}={value!r} must be an integer of at least {low}."
+        alloc = self.allocation
+        max_c, max_g = max(self._cores), max(self._gpus)
+        max_m = max(self._mem)
+        if k > max_c:
+            return f"cores_per_rank={k} exceeds the largest node's {max_c} cores."
+        if g > max_g:
+            return f"gpus_per_rank={g} exceeds the largest node's {max_g} GPUs."
+        if m > max_m:
+            return f"memory_mb_per_rank={m} exceeds the largest node's {max_m} MB of memory."
+        if not any(self._cores[i] >= k and self._gpus[i] >= g and self._mem[i] >= m for i in range(self._n)):
+            return (f"no node has cores_per_rank={k} cores, gpus_per_rank={g} GPUs and "
+                    f"memory_mb_per_rank={m} MB at once.")
+        if n is not None:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                return f"nodes={n!r} must be an integer of at least 1."
+            if n > ranks:
+                return f"nodes={n} is more than ranks={ranks}; every node needs a rank."
+            if n > self._n:
+                return f"nodes={n} exceeds the {self._n} nodes of the allocation."
+            share = -(-ranks // n)
+            if share * k > max_c:
+                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * k} "
+                        f"cores (cores_per_rank={k}); the largest node has {max_c}.")
+            if share * g > max_g:
+                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * g} "
+                        f"GPUs (gpus_per_rank={g}); the largest node has {max_g}.")
+            if share * m > max_m:
+                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * m} "
+                        f"MB (memory_mb_per_rank={m}); the largest node has {max_m} MB.")
+            ok = 0
+            for i in range(self._n):
+                if self._cores[i] >= share * k and self._gpus[i] >= share * g and self._mem[i] >= share * m:
+                    ok |= 1 << i
+            if _first_run(ok, n) < 0:
+                return (f"nodes={n}: the allocation has no {n} consecutive nodes that can each hold {share} "
+                        f"ranks of {k} cores, {g} GPUs and {m} MB.")
+            return None
+        if ranks * k > alloc.total_cores:
+            return (f"ranks={ranks} x cores_per_rank={k} needs {ranks * k} cores; the whole allocation has "
+                    f"{alloc.total_cores} cores.")
+        if ranks * g > alloc.total_gpus:
+            return (f"ranks={ranks} x gpus_per_rank={g} needs {ranks * g} GPUs; the whole allocation has "
+                    f"{alloc.total_gpus} GPUs.")
+        room = 0
+        for i in range(self._n):
+            t = self._cores[i] // k
+            if g:
+                t = min(t, self._gpus[i] // g)
+            if m:
+                t = min(t, self._mem[i] // m)
+            room += t
+        if room < ranks:
+            return (f"ranks={ranks} ranks of {k} cores, {g} GPUs and {m} MB each do not fit: the whole "
+                    f"allocation holds at most {room} such ranks (a rank lies on one node).")
+        return None
+
+    # ---- read-only introspection ---------------------------------------------------------------
+    @property
+    def n_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def n_placed(self) -> int:
+        return len(self._placed)
+
+    def placed(self, req_id: int) -> Placement | None:
+        return self._placed.get(req_id)
+
+    def is_waiting(self, req_id: int) -> bool:
+        return req_id in self._waiting
+
+    def bypasses(self, req_id: int) -> int:
+        """How many placements have bypassed this waiting request while it was blocked at its class's head."""
+        entry = self._waiting.get(req_id)
+        if entry is None:
+            raise KeyError(f"Request {req_id} is not waiting.")
+        return entry.bypass
+
+    def free_cores(self) -> int:
+        return self._free_c
+
+    def free_gpus(self) -> int:
+        return self._free_g
+
+    def free_memory_mb(self, node: int) -> int | None:
+        """Free memory of one node; None where the node's memory is unknown (not limited)."""
+        return None if self._mem[node] == _UNTRACKED_MEMORY else self._fm[node]
