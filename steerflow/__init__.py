@@ -27,9 +27,9 @@ _EXPORTS = {
     "on_result": "agents", "on_timer": "agents", "on_event": "agents", "on_start": "agents", "on_end": "agents",
     "as_completed": "concurrent.futures", "wait": "concurrent.futures",
 }
-_MODULES = {"stop", "checkpoint", "engines"}
+_MODULES = {"stop", "checkpoint", "engines", "spec", "policies"}
 
-__all__ = sorted([*_EXPORTS, "stop", "checkpoint", "engines"])
+__all__ = sorted([*_EXPORTS, "stop", "checkpoint", "engines", "spec", "policies"])
 
 
 def __getattr__(name: str) -> Any:

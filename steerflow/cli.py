@@ -79,7 +79,13 @@ def _run(args: argparse.Namespace) -> int:
     if path.suffix in (".yaml", ".yml"):
         from .spec import run_file
 
-        summary = run_file(path, directory=args.dir, progress=None)
+        extra = argparse.ArgumentParser(prog=f"steerflow run {path}")  # options may follow the file too
+        extra.add_argument("--dir")
+        extra.add_argument("--resume", action="store_true")
+        more = extra.parse_args(args.args)
+        if more.resume:
+            os.environ["STEERFLOW_RESUME"] = "1"
+        summary = run_file(path, directory=more.dir or args.dir, progress=None)
         _console().print(summary)
         return 0
     sys.argv = [str(path), *args.args]

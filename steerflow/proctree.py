@@ -27,15 +27,46 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
+def _direct_children(pid: int) -> list[int] | None:
+    """Children of ``pid`` from /proc/PID/task/*/children (fast); None where the kernel lacks it."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(c) for c in f.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return out
+
+
+_HAS_CHILDREN_FILE = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
 def descendants(pid: int) -> list[int]:
     """All processes below ``pid`` (not ``pid`` itself), parents before children."""
-    tree = _children_map()
     out: list[int] = []
-    stack = list(tree.get(pid, ()))
+    first = _direct_children(pid) if _HAS_CHILDREN_FILE else None
+    if first is None:  # no CONFIG_PROC_CHILDREN: walk every process's parent link instead
+        tree = _children_map()
+        stack = list(tree.get(pid, ()))
+        while stack:
+            p = stack.pop()
+            out.append(p)
+            stack.extend(tree.get(p, ()))
+        return out
+    stack = first
     while stack:
         p = stack.pop()
         out.append(p)
-        stack.extend(tree.get(p, ()))
+        stack.extend(_direct_children(p) or ())
     return out
 
 

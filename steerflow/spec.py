@@ -1,0 +1,776 @@
+"""YAML pipeline specs: simple campaigns written as stages, fan-outs, dependencies and named policies.
+
+A spec is validated completely when it loads (`load`), and every error is a `SpecError` whose
+message names the file, the 1-based line and the field (``pipeline.yaml:7: stages[0].foreach.x:
+…``). Building it (`PipelineSpec.build`) creates an ordinary `Campaign` through its public API,
+registers the policies and submits the stages that run at the start; `run_file` also runs it::
+
+    directory: runs/pipeline                 # campaign directory (`steerflow run --dir` overrides it)
+    allocation: {nodes: 1, cores: 2}         # optional; default: this machine, or the SLURM job
+    pools: {simulate: {cores: 2}}            # optional quotas; a stage's pool is its name by default
+    stages:
+      - name: simulate
+        function: "steps:simulate"           # module:callable (the spec's folder is on sys.path) ...
+        # executable: [python, -c, "print({x})"]   # ... or a program; strings are split like a shell
+        args: ["{x}"]                        # "{x}" alone keeps x's type; inside text it is formatted
+        kwargs: {scale: 2}
+        foreach: {x: [1, 2, 3]}              # zipped lists (equal lengths) ...
+        grid: {a: [1, 2]}                    # ... times the cartesian product of these
+        cores: 1                             # task options: cores, gpus, ranks, timeout ("90s"), …
+      - name: summarise
+        function: "steps:summarise"
+        after: [simulate]                    # waits for every task of these stages
+        inputs: simulate                     # kwarg `inputs`: that stage's results, in fan-out order
+      - name: refine
+        function: "steps:refine"
+        when: on-demand                      # submitted by a policy, with the parameters it declares
+        params: [x, result]
+        args: ["{x}", "{result}"]
+    policies:
+      - {name: stop-when, params: {stage: simulate, above: 8}}
+    stop: {tasks: 100, wall: "1h"}           # either ends the run
+
+Placeholders are ``{name}`` with an identifier inside; ``{{`` and ``}}`` write literal braces.
+Relative paths: ``directory`` is relative to the current directory (as in a Python campaign),
+``cwd`` of an executable stage to the spec's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import itertools
+import os
+import re
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from . import policies as policies_mod
+from . import stop as stop_mod
+from .agents import Result, SteeringError, on_result
+from .campaign import Campaign
+from .errors import SpecError, TaskSpecError
+from .futures import TaskFuture
+from .resources import Allocation
+from .task import Executable, Function, TaskSpec
+
+TOP_FIELDS = ("directory", "description", "allocation", "pools", "stages", "policies", "stop")
+STAGE_FIELDS = ("name", "function", "executable", "args", "kwargs", "foreach", "grid", "after", "inputs", "when",
+                "params")
+FUNCTION_OPTIONS = ("cores", "gpus")
+EXECUTABLE_OPTIONS = ("env", "cwd", "pre", "post", "ranks", "cores_per_rank", "gpus_per_rank", "nodes", "launcher")
+COMMON_OPTIONS = ("memory_mb", "priority", "timeout", "retries", "pool", "tags")
+ALL_STAGE_FIELDS = STAGE_FIELDS + FUNCTION_OPTIONS + EXECUTABLE_OPTIONS + COMMON_OPTIONS
+WHEN = ("start", "on-demand")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+Path_ = tuple[Any, ...]  # a field's place in the document: ("stages", 0, "foreach", "x")
+
+
+# ---- YAML with line numbers ------------------------------------------------------------------
+
+class _Document:
+    """The spec's data plus the 1-based line of every key and list item, for error messages."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = str(path)
+        self.lines: dict[Path_, int] = {(): 1}
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpecError(f"{self.file}: cannot read the spec: {exc.strerror or exc}.") from None
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            if root is None:
+                raise SpecError(f"{self.file}:1: the spec is empty; it needs at least 'stages'.")
+            self._walk(root, ())
+            self.data = yaml.constructor.SafeConstructor().construct_document(root)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+            raise SpecError(f"{self.file}:{mark.line + 1 if mark else 1}: this is not valid YAML: {what}.") from None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{self.file}:1: this is not valid YAML: {exc}.") from None
+
+    def _walk(self, node: yaml.Node, path: Path_) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+                if name in seen and name != "<<":
+                    self.fail(path + (name,), f"is given twice (second at line {key.start_mark.line + 1}); "
+                              "keep one.", line=key.start_mark.line + 1)
+                seen.add(name)
+                self.lines[path + (name,)] = key.start_mark.line + 1
+                self._walk(value, path + (name,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.lines[path + (i,)] = item.start_mark.line + 1
+                self._walk(item, path + (i,))
+
+    def line(self, path: Path_) -> int:
+        path = tuple(path)
+        while path not in self.lines:
+            path = path[:-1]
+        return self.lines[path]
+
+    def fail(self, path: Path_, message: str, line: int | None = None) -> NoReturn:
+        where = _dotted(path)
+        raise SpecError(f"{self.file}:{line or self.line(path)}: {where + ': ' if where else ''}{message}")
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _type(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), repr(value))
+
+
+def _suggest(name: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+# ---- the validated spec ------------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    """One validated stage: what it runs, over which parameters, after what, with which task options."""
+
+    index: int
+    name: str
+    kind: str  # "function" | "executable"
+    target: Any  # the callable, or the argv template (list of strings)
+    args: list[Any]
+    kwargs: dict[str, Any]
+    foreach: dict[str, list[Any]]
+    grid: dict[str, list[Any]]
+    after: tuple[str, ...]
+    inputs: dict[str, str]  # kwarg -> stage whose results it receives
+    on_demand: bool
+    declared: tuple[str, ...]  # parameters an on-demand stage is given by whoever submits it
+    options: dict[str, Any]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return (*self.declared, *self.foreach, *self.grid)
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.after, *self.inputs.values())))
+
+    def combos(self, given: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The parameters of each task, in fan-out order: zipped foreach lists × the grid's product."""
+        zipped = [dict(zip(self.foreach, values)) for values in zip(*self.foreach.values())] or [{}]
+        product = [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())] or [{}]
+        base = {name: (given or {})[name] for name in self.declared if name in (given or {})}
+        return [{**base, **z, **g} for z in zipped for g in product]
+
+    def make(self, params: dict[str, Any], after: tuple[TaskFuture, ...], inputs: dict[str, Any],
+             **overrides: Any) -> TaskSpec:
+        """The task description for one parameter set."""
+        options = {**self.options, **overrides}
+        options["tags"] = (self.name, *options.get("tags", ()))
+        options.setdefault("pool", self.name)
+        label = self.name + ("[" + ",".join(f"{k}={_short(v)}" for k, v in params.items()) + "]" if params else "")
+        if self.kind == "function":
+            kwargs = {**_fill(self.kwargs, params), **inputs}
+            return Function(self.target, _fill(self.args, params), kwargs, after=after, name=label[:80], **options)
+        if "env" in options:
+            options["env"] = _fill(options["env"], params, text=True)
+        return Executable(_fill(self.target, params, text=True), after=after, name=label[:80], **options)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 16 else text[:13] + "..."
+
+
+def _fill(value: Any, params: dict[str, Any], text: bool = False) -> Any:
+    """Replace placeholders; a string that is exactly one placeholder keeps the value's type unless ``text``."""
+    if isinstance(value, str):
+        match = _PLACEHOLDER.fullmatch(value)
+        if match and match.group(1) and not text:
+            return params[match.group(1)]
+        return _PLACEHOLDER.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(params[m.group(1)]), value)
+    if isinstance(value, list):
+        return [_fill(v, params, text) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, params, text) for k, v in value.items()}
+    return value
+
+
+def _placeholders(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
+    if isinstance(value, str):
+        for match in _PLACEHOLDER.finditer(value):
+            if match.group(1):
+                yield path, match.group(1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _placeholders(v, path + (i,))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _placeholders(v, path + (k,))
+
+
+@dataclass
+class PipelineSpec:
+    """A loaded, validated spec. `build` turns it into a campaign; `run_file` also runs it."""
+
+    file: Path
+    directory: str | None
+    allocation: Allocation | None
+    pools: dict[str, dict[str, int]]
+    stages: list[Stage]
+    policies: list[tuple[str, dict[str, Any]]]
+    stop: dict[str, Any]
+    description: str = ""
+    order: list[str] = field(default_factory=list)  # stages in an order that respects dependencies
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def stop_condition(self) -> stop_mod.Condition | None:
+        """The spec's ``stop`` entries, either of which ends the run (None: run until idle)."""
+        conditions: list[stop_mod.Condition] = []
+        if "tasks" in self.stop:
+            conditions.append(stop_mod.tasks(self.stop["tasks"]))
+        if "wall" in self.stop:
+            conditions.append(stop_mod.wall(self.stop["wall"]))
+        if not conditions:
+            return None
+        condition = conditions[0]
+        for other in conditions[1:]:
+            condition = condition | other
+        return condition
+
+    def prepare(self, directory: str | os.PathLike[str] | None = None, resume: bool | None = None,
+                progress: bool | None = None) -> Pipeline:
+        """Build the campaign and return the `Pipeline` (campaign, each stage's futures) around it."""
+        _on_path(self.file.parent)
+        target = directory or self.directory or os.path.join("runs", self.file.stem)
+        campaign = Campaign(target, allocation=self.allocation, pools=dict(self.pools), resume=resume,
+                            progress=progress)
+        try:
+            pipeline = Pipeline(self, campaign)
+            campaign.add_agent(pipeline)  # first: it counts a result before any policy sees it
+            for name, params in self.policies:
+                policy = policies_mod.create(name, params)
+                if isinstance(policy, policies_mod.Policy):
+                    policy.attach(pipeline)
+                campaign.add_agent(policy)
+                pipeline.policies.append(policy)
+            for name in self.order:
+                if not self.stage(name).on_demand:  # type: ignore[union-attr]
+                    try:
+                        pipeline.submit_stage(name)
+                    except TaskSpecError as exc:  # e.g. more cores than the allocation has
+                        stage = self.stage(name)
+                        path = ("stages", stage.index, exc.field)  # type: ignore[union-attr]
+                        raise SpecError(f"{self.file}:{self._lines.get(path) or self._lines.get(path[:2], 1)}: "
+                                        f"{_dotted(path)}: stage {name!r}: {exc}") from None
+        except BaseException:
+            campaign.close()
+            raise
+        return pipeline
+
+    def build(self, directory: str | os.PathLike[str] | None = None, resume: bool | None = None,
+              progress: bool | None = None) -> Campaign:
+        """Create the campaign, register the policies and submit the stages that run at the start."""
+        return self.prepare(directory, resume, progress).campaign
+
+    _lines: dict[Path_, int] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class _TaskInfo:
+    stage: str
+    params: dict[str, Any]
+    after: tuple[TaskFuture, ...]
+
+
+class Pipeline:
+    """A built spec: its campaign, each stage's futures, and submission of more tasks of a stage.
+
+    It is also the agent that counts finished tasks per stage and raises the ``stage-done`` event
+    (payload: the stage's name) when every submitted task of a stage has finished.
+    """
+
+    def __init__(self, spec: PipelineSpec, campaign: Campaign) -> None:
+        self.spec = spec
+        self.campaign = campaign
+        self.futures: dict[str, list[TaskFuture]] = {s.name: [] for s in spec.stages}
+        self.policies: list[Any] = []
+        self._info: dict[int, _TaskInfo] = {}
+        self._finished: dict[str, int] = {s.name: 0 for s in spec.stages}
+
+    def stage(self, name: str) -> Stage:
+        stage = self.spec.stage(name)
+        if stage is None:
+            names = ", ".join(self.spec.stage_names())
+            raise SteeringError(f"The pipeline has no stage {name!r}; its stages: {names}.")
+        return stage
+
+    def submit_stage(self, name: str, params: dict[str, Any] | None = None) -> list[TaskFuture]:
+        """Submit a stage's tasks (its fan-out, with ``params`` for the parameters it declares)."""
+        stage = self.stage(name)
+        missing = [p for p in stage.declared if p not in (params or {})]
+        if missing:
+            raise SteeringError(f"Stage {name!r} needs the parameter(s) {', '.join(missing)} to be submitted.")
+        after = tuple(f for dep in stage.after for f in self.futures[dep])
+        inputs = {kwarg: list(self.futures[dep]) for kwarg, dep in stage.inputs.items()}
+        submitted = []
+        for combo in stage.combos(params):
+            future = self.campaign.submit(stage.make(combo, after, inputs))
+            self._record(stage.name, combo, after, future)
+            submitted.append(future)
+        return submitted
+
+    def resubmit(self, result: Result, **overrides: Any) -> TaskFuture:
+        """Submit a finished task of a stage again, with the same arguments (``overrides``: task options)."""
+        info = self._info.get(result.key)
+        if info is None:
+            raise SteeringError(f"Task {result.key} is not a task of this pipeline's stages.")
+        stage = self.stage(info.stage)
+        options = {**stage.options, **overrides}
+        options["tags"] = tuple(result.tags)
+        options.setdefault("pool", stage.name)
+        if stage.kind == "function":
+            spec: TaskSpec = Function(stage.target, result.args, result.kwargs, after=info.after, name=result.name,
+                                      **options)
+        else:
+            spec = Executable(list(result.args), after=info.after, name=result.name, **options)
+        future = self.campaign.submit(spec)
+        self._record(stage.name, info.params, info.after, future)
+        return future
+
+    def _record(self, stage: str, params: dict[str, Any], after: tuple[TaskFuture, ...], future: TaskFuture) -> None:
+        self._info[future.task_id] = _TaskInfo(stage, params, after)
+        self.futures[stage].append(future)
+
+    def stage_of(self, task: Result | TaskFuture | int) -> str | None:
+        info = self._info.get(_key(task))
+        return info.stage if info else None
+
+    def params_of(self, task: Result | TaskFuture | int) -> dict[str, Any]:
+        info = self._info.get(_key(task))
+        return dict(info.params) if info else {}
+
+    def submitted(self, stage: str) -> int:
+        return len(self.futures[stage])
+
+    def finished(self, stage: str) -> int:
+        return self._finished[stage]
+
+    def complete(self, stage: str) -> bool:
+        """Every task submitted so far for the stage has finished (and there is at least one)."""
+        return 0 < self.submitted(stage) == self._finished[stage]
+
+    @on_result()
+    def _count(self, result: Result, ctx: Any) -> None:
+        stage = self.stage_of(result)
+        if stage is not None:
+            self._finished[stage] += 1
+            if self.complete(stage):
+                ctx.emit(policies_mod.STAGE_DONE, stage)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per stage: tasks submitted and their states."""
+        out: dict[str, dict[str, int]] = {}
+        for name, futures in self.futures.items():
+            counts: dict[str, int] = {"tasks": len(futures)}
+            for future in futures:
+                state = future.state.value
+                counts[state] = counts.get(state, 0) + 1
+            out[name] = counts
+        return out
+
+
+def _key(task: Result | TaskFuture | int) -> int:
+    return task.key if isinstance(task, Result) else task.task_id if isinstance(task, TaskFuture) else task
+
+
+def _on_path(folder: Path) -> None:
+    """Put the spec's folder first on sys.path (workers started later inherit it as PYTHONPATH)."""
+    entry = str(folder.resolve())
+    if entry in sys.path:
+        sys.path.remove(entry)
+    sys.path.insert(0, entry)
+
+
+# ---- public entry points ---------------------------------------------------------------------------
+
+def load(path: str | os.PathLike[str]) -> PipelineSpec:
+    """Read and validate a YAML pipeline spec; raise `SpecError` (file, line, field) on any mistake."""
+    return _Validator(_Document(Path(path))).spec()
+
+
+def run_file(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None,
+             resume: bool | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """Load, build and run a spec until its stop condition or until idle; return the campaign's summary.
+
+    The summary gains ``stages``: per stage, the number of tasks and their final states.
+    """
+    spec = load(path)
+    pipeline = spec.prepare(directory, resume=resume, progress=progress)
+    summary = pipeline.campaign.run(stop=spec.stop_condition())
+    summary["stages"] = pipeline.summary()
+    return summary
+
+
+# ---- validation -----------------------------------------------------------------------------------
+
+class _Validator:
+    def __init__(self, doc: _Document) -> None:
+        self.doc = doc
+        self.fail = doc.fail
+        self.folder = Path(doc.file).resolve().parent
+
+    def spec(self) -> PipelineSpec:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.fail((), f"a spec is a mapping with 'stages' (and optionally {', '.join(TOP_FIELDS[:2])}, "
+                      f"{', '.join(TOP_FIELDS[2:5])}, stop); got {_type(data)}.")
+        self._unknown((), data, TOP_FIELDS, "top-level field")
+        if "stages" not in data:
+            self.fail((), "the spec has no 'stages'; list at least one stage with a name and a function or "
+                      "executable.")
+        directory = data.get("directory")
+        if directory is not None and (not isinstance(directory, str) or not directory):
+            self.fail(("directory",), f"expected a directory path (a string), got {directory!r}.")
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            self.fail(("description",), f"expected text, got {_type(description)}.")
+        raw = data["stages"]
+        if not isinstance(raw, list) or not raw:
+            self.fail(("stages",), f"expected a non-empty list of stages, got {_type(raw)}.")
+        stages: list[Stage] = []
+        for i, item in enumerate(raw):
+            stages.append(self.stage(i, item, {s.name: i for i, s in enumerate(stages)}))
+        names = [s.name for s in stages]
+        for s in stages:
+            self.dependencies(s, names, stages)
+        order = self.order(stages)
+        spec = PipelineSpec(file=Path(self.doc.file), directory=directory, allocation=self.allocation(data),
+                            pools=self.pools(data, stages), stages=stages, policies=[], stop=self.stop(data),
+                            description=description, order=order, _lines=self.doc.lines)
+        spec.policies = self.policies(data, spec)
+        return spec
+
+    # ---- helpers
+    def _unknown(self, path: Path_, mapping: dict, known: tuple[str, ...], what: str) -> None:
+        for key in mapping:
+            if key not in known:
+                self.fail(path + (key,), f"unknown {what} {key!r}.{_suggest(key, known)} Known: {', '.join(known)}.")
+
+    def _mapping(self, path: Path_, value: Any, what: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping of {what}, got {_type(value)}.")
+        return value
+
+    # ---- top level
+    def allocation(self, data: dict) -> Allocation | None:
+        value = data.get("allocation")
+        if value is None or value == "auto":
+            return None
+        if value == "detect":
+            return Allocation.detect()
+        if not isinstance(value, dict):
+            self.fail(("allocation",), f"expected 'auto', 'detect' or a mapping like {{nodes: 1, cores: 2, gpus: 0}}, "
+                      f"got {value!r}.")
+        self._unknown(("allocation",), value, ("nodes", "cores", "gpus", "memory_mb"), "allocation field")
+        for key, low in (("nodes", 1), ("cores", 1), ("gpus", 0), ("memory_mb", 0)):
+            if key in value and (isinstance(value[key], bool) or not isinstance(value[key], int) or value[key] < low):
+                self.fail(("allocation", key), f"expected an integer >= {low}, got {value[key]!r}.")
+        return Allocation.declare(nodes=value.get("nodes", 1), cores=value.get("cores", 1), gpus=value.get("gpus", 0),
+                                  memory_mb=value.get("memory_mb", 0))
+
+    def pools(self, data: dict, stages: list[Stage]) -> dict[str, dict[str, int]]:
+        pools = self._mapping(("pools",), data.get("pools", {}) or {}, "pool names to {cores: N, gpus: M}")
+        used = {s.options.get("pool", s.name) for s in stages}
+        for name, quota in pools.items():
+            path = ("pools", name)
+            if name not in used:
+                self.fail(path, f"no stage uses the pool {name!r}.{_suggest(name, sorted(used))} A stage's pool is "
+                          "its name unless it sets 'pool'.")
+            self._mapping(path, quota, "cores and gpus")
+            self._unknown(path, quota, ("cores", "gpus"), "quota field")
+            for key, value in quota.items():
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                    self.fail(path + (key,), f"expected an integer >= 0 (or null: no cap), got {value!r}.")
+        return pools
+
+    def stop(self, data: dict) -> dict[str, Any]:
+        value = self._mapping(("stop",), data.get("stop", {}) or {}, "conditions (tasks, wall)")
+        self._unknown(("stop",), value, ("tasks", "wall"), "stop condition")
+        tasks = value.get("tasks")
+        if "tasks" in value and (isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1):
+            self.fail(("stop", "tasks"), f"expected a number of task results >= 1, got {tasks!r}.")
+        if "wall" in value:
+            try:
+                if stop_mod.parse_duration(value["wall"]) <= 0:
+                    raise ValueError("it must be positive")
+            except (ValueError, TypeError, AttributeError) as exc:
+                self.fail(("stop", "wall"), f"expected a duration like '90s', '15m' or '2h' (or seconds): {exc}")
+        return dict(value)
+
+    def policies(self, data: dict, spec: PipelineSpec) -> list[tuple[str, dict[str, Any]]]:
+        raw = data.get("policies", []) or []
+        if not isinstance(raw, list):
+            self.fail(("policies",), f"expected a list of {{name: ..., params: {{...}}}}, got {_type(raw)}.")
+        out = []
+        for i, item in enumerate(raw):
+            path: Path_ = ("policies", i)
+            if isinstance(item, str):
+                item = {"name": item}
+            self._mapping(path, item, "name and params")
+            self._unknown(path, item, ("name", "params"), "policy field")
+            if "name" not in item:
+                self.fail(path, f"a policy needs a name; known policies: {', '.join(policies_mod.names())}.")
+            params = self._mapping(path + ("params",), item.get("params", {}) or {}, "parameter names to values")
+            try:
+                policies_mod.get(item["name"])
+            except policies_mod.PolicyError as exc:
+                self.fail(path + ("name",), str(exc))
+            try:
+                policies_mod.create(item["name"], params).check(spec)
+            except policies_mod.PolicyError as exc:
+                where = path + (("params", exc.param) if exc.param in params else ("params",) if params else ())
+                self.fail(where, str(exc))
+            out.append((item["name"], dict(params)))
+        return out
+
+    # ---- stages
+    def stage(self, i: int, item: Any, earlier: dict[str, int]) -> Stage:
+        path: Path_ = ("stages", i)
+        if not isinstance(item, dict):
+            self.fail(path, f"a stage is a mapping with a name and a function or executable, got {_type(item)}.")
+        self._unknown(path, item, ALL_STAGE_FIELDS, "stage field")
+        name = item.get("name")
+        if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
+            self.fail(path + ("name",) if "name" in item else path,
+                      f"a stage needs a name of letters, digits, '_', '-' or '.', got {name!r}.")
+        if name in earlier:
+            self.fail(path + ("name",), f"stage {name!r} is already defined by stages[{earlier[name]}].")
+        if ("function" in item) == ("executable" in item):
+            both = "gives both 'function' and 'executable'" if "function" in item else "has neither"
+            self.fail(path + (("executable",) if "function" in item else ()),
+                      f"stage {name!r} {both}; give exactly one: 'function: module:callable' or "
+                      "'executable: [program, arg, ...]'.")
+        kind = "function" if "function" in item else "executable"
+        wrong = EXECUTABLE_OPTIONS if kind == "function" else FUNCTION_OPTIONS
+        for key in item:
+            if key in wrong:
+                hint = ("cores_per_rank/gpus_per_rank" if kind == "executable" else "a function stage's cores/gpus")
+                other = "executable" if kind == "function" else "function"
+                self.fail(path + (key,), f"{key!r} is an option of {other} stages; stage {name!r} runs a {kind} "
+                          f"(use {hint}).")
+        when = item.get("when", "start")
+        if when not in WHEN:
+            self.fail(path + ("when",), f"expected one of {', '.join(WHEN)}, got {when!r}.")
+        declared = self.names(path + ("params",), item.get("params", []))
+        if declared and when != "on-demand":
+            self.fail(path + ("params",), "only 'when: on-demand' stages declare params (whoever submits them gives "
+                      "the values); use foreach or grid to fan out at the start.")
+        foreach = self.fanout(path + ("foreach",), item.get("foreach", {}))
+        grid = self.fanout(path + ("grid",), item.get("grid", {}))
+        lengths = {k: len(v) for k, v in foreach.items()}
+        if len(set(lengths.values())) > 1:
+            first = next(iter(lengths))
+            other = next(k for k, n in lengths.items() if n != lengths[first])
+            self.fail(path + ("foreach", other), f"has {lengths[other]} values but foreach.{first} has "
+                      f"{lengths[first]}; foreach zips its lists, so they need equal lengths (use grid for every "
+                      "combination).")
+        for key in set(foreach) & set(grid) | (set(declared) & (set(foreach) | set(grid))):
+            self.fail(path + (("grid" if key in grid else "foreach"), key),
+                      f"parameter {key!r} is defined twice; give each parameter in one of params, foreach, grid.")
+        args = item.get("args", [])
+        if not isinstance(args, list):
+            self.fail(path + ("args",), f"expected a list of arguments, got {_type(args)}.")
+        kwargs = self._mapping(path + ("kwargs",), item.get("kwargs", {}) or {}, "argument names to values")
+        for key in kwargs:
+            if not isinstance(key, str) or not _IDENT.fullmatch(key):
+                self.fail(path + ("kwargs", key), f"{key!r} is not a valid keyword argument name.")
+        if kind == "function":
+            target: Any = self.callable(path + ("function",), item["function"])
+        else:
+            if args or kwargs:
+                self.fail(path + ("args" if args else "kwargs",), "an executable stage takes its arguments in "
+                          "'executable' (a list, or a string split like a shell command).")
+            target = self.argv(path + ("executable",), item["executable"])
+        inputs = item.get("inputs", {})
+        if isinstance(inputs, str):
+            inputs = {"inputs": inputs}
+        inputs = self._mapping(path + ("inputs",), inputs or {}, "keyword argument names to stage names "
+                               "(or one stage name)")
+        if inputs and kind == "executable":
+            self.fail(path + ("inputs",), "an executable stage cannot receive inputs; make it a function stage, "
+                      "or use 'after' to order it.")
+        for kwarg in inputs:
+            if kwarg in kwargs:
+                self.fail(path + ("inputs",), f"keyword argument {kwarg!r} is given by both kwargs and inputs.")
+        after = item.get("after", [])
+        after = [after] if isinstance(after, str) else after
+        if not isinstance(after, list) or any(not isinstance(a, str) for a in after):
+            self.fail(path + ("after",), f"expected a list of stage names, got {after!r}.")
+        known = set(declared) | set(foreach) | set(grid)
+        templates = [("args", args), ("kwargs", kwargs), ("executable", item.get("executable")),
+                     ("env", item.get("env"))]
+        for key, value in templates:
+            for where, param in _placeholders(value if key != "executable" else _as_list(value), path + (key,)):
+                if param not in known:
+                    self.fail(where if key != "executable" or isinstance(value, list) else path + (key,),
+                              f"placeholder '{{{param}}}' names no parameter of stage {name!r} (its parameters: "
+                              f"{', '.join(sorted(known)) or 'none'}); define it in foreach, grid or params, or "
+                              "write '{{' and '}}' for literal braces.")
+        options = {k: item[k] for k in (*FUNCTION_OPTIONS, *EXECUTABLE_OPTIONS, *COMMON_OPTIONS) if k in item}
+        options = self.options(path, name, kind, target, options)
+        return Stage(i, name, kind, target, args, kwargs, foreach, grid, tuple(after), dict(inputs),
+                     when == "on-demand", declared, options)
+
+    def names(self, path: Path_, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or any(not isinstance(v, str) or not _IDENT.fullmatch(v) for v in value):
+            self.fail(path, f"expected a list of parameter names (identifiers), got {value!r}.")
+        return tuple(value)
+
+    def fanout(self, path: Path_, value: Any) -> dict[str, list[Any]]:
+        self._mapping(path, value or {}, "parameter names to lists of values")
+        for key, values in (value or {}).items():
+            if not isinstance(key, str) or not _IDENT.fullmatch(key):
+                self.fail(path + (key,), f"{key!r} is not a valid parameter name (use letters, digits and '_').")
+            if not isinstance(values, list):
+                self.fail(path + (key,), f"expected a list, got {values!r}.")
+            if not values:
+                self.fail(path + (key,), "expected a non-empty list of values.")
+        return dict(value or {})
+
+    def callable(self, path: Path_, text: Any) -> Any:
+        if not isinstance(text, str) or text.count(":") != 1:
+            self.fail(path, f"expected 'module:callable' (like 'steps:simulate'), got {text!r}.")
+        module_name, attr = text.split(":")
+        if not all(_IDENT.fullmatch(p) for p in module_name.split(".")) or \
+                not all(_IDENT.fullmatch(p) for p in attr.split(".")):
+            self.fail(path, f"expected 'module:callable' with dotted names on both sides, got {text!r}.")
+        try:
+            obj = _import(module_name, self.folder)
+        except ModuleNotFoundError as exc:
+            if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+                self.fail(path, f"module {module_name!r} was not found; put {module_name.split('.')[0]}.py next to "
+                          f"the spec (in {self.folder}) or install it.")
+            self.fail(path, f"importing module {module_name!r} failed: {exc}.")
+        except Exception as exc:  # noqa: BLE001 - the user's module raised while importing
+            self.fail(path, f"importing module {module_name!r} raised {type(exc).__name__}: {exc}")
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                public = [n for n in dir(obj) if not n.startswith("_")]
+                self.fail(path, f"{getattr(obj, '__name__', obj)!r} has no attribute {part!r}.{_suggest(part, public)}")
+            obj = getattr(obj, part)
+        if not callable(obj):
+            self.fail(path, f"{text!r} is {type(obj).__name__} {_short(obj)}, not callable; name a function.")
+        return obj
+
+    def argv(self, path: Path_, value: Any) -> list[str]:
+        if isinstance(value, str):
+            try:
+                value = shlex.split(value)
+            except ValueError as exc:
+                self.fail(path, f"cannot split the command {value!r}: {exc}.")
+        if not isinstance(value, list) or not value:
+            self.fail(path, f"expected a command: a list [program, arg, ...] or a string, got {_type(value)}.")
+        for i, arg in enumerate(value):
+            if isinstance(arg, (dict, list)) or arg is None:
+                self.fail(path + (i,), f"a command's arguments are strings or numbers, got {arg!r}.")
+        return [str(a) for a in value]
+
+    def options(self, path: Path_, name: str, kind: str, target: Any, options: dict[str, Any]) -> dict[str, Any]:
+        if "timeout" in options and isinstance(options["timeout"], str):
+            try:
+                options["timeout"] = stop_mod.parse_duration(options["timeout"])
+            except ValueError as exc:
+                self.fail(path + ("timeout",), str(exc))
+        if isinstance(options.get("tags"), str):
+            options["tags"] = [options["tags"]]
+        if "tags" in options and not isinstance(options["tags"], list):
+            self.fail(path + ("tags",), f"expected a list of tags, got {options['tags']!r}.")
+        if isinstance(options.get("cwd"), str):
+            options["cwd"] = str(self.folder / options["cwd"])
+        if isinstance(options.get("env"), dict):
+            options["env"] = {k: str(v) if isinstance(v, (int, float)) else v for k, v in options["env"].items()}
+        try:  # build one task now so bad options fail at load, with the line of the field
+            if kind == "function":
+                Function(target, **options)
+            else:
+                probe = target if not _PLACEHOLDER.search(target[0]) else [sys.executable]
+                Executable(probe, **options)
+        except TaskSpecError as exc:
+            field_ = exc.field if exc.field in options else ("executable" if exc.field == "argv" else None)
+            self.fail(path + ((field_,) if field_ else ()), f"stage {name!r}: {exc}")
+        return options
+
+    def dependencies(self, stage: Stage, names: list[str], stages: list[Stage]) -> None:
+        path: Path_ = ("stages", stage.index)
+        for key, deps in (("after", stage.after), ("inputs", tuple(stage.inputs.values()))):
+            for dep in deps:
+                if dep not in names:
+                    self.fail(path + (key,), f"there is no stage {dep!r}.{_suggest(dep, names)} Stages: "
+                              f"{', '.join(names)}.")
+                if stages[names.index(dep)].on_demand and not stage.on_demand:
+                    self.fail(path + (key,), f"stage {stage.name!r} runs at the start, so it cannot wait for the "
+                              f"on-demand stage {dep!r}, whose tasks do not exist yet.")
+
+    def order(self, stages: list[Stage]) -> list[str]:
+        by_name = {s.name: s for s in stages}
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        order: list[str] = []
+
+        def visit(name: str, trail: list[str]) -> None:
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                cycle = trail[trail.index(name):] + [name]
+                first = by_name[cycle[0]]
+                key = "after" if cycle[1] in first.after else "inputs"
+                self.fail(("stages", first.index, key), f"dependency cycle: {' -> '.join(cycle)}; a stage cannot "
+                          "wait for itself.")
+            state[name] = 1
+            for dep in by_name[name].depends_on:
+                visit(dep, trail + [name])
+            state[name] = 2
+            order.append(name)
+
+        for s in stages:
+            visit(s.name, [])
+        return order
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _import(module_name: str, folder: Path) -> Any:
+    """Import a module, preferring the spec's folder (a same-named module loaded from elsewhere is reloaded)."""
+    _on_path(folder)
+    importlib.invalidate_caches()
+    top = module_name.split(".")[0]
+    loaded = sys.modules.get(top)
+    local = (folder / f"{top}.py").exists() or (folder / top / "__init__.py").exists()
+    where = getattr(loaded, "__file__", None) or ""
+    if loaded is not None and local and not os.path.abspath(where).startswith(str(folder.resolve()) + os.sep):
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]
+    return importlib.import_module(module_name)
