@@ -461,7 +461,7 @@ class Runtime:
             spec.args = tuple(args) if args is not None else spec.args
             spec.kwargs = dict(kwargs) if kwargs is not None else spec.kwargs
             if record.payload is not None:
-                serialize.release(record.payload)
+                self.engine.release_payload(record.id, record.payload)
             record.payload = self._encode_args(spec, spec.args, spec.kwargs)
         elif isinstance(spec, Executable) and argv is not None:
             spec.argv = list(argv)
@@ -501,7 +501,7 @@ class Runtime:
             pass  # the user cancelled it at the same moment
         self._set_state(record, state)  # after the future: listeners may read its outcome
         if record.payload is not None:
-            serialize.release(record.payload)  # its shared-memory buffers, if any: finished for good
+            self.engine.release_payload(record.id, record.payload)  # shared-memory buffers: finished for good
             record.payload = None
         dependents, record.dependents = record.dependents, []
         for dependent in dependents:

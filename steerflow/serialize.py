@@ -36,9 +36,11 @@ loads again.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 import cloudpickle
@@ -135,6 +137,60 @@ def _new_file() -> tuple[str, int]:
             continue
 
 
+_RECYCLE_LIMIT = 512 * 1024 * 1024
+_recycled: list[tuple[int, str]] = []  # (bytes already allocated, path): files nobody maps any more
+
+
+def recycle(data: bytes, pids: Iterable[int] = ()) -> None:
+    """Like `release`, but keep the payload's files for reuse when none of ``pids`` maps them.
+
+    Allocating tmpfs pages is most of the cost of a large transfer (here: 10 MB into a new file
+    3.7 ms, into an allocated one 1.6 ms, and freeing them ~1.5 ms more), so files of finished
+    payloads are rewritten instead of unlinked. Reuse is safe only if no process still maps the
+    file (a task may have kept a reference to its argument): ``pids`` are the processes that
+    loaded the payload, and each is checked in /proc/PID/maps; a mapped file is unlinked as usual.
+    """
+    paths = [(path, size) for path, size in _parse(data)[0]] if data and data[0] == _TAG else []
+    if not paths:
+        return
+    maps = b"".join(_read_maps(pid) for pid in set(pids))
+    for path, size in paths:
+        held = sum(c for c, _ in _recycled)
+        if path.encode() in maps or held + size > _RECYCLE_LIMIT or not os.path.exists(path):
+            _unlink(path)
+        else:
+            _recycled.append((size, path))
+
+
+def _read_maps(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            return f.read()
+    except OSError:  # gone: it maps nothing
+        return b""
+
+
+def _take_recycled(size: int) -> tuple[str, int] | None:
+    """The smallest recycled file with at least ``size`` bytes allocated, opened for rewriting."""
+    best = None
+    for i, (capacity, _) in enumerate(_recycled):
+        if capacity >= size and (best is None or capacity < _recycled[best][0]):
+            best = i
+    if best is None:
+        return None
+    _, path = _recycled.pop(best)
+    try:
+        return path, os.open(path, os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+
+
+def drop_recycled() -> None:
+    """Unlink every kept file (at exit)."""
+    while _recycled:
+        _unlink(_recycled.pop()[1])
+
+
 def _write_buffers(buffers: list[pickle.PickleBuffer]) -> list[tuple[str, int]]:
     """One file per buffer, written with a single copy; on failure nothing is left behind."""
     refs: list[tuple[str, int]] = []
@@ -142,7 +198,8 @@ def _write_buffers(buffers: list[pickle.PickleBuffer]) -> list[tuple[str, int]]:
         for buf in buffers:
             view = buf.raw()
             size = view.nbytes
-            path, fd = _new_file()
+            reused = _take_recycled(size) if _recycled else None
+            path, fd = reused if reused is not None else _new_file()
             refs.append((path, size))
             try:
                 done = 0
@@ -332,6 +389,9 @@ def _start_time(pid: int) -> float | None:
         return _boot_time + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+atexit.register(drop_recycled)
 
 
 def dumps_function(fn: Any) -> bytes:

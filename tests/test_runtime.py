@@ -352,3 +352,33 @@ def test_shutdown_without_wait_cancels(make_runtime):
     assert wait_until(lambda: running.state is TaskState.RUNNING)
     rt.shutdown(wait=False)
     assert running.cancelled() and queued.cancelled()
+
+
+_CACHE: dict = {}
+
+
+def _keep(array):
+    _CACHE["kept"] = array  # a task that holds on to its argument after it returns
+    return float(array.sum())
+
+
+def _kept_sum():
+    return float(_CACHE["kept"].sum())
+
+
+def _array_sum(array):
+    return float(array.sum())
+
+
+def test_large_arguments_by_reference_and_safe_reuse(make_runtime):
+    np = pytest.importorskip("numpy")
+    from steerflow import serialize
+
+    rt = make_runtime(allocation=Allocation.declare(nodes=1, cores=1))  # one worker: every task shares it
+    first = np.full(2**20, 1.0)  # 8 MB: travels through shared memory
+    assert rt.submit(_keep, first).result(timeout=30) == 2**20
+    for value in (2.0, 3.0, 4.0):  # same-size payloads: files are reused when nobody maps them
+        assert rt.submit(_array_sum, np.full(2**20, value)).result(timeout=30) == value * 2**20
+    # the array the first task kept was never overwritten by a later payload
+    assert rt.submit(_kept_sum).result(timeout=30) == 2**20
+    assert serialize._recycled  # and unmapped files were kept for reuse

@@ -299,3 +299,18 @@ def test_cleanup_stale_on_a_crashed_sender():
     assert out.returncode == 3 and os.path.exists(path)
     assert serialize.cleanup_stale() >= 1
     assert not os.path.exists(path)
+
+
+def test_recycle_reuses_unmapped_files_and_unlinks_mapped_ones():
+    big = np.arange(BIG, dtype=np.float64)
+    data = serialize.dumps(big)
+    (path,) = serialize.shm_paths(data)
+    serialize.recycle(data, pids=[])  # nobody maps it: kept for reuse
+    assert os.path.exists(path)
+    again = serialize.dumps(big + 1)
+    assert serialize.shm_paths(again) == [path]  # the same file, rewritten
+    loaded = serialize.loads(again, consume=False)  # this process now maps it
+    serialize.recycle(again, pids=[os.getpid()])
+    assert not os.path.exists(path)  # mapped: unlinked instead of reused
+    assert loaded[1] == 2.0
+    serialize.drop_recycled()

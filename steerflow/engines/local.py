@@ -62,6 +62,7 @@ class LocalEngine:
         self._worker_env = dict(os.environ)
         self._worker_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._pending_events: list[Event] = []
+        self._payload_pids: dict[int, set[int]] = {}
         self._closed = False
 
     # ---- life cycle ------------------------------------------------------------------------
@@ -141,6 +142,8 @@ class LocalEngine:
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
         worker.launch = launch
+        if launch.payload is not None and launch.payload[:1] == b"\x00":  # arguments in shared memory
+            self._payload_pids.setdefault(launch.task_id, set()).add(worker.proc.pid)
         self._busy[launch.task_id] = worker
         try:
             write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
@@ -211,6 +214,9 @@ class LocalEngine:
         child = self._children.get(task_id)
         if child is not None:
             proctree.signal_tree(child.proc.pid, signal.SIGTERM)
+
+    def release_payload(self, task_id: int, payload: bytes) -> None:
+        serialize.recycle(payload, self._payload_pids.pop(task_id, ()))
 
     def _checkpoint_path(self, task_id: int) -> str:
         return str(self._run_dir / "checkpoints" / f"{task_id}.ckpt")

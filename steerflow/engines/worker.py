@@ -93,6 +93,7 @@ def main(rfd: int, wfd: int) -> None:
             finally:
                 running[0] = False
             reply = (task_id, True, serialize.dumps(value), "")
+            args = kwargs = value = None  # unmap shared-memory arguments before the driver may reuse them
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises (sys.exit too) goes back
             tb = traceback.format_exc()
             try:
@@ -101,8 +102,8 @@ def main(rfd: int, wfd: int) -> None:
             except Exception:  # noqa: BLE001
                 blob = serialize.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
             reply = (task_id, False, blob, tb)
+        args = kwargs = value = None  # (the error path) no mapping of the arguments outlives the task
         write_all(wfd, _frame(pickle.dumps(reply, 5)))
-        args = kwargs = value = reply = None  # free shared-memory arguments now, not during the next task
 
 
 def _frame(data: bytes) -> bytes:
