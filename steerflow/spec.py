@@ -3,7 +3,8 @@
 A spec is validated completely when it loads (`load`), and every error is a `SpecError` whose
 message names the file, the 1-based line and the field (``pipeline.yaml:7: stages[0].foreach.x:
 …``). Building it (`PipelineSpec.build`) creates an ordinary `Campaign` through its public API,
-registers the policies and submits the stages that run at the start; `run_file` also runs it::
+registers the policies and submits the stages that run at the start, and `run_file` also runs it;
+that run-time side (the `Pipeline`) is `steerflow.pipeline`::
 
     directory: runs/pipeline                 # campaign directory (`steerflow run --dir` overrides it)
     allocation: {nodes: 1, cores: 2}         # optional; default: this machine, or the SLURM job
@@ -47,18 +48,22 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from . import policies as policies_mod
 from . import stop as stop_mod
-from .agents import Result, SteeringError, on_result
 from .campaign import Campaign
 from .errors import SpecError, TaskSpecError
 from .futures import TaskFuture
 from .resources import Allocation
 from .task import Executable, Function, TaskSpec
+
+# The run-time side, steerflow.pipeline, imports this module at its top; this module imports it in the
+# functions that hand over to it (and `__getattr__` below keeps `steerflow.spec.Pipeline` working).
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 TOP_FIELDS = ("directory", "description", "allocation", "pools", "stages", "policies", "stop")
 STAGE_FIELDS = ("name", "function", "executable", "args", "kwargs", "foreach", "grid", "after", "inputs", "when",
@@ -180,36 +185,15 @@ class Stage:
 
     def make(self, params: dict[str, Any], after: tuple[TaskFuture, ...], inputs: dict[str, Any],
              **overrides: Any) -> TaskSpec:
-        """The task description for one parameter set."""
-        options = {**self.options, **overrides}
-        options["tags"] = (self.name, *options.get("tags", ()))
-        options.setdefault("pool", self.name)
-        label = self.name + ("[" + ",".join(f"{k}={_short(v)}" for k, v in params.items()) + "]" if params else "")
-        if self.kind == "function":
-            kwargs = {**_fill(self.kwargs, params), **inputs}
-            return Function(self.target, _fill(self.args, params), kwargs, after=after, name=label[:80], **options)
-        if "env" in options:
-            options["env"] = _fill(options["env"], params, text=True)
-        return Executable(_fill(self.target, params, text=True), after=after, name=label[:80], **options)
+        """The task description for one parameter set (see `steerflow.pipeline.make_task`)."""
+        from .pipeline import make_task
+
+        return make_task(self, params, after, inputs, **overrides)
 
 
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 16 else text[:13] + "..."
-
-
-def _fill(value: Any, params: dict[str, Any], text: bool = False) -> Any:
-    """Replace placeholders; a string that is exactly one placeholder keeps the value's type unless ``text``."""
-    if isinstance(value, str):
-        match = _PLACEHOLDER.fullmatch(value)
-        if match and match.group(1) and not text:
-            return params[match.group(1)]
-        return _PLACEHOLDER.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(params[m.group(1)]), value)
-    if isinstance(value, list):
-        return [_fill(v, params, text) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, params, text) for k, v in value.items()}
-    return value
 
 
 def _placeholders(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
@@ -247,47 +231,16 @@ class PipelineSpec:
 
     def stop_condition(self) -> stop_mod.Condition | None:
         """The spec's ``stop`` entries, either of which ends the run (None: run until idle)."""
-        conditions: list[stop_mod.Condition] = []
-        if "tasks" in self.stop:
-            conditions.append(stop_mod.tasks(self.stop["tasks"]))
-        if "wall" in self.stop:
-            conditions.append(stop_mod.wall(self.stop["wall"]))
-        if not conditions:
-            return None
-        condition = conditions[0]
-        for other in conditions[1:]:
-            condition = condition | other
-        return condition
+        from .pipeline import stop_condition
+
+        return stop_condition(self)
 
     def prepare(self, directory: str | os.PathLike[str] | None = None, resume: bool | None = None,
                 progress: bool | None = None) -> Pipeline:
         """Build the campaign and return the `Pipeline` (campaign, each stage's futures) around it."""
-        _on_path(self.file.parent)
-        target = directory or self.directory or os.path.join("runs", self.file.stem)
-        campaign = Campaign(target, allocation=self.allocation, pools=dict(self.pools), resume=resume,
-                            progress=progress)
-        try:
-            pipeline = Pipeline(self, campaign)
-            campaign.add_agent(pipeline)  # first: it counts a result before any policy sees it
-            for name, params in self.policies:
-                policy = policies_mod.create(name, params)
-                if isinstance(policy, policies_mod.Policy):
-                    policy.attach(pipeline)
-                campaign.add_agent(policy)
-                pipeline.policies.append(policy)
-            for name in self.order:
-                if not self.stage(name).on_demand:  # type: ignore[union-attr]
-                    try:
-                        pipeline.submit_stage(name)
-                    except TaskSpecError as exc:  # e.g. more cores than the allocation has
-                        stage = self.stage(name)
-                        path = ("stages", stage.index, exc.field)  # type: ignore[union-attr]
-                        raise SpecError(f"{self.file}:{self._lines.get(path) or self._lines.get(path[:2], 1)}: "
-                                        f"{_dotted(path)}: stage {name!r}: {exc}") from None
-        except BaseException:
-            campaign.close()
-            raise
-        return pipeline
+        from .pipeline import prepare
+
+        return prepare(self, directory, resume, progress)
 
     def build(self, directory: str | os.PathLike[str] | None = None, resume: bool | None = None,
               progress: bool | None = None) -> Campaign:
@@ -295,114 +248,6 @@ class PipelineSpec:
         return self.prepare(directory, resume, progress).campaign
 
     _lines: dict[Path_, int] = field(default_factory=dict, repr=False)
-
-
-@dataclass
-class _TaskInfo:
-    stage: str
-    params: dict[str, Any]
-    after: tuple[TaskFuture, ...]
-
-
-class Pipeline:
-    """A built spec: its campaign, each stage's futures, and submission of more tasks of a stage.
-
-    It is also the agent that counts finished tasks per stage and raises the ``stage-done`` event
-    (payload: the stage's name) when every submitted task of a stage has finished.
-    """
-
-    def __init__(self, spec: PipelineSpec, campaign: Campaign) -> None:
-        self.spec = spec
-        self.campaign = campaign
-        self.futures: dict[str, list[TaskFuture]] = {s.name: [] for s in spec.stages}
-        self.policies: list[Any] = []
-        self._info: dict[int, _TaskInfo] = {}
-        self._finished: dict[str, int] = {s.name: 0 for s in spec.stages}
-
-    def stage(self, name: str) -> Stage:
-        stage = self.spec.stage(name)
-        if stage is None:
-            names = ", ".join(self.spec.stage_names())
-            raise SteeringError(f"The pipeline has no stage {name!r}; its stages: {names}.")
-        return stage
-
-    def submit_stage(self, name: str, params: dict[str, Any] | None = None) -> list[TaskFuture]:
-        """Submit a stage's tasks (its fan-out, with ``params`` for the parameters it declares)."""
-        stage = self.stage(name)
-        missing = [p for p in stage.declared if p not in (params or {})]
-        if missing:
-            raise SteeringError(f"Stage {name!r} needs the parameter(s) {', '.join(missing)} to be submitted.")
-        after = tuple(f for dep in stage.after for f in self.futures[dep])
-        inputs = {kwarg: list(self.futures[dep]) for kwarg, dep in stage.inputs.items()}
-        submitted = []
-        for combo in stage.combos(params):
-            future = self.campaign.submit(stage.make(combo, after, inputs))
-            self._record(stage.name, combo, after, future)
-            submitted.append(future)
-        return submitted
-
-    def resubmit(self, result: Result, **overrides: Any) -> TaskFuture:
-        """Submit a finished task of a stage again, with the same arguments (``overrides``: task options)."""
-        info = self._info.get(result.key)
-        if info is None:
-            raise SteeringError(f"Task {result.key} is not a task of this pipeline's stages.")
-        stage = self.stage(info.stage)
-        options = {**stage.options, **overrides}
-        options["tags"] = tuple(result.tags)
-        options.setdefault("pool", stage.name)
-        if stage.kind == "function":
-            spec: TaskSpec = Function(stage.target, result.args, result.kwargs, after=info.after, name=result.name,
-                                      **options)
-        else:
-            spec = Executable(list(result.args), after=info.after, name=result.name, **options)
-        future = self.campaign.submit(spec)
-        self._record(stage.name, info.params, info.after, future)
-        return future
-
-    def _record(self, stage: str, params: dict[str, Any], after: tuple[TaskFuture, ...], future: TaskFuture) -> None:
-        self._info[future.task_id] = _TaskInfo(stage, params, after)
-        self.futures[stage].append(future)
-
-    def stage_of(self, task: Result | TaskFuture | int) -> str | None:
-        info = self._info.get(_key(task))
-        return info.stage if info else None
-
-    def params_of(self, task: Result | TaskFuture | int) -> dict[str, Any]:
-        info = self._info.get(_key(task))
-        return dict(info.params) if info else {}
-
-    def submitted(self, stage: str) -> int:
-        return len(self.futures[stage])
-
-    def finished(self, stage: str) -> int:
-        return self._finished[stage]
-
-    def complete(self, stage: str) -> bool:
-        """Every task submitted so far for the stage has finished (and there is at least one)."""
-        return 0 < self.submitted(stage) == self._finished[stage]
-
-    @on_result()
-    def _count(self, result: Result, ctx: Any) -> None:
-        stage = self.stage_of(result)
-        if stage is not None:
-            self._finished[stage] += 1
-            if self.complete(stage):
-                ctx.emit(policies_mod.STAGE_DONE, stage)
-
-    def summary(self) -> dict[str, dict[str, int]]:
-        """Per stage: tasks submitted and their states."""
-        out: dict[str, dict[str, int]] = {}
-        for name, futures in self.futures.items():
-            counts: dict[str, int] = {"tasks": len(futures)}
-            for future in futures:
-                state = future.state.value
-                counts[state] = counts.get(state, 0) + 1
-            out[name] = counts
-        return out
-
-
-def _key(task: Result | TaskFuture | int) -> int:
-    return task.key if isinstance(task, Result) else task.task_id if isinstance(task, TaskFuture) else task
 
 
 def _on_path(folder: Path) -> None:
@@ -426,11 +271,18 @@ def run_file(path: str | os.PathLike[str], directory: str | os.PathLike[str] | N
 
     The summary gains ``stages``: per stage, the number of tasks and their final states.
     """
-    spec = load(path)
-    pipeline = spec.prepare(directory, resume=resume, progress=progress)
-    summary = pipeline.campaign.run(stop=spec.stop_condition())
-    summary["stages"] = pipeline.summary()
-    return summary
+    from .pipeline import run
+
+    return run(load(path), directory, resume=resume, progress=progress)
+
+
+def __getattr__(name: str) -> Any:
+    """`Pipeline` lives in `steerflow.pipeline` (which imports this module); it stays reachable from here."""
+    if name == "Pipeline":
+        from .pipeline import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- validation -----------------------------------------------------------------------------------
