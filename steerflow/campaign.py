@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import agents
 from . import journal as journal_mod
 from . import serialize
 from .agents import Context, Handler, Result, SteeringError, handlers_of
@@ -224,38 +225,32 @@ class Campaign:
         self._handlers.extend(handlers)
         return agent
 
-    def _decorator(self, maker: Callable[..., Callable]) -> Callable[..., Callable]:
-        def register(*args: Any, **kwargs: Any) -> Callable:
-            def wrap(fn: Callable) -> Callable:
-                maker(*args, **kwargs)(fn)
-                self._handlers.append(handlers_of(fn)[-1])
-                return fn
-            return wrap
-        return register
+    def _register(self, mark: Callable[[Callable], Callable]) -> Callable[[Callable], Callable]:
+        def wrap(fn: Callable) -> Callable:
+            mark(fn)
+            self._handlers.append(handlers_of(fn)[-1])
+            return fn
+        return wrap
 
     def on_result(self, pool: str | None = None, tag: str | None = None, every: int = 1) -> Callable:
-        from .agents import on_result
-        return self._decorator(on_result)(pool=pool, tag=tag, every=every)
+        """Decorator: ``fn(result, ctx)`` for results of a pool and/or tag (see `steerflow.on_result`)."""
+        return self._register(agents.on_result(pool=pool, tag=tag, every=every))
 
     def on_timer(self, seconds: float) -> Callable:
-        from .agents import on_timer
-        return self._decorator(on_timer)(seconds)
+        """Decorator: ``fn(ctx)`` every ``seconds``."""
+        return self._register(agents.on_timer(seconds))
 
     def on_event(self, name: str) -> Callable:
-        from .agents import on_event
-        return self._decorator(on_event)(name)
+        """Decorator: ``fn(payload, ctx)`` when an agent emits ``name``."""
+        return self._register(agents.on_event(name))
 
     def on_start(self, fn: Callable) -> Callable:
-        from .agents import on_start
-        on_start(fn)
-        self._handlers.append(handlers_of(fn)[-1])
-        return fn
+        """Decorator: ``fn(ctx)`` when the campaign starts."""
+        return self._register(agents.on_start)(fn)
 
     def on_end(self, fn: Callable) -> Callable:
-        from .agents import on_end
-        on_end(fn)
-        self._handlers.append(handlers_of(fn)[-1])
-        return fn
+        """Decorator: ``fn(ctx)`` when the campaign ends."""
+        return self._register(agents.on_end)(fn)
 
     # ---- running -----------------------------------------------------------------------
     def run(self, stop: Condition | None = None, drain: bool = False, stop_when_idle: bool = True) -> dict[str, Any]:
@@ -392,7 +387,7 @@ class Campaign:
             handler.fn(*args)
         except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
             message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
-            self.journal.put("meta", f"agent_error_{self._next_seq()}", json.dumps(message))
+            self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
             if self.on_agent_error == "stop":
                 self._agent_error = exc
                 self._request_stop(message)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .task import TaskState
+
 if TYPE_CHECKING:
     from .runtime import Runtime
-    from .task import TaskState
 
 T = TypeVar("T")
 
@@ -41,9 +42,7 @@ class TaskFuture(Future[T]):
         record = self._runtime._records.get(self.task_id) if self._runtime is not None else None
         if record is not None:
             return record.state
-        from .task import TaskState  # a future resolved from the journal on resume
-
-        if self.cancelled():
+        if self.cancelled():  # a future resolved from the journal on resume
             return TaskState.CANCELLED
         return TaskState.FAILED if self.done() and self.exception() is not None else TaskState.DONE
 

@@ -26,14 +26,13 @@ _HAVE_TASKSET = shutil.which("taskset") is not None
 _SETPRIV = shutil.which("setpriv")
 
 
-def binding_env(allocation: Allocation, task_id: int, placement: Placement) -> dict[str, str]:
+def binding_env(allocation: Allocation, placement: Placement) -> dict[str, str]:
     """Environment that tells a task (its first rank, for MPI) what it was given."""
     slot = placement.slots[0]
     node = allocation.nodes[slot.node]
     return {
         "CUDA_VISIBLE_DEVICES": ",".join(node.gpu_ids[g] for g in slot.gpus),
         "OMP_NUM_THREADS": str(len(slot.cores)),
-        "STEERFLOW_TASK_ID": str(task_id),
         "STEERFLOW_NODE": node.name,
         "STEERFLOW_CORES": ",".join(map(str, slot.cores)),
         "STEERFLOW_CPUS": ",".join(map(str, node.physical_cpus(slot.cores))),

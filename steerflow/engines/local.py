@@ -58,7 +58,7 @@ class LocalEngine:
         self._children: dict[int, _Child] = {}
         self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
         self._next_key = 0
-        self._env_cache: dict[tuple, dict[str, str]] = {}
+        self._binding_cache: dict[tuple, tuple[dict[str, str], list[int]]] = {}
         self._worker_env = dict(os.environ)
         self._worker_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._pending_events: list[Event] = []
@@ -127,15 +127,14 @@ class LocalEngine:
         assert isinstance(spec, Function)
         worker = self._idle.pop() if self._idle else self._spawn_worker()
         key, fn_bytes = self._function_key(spec.fn)
-        placement = launch.placement
-        slot = placement.slots[0]
-        binding = self._env_cache.get((slot.node, slot.cores, slot.gpus))
-        if binding is None:
-            binding = launchers.binding_env(self._allocation, 0, placement)  # type: ignore[arg-type]
-            binding["_cpus"] = self._allocation.nodes[slot.node].physical_cpus(slot.cores)  # type: ignore
-            self._env_cache[(slot.node, slot.cores, slot.gpus)] = binding
-        env = dict(binding)
-        cpus = env.pop("_cpus")
+        slot = launch.placement.slots[0]
+        cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus))
+        if cached is None:  # binding depends only on where it runs: compute once per slot
+            cached = (launchers.binding_env(self._allocation, launch.placement),  # type: ignore[arg-type]
+                      self._allocation.nodes[slot.node].physical_cpus(slot.cores))  # type: ignore[union-attr]
+            self._binding_cache[(slot.node, slot.cores, slot.gpus)] = cached
+        env = dict(cached[0])
+        cpus = cached[1]
         env["STEERFLOW_TASK_ID"] = str(launch.task_id)
         env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
@@ -167,7 +166,8 @@ class LocalEngine:
         cmd, extra = launchers.executable_command(spec, self._allocation, launch.placement, local=True)
         env = dict(os.environ)
         env.update(spec.env)
-        env.update(launchers.binding_env(self._allocation, launch.task_id, launch.placement))
+        env.update(launchers.binding_env(self._allocation, launch.placement))
+        env["STEERFLOW_TASK_ID"] = str(launch.task_id)
         env.update(extra)
         env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
         out_dir = self._run_dir / "tasks"
