@@ -2,6 +2,9 @@
 
 Pure logic (no I/O, no threads): the runtime's loop thread submits ready requests, calls
 :meth:`Scheduler.schedule` for placements and :meth:`Scheduler.release` when a task ends.
+The free room of each node, and finding cores and GPUs for ranks, live in
+:mod:`steerflow.placement` (:class:`~steerflow.placement.NodeIndex`, which ``Scheduler``
+extends); this module keeps the queue, priorities, backfill and reservations, pools and quotas.
 
 Order
     Higher ``priority`` first; FIFO (submission order) among equal priority. A request
@@ -15,9 +18,10 @@ Placement
     node as fit. Ranks are numbered block-wise by node index. Within a node the lowest free
     core and GPU indices are taken.
     *With* ``nodes=N``: the lowest-indexed run of N consecutive, fully free nodes, each able
-    to hold its share; rank ``r`` goes on node ``r * N // ranks`` of the run (block-wise, at
-    most ``ceil(ranks / N)`` ranks a node). The task holds ALL cores, GPUs and memory of
-    those nodes (and they count against its pool's quota); each slot lists what its rank uses.
+    to hold its share; node ``j`` of the run gets ranks ``j * ranks // N`` up to
+    ``(j + 1) * ranks // N - 1`` (block-wise, at most ``ceil(ranks / N)`` ranks a node). The
+    task holds ALL cores, GPUs and memory of those nodes (and they count against its pool's
+    quota); each slot lists what its rank uses.
 
 Memory
     A node declared with ``memory_mb=0`` has unknown memory, which is not limited.
@@ -45,11 +49,8 @@ Quotas
 
 Cost
     A pass pops class heads from a heap (one entry per class, not per request) and skips a
-    class for the rest of the pass once its head fails. Nodes sit in buckets keyed by
-    (free cores, free GPUs) with bitmasks of non-empty buckets, so a best-fit node is found
-    in a few big-int operations whatever the node count. Contiguous whole-node runs are
-    found with shifts over a bitmask of fully free nodes. Memory-limited requests scan the
-    nodes of a bucket for one with enough memory.
+    class for the rest of the pass once its head fails. Finding a node costs a few big-int
+    operations whatever the node count (see :mod:`steerflow.placement`).
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from heapq import heappop, heappush
 
+# Slot is defined with the node bookkeeping but is part of this module's API too
+from .placement import NodeIndex, Slot, _first_run
 from .resources import Allocation
 
-_UNTRACKED_MEMORY = 1 << 62  # free memory of a node whose memory is unknown (memory_mb=0)
 _NO_ROOM = 1
 _NO_QUOTA = 2
-_SLOT_CACHE_MAX = 1 << 20
 
 
 @dataclass(slots=True)
@@ -79,16 +80,6 @@ class Request:
     #: higher runs first
     priority: int = 0
     pool: str = "default"
-
-
-@dataclass(slots=True, frozen=True)
-class Slot:
-    """What one rank got: core and GPU indices on one node (index into ``allocation.nodes``)."""
-
-    node: int
-    cores: tuple[int, ...]
-    gpus: tuple[int, ...]
-    memory_mb: int
 
 
 @dataclass(slots=True)
@@ -124,29 +115,7 @@ class _Class:
         self.head_seq = -1
 
 
-def _bits(mask: int) -> tuple[int, ...]:
-    """Indices of the set bits of ``mask``, lowest first."""
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return tuple(out)
-
-
-def _first_run(mask: int, n: int) -> int:
-    """Lowest i such that bits i..i+n-1 of ``mask`` are all set, or -1."""
-    have = 1
-    while have < n and mask:
-        step = have if have < n - have else n - have
-        mask &= mask >> step
-        have += step
-    if not mask:
-        return -1
-    return (mask & -mask).bit_length() - 1
-
-
-class Scheduler:
+class Scheduler(NodeIndex):
     """Places waiting requests on an allocation; see the module docstring for the rules."""
 
     def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
@@ -155,31 +124,9 @@ class Scheduler:
             raise ValueError(f"max_bypass={max_bypass} is negative; give 0 (strict priority) or more.")
         self.allocation = allocation
         self.max_bypass = max_bypass
-        nodes = allocation.nodes
-        n = len(nodes)
-        self._n = n
-        self._cores = [nd.cores for nd in nodes]
-        self._gpus = [nd.gpus for nd in nodes]
-        self._mem = [nd.memory_mb if nd.memory_mb > 0 else _UNTRACKED_MEMORY for nd in nodes]
-        self._fc = [(1 << nd.cores) - 1 for nd in nodes]      # free core masks
-        self._fg = [(1 << nd.gpus) - 1 for nd in nodes]       # free GPU masks
-        self._nc = list(self._cores)                           # free core counts
-        self._ng = list(self._gpus)                            # free GPU counts
-        self._fm = list(self._mem)                             # free memory
-        self._min_c = min(self._cores)
-        self._min_g = min(self._gpus)
-        self._gs = gs = max(self._gpus) + 1                    # bucket stride
-        self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
-        self._pos = [0] * n
-        self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
-        self._rows = 0                                         # bits of free-core counts with a non-empty bucket
-        for i in range(n):
-            self._bucket(i)
-        self._isfree = [True] * n
-        self._wf = (1 << n) - 1                                # fully free nodes
+        NodeIndex.__init__(self, allocation.nodes)
         self._free_c = sum(self._cores)
         self._free_g = sum(self._gpus)
-        self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
         self._classes: dict[tuple, _Class] = {}
         self._heads: list[tuple[int, int, _Class]] = []
         self._waiting: dict[int, _Entry] = {}
@@ -187,8 +134,6 @@ class Scheduler:
         # what each placed request holds: (pool, cores, gpus, (node, core mask, gpu mask, n cores, n gpus, MB)...)
         # kept as plain tuples of str/int, which the garbage collector stops tracking
         self._held: dict[int, tuple] = {}
-        self._slot_cache: dict[tuple[int, int, int, int], tuple[Slot]] = {}  # -> (slot,)
-        self._last_one: tuple[Slot] = ()  # type: ignore[assignment]
         self._usage: dict[str, list[int]] = {}
         self._quota: dict[str, tuple[int | None, int | None]] = {}
         self._seq = 0
@@ -200,192 +145,6 @@ class Scheduler:
         self._fails: dict[tuple, int] = {}
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
-
-    # ---- node buckets --------------------------------------------------------------------------
-    def _bucket(self, i: int) -> None:
-        r = self._nc[i]
-        g = self._ng[i]
-        b = self._buckets[r * self._gs + g]
-        self._pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            self._rowmask[r] |= 1 << g
-            self._rows |= 1 << r
-
-    def _unbucket(self, i: int) -> None:
-        r = self._nc[i]
-        g = self._ng[i]
-        b = self._buckets[r * self._gs + g]
-        last = b.pop()
-        if last != i:
-            p = self._pos[i]
-            b[p] = last
-            self._pos[last] = p
-        elif not b:
-            rm = self._rowmask[r] & ~(1 << g)
-            self._rowmask[r] = rm
-            if not rm:
-                self._rows &= ~(1 << r)
-
-    def _best_node(self, c: int, g: int, m: int) -> int:
-        """The node with the fewest free cores (then GPUs) holding c cores, g GPUs and m MB, or -1."""
-        rows = self._rows >> c
-        rowmask, buckets, gs = self._rowmask, self._buckets, self._gs
-        while rows:
-            low = rows & -rows
-            rows ^= low
-            r = c + low.bit_length() - 1
-            gm = rowmask[r] >> g
-            while gm:
-                lowg = gm & -gm
-                gm ^= lowg
-                b = buckets[r * gs + g + lowg.bit_length() - 1]
-                if not m:
-                    return b[-1]
-                fm = self._fm
-                for j in range(len(b) - 1, -1, -1):
-                    if fm[b[j]] >= m:
-                        return b[j]
-        return -1
-
-    def _spread(self, ranks: int, k: int, g: int, m: int) -> list[tuple[int, int]] | None:
-        """(node, ranks on it) covering ``ranks`` ranks, roomiest nodes first, or None."""
-        rows = self._rows >> k << k
-        rowmask, buckets, gs, fm = self._rowmask, self._buckets, self._gs, self._fm
-        left = ranks
-        out: list[tuple[int, int]] = []
-        while rows:
-            r = rows.bit_length() - 1
-            rows ^= 1 << r
-            gm = rowmask[r] >> g << g
-            while gm:
-                gg = gm.bit_length() - 1
-                gm ^= 1 << gg
-                fit = r // k
-                if g and gg // g < fit:
-                    fit = gg // g
-                for node in buckets[r * gs + gg]:
-                    t = fit
-                    if m and fm[node] // m < t:
-                        t = fm[node] // m
-                        if not t:
-                            continue
-                    if t >= left:
-                        out.append((node, left))
-                        return out
-                    out.append((node, t))
-                    left -= t
-        return None
-
-    def _eligible_mask(self, cls: _Class) -> int:
-        key = cls.key[1:]
-        mask = self._eligible.get(key)
-        if mask is None:
-            share = -(-cls.ranks // cls.nodes)
-            mask = 0
-            for i in range(self._n):
-                if (self._cores[i] >= share * cls.k and self._gpus[i] >= share * cls.g
-                        and self._mem[i] >= share * cls.m):
-                    mask |= 1 << i
-            self._eligible[key] = mask
-        return mask
-
-    # ---- taking and giving back resources -----------------------------------------------------
-    def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot]) -> tuple:
-        """Give t ranks of (k cores, g GPUs, m MB) on node i, lowest indices first; append their slots.
-
-        Returns what was taken: (node, core mask, GPU mask, cores, GPUs, MB). Slots are immutable,
-        so one Slot object serves every placement that gets the same cores and GPUs of a node
-        (fewer objects for the garbage collector to follow on a busy machine).
-        """
-        nc = self._nc
-        ng = self._ng
-        r0 = nc[i]
-        g0 = ng[i]
-        # out of its bucket (swap-remove)
-        b = self._buckets[r0 * self._gs + g0]
-        last = b.pop()
-        if last != i:
-            p = self._pos[i]
-            b[p] = last
-            self._pos[last] = p
-        elif not b:
-            rm = self._rowmask[r0] & ~(1 << g0)
-            self._rowmask[r0] = rm
-            if not rm:
-                self._rows &= ~(1 << r0)
-        fc = self._fc[i]
-        fg = self._fg[i]
-        cache = self._slot_cache
-        cm = gmask = 0
-        for _ in range(t):
-            rc = rg = 0
-            for _ in range(k):
-                low = fc & -fc
-                fc ^= low
-                rc |= low
-            for _ in range(g):
-                low = fg & -fg
-                fg ^= low
-                rg |= low
-            cm |= rc
-            gmask |= rg
-            key = (i, rc, rg, m)
-            one = cache.get(key)
-            if one is None:
-                if len(cache) >= _SLOT_CACHE_MAX:
-                    cache.clear()
-                one = cache[key] = (Slot(i, _bits(rc), _bits(rg), m),)
-            slots.append(one[0])
-        self._last_one = one
-        self._fc[i] = fc
-        self._fg[i] = fg
-        r = nc[i] = r0 - t * k
-        gg = ng[i] = g0 - t * g
-        self._fm[i] -= t * m
-        # into its new bucket
-        b = self._buckets[r * self._gs + gg]
-        self._pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            self._rowmask[r] |= 1 << gg
-            self._rows |= 1 << r
-        if self._isfree[i]:
-            self._isfree[i] = False
-            self._wf ^= 1 << i
-        return (i, cm, gmask, t * k, t * g, t * m)
-
-    def _give(self, held: tuple) -> None:
-        i, cm, gmask, c, g, m = held
-        nc = self._nc
-        ng = self._ng
-        r0 = nc[i]
-        g0 = ng[i]
-        b = self._buckets[r0 * self._gs + g0]
-        last = b.pop()
-        if last != i:
-            p = self._pos[i]
-            b[p] = last
-            self._pos[last] = p
-        elif not b:
-            rm = self._rowmask[r0] & ~(1 << g0)
-            self._rowmask[r0] = rm
-            if not rm:
-                self._rows &= ~(1 << r0)
-        self._fc[i] |= cm
-        self._fg[i] |= gmask
-        r = nc[i] = r0 + c
-        gg = ng[i] = g0 + g
-        fm = self._fm[i] = self._fm[i] + m
-        b = self._buckets[r * self._gs + gg]
-        self._pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            self._rowmask[r] |= 1 << gg
-            self._rows |= 1 << r
-        if r == self._cores[i] and gg == self._gpus[i] and fm == self._mem[i]:
-            self._isfree[i] = True
-            self._wf |= 1 << i
 
     # ---- trying one request ---------------------------------------------------------------------
     def _try(self, cls: _Class, req: Request, fails: dict[tuple, int]) -> Placement | int:
@@ -437,7 +196,7 @@ class Scheduler:
     def _try_whole(self, cls: _Class, req: Request, quota: tuple | None, usage: list[int] | None) -> Placement | int:
         n = cls.nodes
         assert n is not None
-        start = _first_run(self._wf & self._eligible_mask(cls), n)
+        start = _first_run(self._wf & self._eligible_mask(cls.ranks, cls.k, cls.g, cls.m, n), n)
         if start < 0:
             if quota is not None:  # report the quota when it would block even the smallest nodes
                 qc, qg = quota
@@ -453,17 +212,8 @@ class Scheduler:
             uc, ug = usage or (0, 0)
             if (qc is not None and uc + need_c > qc) or (qg is not None and ug + need_g > qg):
                 return _NO_QUOTA
-        ranks, k, g, m = cls.ranks, cls.k, cls.g, cls.m
         slots: list[Slot] = []
-        held = []
-        for j, i in enumerate(window):
-            self._take(i, (j + 1) * ranks // n - j * ranks // n, k, g, m, slots)
-            # the task holds the whole node: take what its ranks left too
-            self._unbucket(i)
-            self._fc[i] = self._fg[i] = self._nc[i] = self._ng[i] = self._fm[i] = 0
-            self._bucket(i)
-            held.append((i, (1 << self._cores[i]) - 1, (1 << self._gpus[i]) - 1,
-                         self._cores[i], self._gpus[i], self._mem[i]))
+        held = self._take_whole(start, n, cls.ranks, cls.k, cls.g, cls.m, slots)
         self._free_c -= need_c
         self._free_g -= need_g
         if usage is None:
@@ -647,19 +397,7 @@ class Scheduler:
         if c < 0 or g < 0 or (c == 0 and g == 0):
             raise ValueError(f"free_slots needs a task shape with cores >= 0, gpus >= 0 and not both 0; "
                              f"got cores_per_task={c}, gpus_per_task={g}.")
-        total = 0
-        rows = self._rows >> c << c
-        while rows:
-            r = rows.bit_length() - 1
-            rows ^= 1 << r
-            gm = self._rowmask[r] >> g << g
-            while gm:
-                gg = gm.bit_length() - 1
-                gm ^= 1 << gg
-                fit = r // c if c else 1 << 62
-                if g and gg // g < fit:
-                    fit = gg // g
-                total += fit * len(self._buckets[r * self._gs + gg])
+        total = self._count_fits(c, g)
         qc, qg = self.quota(pool)
         uc, ug = self.usage(pool)
         if qc is not None and c:
@@ -758,7 +496,3 @@ class Scheduler:
 
     def free_gpus(self) -> int:
         return self._free_g
-
-    def free_memory_mb(self, node: int) -> int | None:
-        """Free memory of one node; None where the node's memory is unknown (not limited)."""
-        return None if self._mem[node] == _UNTRACKED_MEMORY else self._fm[node]

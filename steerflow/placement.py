@@ -1,0 +1,335 @@
+"""Placement on nodes: the free cores, GPUs and memory of every node, and where a rank fits.
+
+Pure logic (no I/O, no threads, standard library only). :class:`NodeIndex` keeps, per node
+of an allocation, bitmasks of its free core and GPU indices, its free counts and its free
+memory, and finds room for ranks; the scheduler (:mod:`steerflow.scheduler`) decides which
+request to place and builds on it.
+
+Finding room
+    Best fit: the node with the fewest free cores, then the fewest free GPUs, that holds
+    what is asked (all ranks of a request on one node). Spread: ranks over the nodes with
+    the most free room first, as many ranks per node as fit. Whole nodes: the lowest run of
+    N consecutive fully free nodes (:func:`_first_run` over a bitmask of free nodes), among
+    the nodes able to hold their share. Within a node the lowest free core and GPU indices
+    are taken.
+
+Memory
+    A node declared with ``memory_mb=0`` has unknown memory, which is not limited.
+
+Cost
+    Nodes sit in buckets keyed by (free cores, free GPUs) with bitmasks of non-empty
+    buckets, so a best-fit node is found in a few big-int operations whatever the node
+    count. Contiguous whole-node runs are found with shifts over a bitmask of fully free
+    nodes. Memory-limited requests scan the nodes of a bucket for one with enough memory.
+    Slots are immutable and cached, so one :class:`Slot` object serves every placement that
+    gets the same cores and GPUs of a node (fewer objects for the garbage collector).
+
+The scheduler subclasses :class:`NodeIndex` so that its hot path reaches this state as plain
+attributes and methods of one object, with no extra lookups or calls; the ``_`` names below
+are shared with it on purpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .resources import Node
+
+_UNTRACKED_MEMORY = 1 << 62  # free memory of a node whose memory is unknown (memory_mb=0)
+_SLOT_CACHE_MAX = 1 << 20
+
+
+@dataclass(slots=True, frozen=True)
+class Slot:
+    """What one rank got: core and GPU indices on one node (index into ``allocation.nodes``)."""
+
+    node: int
+    cores: tuple[int, ...]
+    gpus: tuple[int, ...]
+    memory_mb: int
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """Indices of the set bits of ``mask``, lowest first."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return tuple(out)
+
+
+def _first_run(mask: int, n: int) -> int:
+    """Lowest i such that bits i..i+n-1 of ``mask`` are all set, or -1."""
+    have = 1
+    while have < n and mask:
+        step = have if have < n - have else n - have
+        mask &= mask >> step
+        have += step
+    if not mask:
+        return -1
+    return (mask & -mask).bit_length() - 1
+
+
+class NodeIndex:
+    """Free cores, GPUs and memory of each node, indexed by free room; see the module docstring.
+
+    What was taken is described by a *held* tuple per node, ``(node, core mask, GPU mask,
+    cores, GPUs, MB)``, which :meth:`_give` takes back.
+    """
+
+    def __init__(self, nodes: tuple[Node, ...]) -> None:
+        n = len(nodes)
+        self._n = n
+        self._cores = [nd.cores for nd in nodes]
+        self._gpus = [nd.gpus for nd in nodes]
+        self._mem = [nd.memory_mb if nd.memory_mb > 0 else _UNTRACKED_MEMORY for nd in nodes]
+        self._fc = [(1 << nd.cores) - 1 for nd in nodes]      # free core masks
+        self._fg = [(1 << nd.gpus) - 1 for nd in nodes]       # free GPU masks
+        self._nc = list(self._cores)                           # free core counts
+        self._ng = list(self._gpus)                            # free GPU counts
+        self._fm = list(self._mem)                             # free memory
+        self._min_c = min(self._cores)
+        self._min_g = min(self._gpus)
+        self._gs = gs = max(self._gpus) + 1                    # bucket stride
+        self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
+        self._pos = [0] * n
+        self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
+        self._rows = 0                                         # bits of free-core counts with a non-empty bucket
+        for i in range(n):
+            self._bucket(i)
+        self._isfree = [True] * n
+        self._wf = (1 << n) - 1                                # fully free nodes
+        self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
+        self._slot_cache: dict[tuple[int, int, int, int], tuple[Slot]] = {}  # -> (slot,)
+        self._last_one: tuple[Slot] = ()  # type: ignore[assignment]  # (slot,) of the last rank taken
+
+    # ---- node buckets --------------------------------------------------------------------------
+    def _bucket(self, i: int) -> None:
+        r = self._nc[i]
+        g = self._ng[i]
+        b = self._buckets[r * self._gs + g]
+        self._pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << g
+            self._rows |= 1 << r
+
+    def _unbucket(self, i: int) -> None:
+        r = self._nc[i]
+        g = self._ng[i]
+        b = self._buckets[r * self._gs + g]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rm = self._rowmask[r] & ~(1 << g)
+            self._rowmask[r] = rm
+            if not rm:
+                self._rows &= ~(1 << r)
+
+    # ---- finding room ------------------------------------------------------------------------------
+    def _best_node(self, c: int, g: int, m: int) -> int:
+        """The node with the fewest free cores (then GPUs) holding c cores, g GPUs and m MB, or -1."""
+        rows = self._rows >> c
+        rowmask, buckets, gs = self._rowmask, self._buckets, self._gs
+        while rows:
+            low = rows & -rows
+            rows ^= low
+            r = c + low.bit_length() - 1
+            gm = rowmask[r] >> g
+            while gm:
+                lowg = gm & -gm
+                gm ^= lowg
+                b = buckets[r * gs + g + lowg.bit_length() - 1]
+                if not m:
+                    return b[-1]
+                fm = self._fm
+                for j in range(len(b) - 1, -1, -1):
+                    if fm[b[j]] >= m:
+                        return b[j]
+        return -1
+
+    def _spread(self, ranks: int, k: int, g: int, m: int) -> list[tuple[int, int]] | None:
+        """(node, ranks on it) covering ``ranks`` ranks, roomiest nodes first, or None."""
+        rows = self._rows >> k << k
+        rowmask, buckets, gs, fm = self._rowmask, self._buckets, self._gs, self._fm
+        left = ranks
+        out: list[tuple[int, int]] = []
+        while rows:
+            r = rows.bit_length() - 1
+            rows ^= 1 << r
+            gm = rowmask[r] >> g << g
+            while gm:
+                gg = gm.bit_length() - 1
+                gm ^= 1 << gg
+                fit = r // k
+                if g and gg // g < fit:
+                    fit = gg // g
+                for node in buckets[r * gs + gg]:
+                    t = fit
+                    if m and fm[node] // m < t:
+                        t = fm[node] // m
+                        if not t:
+                            continue
+                    if t >= left:
+                        out.append((node, left))
+                        return out
+                    out.append((node, t))
+                    left -= t
+        return None
+
+    def _eligible_mask(self, ranks: int, k: int, g: int, m: int, nodes: int) -> int:
+        """Bits of the nodes that can each hold ``ceil(ranks / nodes)`` ranks of (k, g, m); cached."""
+        key = (ranks, k, g, m, nodes)
+        mask = self._eligible.get(key)
+        if mask is None:
+            share = -(-ranks // nodes)
+            mask = 0
+            for i in range(self._n):
+                if (self._cores[i] >= share * k and self._gpus[i] >= share * g
+                        and self._mem[i] >= share * m):
+                    mask |= 1 << i
+            self._eligible[key] = mask
+        return mask
+
+    def _count_fits(self, c: int, g: int) -> int:
+        """How many (c cores, g GPUs) pieces the free room of all nodes holds, node by node."""
+        total = 0
+        rows = self._rows >> c << c
+        while rows:
+            r = rows.bit_length() - 1
+            rows ^= 1 << r
+            gm = self._rowmask[r] >> g << g
+            while gm:
+                gg = gm.bit_length() - 1
+                gm ^= 1 << gg
+                fit = r // c if c else 1 << 62
+                if g and gg // g < fit:
+                    fit = gg // g
+                total += fit * len(self._buckets[r * self._gs + gg])
+        return total
+
+    # ---- taking and giving back resources -----------------------------------------------------
+    def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot]) -> tuple:
+        """Give t ranks of (k cores, g GPUs, m MB) on node i, lowest indices first; append their slots.
+
+        Returns what was taken: (node, core mask, GPU mask, cores, GPUs, MB). Slots are immutable,
+        so one Slot object serves every placement that gets the same cores and GPUs of a node
+        (fewer objects for the garbage collector to follow on a busy machine). ``_last_one``
+        is then the cached ``(slot,)`` of the last rank taken.
+        """
+        nc = self._nc
+        ng = self._ng
+        r0 = nc[i]
+        g0 = ng[i]
+        # out of its bucket (swap-remove)
+        b = self._buckets[r0 * self._gs + g0]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rm = self._rowmask[r0] & ~(1 << g0)
+            self._rowmask[r0] = rm
+            if not rm:
+                self._rows &= ~(1 << r0)
+        fc = self._fc[i]
+        fg = self._fg[i]
+        cache = self._slot_cache
+        cm = gmask = 0
+        for _ in range(t):
+            rc = rg = 0
+            for _ in range(k):
+                low = fc & -fc
+                fc ^= low
+                rc |= low
+            for _ in range(g):
+                low = fg & -fg
+                fg ^= low
+                rg |= low
+            cm |= rc
+            gmask |= rg
+            key = (i, rc, rg, m)
+            one = cache.get(key)
+            if one is None:
+                if len(cache) >= _SLOT_CACHE_MAX:
+                    cache.clear()
+                one = cache[key] = (Slot(i, _bits(rc), _bits(rg), m),)
+            slots.append(one[0])
+        self._last_one = one
+        self._fc[i] = fc
+        self._fg[i] = fg
+        r = nc[i] = r0 - t * k
+        gg = ng[i] = g0 - t * g
+        self._fm[i] -= t * m
+        # into its new bucket
+        b = self._buckets[r * self._gs + gg]
+        self._pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << gg
+            self._rows |= 1 << r
+        if self._isfree[i]:
+            self._isfree[i] = False
+            self._wf ^= 1 << i
+        return (i, cm, gmask, t * k, t * g, t * m)
+
+    def _take_whole(self, start: int, n: int, ranks: int, k: int, g: int, m: int, slots: list[Slot]) -> list[tuple]:
+        """Give ALL of nodes start..start+n-1 to ``ranks`` ranks, block-wise; append the slots.
+
+        Node ``start + j`` gets ranks ``j * ranks // n`` up to ``(j + 1) * ranks // n - 1``;
+        each slot lists what its rank uses, but every core, GPU and MB of those nodes is
+        taken. Returns one held tuple a node.
+        """
+        held = []
+        for j, i in enumerate(range(start, start + n)):
+            self._take(i, (j + 1) * ranks // n - j * ranks // n, k, g, m, slots)
+            # the task holds the whole node: take what its ranks left too
+            self._unbucket(i)
+            self._fc[i] = self._fg[i] = self._nc[i] = self._ng[i] = self._fm[i] = 0
+            self._bucket(i)
+            held.append((i, (1 << self._cores[i]) - 1, (1 << self._gpus[i]) - 1,
+                         self._cores[i], self._gpus[i], self._mem[i]))
+        return held
+
+    def _give(self, held: tuple) -> None:
+        """Take back what one held tuple ``(node, core mask, GPU mask, cores, GPUs, MB)`` describes."""
+        i, cm, gmask, c, g, m = held
+        nc = self._nc
+        ng = self._ng
+        r0 = nc[i]
+        g0 = ng[i]
+        b = self._buckets[r0 * self._gs + g0]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rm = self._rowmask[r0] & ~(1 << g0)
+            self._rowmask[r0] = rm
+            if not rm:
+                self._rows &= ~(1 << r0)
+        self._fc[i] |= cm
+        self._fg[i] |= gmask
+        r = nc[i] = r0 + c
+        gg = ng[i] = g0 + g
+        fm = self._fm[i] = self._fm[i] + m
+        b = self._buckets[r * self._gs + gg]
+        self._pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << gg
+            self._rows |= 1 << r
+        if r == self._cores[i] and gg == self._gpus[i] and fm == self._mem[i]:
+            self._isfree[i] = True
+            self._wf |= 1 << i
+
+    # ---- read-only introspection ---------------------------------------------------------------
+    def free_memory_mb(self, node: int) -> int | None:
+        """Free memory of one node; None where the node's memory is unknown (not limited)."""
+        return None if self._mem[node] == _UNTRACKED_MEMORY else self._fm[node]
