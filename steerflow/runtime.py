@@ -280,7 +280,11 @@ class Runtime:
                 events = engine.wait(timeout)
                 self._wake_pending = False
                 while inbox:
-                    self._apply(inbox.popleft())
+                    message = inbox.popleft()
+                    try:
+                        self._apply(message)
+                    except Exception:  # noqa: BLE001 - a bad message must not stop every task
+                        _report(f"steerflow: the runtime could not apply {message[0]!r}")
                 for event in events:
                     self._on_event(event)
                 if self._deadlines:
@@ -296,7 +300,7 @@ class Runtime:
         if op == "submit":
             self._on_submit(message[1])
         elif op == "cancel":
-            self._cancel(self._records[message[1]], "cancelled")
+            self._cancel(self._records[message[1]])
         elif op == "suspend" or op == "resume":
             record = self._records[message[1]]
             if op == "suspend" and record.state is TaskState.RUNNING:
@@ -318,7 +322,7 @@ class Runtime:
             if not self._drain:
                 for record in list(self._records.values()):
                     if not record.state.finished:
-                        self._cancel(record, "runtime shut down")
+                        self._cancel(record)
 
     def _on_submit(self, record: TaskRecord) -> None:
         self._active += 1
@@ -326,10 +330,18 @@ class Runtime:
             self._finish(record, TaskState.CANCELLED)
             return
         for dep in record.deps:
-            dep_record = self._records.get(dep.task_id)
-            if dep_record is None or not dep_record.state.finished:
-                if dep_record is None:
-                    raise RuntimeError("a future from another runtime was passed as a dependency")
+            dep_record = self._records.get(dep.task_id) if dep._runtime is self else None
+            if dep_record is None:
+                if not dep.done():
+                    self._finish(record, TaskState.FAILED, TaskSpecError(
+                        "after", dep, "is a future of another runtime or campaign; pass futures of this one."))
+                    return
+                if dep.cancelled() or dep.exception() is not None:  # resolved from a journal on resume
+                    self._finish(record, TaskState.FAILED, DependencyFailed(
+                        f"Task {record.id} did not run: task {dep.task_id}, which it depends on, failed."))
+                    return
+                continue
+            if not dep_record.state.finished:
                 dep_record.dependents.append(record)
                 record.waiting_on += 1
             elif dep_record.state is not TaskState.DONE:
@@ -472,7 +484,7 @@ class Runtime:
             self.engine.preempt(record.id)
             heapq.heappush(self._deadlines, (time.monotonic() + grace, record.id, record.attempts[-1].number))
 
-    def _cancel(self, record: TaskRecord, why: str) -> None:
+    def _cancel(self, record: TaskRecord) -> None:
         state = record.state
         if state.finished:
             return
@@ -521,7 +533,10 @@ class Runtime:
     def _set_state(self, record: TaskRecord, state: TaskState) -> None:
         record.state = state
         for listener in self._listeners:
-            listener(record, state)
+            try:
+                listener(record, state)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the runtime
+                _report(f"steerflow: a listener failed on task {record.id} -> {state.value}")
 
     def _teardown(self) -> None:
         try:
@@ -532,6 +547,13 @@ class Runtime:
                     record.state = TaskState.CANCELLED
                     if not record.future.done():
                         Future.cancel(record.future)
+
+
+def _report(what: str) -> None:
+    import sys
+    import traceback
+
+    print(f"{what}:\n{traceback.format_exc()}", file=sys.stderr)
 
 
 def _task_id(task: TaskFuture | int) -> int:

@@ -279,3 +279,25 @@ def test_suspend_and_resume_from_an_agent(tmp_path):
     assert job.result().returncode == 0
     assert seen["still"] <= seen["paused"] + 1  # nothing ran while suspended
     assert len(counter.read_text().split()) == 60
+
+
+def test_resume_with_dependencies_on_replayed_results(tmp_path):
+    def build(resume):
+        camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), resume=resume, progress=False)
+        first = camp.submit(counter_task, tmp_path / "runs", 1)
+        second = camp.submit(Function(counter_task, args=(tmp_path / "runs", first)))  # depends on first
+        return camp, first, second
+
+    camp, first, second = build(False)
+    camp.run()
+    assert second.result() == 3
+    camp, first, second = build(True)  # both come back from the journal
+    camp.run()
+    assert first.result() == 2 and second.result() == 3
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), resume=True, progress=False)
+    first = camp.submit(counter_task, tmp_path / "runs", 1)  # replayed from the journal ...
+    camp.submit(Function(counter_task, args=(tmp_path / "runs", first)))
+    third = camp.submit(Function(counter_task, args=(tmp_path / "runs", first), name="new"))  # ... a new task uses it
+    camp.run()
+    assert third.result() == 3
+    assert (tmp_path / "runs").read_text().split() == ["1", "2", "2"]  # only the new tasks ran again
