@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Set up everything steerflow's demo and tests need on a fresh Debian machine with Python >= 3.11:
 # Debian's OpenMPI (for MPI tasks) and a virtual environment in .venv with steerflow installed.
-# `bash scripts/bootstrap.sh demo` also installs the demo's science codes (tblite, rdkit, ase, scikit-learn, qm9pack).
+# `bash scripts/bootstrap.sh demo` also installs the demo's science codes (tblite, rdkit, ase, scikit-learn,
+# qm9pack) and Dask, the peer `steerflow bench runtime` measures in the same run.
 set -euo pipefail
 EXTRAS="test,plot"
-if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,demo"; fi
+if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,demo,bench"; fi
 cd "$(dirname "$0")/.."
 if ! command -v mpirun >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

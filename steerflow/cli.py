@@ -29,15 +29,20 @@ def _print_table(title: str, result: dict[str, Any], targets: dict[str, tuple[st
     table.add_column("metric")
     table.add_column("steerflow", justify="right")
     table.add_column("floor", justify="right")
+    peers = sorted({k.split("_", 1)[0] for k in result if k.startswith("dask_")})
+    for peer in peers:
+        table.add_column(peer, justify="right")
     table.add_column("target", justify="right")
     table.add_column("met", justify="center")
     for key, value in result.items():
-        if key.startswith("floor_") or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if key.startswith(("floor_", "dask_")) or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         floor = result.get(f"floor_{key}")
         op, bound = targets.get(key, ("", None))
         met = "" if bound is None else ("yes" if (value >= bound if op == ">=" else value <= bound) else "NO")
+        peer_values = [result.get(f"{peer}_{key}") for peer in peers]
         table.add_row(key, f"{value:,.3f}", "" if floor is None else f"{floor:,.3f}",
+                      *["" if v is None else f"{v:,.3f}" for v in peer_values],
                       "" if bound is None else f"{op} {bound:,}", met)
     _console().print(table)
 

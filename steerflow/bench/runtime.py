@@ -78,7 +78,8 @@ class RssSampler:
 
 
 def _measure(make: Callable[[], Any], submit: Callable[[Any, Callable, tuple], Any], close: Callable[[Any], None],
-             workers: int, n_tasks: int, n_rtt: int, durations: list[float]) -> dict[str, float]:
+             workers: int, n_tasks: int, n_rtt: int, durations: list[float],
+             wait_all: Callable[[list], Any] = wait) -> dict[str, float]:
     with RssSampler() as rss:
         t0 = time.perf_counter()
         ex = make()
@@ -87,7 +88,7 @@ def _measure(make: Callable[[], Any], submit: Callable[[Any, Callable, tuple], A
 
         t0 = time.perf_counter()
         futures = [submit(ex, noop, ()) for _ in range(n_tasks)]
-        wait(futures)
+        wait_all(futures)
         throughput = n_tasks / (time.perf_counter() - t0)
 
         rtts = []
@@ -98,7 +99,7 @@ def _measure(make: Callable[[], Any], submit: Callable[[Any, Callable, tuple], A
 
         ideal = ideal_makespan(durations, workers)
         t0 = time.perf_counter()
-        wait([submit(ex, sleep_for, (d,)) for d in durations])
+        wait_all([submit(ex, sleep_for, (d,)) for d in durations])
         makespan = time.perf_counter() - t0
         efficiency = 100.0 * ideal / makespan
         bound_efficiency = 100.0 * max(sum(durations) / workers, max(durations)) / makespan
@@ -130,6 +131,32 @@ def measure_floor(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
     durations = durations or lognormal_durations()
     return _measure(lambda: ProcessPoolExecutor(workers), lambda ex, fn, args: ex.submit(fn, *args),
                     lambda ex: ex.shutdown(), workers, n_tasks, n_rtt, durations)
+
+
+def measure_dask(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
+                 durations: list[float] | None = None) -> dict[str, float] | None:
+    """A peer in the same run: Dask distributed with one single-threaded worker process per core."""
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import wait as dask_wait
+    except ImportError:
+        return None
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # its shutdown chatter is not a result
+    durations = durations or lognormal_durations()
+
+    def start() -> Any:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        return Client(cluster), cluster
+
+    def stop(pair: Any) -> None:
+        pair[0].close()
+        pair[1].close()
+
+    return _measure(start, lambda pair, fn, args: pair[0].submit(fn, *args, pure=False), stop,
+                    workers, n_tasks, n_rtt, durations, wait_all=dask_wait)
 
 
 def measure_cancel_ms(repeats: int = 5) -> float:
@@ -183,6 +210,9 @@ def run(repeat: int = 3, workers: int = 2) -> dict[str, float]:
                 "hetero_efficiency_vs_lower_bound_pct", "first_result_s",
                 "peak_rss_mb"):
         result[f"floor_{key}"] = statistics.median(r[key] for r in floor)
+    peers = [r for r in (measure_dask(workers, durations=durations) for _ in range(repeat)) if r is not None]
+    for key in (peers[0] if peers else {}):
+        result[f"dask_{key}"] = statistics.median(r[key] for r in peers)
     result["placements_per_s_10k_nodes"] = placements_per_second(nodes=10_000)["placements_per_s"]
     result["repeat"] = repeat
     result["workers"] = workers
