@@ -88,6 +88,7 @@ class Journal:
         self._written = 0
         self.busy_s = 0.0  # CPU time the writer spent committing: the journal's cost
         self.rows = 0
+        self.error: Exception | None = None  # the last write that failed, if any
         self._thread = threading.Thread(target=self._writer, name="steerflow-journal", daemon=True)
         self._thread.start()
 
@@ -140,7 +141,14 @@ class Journal:
                 except queue.Empty:
                     break
             if n:
-                self._commit(conn, batch)
+                try:
+                    self._commit(conn, batch)
+                except Exception as exc:  # noqa: BLE001 - e.g. disk full: say so once, keep the campaign going
+                    if self.error is None:
+                        import sys
+                        print(f"steerflow: the journal {self.path} could not be written ({exc}); "
+                              "what follows is not recorded and a resume may repeat it.", file=sys.stderr)
+                    self.error = exc
                 self.rows += n
             self.busy_s = time.thread_time()  # all CPU this thread used (waiting on the queue uses none)
             with self._flushed:

@@ -105,6 +105,10 @@ class LocalEngine:
             except subprocess.TimeoutExpired:
                 proctree.signal_tree(worker.proc.pid)
                 worker.proc.wait()
+            try:  # whatever a task started in the worker's session goes with it
+                os.killpg(worker.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             self._close_worker(worker)
         for child in self._children.values():
             child.proc.wait()
