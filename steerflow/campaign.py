@@ -169,7 +169,8 @@ class Campaign:
                 if key not in self._known:
                     self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
                                      ",".join(spec.tags), spec.priority, fingerprint, time.time(),
-                                     _spec_blob(spec))
+                                     _spec_blob(spec), spec.ranks * spec.cores_per_rank,
+                                     spec.ranks * spec.gpus_per_rank)
                 future = self._runtime.submit_spec(spec, task_id=key)
             self._futures[key] = future
         return future

@@ -221,6 +221,16 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import build
+
+    summary = build(args.dir, args.out)
+    out = Path(args.out) if args.out else Path(args.dir) / "report"
+    _console().print(summary)
+    print(f"wrote {out / 'report.html'}, {out / 'utilisation.png'} and {out / 'report.json'}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="steerflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -246,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cancel.add_argument("tasks", nargs="*")
     cancel.add_argument("--stop", action="store_true", help="also stop the campaign")
     cancel.set_defaults(handler=_cancel)
+
+    report = sub.add_parser("report", help="utilisation plot, time to completion and task counts, from the journal")
+    report.add_argument("dir")
+    report.add_argument("--out", help="where to write the report (default: DIR/report)")
+    report.set_defaults(handler=_report)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table (and write JSON with --json)")
     bench.add_argument("what", choices=["runtime", "steering", "scheduler"])

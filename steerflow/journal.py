@@ -29,7 +29,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS tasks (
     key INTEGER PRIMARY KEY, name TEXT, kind TEXT, pool TEXT, tags TEXT, priority INTEGER,
-    fingerprint TEXT, submitted REAL, state TEXT, nodes TEXT, attempts INTEGER DEFAULT 0, spec BLOB);
+    fingerprint TEXT, submitted REAL, state TEXT, nodes TEXT, attempts INTEGER DEFAULT 0, spec BLOB,
+    cores INTEGER, gpus INTEGER);
 CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT);
 CREATE TABLE IF NOT EXISTS results (
     key INTEGER PRIMARY KEY, ok INTEGER, value BLOB, path TEXT, error TEXT, started REAL, ended REAL);
@@ -45,8 +46,8 @@ CREATE INDEX IF NOT EXISTS states_key ON states(key);
 INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path
 
 _STATEMENTS = {
-    "task": "INSERT OR IGNORE INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?)",
+    "task": "INSERT OR IGNORE INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec,"
+            " cores, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
     "state": "INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)",
     "task_state": "UPDATE tasks SET state = ?, nodes = ?, attempts = ? WHERE key = ?",
     "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -152,15 +152,20 @@ def main() -> None:
         "effective_performance": expected / reached,
         "active_elapsed_s": summary["elapsed_s"],
     }
-    with open(os.path.join(args.dir, "report.json"), "w") as f:
-        json.dump(report, f, indent=2)
     _plot(args.dir, [v for _, v in learner.done], random_curve)
+    from steerflow.report import build
+
+    util = build(os.path.join(args.dir, "active"), os.path.join(args.dir, "active-report"))
+    report["active_mean_utilisation_pct"] = util["mean_utilisation_pct"]
     rank = "the lowest" if as_good == 1 else f"one of the {as_good} lowest"
     print(f"\nActive learning: {best:.3f} eV ({mols[best_i]['smiles']}), {rank} of {len(mols)} candidates, "
           f"after {reached} of {len(learner.done)} simulations (global minimum {min(random_curve):.3f} eV).")
     print(f"Screening in random order needs {expected:.0f} simulations on average to match it ({needed} in "
           f"this run's order): effective performance {expected / reached:.1f}x.")
-    print(f"Report: {os.path.join(args.dir, 'report.json')} and learning-curves.png")
+    with open(os.path.join(args.dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"Report: {os.path.join(args.dir, 'report.json')}, learning-curves.png, and the utilisation of the "
+          f"active campaign ({util['mean_utilisation_pct']:.0f} % mean) in active-report/report.html")
 
 
 def _plot(directory: str, active: list[float], plain: list[float]) -> None:
