@@ -63,9 +63,10 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 class Campaign:
     """Tasks, agents, an allocation, an engine and a journal in one directory.
 
-    ``resume``: None (default) resumes when the environment says so (``steerflow resume`` sets
-    ``STEERFLOW_RESUME=1``) and refuses to overwrite an existing journal otherwise; True resumes
-    if a journal exists; False starts fresh and requires an empty directory.
+    ``resume``: True resumes if the directory holds a journal (and starts fresh otherwise);
+    None (the default) does so only when the environment says so (``steerflow resume`` sets
+    ``STEERFLOW_RESUME=1``). Without resume, a directory that holds a journal is an error:
+    nothing is ever overwritten.
     """
 
     def __init__(self, directory: str | os.PathLike[str], allocation: Allocation | None = None,
@@ -79,10 +80,10 @@ class Campaign:
         exists = (self.directory / "journal.db").exists()
         if resume is None:
             resume = os.environ.get("STEERFLOW_RESUME") == "1"
-            if exists and not resume:
-                _unlock(self._lock_fd)
-                raise CampaignLocked(f"{self.directory} already holds a campaign journal. Resume it with "
-                                     "Campaign(..., resume=True) or `steerflow resume DIR`, or use a new directory.")
+        if exists and not resume:
+            _unlock(self._lock_fd)
+            raise CampaignLocked(f"{self.directory} already holds a campaign journal. Resume it with "
+                                 "Campaign(..., resume=True) or `steerflow resume DIR`, or use a new directory.")
         if on_agent_error not in ("stop", "log"):
             raise ValueError("on_agent_error must be 'stop' or 'log'.")
         self.on_agent_error = on_agent_error
@@ -202,7 +203,8 @@ class Campaign:
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise SteeringError(f"set_quota({pool!r}, {name}={value!r}): a quota is an integer >= 0 or None.")
         self._runtime.set_quota(pool, cores, gpus)
-        self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())
+        if not self._replaying:  # provenance only: on resume the replayed handlers set it again
+            self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())
 
     def free_slots(self, pool: str = "default", cores: int = 1, gpus: int = 0) -> int:
         answer: list[int] = []
@@ -334,8 +336,6 @@ class Campaign:
                     self._deliver(("event", name, pickle.loads(payload) if payload else None), log=False)
                 elif kind in ("timer", "start"):
                     self._deliver((kind, name), log=False)
-                elif kind == "quota":
-                    self._runtime.set_quota(name, *pickle.loads(payload))
         finally:
             self._replaying = False
         for name, payload in self._pending_emits:  # raised before the crash, never delivered
@@ -420,7 +420,10 @@ class Campaign:
     def _on_state(self, record: TaskRecord, state: TaskState) -> None:
         key = record.id
         if self._closing and state is TaskState.CANCELLED:
-            return  # cancelled because the driver stops, not by anyone's choice: a resume runs it again
+            # cancelled because the driver stops, not by anyone's choice: no result, so a resume runs it again
+            self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None)
+            self.journal.put("task_state", "interrupted", None, len(record.attempts), key)
+            return
         put = self.journal.put
         now = time.time()
         nodes = ",".join(record.attempts[-1].nodes) if state is TaskState.RUNNING else None

@@ -128,8 +128,9 @@ def test_resume_replays_results_and_does_not_rerun(tmp_path):
     runs = sidefx.read_text().split()
     assert sorted(runs) == sorted(set(runs))  # no task ran twice ...
     assert runs[:len(first_runs)] == first_runs  # ... and the first driver's work was kept
-    with pytest.raises(sf.CampaignLocked, match="already holds a campaign"):
-        Campaign(directory, allocation=Allocation.declare(nodes=1, cores=1), progress=False)
+    for resume in (None, False):  # nothing is ever overwritten without resume
+        with pytest.raises(sf.CampaignLocked, match="already holds a campaign"):
+            Campaign(directory, allocation=Allocation.declare(nodes=1, cores=1), resume=resume, progress=False)
 
 
 def test_directory_is_private_and_single_driver(tmp_path):
