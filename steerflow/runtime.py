@@ -116,8 +116,6 @@ class Runtime:
     # ---- public API (any thread) ----------------------------------------------------------
     def submit(self, task: TaskSpec | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
         """Queue a task; returns its future. A plain callable becomes ``Function(task, args, kwargs)``."""
-        if self._closing:
-            raise RuntimeClosed("This runtime has been shut down; create a new one to submit more tasks.")
         if isinstance(task, TaskSpec):
             if args or kwargs:
                 raise TaskSpecError("args", args or kwargs, "give arguments inside the task description, "
@@ -140,13 +138,13 @@ class Runtime:
         request = Request(task_id, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank,
                           -(-spec.memory_mb // spec.ranks), spec.nodes, spec.priority, spec.pool)
         record = TaskRecord(task_id, spec, future, request)
+        if any(not isinstance(d, TaskFuture) for d in spec.after):
+            raise TaskSpecError("after", spec.after, "must list futures returned by submit().")
         deps: list[TaskFuture] = list(spec.after)
         if isinstance(spec, Function):
             deps.extend(find_futures(spec.args, spec.kwargs))
             if not deps:
                 record.payload = self._encode_args(spec, spec.args, spec.kwargs)
-        if any(not isinstance(d, TaskFuture) for d in deps):
-            raise TaskSpecError("after", spec.after, "must list futures returned by submit().")
         record.deps = deps
         self._records[task_id] = record
         self._post(("submit", record))
