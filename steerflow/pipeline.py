@@ -20,7 +20,8 @@ from .agents import Result, SteeringError, on_result
 from .campaign import Campaign
 from .errors import SpecError, TaskSpecError
 from .futures import TaskFuture
-from .spec import _PLACEHOLDER, PipelineSpec, Stage, _dotted, _on_path, _short
+from .spec import _PLACEHOLDER, PipelineSpec, Stage, _on_path, _short
+from .yamlpos import _dotted
 from .task import Executable, Function, TaskSpec
 
 
