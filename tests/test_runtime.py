@@ -222,9 +222,11 @@ def test_worker_lost_too_often_fails(make_runtime, tmp_path):
     assert len(rt.task(future.task_id).attempts) == 2
 
 
-def test_declared_two_nodes_two_gpus_binding(make_runtime):
+def test_declared_two_nodes_two_gpus_binding(make_runtime, tmp_path):
     rt = make_runtime(allocation=Allocation.declare(nodes=2, cores=2, gpus=2))
-    futures = [rt.submit(Function(_hold_and_report, args=(0.5,), gpus=1)) for _ in range(4)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    futures = [rt.submit(Function(_hold_and_report, args=(str(barrier), 4), gpus=1)) for _ in range(4)]
     reports = [f.result(timeout=30) for f in futures]
     held = {(r["node"], r["gpus"]) for r in reports}
     assert held == {("node0", "0"), ("node0", "1"), ("node1", "0"), ("node1", "1")}  # 4 GPUs, each once
@@ -238,8 +240,12 @@ def test_declared_two_nodes_two_gpus_binding(make_runtime):
     assert none["cuda"] == ""  # a task without GPUs sees none
 
 
-def _hold_and_report(seconds):
-    time.sleep(seconds)
+def _hold_and_report(barrier, n):
+    """Hold the GPU until all n tasks run at once (so each must have got a different one)."""
+    Path(barrier, str(os.getpid())).touch()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(barrier)) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
     return report_binding()
 
 
