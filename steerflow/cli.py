@@ -180,7 +180,7 @@ def _status(args: argparse.Namespace) -> int:
         pid = info["driver_pid"]
         console.print(f"[bold]{info['directory']}[/]: " + (f"driver running (pid {pid})" if pid else "no driver running")
                       + f", {info['drivers_so_far']} driver start(s)")
-        states = ["new", "waiting", "running", "paused", "done", "failed", "cancelled"]
+        states = ["new", "waiting", "running", "paused", "done", "failed", "cancelled", "interrupted"]
         table = Table(title="tasks by pool and state")
         table.add_column("pool")
         for s in states:
