@@ -225,18 +225,7 @@ class NodeIndex:
         ng = self._ng
         r0 = nc[i]
         g0 = ng[i]
-        # out of its bucket (swap-remove)
-        b = self._buckets[r0 * self._gs + g0]
-        last = b.pop()
-        if last != i:
-            p = self._pos[i]
-            b[p] = last
-            self._pos[last] = p
-        elif not b:
-            rm = self._rowmask[r0] & ~(1 << g0)
-            self._rowmask[r0] = rm
-            if not rm:
-                self._rows &= ~(1 << r0)
+        self._unbucket(i)
         fc = self._fc[i]
         fg = self._fg[i]
         cache = self._slot_cache
@@ -263,16 +252,10 @@ class NodeIndex:
         self._last_one = one
         self._fc[i] = fc
         self._fg[i] = fg
-        r = nc[i] = r0 - t * k
-        gg = ng[i] = g0 - t * g
+        nc[i] = r0 - t * k
+        ng[i] = g0 - t * g
         self._fm[i] -= t * m
-        # into its new bucket
-        b = self._buckets[r * self._gs + gg]
-        self._pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            self._rowmask[r] |= 1 << gg
-            self._rows |= 1 << r
+        self._bucket(i)
         if self._isfree[i]:
             self._isfree[i] = False
             self._wf ^= 1 << i
@@ -299,32 +282,13 @@ class NodeIndex:
     def _give(self, held: tuple) -> None:
         """Take back what one held tuple ``(node, core mask, GPU mask, cores, GPUs, MB)`` describes."""
         i, cm, gmask, c, g, m = held
-        nc = self._nc
-        ng = self._ng
-        r0 = nc[i]
-        g0 = ng[i]
-        b = self._buckets[r0 * self._gs + g0]
-        last = b.pop()
-        if last != i:
-            p = self._pos[i]
-            b[p] = last
-            self._pos[last] = p
-        elif not b:
-            rm = self._rowmask[r0] & ~(1 << g0)
-            self._rowmask[r0] = rm
-            if not rm:
-                self._rows &= ~(1 << r0)
+        self._unbucket(i)
         self._fc[i] |= cm
         self._fg[i] |= gmask
-        r = nc[i] = r0 + c
-        gg = ng[i] = g0 + g
+        r = self._nc[i] = self._nc[i] + c
+        gg = self._ng[i] = self._ng[i] + g
         fm = self._fm[i] = self._fm[i] + m
-        b = self._buckets[r * self._gs + gg]
-        self._pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            self._rowmask[r] |= 1 << gg
-            self._rows |= 1 << r
+        self._bucket(i)
         if r == self._cores[i] and gg == self._gpus[i] and fm == self._mem[i]:
             self._isfree[i] = True
             self._wf |= 1 << i
