@@ -10,7 +10,7 @@ script prints the effective performance (simulations random search needed / ours
 a report (JSON + learning-curve plot) into the campaign directory.
 
 Run: steerflow run examples/01-active-learning-ip/campaign.py   (add --help for the knobs)
-Kill it at any moment and run it again with --resume: it continues from its journal.
+Kill it at any moment and run it again with --resume --dir DIR: it continues from its journal.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import os
 import random
 import sys
+import time
 
 import numpy as np
 
@@ -114,7 +115,8 @@ class Screening(sf.Agent):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", default="runs/al-ip", help="campaign directory (default: runs/al-ip)")
+    parser.add_argument("--dir", default=time.strftime("runs/al-ip-%Y%m%d-%H%M%S"),
+                        help="campaign directory (default: a new runs/al-ip-DATE-TIME; give it with --resume)")
     parser.add_argument("--candidates", type=int, default=400, help="QM9 molecules to choose from")
     parser.add_argument("--budget", type=int, default=64, help="xTB simulations the active learner may run")
     parser.add_argument("--batch", type=int, default=8, help="simulations per round; the model retrains between rounds")
@@ -123,6 +125,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
     args = parser.parse_args()
 
+    print(f"campaign directory: {args.dir}  (continue a killed run with --resume --dir {args.dir})")
     mols = load_qm9(args.candidates, seed=args.seed)
     features = fingerprints([m["smiles"] for m in mols])
     cores = sf.Allocation.detect().total_cores
