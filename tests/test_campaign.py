@@ -302,3 +302,30 @@ def test_resume_with_dependencies_on_replayed_results(tmp_path):
     camp.run()
     assert third.result() == 3
     assert (tmp_path / "runs").read_text().split() == ["1", "2", "2"]  # only the new tasks ran again
+
+
+def big_result(n):
+    import numpy as np
+
+    return np.arange(n, dtype=np.float64)  # 8n bytes: comes back through shared memory
+
+
+def test_large_results_are_stored_once_in_files_and_replayed(tmp_path):
+    import numpy as np
+
+    def build(resume):
+        camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=1), resume=resume, progress=False)
+        seen = []
+        camp.on_result()(lambda result, ctx: seen.append(float(result.value.sum())))
+        camp.submit(big_result, 2**20)  # 8 MB
+        camp.submit(big_result, 10)  # small: inline in the journal
+        return camp, seen
+
+    camp, seen = build(False)
+    camp.run()
+    stored = tmp_path / "c" / "results" / "1.pkl"
+    assert stored.exists() and stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert not (tmp_path / "c" / "results" / "2.pkl").exists()
+    camp, replayed = build(True)
+    camp.run()
+    assert replayed == seen == [float(np.arange(2**20).sum()), 45.0]
