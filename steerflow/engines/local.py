@@ -129,8 +129,8 @@ class LocalEngine:
     def _launch_function(self, launch: Launch) -> None:
         spec = launch.spec
         assert isinstance(spec, Function)
-        worker = self._idle.pop() if self._idle else self._spawn_worker()
         key, fn_bytes = self._function_key(spec.fn)
+        worker = self._pick_worker(key)
         slot = launch.placement.slots[0]
         cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus))
         if cached is None:  # binding depends only on where it runs: compute once per slot
@@ -152,6 +152,14 @@ class LocalEngine:
             write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
         except OSError:
             pass  # the worker died; its pipe's EOF reports the task as lost
+
+    def _pick_worker(self, key: int) -> _Worker:
+        """An idle worker that already ran this function (its imports and loaded models are warm), else any."""
+        idle = self._idle
+        for i in range(len(idle) - 1, -1, -1):
+            if key in idle[i].known:
+                return idle.pop(i)
+        return idle.pop() if idle else self._spawn_worker()
 
     def _function_key(self, fn: object) -> tuple[int, bytes]:
         entry = self._fn_keys.get(id(fn))
