@@ -399,7 +399,7 @@ class Campaign:
         spec = self._specs[key]
         future = self._futures[key]
         record = self._runtime._records.get(key)
-        error = None
+        error: BaseException | None = None
         value = None
         if future.cancelled():
             error = TaskFailed(f"Task {key} was cancelled.")

@@ -56,10 +56,10 @@ def _bench(args: argparse.Namespace) -> int:
         result = bench.run(repeat=args.repeat)
         _print_table(f"steerflow bench runtime (median of {args.repeat})", result, bench.TARGETS)
     elif args.what == "steering":
-        from .bench import steering as bench
+        from .bench import steering
 
-        result = bench.run(repeat=args.repeat)
-        _print_table(f"steerflow bench steering (median of {args.repeat})", result, bench.TARGETS)
+        result = steering.run(repeat=args.repeat)
+        _print_table(f"steerflow bench steering (median of {args.repeat})", result, steering.TARGETS)
     else:
         from .bench.scheduler import placements_per_second
 

@@ -83,7 +83,7 @@ def build(directory: str | Path, out: str | Path | None = None) -> dict[str, Any
         first_submit, last_end = conn.execute("SELECT min(submitted), (SELECT max(ended) FROM results) FROM tasks"
                                               ).fetchone()
         states = dict(conn.execute("SELECT state, count(*) FROM tasks GROUP BY state"))
-        by_pool = {}
+        by_pool: dict[str, dict[str, int]] = {}
         for pool, n, state in conn.execute("SELECT pool, count(*), state FROM tasks GROUP BY pool, state"):
             by_pool.setdefault(pool, {})[state] = n
         durations: dict[str, list[float]] = {}

@@ -199,7 +199,9 @@ def expand_nodelist(spec: str) -> list[str]:
 
 
 def _split_top_level(spec: str) -> list[str]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in spec:
         if ch == "[":
             depth += 1

@@ -420,12 +420,14 @@ class Runtime:
                     f"Last lines of {result.stderr_path}:\n{tail}"))
         elif kind == "error":
             try:
-                exc = serialize.loads(event.value)
+                raised = serialize.loads(event.value)
             except Exception as err:  # noqa: BLE001
-                exc = TaskFailed(f"Task {record.id} failed and its exception could not be unpickled: {err}")
-            if isinstance(exc, BaseException) and event.text:
-                exc.add_note(f"Remote traceback of task {record.id}:\n{event.text}")
-            self._retry_or_fail(record, exc)
+                raised = TaskFailed(f"Task {record.id} failed and its exception could not be unpickled: {err}")
+            if not isinstance(raised, BaseException):
+                raised = TaskFailed(f"Task {record.id} failed with a non-exception: {raised!r}")
+            if event.text:
+                raised.add_note(f"Remote traceback of task {record.id}:\n{event.text}")
+            self._retry_or_fail(record, raised)
         else:  # lost
             reason = record.kill_reason
             if reason == "timeout":
