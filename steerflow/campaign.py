@@ -426,7 +426,7 @@ class Campaign:
             return
         put = self.journal.put
         now = time.time()
-        nodes = ",".join(record.attempts[-1].nodes) if state is TaskState.RUNNING else None
+        nodes = self._placement_text(record) if state is TaskState.RUNNING else None
         put("state", key, state.value, now, len(record.attempts), nodes)
         put("task_state", state.value, nodes, len(record.attempts), key)
         if state is TaskState.WAITING:
@@ -452,6 +452,15 @@ class Campaign:
                                         started, now)
             record.result_blob = None
             self._events.put(("result", key))
+
+    def _placement_text(self, record: TaskRecord) -> str:
+        """Where an attempt runs, for the journal: ``node0[c0,1 g0];node1[c0,1 g1]`` (one part per rank)."""
+        placement = record.placement
+        if placement is None:
+            return ",".join(record.attempts[-1].nodes)
+        names = self.allocation.nodes
+        return ";".join(f"{names[s.node].name}[c{','.join(map(str, s.cores))}"
+                        + (f" g{','.join(map(str, s.gpus))}]" if s.gpus else "]") for s in placement.slots)
 
     # ---- helpers -----------------------------------------------------------------------
     def _emit(self, name: str, payload: Any) -> None:
