@@ -17,7 +17,6 @@ window, which the batch interval bounds to a few milliseconds).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pickle
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import agents
+from . import agents, dirlock
 from . import journal as journal_mod
 from . import serialize
 from .agents import Context, Handler, Result, SteeringError, handlers_of
@@ -76,12 +75,12 @@ class Campaign:
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
-        self._lock_fd = _lock(self.directory)
+        self._lock_fd = dirlock.acquire(self.directory)
         exists = (self.directory / "journal.db").exists()
         if resume is None:
             resume = os.environ.get("STEERFLOW_RESUME") == "1"
         if exists and not resume:
-            _unlock(self._lock_fd)
+            dirlock.release(self._lock_fd)
             raise CampaignLocked(f"{self.directory} already holds a campaign journal. Resume it with "
                                  "Campaign(..., resume=True) or `steerflow resume DIR`, or use a new directory.")
         if on_agent_error not in ("stop", "log"):
@@ -532,7 +531,7 @@ class Campaign:
         self._runtime.shutdown(wait=drain)
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
-        _unlock(self._lock_fd)
+        dirlock.release(self._lock_fd)
 
     def _deliver_end(self) -> None:
         for handler in self._handlers:
@@ -581,25 +580,3 @@ def _spec_blob(spec: TaskSpec) -> bytes | None:
 
 def _pickle_or_none(payload: Any) -> bytes | None:
     return None if payload is None else pickle.dumps(payload, 5)
-
-
-def _lock(directory: Path) -> int:
-    fd = os.open(directory / "driver.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise CampaignLocked(f"Another driver (pid {owner}) is running the campaign in {directory}. Stop it "
-                             "first, or watch it with `steerflow status DIR`.") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
-
-
-def _unlock(fd: int) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-    except OSError:
-        pass

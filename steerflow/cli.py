@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import runpy
@@ -14,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from .dirlock import holder as driver_pid
 
 
 def _console():
@@ -131,23 +132,6 @@ def _read_meta(directory: Path) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
     finally:
         conn.close()
-
-
-def driver_pid(directory: Path) -> int | None:
-    """The pid of the driver holding the campaign, or None if none runs."""
-    lock = directory / "driver.lock"
-    if not lock.exists():
-        return None
-    fd = os.open(lock, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    except BlockingIOError:
-        text = os.read(fd, 32).decode(errors="replace").strip()
-        return int(text) if text.isdigit() else -1
-    finally:
-        os.close(fd)
 
 
 def status(directory: Path) -> dict[str, Any]:
