@@ -150,9 +150,9 @@ def recycle(data: bytes, pids: Iterable[int] = ()) -> None:
     file (a task may have kept a reference to its argument): ``pids`` are the processes that
     loaded the payload, and each is checked in /proc/PID/maps; a mapped file is unlinked as usual.
     """
-    paths = [(path, size) for path, size in _parse(data)[0]] if data and data[0] == _TAG else []
-    if not paths:
+    if not in_shared_memory(data):
         return
+    paths = _parse(data)[0]
     maps = b"".join(_read_maps(pid) for pid in set(pids))
     for path, size in paths:
         held = sum(c for c, _ in _recycled)
@@ -222,16 +222,21 @@ def loads(data: bytes, consume: bool = True) -> Any:
     ``consume=True`` unlinks the payload's files once mapped (load it once only);
     ``consume=False`` leaves them for another load and a later `release`.
     """
-    if not data or data[0] != _TAG:
+    if not in_shared_memory(data):
         return _pickle_loads(data)
     refs, offset = _parse(data)
     buffers = [_map(path, size, consume) for path, size in refs]
     return _pickle_loads(memoryview(data)[offset:], buffers=buffers)
 
 
+def in_shared_memory(data: bytes) -> bool:
+    """True if the payload is an envelope whose buffers live in shared-memory files."""
+    return bool(data) and data[0] == _TAG
+
+
 def shm_paths(data: bytes) -> list[str]:
     """The shared-memory files a payload refers to (empty for a plain pickle)."""
-    if not data or data[0] != _TAG:
+    if not in_shared_memory(data):
         return []
     return [path for path, _ in _parse(data)[0]]
 

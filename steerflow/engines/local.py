@@ -145,7 +145,7 @@ class LocalEngine:
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
         worker.launch = launch
-        if launch.payload is not None and launch.payload[:1] == b"\x00":  # arguments in shared memory
+        if launch.payload is not None and serialize.in_shared_memory(launch.payload):
             self._payload_pids.setdefault(launch.task_id, set()).add(worker.proc.pid)
         self._busy[launch.task_id] = worker
         try:
