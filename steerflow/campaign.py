@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -132,6 +133,8 @@ class Campaign:
         self._runtime.add_listener(self._on_state)
         self._closed = False
         self._closing = False
+        self._control_conn: sqlite3.Connection | None = None
+        self._control_done: set[int] = set()
 
     # ---- describing work -----------------------------------------------------------------
     def function(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -495,8 +498,18 @@ class Campaign:
         return key
 
     def _poll_control(self) -> None:
-        rows = self.journal.execute("SELECT id, op, arg FROM control WHERE done = 0")
+        """Requests from `steerflow cancel` (another process), read on the steering thread's own connection.
+
+        Its own read-only connection: no waiting for the journal writer, no sharing its connection
+        across threads. Handled ids are remembered, since marking them done is committed later.
+        """
+        if self._control_conn is None:
+            self._control_conn = journal_mod.connect(self.journal.path, readonly=True)
+        rows = self._control_conn.execute("SELECT id, op, arg FROM control WHERE done = 0").fetchall()
         for row_id, op, arg in rows:
+            if row_id in self._control_done:
+                continue
+            self._control_done.add(row_id)
             if op == "cancel":
                 try:
                     self.cancel(int(arg))
@@ -529,6 +542,8 @@ class Campaign:
         self._deliver_end()
         self._closing = True
         self._runtime.shutdown(wait=drain)
+        if self._control_conn is not None:
+            self._control_conn.close()
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         dirlock.release(self._lock_fd)

@@ -127,9 +127,11 @@ def _open(directory: Path, readonly: bool = True) -> sqlite3.Connection:
 
 
 def _read_meta(directory: Path) -> dict[str, Any]:
+    from .journal import read_meta
+
     conn = _open(directory)
     try:
-        return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+        return read_meta(conn)
     finally:
         conn.close()
 

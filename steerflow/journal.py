@@ -189,12 +189,9 @@ class Journal:
             raise
 
     # ---- direct, synchronous operations (driver start-up) --------------------------------
-    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Run a statement now, outside the batch stream (for start-up and control)."""
-        self.flush()
-        return self._conn.execute(sql, params).fetchall()
-
     def start_run(self, cores: int, gpus: int) -> int:
+        """Record a driver start and return its id (called before other threads write)."""
+        self.flush()  # the writer is idle afterwards: its connection is not used by two threads at once
         cur = self._conn.execute("INSERT INTO runs (pid, started, cores, gpus) VALUES (?, ?, ?, ?)",
                                  (os.getpid(), time.time(), cores, gpus))
         return int(cur.lastrowid or 0)
