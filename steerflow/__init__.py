@@ -27,9 +27,9 @@ _EXPORTS = {
     "on_result": "agents", "on_timer": "agents", "on_event": "agents", "on_start": "agents", "on_end": "agents",
     "as_completed": "concurrent.futures", "wait": "concurrent.futures",
 }
-_MODULES = {"stop", "checkpoint", "engines", "spec", "policies"}
+_MODULES = {"stop", "checkpoint", "engines", "pipelines"}
 
-__all__ = sorted([*_EXPORTS, "stop", "checkpoint", "engines", "spec", "policies"])
+__all__ = sorted([*_EXPORTS, *_MODULES])
 
 
 def __getattr__(name: str) -> Any:
@@ -47,7 +47,7 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from concurrent.futures import as_completed, wait
 
-    from . import checkpoint, engines, stop
+    from . import checkpoint, engines, pipelines, stop
     from .agents import Agent, Context, Result, SteeringError, on_end, on_event, on_result, on_start, on_timer
     from .campaign import AgentError, Campaign, task
     from .engines.local import LocalEngine

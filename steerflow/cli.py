@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume:
         os.environ["STEERFLOW_RESUME"] = "1"
     if path.suffix in (".yaml", ".yml"):
-        from .spec import run_file
+        from .pipelines.spec import run_file
 
         extra = argparse.ArgumentParser(prog=f"steerflow run {path}")  # options may follow the file too
         extra.add_argument("--dir")

@@ -33,7 +33,7 @@ def test_active_learning_demo_runs_real_xtb(tmp_path):
 
 
 def test_yaml_example_runs(tmp_path):
-    from steerflow.spec import run_file
+    from steerflow.pipelines import run_file
 
     summary = run_file(EXAMPLES / "02-yaml-pipeline" / "pipeline.yaml", directory=str(tmp_path / "y"),
                        progress=False)

@@ -1,11 +1,11 @@
 """Running a YAML pipeline: the `Pipeline` built from a validated spec, which submits its stages and follows them.
 
-`steerflow.spec` reads and validates a spec (`load`, `PipelineSpec`); this module is the run-time
-side. `prepare` creates the campaign through its public API, registers the spec's policies and
+`steerflow.pipelines.spec` reads and validates a spec (`load`, `PipelineSpec`); this module is the run-time
+side. `prepare` creates the campaign through its public API, registers the spec's rules and
 submits the stages that run at the start; the `Pipeline` it returns holds each stage's futures,
 submits more tasks of a stage (on-demand stages, resubmissions) and raises ``stage-done`` when
-every submitted task of a stage has finished. `run` also runs the campaign (`steerflow.spec.run_file`
-loads a file and calls it). `PipelineSpec.prepare`, `.build` and `steerflow.spec.Pipeline` lead here.
+every submitted task of a stage has finished. `run` also runs the campaign (`steerflow.pipelines.spec.run_file`
+loads a file and calls it). `PipelineSpec.prepare`, `.build` and `steerflow.pipelines.spec.Pipeline` lead here.
 """
 
 from __future__ import annotations
@@ -14,33 +14,33 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import policies as policies_mod
-from . import stop as stop_mod
-from .agents import Result, SteeringError, on_result
-from .campaign import Campaign
-from .errors import SpecError, TaskSpecError
-from .futures import TaskFuture
-from .spec import _PLACEHOLDER, PipelineSpec, Stage, _on_path, _short
-from .yamlpos import _dotted
-from .task import Executable, Function, TaskSpec
+from . import rules as rules_mod
+from .. import stop as stop_mod
+from ..agents import Result, SteeringError, on_result
+from ..campaign import Campaign
+from ..errors import SpecError, TaskSpecError
+from ..futures import TaskFuture
+from .spec import PLACEHOLDER, PipelineSpec, Stage, on_path, short
+from .yamlpos import dotted
+from ..task import Executable, Function, TaskSpec
 
 
 def prepare(spec: PipelineSpec, directory: str | os.PathLike[str] | None = None, resume: bool | None = None,
             progress: bool | None = None) -> Pipeline:
     """Build the campaign and return the `Pipeline` (campaign, each stage's futures) around it."""
-    _on_path(spec.file.parent)
+    on_path(spec.file.parent)
     target = directory or spec.directory or os.path.join("runs", spec.file.stem)
     campaign = Campaign(target, allocation=spec.allocation, pools=dict(spec.pools), resume=resume,
                         progress=progress)
     try:
         pipeline = Pipeline(spec, campaign)
-        campaign.add_agent(pipeline)  # first: it counts a result before any policy sees it
-        for name, params in spec.policies:
-            policy = policies_mod.create(name, params)
-            if isinstance(policy, policies_mod.Policy):
-                policy.attach(pipeline)
-            campaign.add_agent(policy)
-            pipeline.policies.append(policy)
+        campaign.add_agent(pipeline)  # first: it counts a result before any rule sees it
+        for name, params in spec.rules:
+            rule = rules_mod.create(name, params)
+            if isinstance(rule, rules_mod.Rule):
+                rule.attach(pipeline)
+            campaign.add_agent(rule)
+            pipeline.rules.append(rule)
         for name in spec.order:
             if not spec.stage(name).on_demand:  # type: ignore[union-attr]
                 try:
@@ -49,7 +49,7 @@ def prepare(spec: PipelineSpec, directory: str | os.PathLike[str] | None = None,
                     stage = spec.stage(name)
                     path = ("stages", stage.index, exc.field)  # type: ignore[union-attr]
                     raise SpecError(f"{spec.file}:{spec._lines.get(path) or spec._lines.get(path[:2], 1)}: "
-                                    f"{_dotted(path)}: stage {name!r}: {exc}") from None
+                                    f"{dotted(path)}: stage {name!r}: {exc}") from None
     except BaseException:
         campaign.close()
         raise
@@ -89,7 +89,7 @@ def make_task(stage: Stage, params: dict[str, Any], after: tuple[TaskFuture, ...
     options = {**stage.options, **overrides}
     options["tags"] = (stage.name, *options.get("tags", ()))
     options.setdefault("pool", stage.name)
-    label = stage.name + ("[" + ",".join(f"{k}={_short(v)}" for k, v in params.items()) + "]" if params else "")
+    label = stage.name + ("[" + ",".join(f"{k}={short(v)}" for k, v in params.items()) + "]" if params else "")
     if stage.kind == "function":
         kwargs = {**_fill(stage.kwargs, params), **inputs}
         return Function(stage.target, _fill(stage.args, params), kwargs, after=after, name=label[:80], **options)
@@ -101,10 +101,10 @@ def make_task(stage: Stage, params: dict[str, Any], after: tuple[TaskFuture, ...
 def _fill(value: Any, params: dict[str, Any], text: bool = False) -> Any:
     """Replace placeholders; a string that is exactly one placeholder keeps the value's type unless ``text``."""
     if isinstance(value, str):
-        match = _PLACEHOLDER.fullmatch(value)
+        match = PLACEHOLDER.fullmatch(value)
         if match and match.group(1) and not text:
             return params[match.group(1)]
-        return _PLACEHOLDER.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(params[m.group(1)]), value)
+        return PLACEHOLDER.sub(lambda m: m.group(0)[0] if m.group(1) is None else str(params[m.group(1)]), value)
     if isinstance(value, list):
         return [_fill(v, params, text) for v in value]
     if isinstance(value, dict):
@@ -130,7 +130,7 @@ class Pipeline:
         self.spec = spec
         self.campaign = campaign
         self.futures: dict[str, list[TaskFuture]] = {s.name: [] for s in spec.stages}
-        self.policies: list[Any] = []
+        self.rules: list[Any] = []
         self._info: dict[int, _TaskInfo] = {}
         self._finished: dict[str, int] = {s.name: 0 for s in spec.stages}
 
@@ -202,7 +202,7 @@ class Pipeline:
         if stage is not None:
             self._finished[stage] += 1
             if self.complete(stage):
-                ctx.emit(policies_mod.STAGE_DONE, stage)
+                ctx.emit(rules_mod.STAGE_DONE, stage)
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per stage: tasks submitted and their states."""

@@ -1,11 +1,11 @@
-"""Named steering policies: agents that a YAML pipeline (or a Python campaign) switches on by name.
+"""Named steering rules: agents that a YAML pipeline (or a Python campaign) switches on by name.
 
-A policy is an `Agent` subclass registered under a name with `register`; it is built as
+A rule is an `Agent` subclass registered under a name with `register`; it is built as
 ``cls(**params)`` with the parameters the spec gives, so its ``__init__`` signature is its
 documentation (unknown or missing parameters are errors that name the parameter). Its handlers
-are the usual decorated methods. Policies that act on pipeline *stages* get the built pipeline
-through `Policy.attach` (every pipeline task is tagged with its stage's name) and may check a
-loaded spec in `Policy.check`, so a wrong stage name fails when the spec loads, not mid-run.
+are the usual decorated methods. Rules that act on pipeline *stages* get the built pipeline
+through `Rule.attach` (every pipeline task is tagged with its stage's name) and may check a
+loaded spec in `Rule.check`, so a wrong stage name fails when the spec loads, not mid-run.
 
 Registered here: ``stop-when``, ``retry-failed``, ``top-k-refine`` and ``rebalance``.
 """
@@ -18,28 +18,28 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from .agents import Agent, Result, SteeringError, on_event, on_result
-from .errors import DependencyFailed, SteerflowError
+from ..agents import Agent, Result, SteeringError, on_event, on_result
+from ..errors import DependencyFailed, SteerflowError
 
 STAGE_DONE = "stage-done"
 """The event a pipeline raises (payload: the stage's name) when every task of a stage has finished."""
 
-_REGISTRY: dict[str, type[Policy]] = {}
-P = TypeVar("P", bound="type[Policy]")
+_REGISTRY: dict[str, type[Rule]] = {}
+P = TypeVar("P", bound="type[Rule]")
 
 
-class PolicyError(SteerflowError, ValueError):
-    """A policy name or parameter is wrong; ``param`` names the parameter (None: the policy itself)."""
+class RuleError(SteerflowError, ValueError):
+    """A rule name or parameter is wrong; ``param`` names the parameter (None: the rule itself)."""
 
     def __init__(self, param: str | None, message: str) -> None:
         self.param = param
         super().__init__(message)
 
 
-class Policy(Agent):
-    """Base class of registered policies."""
+class Rule(Agent):
+    """Base class of registered rules."""
 
-    policy_name = ""
+    rule_name = ""
     pipeline: Any = None
 
     def attach(self, pipeline: Any) -> None:
@@ -47,7 +47,7 @@ class Policy(Agent):
         self.pipeline = pipeline
 
     def check(self, spec: Any) -> None:
-        """Validate against a loaded spec (its stages); raise `PolicyError` naming the parameter."""
+        """Validate against a loaded spec (its stages); raise `RuleError` naming the parameter."""
 
     def _stage_of(self, result: Result) -> str | None:
         if self.pipeline is not None:
@@ -56,47 +56,47 @@ class Policy(Agent):
 
     def _need_pipeline(self) -> Any:
         if self.pipeline is None:
-            raise SteeringError(f"Policy {self.policy_name!r} works on pipeline stages; use it from a YAML spec "
-                                "(steerflow.spec) or call attach(pipeline) first.")
+            raise SteeringError(f"Rule {self.rule_name!r} works on pipeline stages; use it from a YAML spec "
+                                "(steerflow.pipelines.spec) or call attach(pipeline) first.")
         return self.pipeline
 
 
 def register(name: str) -> Callable[[P], P]:
-    """Class decorator: make an `Agent` subclass available to specs as ``policies: [{name: NAME}]``."""
+    """Class decorator: make an `Agent` subclass available to specs as ``rules: [{name: NAME}]``."""
     def add(cls: P) -> P:
         if not (isinstance(cls, type) and issubclass(cls, Agent)):
             raise TypeError(f"register({name!r}) decorates Agent subclasses, not {cls!r}.")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"A policy named {name!r} is already registered ({_REGISTRY[name].__qualname__}).")
-        cls.policy_name = name
+            raise ValueError(f"A rule named {name!r} is already registered ({_REGISTRY[name].__qualname__}).")
+        cls.rule_name = name
         _REGISTRY[name] = cls
         return cls
     return add
 
 
-def get(name: str) -> type[Policy]:
-    """The policy class registered under ``name``; `PolicyError` with a close match otherwise."""
+def get(name: str) -> type[Rule]:
+    """The rule class registered under ``name``; `RuleError` with a close match otherwise."""
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise PolicyError(None, f"There is no policy named {name!r}.{hint} Known policies: "
+        raise RuleError(None, f"There is no rule named {name!r}.{hint} Known rules: "
                           f"{', '.join(sorted(_REGISTRY))}.") from None
 
 
 def names() -> list[str]:
-    """Registered policy names."""
+    """Registered rule names."""
     return sorted(_REGISTRY)
 
 
 def describe() -> dict[str, str]:
-    """Each registered policy's one-line description."""
+    """Each registered rule's one-line description."""
     return {name: (inspect.getdoc(cls) or "").splitlines()[0] for name, cls in sorted(_REGISTRY.items())}
 
 
-def create(name: str, params: Mapping[str, Any] | None = None) -> Policy:
-    """Build a registered policy from its parameters, checking their names against its ``__init__``."""
+def create(name: str, params: Mapping[str, Any] | None = None) -> Rule:
+    """Build a registered rule from its parameters, checking their names against its ``__init__``."""
     cls = get(name)
     params = dict(params or {})
     signature = inspect.signature(cls.__init__)
@@ -108,17 +108,17 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> Policy:
             if param not in known:
                 close = difflib.get_close_matches(str(param), known, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise PolicyError(param, f"Policy {name!r} has no parameter {param!r}.{hint} "
+                raise RuleError(param, f"Rule {name!r} has no parameter {param!r}.{hint} "
                                   f"Its parameters: {', '.join(known) or 'none'}.")
     for p in accepted:
         if p.default is p.empty and p.name not in params:
-            raise PolicyError(p.name, f"Policy {name!r} needs the parameter {p.name!r}.")
+            raise RuleError(p.name, f"Rule {name!r} needs the parameter {p.name!r}.")
     try:
         return cls(**params)
-    except PolicyError:
+    except RuleError:
         raise
     except (TypeError, ValueError) as exc:
-        raise PolicyError(None, f"Policy {name!r}: {exc}") from exc
+        raise RuleError(None, f"Rule {name!r}: {exc}") from exc
 
 
 # ---- parameter checks ------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def _name(param: str, value: Any, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value:
-        raise PolicyError(param, f"{param} must name a stage (a non-empty string), got {value!r}.")
+        raise RuleError(param, f"{param} must name a stage (a non-empty string), got {value!r}.")
     return value
 
 
@@ -142,13 +142,13 @@ def _number(param: str, value: Any) -> float | None:
                 hint = " (YAML reads a number like 1e3 as text: write 1000 or 1.0e+3)"
             except ValueError:
                 pass
-        raise PolicyError(param, f"{param} must be a number, got {value!r}{hint}.")
+        raise RuleError(param, f"{param} must be a number, got {value!r}{hint}.")
     return value
 
 
 def _int(param: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise PolicyError(param, f"{param} must be an integer >= {low}, got {value!r}.")
+        raise RuleError(param, f"{param} must be an integer >= {low}, got {value!r}.")
     return value
 
 
@@ -159,21 +159,21 @@ def _stage_exists(spec: Any, param: str, name: str | None) -> Any:
     if stage is None:
         close = difflib.get_close_matches(name, spec.stage_names(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise PolicyError(param, f"There is no stage named {name!r}.{hint} Stages: {', '.join(spec.stage_names())}.")
+        raise RuleError(param, f"There is no stage named {name!r}.{hint} Stages: {', '.join(spec.stage_names())}.")
     return stage
 
 
-def _score(policy: str, result: Result, key: str | None) -> float:
+def _score(rule: str, result: Result, key: str | None) -> float:
     value = result.value
     if key is not None:
         if not isinstance(value, Mapping) or key not in value:
-            raise SteeringError(f"{policy}: task {result.key} ({result.name}) returned {_short(value)}, which has no "
-                                f"key {key!r}; return a dict with it or change the policy's key.")
+            raise SteeringError(f"{rule}: task {result.key} ({result.name}) returned {_short(value)}, which has no "
+                                f"key {key!r}; return a dict with it or change the rule's key.")
         value = value[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         where = f"[{key!r}]" if key is not None else ""
-        raise SteeringError(f"{policy}: task {result.key} ({result.name}) returned{where} {_short(value)}, not a "
-                            "number; return a number (or a dict and give the policy a key).")
+        raise SteeringError(f"{rule}: task {result.key} ({result.name}) returned{where} {_short(value)}, not a "
+                            "number; return a number (or a dict and give the rule a key).")
     return float(value)
 
 
@@ -182,10 +182,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# ---- the policies ------------------------------------------------------------------------------
+# ---- the rules ------------------------------------------------------------------------------
 
 @register("stop-when")
-class StopWhen(Policy):
+class StopWhen(Rule):
     """Stop the campaign once a result of ``stage`` (or its ``key`` field) is above ``above`` or below ``below``."""
 
     def __init__(self, stage: str, above: float | None = None, below: float | None = None,
@@ -194,9 +194,9 @@ class StopWhen(Policy):
         self.above = _number("above", above)
         self.below = _number("below", below)
         if self.above is None and self.below is None:
-            raise PolicyError("above", "stop-when needs a threshold: give above, below or both.")
+            raise RuleError("above", "stop-when needs a threshold: give above, below or both.")
         if key is not None and not isinstance(key, str):
-            raise PolicyError("key", f"key must be a string naming a field of the results, got {key!r}.")
+            raise RuleError("key", f"key must be a string naming a field of the results, got {key!r}.")
         self.key = key
         self.triggered: Result | None = None
 
@@ -218,7 +218,7 @@ class StopWhen(Policy):
 
 
 @register("retry-failed")
-class RetryFailed(Policy):
+class RetryFailed(Rule):
     """Resubmit each failed task of ``stage`` (default: all) up to ``times`` more times, timeout × ``timeout_factor``."""
 
     def __init__(self, stage: str | None = None, times: int = 1, timeout_factor: float = 1.0) -> None:
@@ -226,7 +226,7 @@ class RetryFailed(Policy):
         self.times = _int("times", times, 1)
         factor = _number("timeout_factor", timeout_factor)
         if factor is None or factor < 1:
-            raise PolicyError("timeout_factor", f"timeout_factor must be a number >= 1, got {timeout_factor!r}.")
+            raise RuleError("timeout_factor", f"timeout_factor must be a number >= 1, got {timeout_factor!r}.")
         self.timeout_factor = float(factor)
         self._origin: dict[int, int] = {}  # task key -> key of the first attempt
         self.retried: dict[int, int] = {}  # first attempt's key -> retries submitted
@@ -256,7 +256,7 @@ class RetryFailed(Policy):
 
 
 @register("top-k-refine")
-class TopKRefine(Policy):
+class TopKRefine(Rule):
     """When ``stage`` is done, submit the on-demand stage ``refine`` for each of its ``k`` best results."""
 
     def __init__(self, stage: str, refine: str, k: int = 1, key: str | None = None, order: str = "max") -> None:
@@ -264,10 +264,10 @@ class TopKRefine(Policy):
         self.refine = _name("refine", refine)
         self.k = _int("k", k, 1)
         if key is not None and not isinstance(key, str):
-            raise PolicyError("key", f"key must be a string naming a field of the results, got {key!r}.")
+            raise RuleError("key", f"key must be a string naming a field of the results, got {key!r}.")
         self.key = key
         if order not in ("max", "min"):
-            raise PolicyError("order", f"order must be 'max' (largest is best) or 'min', got {order!r}.")
+            raise RuleError("order", f"order must be 'max' (largest is best) or 'min', got {order!r}.")
         self.order = order
         self._scored: list[tuple[float, int, Any]] = []
         self.chosen: list[int] = []  # keys of the results that were refined
@@ -277,12 +277,12 @@ class TopKRefine(Policy):
         source = _stage_exists(spec, "stage", self.stage)
         target = _stage_exists(spec, "refine", self.refine)
         if not target.on_demand:
-            raise PolicyError("refine", f"Stage {self.refine!r} runs at the start; declare it with 'when: on-demand' "
-                              "so that only this policy submits it.")
+            raise RuleError("refine", f"Stage {self.refine!r} runs at the start; declare it with 'when: on-demand' "
+                              "so that only this rule submits it.")
         offered = set(source.param_names) | {"result", "rank"}
         missing = sorted(set(target.declared) - offered)
         if missing:
-            raise PolicyError("refine", f"Stage {self.refine!r} expects the parameter(s) {', '.join(missing)}, but "
+            raise RuleError("refine", f"Stage {self.refine!r} expects the parameter(s) {', '.join(missing)}, but "
                               f"top-k-refine passes only {', '.join(sorted(offered))} (the parameters of "
                               f"{self.stage!r}, its result and its rank).")
 
@@ -305,20 +305,20 @@ class TopKRefine(Policy):
 
 
 @register("rebalance")
-class Rebalance(Policy):
+class Rebalance(Rule):
     """When ``stage`` is done, set the pool quotas ``{pool: {cores: N, gpus: M}}``: its resources go to the next."""
 
     def __init__(self, stage: str, quotas: Mapping[str, Any]) -> None:
         self.stage = _name("stage", stage)
         if not isinstance(quotas, Mapping) or not quotas:
-            raise PolicyError("quotas", f"quotas must map pool names to {{cores: N, gpus: M}}, got {quotas!r}.")
+            raise RuleError("quotas", f"quotas must map pool names to {{cores: N, gpus: M}}, got {quotas!r}.")
         self.quotas: dict[str, tuple[int | None, int | None]] = {}
         for pool, quota in quotas.items():
             if not isinstance(quota, Mapping) or set(quota) - {"cores", "gpus"} or not quota:
-                raise PolicyError("quotas", f"quotas.{pool} must be a mapping with cores and/or gpus, got {quota!r}.")
+                raise RuleError("quotas", f"quotas.{pool} must be a mapping with cores and/or gpus, got {quota!r}.")
             for field, value in quota.items():
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                    raise PolicyError("quotas", f"quotas.{pool}.{field} must be an integer >= 0 or null, "
+                    raise RuleError("quotas", f"quotas.{pool}.{field} must be an integer >= 0 or null, "
                                       f"got {value!r}.")
             self.quotas[str(pool)] = (quota.get("cores"), quota.get("gpus"))
         self._fired = False

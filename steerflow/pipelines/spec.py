@@ -1,10 +1,10 @@
-"""YAML pipeline specs: simple campaigns written as stages, fan-outs, dependencies and named policies.
+"""YAML pipeline specs: simple campaigns written as stages, fan-outs, dependencies and named rules.
 
 A spec is validated completely when it loads (`load`), and every error is a `SpecError` whose
 message names the file, the 1-based line and the field (``pipeline.yaml:7: stages[0].foreach.x:
 …``). Building it (`PipelineSpec.build`) creates an ordinary `Campaign` through its public API,
-registers the policies and submits the stages that run at the start, and `run_file` also runs it;
-that run-time side (the `Pipeline`) is `steerflow.pipeline`::
+registers the rules and submits the stages that run at the start, and `run_file` also runs it;
+that run-time side (the `Pipeline`) is `steerflow.pipelines.pipeline`::
 
     directory: runs/pipeline                 # campaign directory (`steerflow run --dir` overrides it)
     allocation: {nodes: 1, cores: 2}         # optional; default: this machine, or the SLURM job
@@ -24,10 +24,10 @@ that run-time side (the `Pipeline`) is `steerflow.pipeline`::
         inputs: simulate                     # kwarg `inputs`: that stage's results, in fan-out order
       - name: refine
         function: "steps:refine"
-        when: on-demand                      # submitted by a policy, with the parameters it declares
+        when: on-demand                      # submitted by a rule, with the parameters it declares
         params: [x, result]
         args: ["{x}", "{result}"]
-    policies:
+    rules:
       - {name: stop-when, params: {stage: simulate, above: 8}}
     stop: {tasks: 100, wall: "1h"}           # either ends the run
 
@@ -50,21 +50,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import policies as policies_mod
-from . import stop as stop_mod
-from .campaign import Campaign
-from .errors import TaskSpecError
-from .futures import TaskFuture
-from .resources import Allocation
-from .task import Executable, Function, TaskSpec
-from .yamlpos import Path_, _Document
+from . import rules as rules_mod
+from .. import stop as stop_mod
+from ..campaign import Campaign
+from ..errors import TaskSpecError
+from ..futures import TaskFuture
+from ..resources import Allocation
+from ..task import Executable, Function, TaskSpec
+from .yamlpos import Path_, Document
 
-# The run-time side, steerflow.pipeline, imports this module at its top; this module imports it in the
-# functions that hand over to it (and `__getattr__` below keeps `steerflow.spec.Pipeline` working).
+# The run-time side, steerflow.pipelines.pipeline, imports this module at its top; this module imports it in the
+# functions that hand over to it (and `__getattr__` below keeps `steerflow.pipelines.spec.Pipeline` working).
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
-TOP_FIELDS = ("directory", "description", "allocation", "pools", "stages", "policies", "stop")
+TOP_FIELDS = ("directory", "description", "allocation", "pools", "stages", "rules", "stop")
+RULES_ALIASES = ("policies",)  # the key's earlier name; specs written with it keep working
 STAGE_FIELDS = ("name", "function", "executable", "args", "kwargs", "foreach", "grid", "after", "inputs", "when",
                 "params")
 FUNCTION_OPTIONS = ("cores", "gpus")
@@ -72,7 +73,7 @@ EXECUTABLE_OPTIONS = ("env", "cwd", "pre", "post", "ranks", "cores_per_rank", "g
 COMMON_OPTIONS = ("memory_mb", "priority", "timeout", "retries", "pool", "tags")
 ALL_STAGE_FIELDS = STAGE_FIELDS + FUNCTION_OPTIONS + EXECUTABLE_OPTIONS + COMMON_OPTIONS
 WHEN = ("start", "on-demand")
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -123,20 +124,20 @@ class Stage:
 
     def make(self, params: dict[str, Any], after: tuple[TaskFuture, ...], inputs: dict[str, Any],
              **overrides: Any) -> TaskSpec:
-        """The task description for one parameter set (see `steerflow.pipeline.make_task`)."""
+        """The task description for one parameter set (see `steerflow.pipelines.pipeline.make_task`)."""
         from .pipeline import make_task
 
         return make_task(self, params, after, inputs, **overrides)
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 16 else text[:13] + "..."
 
 
 def _placeholders(value: Any, path: Path_) -> Iterator[tuple[Path_, str]]:
     if isinstance(value, str):
-        for match in _PLACEHOLDER.finditer(value):
+        for match in PLACEHOLDER.finditer(value):
             if match.group(1):
                 yield path, match.group(1)
     elif isinstance(value, list):
@@ -156,7 +157,7 @@ class PipelineSpec:
     allocation: Allocation | None
     pools: dict[str, dict[str, int]]
     stages: list[Stage]
-    policies: list[tuple[str, dict[str, Any]]]
+    rules: list[tuple[str, dict[str, Any]]]
     stop: dict[str, Any]
     description: str = ""
     order: list[str] = field(default_factory=list)  # stages in an order that respects dependencies
@@ -182,13 +183,13 @@ class PipelineSpec:
 
     def build(self, directory: str | os.PathLike[str] | None = None, resume: bool | None = None,
               progress: bool | None = None) -> Campaign:
-        """Create the campaign, register the policies and submit the stages that run at the start."""
+        """Create the campaign, register the rules and submit the stages that run at the start."""
         return self.prepare(directory, resume, progress).campaign
 
     _lines: dict[Path_, int] = field(default_factory=dict, repr=False)
 
 
-def _on_path(folder: Path) -> None:
+def on_path(folder: Path) -> None:
     """Put the spec's folder first on sys.path (workers started later inherit it as PYTHONPATH)."""
     entry = str(folder.resolve())
     if entry in sys.path:
@@ -200,7 +201,7 @@ def _on_path(folder: Path) -> None:
 
 def load(path: str | os.PathLike[str]) -> PipelineSpec:
     """Read and validate a YAML pipeline spec; raise `SpecError` (file, line, field) on any mistake."""
-    return _Validator(_Document(Path(path))).spec()
+    return _Validator(Document(Path(path))).spec()
 
 
 def run_file(path: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None,
@@ -215,7 +216,7 @@ def run_file(path: str | os.PathLike[str], directory: str | os.PathLike[str] | N
 
 
 def __getattr__(name: str) -> Any:
-    """`Pipeline` lives in `steerflow.pipeline` (which imports this module); it stays reachable from here."""
+    """`Pipeline` lives in `steerflow.pipelines.pipeline` (which imports this module); it stays reachable from here."""
     if name == "Pipeline":
         from .pipeline import Pipeline
 
@@ -226,7 +227,7 @@ def __getattr__(name: str) -> Any:
 # ---- validation -----------------------------------------------------------------------------------
 
 class _Validator:
-    def __init__(self, doc: _Document) -> None:
+    def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.fail = doc.fail
         self.folder = Path(doc.file).resolve().parent
@@ -236,7 +237,7 @@ class _Validator:
         if not isinstance(data, dict):
             self.fail((), f"a spec is a mapping with 'stages' (and optionally {', '.join(TOP_FIELDS[:2])}, "
                       f"{', '.join(TOP_FIELDS[2:5])}, stop); got {_type(data)}.")
-        self._unknown((), data, TOP_FIELDS, "top-level field")
+        self._unknown((), data, TOP_FIELDS, "top-level field", accepted=RULES_ALIASES)
         if "stages" not in data:
             self.fail((), "the spec has no 'stages'; list at least one stage with a name and a function or "
                       "executable.")
@@ -257,15 +258,16 @@ class _Validator:
             self.dependencies(s, names, stages)
         order = self.order(stages)
         spec = PipelineSpec(file=Path(self.doc.file), directory=directory, allocation=self.allocation(data),
-                            pools=self.pools(data, stages), stages=stages, policies=[], stop=self.stop(data),
+                            pools=self.pools(data, stages), stages=stages, rules=[], stop=self.stop(data),
                             description=description, order=order, _lines=self.doc.lines)
-        spec.policies = self.policies(data, spec)
+        spec.rules = self.rules(data, spec)
         return spec
 
     # ---- helpers
-    def _unknown(self, path: Path_, mapping: dict, known: tuple[str, ...], what: str) -> None:
+    def _unknown(self, path: Path_, mapping: dict, known: tuple[str, ...], what: str,
+                 accepted: tuple[str, ...] = ()) -> None:
         for key in mapping:
-            if key not in known:
+            if key not in known and key not in accepted:
                 self.fail(path + (key,), f"unknown {what} {key!r}.{_suggest(key, known)} Known: {', '.join(known)}.")
 
     def _mapping(self, path: Path_, value: Any, what: str) -> dict:
@@ -319,27 +321,31 @@ class _Validator:
                 self.fail(("stop", "wall"), f"expected a duration like '90s', '15m' or '2h' (or seconds): {exc}")
         return dict(value)
 
-    def policies(self, data: dict, spec: PipelineSpec) -> list[tuple[str, dict[str, Any]]]:
-        raw = data.get("policies", []) or []
+    def rules(self, data: dict, spec: PipelineSpec) -> list[tuple[str, dict[str, Any]]]:
+        given = [key for key in ("rules", *RULES_ALIASES) if key in data]
+        if len(given) > 1:
+            self.fail((given[1],), f"'{given[1]}' is the old name of 'rules'; merge the two lists under 'rules'.")
+        key = given[0] if given else "rules"
+        raw = data.get(key, []) or []
         if not isinstance(raw, list):
-            self.fail(("policies",), f"expected a list of {{name: ..., params: {{...}}}}, got {_type(raw)}.")
+            self.fail((key,), f"expected a list of {{name: ..., params: {{...}}}}, got {_type(raw)}.")
         out = []
         for i, item in enumerate(raw):
-            path: Path_ = ("policies", i)
+            path: Path_ = (key, i)
             if isinstance(item, str):
                 item = {"name": item}
             self._mapping(path, item, "name and params")
-            self._unknown(path, item, ("name", "params"), "policy field")
+            self._unknown(path, item, ("name", "params"), "rule field")
             if "name" not in item:
-                self.fail(path, f"a policy needs a name; known policies: {', '.join(policies_mod.names())}.")
+                self.fail(path, f"a rule needs a name; known rules: {', '.join(rules_mod.names())}.")
             params = self._mapping(path + ("params",), item.get("params", {}) or {}, "parameter names to values")
             try:
-                policies_mod.get(item["name"])
-            except policies_mod.PolicyError as exc:
+                rules_mod.get(item["name"])
+            except rules_mod.RuleError as exc:
                 self.fail(path + ("name",), str(exc))
             try:
-                policies_mod.create(item["name"], params).check(spec)
-            except policies_mod.PolicyError as exc:
+                rules_mod.create(item["name"], params).check(spec)
+            except rules_mod.RuleError as exc:
                 where = path + (("params", exc.param) if exc.param in params else ("params",) if params else ())
                 self.fail(where, str(exc))
             out.append((item["name"], dict(params)))
@@ -471,7 +477,7 @@ class _Validator:
                 self.fail(path, f"{getattr(obj, '__name__', obj)!r} has no attribute {part!r}.{_suggest(part, public)}")
             obj = getattr(obj, part)
         if not callable(obj):
-            self.fail(path, f"{text!r} is {type(obj).__name__} {_short(obj)}, not callable; name a function.")
+            self.fail(path, f"{text!r} is {type(obj).__name__} {short(obj)}, not callable; name a function.")
         return obj
 
     def argv(self, path: Path_, value: Any) -> list[str]:
@@ -505,7 +511,7 @@ class _Validator:
             if kind == "function":
                 Function(target, **options)
             else:
-                probe = target if not _PLACEHOLDER.search(target[0]) else [sys.executable]
+                probe = target if not PLACEHOLDER.search(target[0]) else [sys.executable]
                 Executable(probe, **options)
         except TaskSpecError as exc:
             field_ = exc.field if exc.field in options else ("executable" if exc.field == "argv" else None)
@@ -554,7 +560,7 @@ def _as_list(value: Any) -> Any:
 
 def _import(module_name: str, folder: Path) -> Any:
     """Import a module, preferring the spec's folder (a same-named module loaded from elsewhere is reloaded)."""
-    _on_path(folder)
+    on_path(folder)
     importlib.invalidate_caches()
     top = module_name.split(".")[0]
     loaded = sys.modules.get(top)

@@ -1,4 +1,4 @@
-"""YAML pipeline specs: fan-outs, executables, dependent stages, policies, and errors that name line and field."""
+"""YAML pipeline specs: fan-outs, executables, dependent stages, steering rules, and errors that name line and field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from steerflow import Campaign, SpecError, policies, spec, stop
+from steerflow import Campaign, SpecError, stop
+from steerflow.pipelines import rules, spec
 from steerflow.agents import on_result
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "02-yaml-pipeline" / "pipeline.yaml"
@@ -141,12 +142,26 @@ def test_stop_when_stops_the_campaign(tmp_path):
             function: sfsteps:value
             args: ["{x}"]
             foreach: {x: [1, 9, 99]}
-        policies:
+        rules:
           - {name: stop-when, params: {stage: sim, above: 8}}
     """)
     assert time.monotonic() - t0 < 20  # the 30 s task was cancelled, not waited for
     assert summary["stop_reason"] == "stop-when: sim result 9 (task 2) is above 8"
-    assert pipeline.policies[0].triggered.value == 9
+    assert pipeline.rules[0].triggered.value == 9
+
+
+def test_policies_is_accepted_as_the_old_name_of_rules(tmp_path):
+    pipeline, summary = run(tmp_path, """
+        stages:
+          - name: sim
+            function: sfsteps:value
+            args: ["{x}"]
+            foreach: {x: [1, 9, 99]}
+        policies:
+          - {name: stop-when, params: {stage: sim, above: 8}}
+    """)
+    assert summary["stop_reason"] == "stop-when: sim result 9 (task 2) is above 8"
+    assert isinstance(pipeline.rules[0], rules.StopWhen)
 
 
 def test_retry_failed_resubmits_with_the_same_arguments(tmp_path):
@@ -160,7 +175,7 @@ def test_retry_failed_resubmits_with_the_same_arguments(tmp_path):
             function: sfsteps:total
             kwargs: {{inputs: [1]}}
             after: [sim]
-        policies:
+        rules:
           - name: retry-failed
             params: {{stage: sim, times: 2}}
     """)
@@ -168,7 +183,7 @@ def test_retry_failed_resubmits_with_the_same_arguments(tmp_path):
     assert states == ["done", "failed", "done", "done"]  # the retry is a fourth task of the stage
     assert pipeline.futures["sim"][3].result() == 2
     assert pipeline.params_of(pipeline.futures["sim"][3]) == {"x": 2}
-    assert pipeline.policies[0].retried == {pipeline.futures["sim"][1].task_id: 1}
+    assert pipeline.rules[0].retried == {pipeline.futures["sim"][1].task_id: 1}
     # a dependent stage waits on the first attempts' futures, so the failure reached it (use `retries:` there)
     assert pipeline.futures["after_sim"][0].state.value == "failed"
     assert summary["states"] == {"done": 3, "failed": 2}
@@ -186,7 +201,7 @@ def test_top_k_refine_submits_the_best_results(tmp_path):
             when: on-demand
             params: [x, result, rank]
             kwargs: {x: "{x}", result: "{result}", rank: "{rank}"}
-        policies:
+        rules:
           - name: top-k-refine
             params: {stage: scan, refine: refine, k: 3, key: loss, order: min}
     """)
@@ -205,7 +220,7 @@ def test_rebalance_moves_quota_when_a_stage_is_done(tmp_path):
           - name: second
             function: sfsteps:square
             args: [5]
-        policies:
+        rules:
           - name: rebalance
             params: {stage: first, quotas: {first: {cores: 0}, second: {cores: 2}}}
     """)
@@ -246,22 +261,22 @@ def test_the_example_runs(tmp_path):
     assert summary["stages"]["refine"] == {"tasks": 2, "done": 2}
 
 
-# ---- the policy registry ---------------------------------------------------------------------------
+# ---- the steering-rule registry ---------------------------------------------------------------------------
 
-def test_policy_registry(tmp_path):
-    assert {"stop-when", "retry-failed", "top-k-refine", "rebalance"} <= set(policies.names())
-    assert all(policies.describe().values())
-    with pytest.raises(policies.PolicyError, match="Did you mean 'stop-when'") as info:
-        policies.get("stop-wen")
-    with pytest.raises(policies.PolicyError, match="has no parameter 'abve'. Did you mean 'above'") as info:
-        policies.create("stop-when", {"stage": "a", "abve": 1})
+def test_rule_registry(tmp_path):
+    assert {"stop-when", "retry-failed", "top-k-refine", "rebalance"} <= set(rules.names())
+    assert all(rules.describe().values())
+    with pytest.raises(rules.RuleError, match="Did you mean 'stop-when'") as info:
+        rules.get("stop-wen")
+    with pytest.raises(rules.RuleError, match="has no parameter 'abve'. Did you mean 'above'") as info:
+        rules.create("stop-when", {"stage": "a", "abve": 1})
     assert info.value.param == "abve"
 
     seen = []
 
-    @policies.register("test-collect")
-    class Collect(policies.Policy):
-        """Collect the values of one stage (a test policy)."""
+    @rules.register("test-collect")
+    class Collect(rules.Rule):
+        """Collect the values of one stage (a test rule)."""
 
         def __init__(self, stage: str) -> None:
             self.stage = stage
@@ -274,7 +289,7 @@ def test_policy_registry(tmp_path):
     pipeline, _ = run(tmp_path, """
         stages:
           - {name: sq, function: "sfsteps:square", args: ["{x}"], foreach: {x: [2, 3]}}
-        policies: [{name: test-collect, params: {stage: sq}}]
+        rules: [{name: test-collect, params: {stage: sq}}]
     """)
     assert sorted(seen) == [4, 9]
 
@@ -311,14 +326,14 @@ ERRORS = [
      "pipeline.yaml:4: stages[0].function: 'sfsteps:NOT_CALLABLE' is int 3, not callable"),
     ("stages:\n  - name: a\n    function: sfsteps.square\n",
      "pipeline.yaml:4: stages[0].function: expected 'module:callable'"),
-    (STAGE + "policies:\n  - name: stop-wen\n", "pipeline.yaml:6: policies[0].name: There is no policy named "
+    (STAGE + "rules:\n  - name: stop-wen\n", "pipeline.yaml:6: rules[0].name: There is no rule named "
      "'stop-wen'. Did you mean 'stop-when'?"),
-    (STAGE + "policies:\n  - name: stop-when\n    params:\n      stage: a\n      abve: 3\n",
-     "pipeline.yaml:9: policies[0].params.abve: Policy 'stop-when' has no parameter 'abve'. Did you mean 'above'?"),
-    (STAGE + "policies:\n  - name: stop-when\n    params: {stage: b, above: 3}\n",
-     "pipeline.yaml:7: policies[0].params.stage: There is no stage named 'b'."),
-    (STAGE + "policies:\n  - name: top-k-refine\n    params: {stage: a, refine: a}\n",
-     "pipeline.yaml:7: policies[0].params.refine: Stage 'a' runs at the start; declare it with 'when: on-demand'"),
+    (STAGE + "rules:\n  - name: stop-when\n    params:\n      stage: a\n      abve: 3\n",
+     "pipeline.yaml:9: rules[0].params.abve: Rule 'stop-when' has no parameter 'abve'. Did you mean 'above'?"),
+    (STAGE + "rules:\n  - name: stop-when\n    params: {stage: b, above: 3}\n",
+     "pipeline.yaml:7: rules[0].params.stage: There is no stage named 'b'."),
+    (STAGE + "rules:\n  - name: top-k-refine\n    params: {stage: a, refine: a}\n",
+     "pipeline.yaml:7: rules[0].params.refine: Stage 'a' runs at the start; declare it with 'when: on-demand'"),
     (STAGE + "    cores: 0\n", "pipeline.yaml:5: stages[0].cores: stage 'a': Task field 'cores' = 0: must be at least 1."),
     (STAGE + "    cores: 4\n", "pipeline.yaml:5: stages[0].cores: stage 'a': Task field 'cores'"),  # at build
     (STAGE + "    timeout: soon\n", "pipeline.yaml:5: stages[0].timeout: Cannot read the duration 'soon'"),
@@ -334,6 +349,8 @@ ERRORS = [
     ("stages:\n  - name: r\n    function: sfsteps:refine\n    when: on-demand\n    params: [x]\n"
      "    kwargs: {x: \"{x}\", result: \"{res}\"}\n",
      "pipeline.yaml:7: stages[0].kwargs.result: placeholder '{res}' names no parameter of stage 'r'"),
+    (STAGE + "policies:\n  - name: stop-wen\n", "pipeline.yaml:6: policies[0].name: There is no rule named"),
+    (STAGE + "rules: []\npolicies: []\n", "pipeline.yaml:6: policies: 'policies' is the old name of 'rules'"),
     ("", "pipeline.yaml:1: the spec is empty"),
 ]
 

@@ -7,12 +7,12 @@ from typing import Any, NoReturn
 
 import yaml
 
-from .errors import SpecError
+from ..errors import SpecError
 
 Path_ = tuple[Any, ...]  # a field's place in the document: ("stages", 0, "foreach", "x")
 
 
-class _Document:
+class Document:
     """The spec's data plus the 1-based line of every key and list item, for error messages."""
 
     def __init__(self, path: Path) -> None:
@@ -58,11 +58,11 @@ class _Document:
         return self.lines[path]
 
     def fail(self, path: Path_, message: str, line: int | None = None) -> NoReturn:
-        where = _dotted(path)
+        where = dotted(path)
         raise SpecError(f"{self.file}:{line or self.line(path)}: {where + ': ' if where else ''}{message}")
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
