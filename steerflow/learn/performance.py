@@ -1,0 +1,300 @@
+"""Effective performance: time-to-solution of a plain method over that of the learning-enhanced run.
+
+A claim of speed-up needs three things stated: what counts as a solution (`Goal`), how the
+run got there (a `Trace` read from the campaign journal: which candidate each simulation was,
+when it ended), and what it is compared with (baselines):
+
+- `RandomOrder`: simulate the pool in random order. Its expected number of simulations to find
+  ``m`` of ``h`` hits among ``n`` candidates is ``m (n+1)/(h+1)`` (exact, no sampling).
+- `BruteForce`: simulate the whole pool.
+- `Heuristic`: a label-free ranking (a function of the candidate alone, e.g. "fewest H per
+  heavy atom"). On many real problems it beats random by far, so report both.
+- `Measured`: a baseline campaign that really ran (its own journal), e.g. in the same command.
+- For a surrogate, `surrogate_speedup` compares with calling the plain function every time.
+
+An estimated baseline's time is its simulation count times the mean simulation cost measured
+in this run, divided by the simulation slots this run used: an ideal schedule without any
+overhead, so the estimate favours the baseline. Every report line says how it was obtained.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Goal", "Evaluation", "Trace", "RandomOrder", "BruteForce", "Heuristic", "Measured", "Report",
+           "effective_performance", "surrogate_speedup", "candidate_tag", "candidate_from_tags"]
+
+CANDIDATE_TAG = "candidate="
+
+
+def candidate_tag(candidate: Hashable) -> str:
+    """The task tag that names the candidate a simulation evaluates (what `Trace.from_journal` reads)."""
+    return f"{CANDIDATE_TAG}{candidate}"
+
+
+def candidate_from_tags(tags: Sequence[str]) -> Hashable | None:
+    for tag in tags:
+        if tag.startswith(CANDIDATE_TAG):
+            text = tag[len(CANDIDATE_TAG):]
+            return int(text) if text.lstrip("-").isdigit() else text
+    return None
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What solving means: finding ``needed`` of the candidates in ``hits``."""
+
+    hits: frozenset
+    needed: int
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.needed <= len(self.hits):
+            raise ValueError(f"Goal: needed={self.needed} must be between 1 and the {len(self.hits)} hits.")
+
+    @classmethod
+    def top(cls, values: Mapping[Hashable, float], count: int, needed: int | None = None,
+            goal: str = "min") -> Goal:
+        """The ``count`` best candidates by their true values are hits; find ``needed`` (default: half)."""
+        finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+        order = sorted(finite, key=lambda k: (finite[k] if goal == "min" else -finite[k], str(k)))
+        hits = frozenset(order[:count])
+        needed = needed if needed is not None else max(1, count // 2)
+        word = "lowest" if goal == "min" else "highest"
+        return cls(hits, needed, f"{needed} of the {count} {word} of {len(finite)} candidates")
+
+
+@dataclass
+class Evaluation:
+    """One finished simulation: the candidate, its value, when it ran (epoch seconds)."""
+
+    candidate: Hashable
+    value: Any
+    started: float
+    ended: float
+    ok: bool = True
+
+
+@dataclass
+class Trace:
+    """The simulations of a run, in completion order, and the run's start time and slot count."""
+
+    evaluations: list[Evaluation]
+    start: float
+    slots: int = 1
+    label: str = "learning-enhanced run"
+
+    @classmethod
+    def from_journal(cls, directory: str | Path, pool: str = "simulate",
+                     candidate: Callable[[Sequence[str]], Hashable | None] = candidate_from_tags,
+                     slots: int | None = None, label: str = "learning-enhanced run") -> Trace:
+        """Read a campaign's simulations (tasks of ``pool`` with a candidate tag) from its journal."""
+        from .. import journal as journal_mod
+
+        path = Path(directory) / "journal.db"
+        if not path.exists():
+            raise FileNotFoundError(f"No campaign journal at {path}; pass the campaign's directory.")
+        conn = journal_mod.connect(path, readonly=True)
+        try:
+            results = journal_mod.read_results(conn)
+            tasks = list(conn.execute("SELECT key, pool, tags, cores FROM tasks"))
+            start_row = conn.execute("SELECT MIN(started) FROM runs").fetchone()
+            cores = conn.execute("SELECT MAX(cores) FROM runs").fetchone()
+        finally:
+            conn.close()
+        evaluations = []
+        for key, task_pool, tags, _ in tasks:
+            stored = results.get(key)
+            if task_pool != pool or stored is None or stored.error == "cancelled":
+                continue
+            cand = candidate(tuple(t for t in (tags or "").split(",") if t))
+            if cand is None:
+                continue
+            value = stored.load() if stored.ok else None
+            evaluations.append(Evaluation(cand, value, stored.started, stored.ended, stored.ok))
+        evaluations.sort(key=lambda e: e.ended)
+        start = float(start_row[0]) if start_row and start_row[0] else (evaluations[0].started if evaluations else 0.0)
+        return cls(evaluations, start, slots or _concurrency(evaluations) or int(cores[0] or 1), label)
+
+    def solved(self, goal: Goal) -> tuple[int, float] | None:
+        """(simulations, seconds since the start) when the goal was met, or None if it never was."""
+        found: set = set()
+        for n, ev in enumerate(self.evaluations, 1):
+            if ev.ok and ev.candidate in goal.hits:
+                found.add(ev.candidate)
+                if len(found) >= goal.needed:
+                    return n, ev.ended - self.start
+        return None
+
+    def mean_cost(self) -> float:
+        costs = [e.ended - e.started for e in self.evaluations if e.ended > e.started]
+        return sum(costs) / len(costs) if costs else 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return (self.evaluations[-1].ended - self.start) if self.evaluations else 0.0
+
+
+def _concurrency(evaluations: list[Evaluation]) -> int:
+    """The most simulations that ran at once: the slots the run gave its simulations."""
+    marks = sorted([(e.started, 1) for e in evaluations] + [(e.ended, -1) for e in evaluations],
+                   key=lambda t: (t[0], t[1]))
+    now = peak = 0
+    for _, step in marks:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@dataclass
+class Baseline:
+    """A plain method's simulations to solve the goal, and how that number was obtained."""
+
+    name: str
+    how: str = ""
+
+    def simulations(self, goal: Goal, pool_size: int) -> float | None:
+        raise NotImplementedError
+
+    def seconds(self, goal: Goal, pool_size: int, trace: Trace) -> tuple[float | None, str]:
+        sims = self.simulations(goal, pool_size)
+        cost = trace.mean_cost()
+        if sims is None:
+            return None, "never solves it"
+        return sims * cost / max(1, trace.slots), (f"estimated from measured task costs: {sims:.0f} simulations x "
+                                                   f"{cost:.3f} s mean cost of this run's simulations / "
+                                                   f"{trace.slots} slots, no overhead")
+
+
+@dataclass
+class RandomOrder(Baseline):
+    name: str = "random order"
+    how: str = "expected value m(n+1)/(h+1) for m of h hits among n candidates (exact)"
+
+    def simulations(self, goal: Goal, pool_size: int) -> float | None:
+        return goal.needed * (pool_size + 1) / (len(goal.hits) + 1)
+
+
+@dataclass
+class BruteForce(Baseline):
+    name: str = "brute force"
+    how: str = "every candidate of the pool"
+
+    def simulations(self, goal: Goal, pool_size: int) -> float | None:
+        return float(pool_size)
+
+
+@dataclass
+class Heuristic(Baseline):
+    """A label-free ranking: ``scores[candidate]``, best first according to ``goal``."""
+
+    scores: Mapping[Hashable, float] = field(default_factory=dict)
+    goal: str = "min"
+
+    def __post_init__(self) -> None:
+        if not self.how:
+            self.how = (f"the pool ranked by {self.name} ({'lowest' if self.goal == 'min' else 'highest'} first, "
+                        "needs no label), checked against the true values")
+
+    def order(self) -> list[Hashable]:
+        sign = 1.0 if self.goal == "min" else -1.0
+        return sorted(self.scores, key=lambda k: (sign * self.scores[k], str(k)))
+
+    def simulations(self, goal: Goal, pool_size: int) -> float | None:
+        found = 0
+        for n, cand in enumerate(self.order(), 1):
+            if cand in goal.hits:
+                found += 1
+                if found >= goal.needed:
+                    return float(n)
+        return None
+
+
+@dataclass
+class Measured(Baseline):
+    """A baseline that really ran: its own trace (e.g. a campaign run in the same command)."""
+
+    trace: Trace | None = None
+
+    def __post_init__(self) -> None:
+        if not self.how:
+            self.how = "run on this machine in the same command (its journal)"
+
+    def simulations(self, goal: Goal, pool_size: int) -> float | None:
+        solved = self.trace.solved(goal) if self.trace else None
+        return float(solved[0]) if solved else None
+
+    def seconds(self, goal: Goal, pool_size: int, trace: Trace) -> tuple[float | None, str]:
+        solved = self.trace.solved(goal) if self.trace else None
+        return (solved[1], self.how) if solved else (None, "did not solve it in its run")
+
+
+@dataclass
+class Report:
+    """The numbers, one row per baseline; `text()` prints them, `as_dict()` goes to JSON."""
+
+    goal: Goal
+    pool_size: int
+    run_simulations: int | None
+    run_seconds: float | None
+    run_total_simulations: int
+    run_elapsed: float
+    rows: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"goal": self.goal.description, "pool_size": self.pool_size,
+                "run_simulations_to_solution": self.run_simulations, "run_seconds_to_solution": self.run_seconds,
+                "run_simulations": self.run_total_simulations, "run_elapsed_s": self.run_elapsed,
+                "baselines": self.rows}
+
+    def text(self) -> str:
+        lines = [f"Goal: {self.goal.description}."]
+        if self.run_simulations is None:
+            lines.append(f"The run did NOT reach it in {self.run_total_simulations} simulations "
+                         f"({self.run_elapsed:.1f} s): effective performance at most the ratios below.")
+        else:
+            lines.append(f"The run reached it after {self.run_simulations} simulations, {self.run_seconds:.1f} s "
+                         "after its start (wall clock, training and overheads included).")
+        for row in self.rows:
+            if row["simulations"] is None:
+                lines.append(f"  vs {row['baseline']}: never solves it ({row['how']}).")
+                continue
+            ep = row["effective_performance"]
+            verdict = "faster" if ep and ep > 1 else "NOT faster"
+            lines.append(f"  vs {row['baseline']}: {row['simulations']:.0f} simulations, {row['seconds']:.1f} s -> "
+                         f"effective performance {ep:.2f}x ({verdict}); {row['simulations_ratio']:.2f}x fewer "
+                         f"simulations. How: {row['how']}; time {row['time_how']}.")
+        return "\n".join(lines)
+
+
+def effective_performance(run: Trace, goal: Goal, pool_size: int, baselines: Sequence[Baseline]) -> Report:
+    """Compare the run with each baseline on the same goal; time ratios and simulation ratios."""
+    solved = run.solved(goal)
+    run_sims, run_secs = (solved if solved else (None, None))
+    denom_sims = run_sims if run_sims is not None else len(run.evaluations)
+    denom_secs = run_secs if run_secs is not None else run.elapsed
+    rows = []
+    for base in baselines:
+        sims = base.simulations(goal, pool_size)
+        secs, time_how = base.seconds(goal, pool_size, run)
+        rows.append({"baseline": base.name, "how": base.how, "time_how": time_how, "simulations": sims,
+                     "seconds": secs,
+                     "simulations_ratio": (sims / denom_sims) if sims is not None and denom_sims else None,
+                     "effective_performance": (secs / denom_secs) if secs is not None and denom_secs else None,
+                     "upper_bound": solved is None})
+    return Report(goal, pool_size, run_sims, run_secs, len(run.evaluations), run.elapsed, rows)
+
+
+def surrogate_speedup(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The plain function without its surrogate: every call real, at the measured mean real-call cost."""
+    real, sub = int(stats.get("real_calls", 0)), int(stats.get("surrogate_calls", 0))
+    cost = float(stats.get("mean_real_s", 0.0))
+    spent = real * cost + float(stats.get("surrogate_s", 0.0))
+    plain = (real + sub) * cost
+    return {"calls": real + sub, "real_calls": real, "surrogate_calls": sub, "plain_s": plain, "with_surrogate_s": spent,
+            "speedup": plain / spent if spent > 0 else None,
+            "how": "estimated: every call at the mean measured cost of this run's real calls"}
