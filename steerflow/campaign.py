@@ -541,7 +541,7 @@ class Campaign:
         self._closed = True
         self._deliver_end()
         self._closing = True
-        self._runtime.shutdown(wait=drain)
+        self._runtime.shutdown(wait=True, cancel_futures=not drain, kill=not drain)
         if self._control_conn is not None:
             self._control_conn.close()
         self.journal.put("run_end", time.time(), self._run_id)

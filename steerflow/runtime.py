@@ -18,8 +18,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,12 @@ class TaskRecord:
         return f"<Task {self.id} {self.spec!r} {self.state.value}>"
 
 
-class Runtime:
+class Runtime(Executor):
     """Runs tasks on an allocation through an engine; `submit` returns a `TaskFuture`.
+
+    A `concurrent.futures.Executor`: ``submit``, ``map`` and ``shutdown`` have the standard
+    signatures and meaning, so a runtime drops into any code written for one; steerflow's
+    extras (task options, killing running tasks) are extra keyword arguments.
 
     ``lost_retries`` is how often a task whose worker died (os._exit, segfault, OOM kill) is run
     again; that is on top of ``retries``, which counts the task's own failures. ``gc_threshold``:
@@ -126,23 +130,23 @@ class Runtime:
         self._active = 0  # tasks not yet finished
         self._listeners: list[Listener] = []
         self._closing = False
+        self._close_posted = False
         self._closed = False
-        self._drain = True
         self.engine.start(self.allocation, self.run_dir)
         self._thread = threading.Thread(target=self._loop, name="steerflow-runtime", daemon=True)
         self._thread.start()
         atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     # ---- public API (any thread) ----------------------------------------------------------
-    def submit(self, task: TaskSpec | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
-        """Queue a task; returns its future. A plain callable becomes ``Function(task, args, kwargs)``."""
-        if isinstance(task, TaskSpec):
+    def submit(self, fn: TaskSpec | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Queue ``fn(*args, **kwargs)``; returns its future. A `Function` or `Executable` is queued as described."""
+        if isinstance(fn, TaskSpec):
             if args or kwargs:
                 raise TaskSpecError("args", args or kwargs, "give arguments inside the task description, "
                                     "not to submit(), when submitting a Function or Executable.")
-            spec = task
+            spec = fn
         else:
-            spec = Function(task, args, kwargs)
+            spec = Function(fn, args, kwargs)
         return self.submit_spec(spec)
 
     def submit_spec(self, spec: TaskSpec, task_id: int | None = None) -> TaskFuture:
@@ -170,9 +174,40 @@ class Runtime:
         self._post(("submit", record))
         return future
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], **options: Any) -> list[TaskFuture]:
-        """Submit ``fn(*items)`` for each item of the iterables, with the same task options."""
-        return [self.submit(Function(fn, items, **options)) for items in zip(*iterables)]
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int = 1, buffersize: int | None = None, task_timeout: float | None = None,
+            **options: Any) -> Iterator[Any]:
+        """Like ``concurrent.futures.Executor.map``: the results of ``fn(*items)``, in order.
+
+        ``timeout`` bounds the whole iteration (`TimeoutError` when a result is not there by
+        ``timeout`` seconds after the call); ``chunksize`` > 1 runs that many calls per task;
+        ``buffersize`` (as in Python 3.14) keeps at most that many tasks submitted ahead of the
+        results consumed, so the iterables may be endless. Task options (``cores``, ``gpus``,
+        ``pool``, ``priority``, ``retries`` …) apply to every task; ``task_timeout`` is each
+        task's own timeout. Tasks whose results are not consumed are cancelled when the iterator
+        is closed, garbage-collected, or raises.
+        """
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
+            raise ValueError("buffersize must be None or an integer >= 1.")
+        end = None if timeout is None else time.monotonic() + timeout
+        if task_timeout is not None:
+            options["timeout"] = task_timeout
+        items: Iterator[tuple] = zip(*iterables)
+        if chunksize > 1:
+            items = zip(itertools.repeat(fn), _chunks(items, chunksize))
+            fn = _run_chunk
+        submit = self.submit
+
+        def launch(args: tuple) -> TaskFuture:
+            return submit(Function(fn, args, **options) if options else fn, *(() if options else args))
+
+        if buffersize is None:
+            futures = deque(launch(args) for args in items)
+        else:
+            futures = deque(launch(args) for args in itertools.islice(items, buffersize))
+        return _map_results(futures, items if buffersize is not None else None, launch, end, chunksize > 1)
 
     def cancel(self, task: TaskFuture | int) -> bool:
         """Cancel a task (kill it if running). False if it had already finished."""
@@ -223,20 +258,31 @@ class Runtime:
         """The scheduler; read it only from the loop thread (`call_soon`, listeners)."""
         return self._scheduler
 
-    def shutdown(self, wait: bool = True, cancel: bool = False) -> None:
-        """Stop the runtime. ``wait``: let queued and running tasks finish first; else cancel them."""
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, kill: bool = False) -> None:
+        """Accept no more tasks and stop once the submitted ones have finished (as ``Executor.shutdown``).
+
+        ``wait``: return only when every task has ended and the workers are gone; else return at
+        once while the tasks go on. ``cancel_futures``: cancel the tasks that have not started.
+        ``kill`` (steerflow): also cancel the running ones, killing their processes.
+        """
         if self._closed:
             return
         self._closing = True
-        self._post(("close", wait and not cancel))
-        self._thread.join()
-        self._closed = True
+        if cancel_futures or kill or not self._close_posted:
+            self._close_posted = True
+            self._post(("close", cancel_futures or kill, kill))
+        if wait:
+            self._thread.join()
+            self._closed = True
 
     def __enter__(self) -> Runtime:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown(wait=exc[0] is None, cancel=exc[0] is not None)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> bool:
+        """As any executor, wait for the tasks; an interrupt (Ctrl-C, `SystemExit`) kills them instead."""
+        interrupted = exc_type is not None and not issubclass(exc_type, Exception)
+        self.shutdown(wait=True, cancel_futures=interrupted, kill=interrupted)
+        return False
 
     # ---- plumbing --------------------------------------------------------------------------
     def _post(self, message: tuple) -> None:
@@ -307,7 +353,7 @@ class Runtime:
                     self._on_event(event)
                 if self._deadlines:
                     self._expire(time.monotonic())
-                if self._closing and (not self._drain or self._active == 0):
+                if self._closing and self._active == 0:
                     break
                 self._dispatch()
         finally:
@@ -336,10 +382,10 @@ class Runtime:
         elif op == "call":
             message[1]()
         elif op == "close":
-            self._drain = message[1]
-            if not self._drain:
+            _, cancel_pending, kill = message
+            if cancel_pending or kill:
                 for record in list(self._records.values()):
-                    if not record.state.finished:
+                    if kill or record.state in (TaskState.NEW, TaskState.WAITING):
                         self._cancel(record)
 
     def _on_submit(self, record: TaskRecord) -> None:
@@ -590,7 +636,41 @@ def _tail(path: Path, size: int = 2000) -> str:
         return "(no output)"
 
 
+def _chunks(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+def _run_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
+    """Runs in the worker: one task for ``chunksize`` calls of ``map``."""
+    return [fn(*args) for args in chunk]
+
+
+def _map_results(futures: deque[TaskFuture], more: Iterator[tuple] | None, launch: Callable[[tuple], TaskFuture],
+                 end: float | None, chunked: bool) -> Iterator[Any]:
+    """The results of `Runtime.map`, in order; releases each future once its value is yielded."""
+    try:
+        while futures:
+            future = futures.popleft()
+            if more is not None:  # buffersize: one new task for each one consumed
+                args = next(more, None)
+                if args is not None:
+                    futures.append(launch(args))
+            try:
+                value = future.result(None if end is None else end - time.monotonic())
+            finally:
+                future.cancel()  # no-op once done; cancels it on a timeout or an interrupt
+            del future
+            if chunked:
+                yield from value
+            else:
+                yield value
+    finally:
+        for future in futures:
+            future.cancel()
+
+
 def _shutdown_at_exit(ref: weakref.ref) -> None:
     runtime = ref()
-    if runtime is not None:
-        runtime.shutdown(wait=False)
+    if runtime is not None:  # after shutdown(wait=False) the tasks were meant to finish; else stop them
+        runtime.shutdown(wait=True, cancel_futures=not runtime._closing, kill=not runtime._closing)

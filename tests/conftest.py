@@ -36,7 +36,7 @@ def make_runtime(tmp_path) -> Iterator[Callable[..., Runtime]]:
     before = set(descendants(os.getpid()))
     yield make
     for rt in created:
-        rt.shutdown(wait=False)
+        rt.shutdown(kill=True)
     # shutdown leaves no process behind
     assert wait_until(lambda: not (set(descendants(os.getpid())) - before), timeout=5), \
         f"processes left behind: {set(descendants(os.getpid())) - before}"

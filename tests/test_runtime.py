@@ -37,8 +37,7 @@ def test_functions_closures_and_lambdas(runtime):
         return [offset * i for i in range(n)]
 
     assert runtime.submit(closure, 3).result(timeout=30) == [0, 10, 20]
-    futures = runtime.map(add, range(20), range(20))
-    assert [f.result(timeout=30) for f in futures] == [2 * i for i in range(20)]
+    assert list(runtime.map(add, range(20), range(20), timeout=30)) == [2 * i for i in range(20)]
 
 
 def test_warm_workers_are_reused(runtime):
@@ -351,12 +350,12 @@ def test_two_thousand_mixed_tasks_each_complete_once(make_runtime, tmp_path):
     assert all(len(rt.task(f.task_id).attempts) == 1 for f in futures)
 
 
-def test_shutdown_without_wait_cancels(make_runtime):
+def test_shutdown_kill_cancels_running_tasks(make_runtime):
     rt = make_runtime(allocation=Allocation.declare(nodes=1, cores=1))
     running = rt.submit(Function(time.sleep, args=(60,)))
     queued = rt.submit(add, 1, 2)
     assert wait_until(lambda: running.state is TaskState.RUNNING)
-    rt.shutdown(wait=False)
+    rt.shutdown(kill=True)
     assert running.cancelled() and queued.cancelled()
 
 
