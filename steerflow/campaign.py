@@ -111,6 +111,8 @@ class Campaign:
             self.journal.put("meta", "command", json.dumps({"argv": argv, "cwd": os.getcwd()}))
             self.journal.put("meta", "created", json.dumps(time.time()))
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
+        self.journal.put("meta", "layout", json.dumps({"nodes": [(n.name, n.cores, n.gpus) for n in self.allocation.nodes],
+                                                       "quotas": quotas}))  # for reports: Gantt rows, quota idle
         self._run_id = self.journal.start_run(self.allocation.total_cores, self.allocation.total_gpus)
         self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._handlers: list[Handler] = []
@@ -423,13 +425,16 @@ class Campaign:
         key = record.id
         if self._closing and state is TaskState.CANCELLED:
             # cancelled because the driver stops, not by anyone's choice: no result, so a resume runs it again
-            self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None)
+            self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None, None)
             self.journal.put("task_state", "interrupted", None, len(record.attempts), key)
             return
         put = self.journal.put
         now = time.time()
         nodes = self._placement_text(record) if state is TaskState.RUNNING else None
-        put("state", key, state.value, now, len(record.attempts), nodes)
+        why = None  # a waiting row says why it waits: an attempt's outcome, or unmet dependencies
+        if state is TaskState.WAITING:
+            why = record.attempts[-1].outcome if record.attempts else ("deps" if record.waiting_on else None)
+        put("state", key, state.value, now, len(record.attempts), nodes, why)
         put("task_state", state.value, nodes, len(record.attempts), key)
         if state is TaskState.WAITING:
             if key not in self._waiting_keys:
@@ -444,14 +449,16 @@ class Campaign:
             future = record.future
             ok = state is TaskState.DONE
             started = record.attempts[-1].started if record.attempts else 0.0
+            timing = journal_mod.pack_timing(record.ready, record.attempts[-1].times if record.attempts else ())
             if ok:
-                self.journal.put_result(key, True, future.result(), record.result_blob, None, started, now)
+                self.journal.put_result(key, True, future.result(), record.result_blob, None, started, now, timing)
             elif state is TaskState.FAILED:
                 error = future.exception()
-                self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now)
+                self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now,
+                                        timing)
             else:
                 self.journal.put_result(key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
-                                        started, now)
+                                        started, now, timing)
             record.result_blob = None
             self._events.put(("result", key))
 

@@ -208,7 +208,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build
+    from .observe.report import build
 
     summary = build(args.dir, args.out)
     out = Path(args.out) if args.out else Path(args.dir) / "report"

@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -31,9 +32,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     key INTEGER PRIMARY KEY, name TEXT, kind TEXT, pool TEXT, tags TEXT, priority INTEGER,
     fingerprint TEXT, submitted REAL, state TEXT, nodes TEXT, attempts INTEGER DEFAULT 0, spec BLOB,
     cores INTEGER, gpus INTEGER);
-CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT);
+CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT, outcome TEXT);
 CREATE TABLE IF NOT EXISTS results (
-    key INTEGER PRIMARY KEY, ok INTEGER, value BLOB, path TEXT, error TEXT, started REAL, ended REAL);
+    key INTEGER PRIMARY KEY, ok INTEGER, value BLOB, path TEXT, error TEXT, started REAL, ended REAL, timing BLOB);
 CREATE TABLE IF NOT EXISTS steering (seq INTEGER PRIMARY KEY, kind TEXT, key INTEGER, name TEXT, payload BLOB,
     ts REAL);
 CREATE TABLE IF NOT EXISTS control (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, arg TEXT, ts REAL,
@@ -43,14 +44,24 @@ CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEG
 CREATE INDEX IF NOT EXISTS states_key ON states(key);
 """
 
+# Columns added since the first release: a journal written before them gets them on open (NULL in old rows).
+# states.outcome: on a 'waiting' row, why the task waits again ('failed', 'preempted', 'lost' attempt) or
+# 'deps' (its dependencies are not done). results.timing: TIMING-packed (ready, w_recv, w_start, w_end,
+# w_sent), NaN where unknown: dependencies met and queued, then the final attempt on the executing side's
+# clock: message received, function started, function returned, result serialised. One packed column
+# costs the writer less than five (the journal's CPU per task is a budget: `steerflow bench steering`).
+ADDED_COLUMNS = {"states": ("outcome TEXT",), "results": ("timing BLOB",)}
+TIMING = struct.Struct("<5d")
+
 INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path
 
 _STATEMENTS = {
     "task": "INSERT OR IGNORE INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec,"
             " cores, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
-    "state": "INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)",
+    "state": "INSERT INTO states (key, state, ts, attempt, nodes, outcome) VALUES (?, ?, ?, ?, ?, ?)",
     "task_state": "UPDATE tasks SET state = ?, nodes = ?, attempts = ? WHERE key = ?",
-    "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended, timing)"
+              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "steer": "INSERT INTO steering (seq, kind, key, name, payload, ts) VALUES (?, ?, ?, ?, ?, ?)",
     "meta": "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
     "control_done": "UPDATE control SET done = 1 WHERE id = ?",
@@ -68,6 +79,15 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a journal written by an older steerflow up to the current schema (resume across versions)."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 class Journal:
     """Append-only record of a campaign, written by a background thread in batches."""
 
@@ -78,6 +98,7 @@ class Journal:
         try:
             self._conn = connect(self.path)
             self._conn.executescript(SCHEMA)
+            add_missing_columns(self._conn)
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
@@ -99,10 +120,13 @@ class Journal:
         self._queue.put((kind, row))
 
     def put_result(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
-                   started: float, ended: float) -> None:
-        """Queue a task's result; the writer stores it inline, or in results/KEY.pkl when large."""
+                   started: float, ended: float, timing: bytes | None = None) -> None:
+        """Queue a task's result; the writer stores it inline, or in results/KEY.pkl when large.
+
+        ``timing``: TIMING-packed (ready, w_recv, w_start, w_end, w_sent), see ADDED_COLUMNS.
+        """
         self._queued += 1
-        self._queue.put(("result_obj", (key, ok, value, blob, error, started, ended)))
+        self._queue.put(("result_obj", (key, ok, value, blob, error, started, ended, timing)))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything queued so far is committed."""
@@ -157,21 +181,22 @@ class Journal:
                 self._flushed.notify_all()
 
     def _result_row(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
-                    started: float, ended: float) -> tuple:
+                    started: float, ended: float, timing: bytes | None = None) -> tuple:
         if blob is None or len(blob) > INLINE_LIMIT or serialize.shm_paths(blob):
             try:
                 blob = serialize.dumps_inband(value)
             except Exception as exc:  # noqa: BLE001 - an unpicklable result is kept as text
-                return (key, ok, None, None, f"{error or ''}\n(result not stored: {exc})".strip(), started, ended)
+                return (key, ok, None, None, f"{error or ''}\n(result not stored: {exc})".strip(), started, ended,
+                        timing)
         if len(blob) <= INLINE_LIMIT:
-            return (key, ok, blob, None, error, started, ended)
+            return (key, ok, blob, None, error, started, ended, timing)
         results = self.directory / "results"
         results.mkdir(mode=0o700, exist_ok=True)
         path = results / f"{key}.pkl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
-        return (key, ok, None, str(path), error, started, ended)
+        return (key, ok, None, str(path), error, started, ended, timing)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, batch: dict[str, list[tuple]]) -> None:
@@ -195,6 +220,14 @@ class Journal:
         cur = self._conn.execute("INSERT INTO runs (pid, started, cores, gpus) VALUES (?, ?, ?, ?)",
                                  (os.getpid(), time.time(), cores, gpus))
         return int(cur.lastrowid or 0)
+
+
+def pack_timing(ready: float, times: tuple[float, ...]) -> bytes:
+    """results.timing from the ready time and an engine's (received, started, returned, serialised)."""
+    nan = float("nan")
+    if len(times) == 4:
+        return TIMING.pack(ready or nan, *times)
+    return TIMING.pack(ready or nan, nan, nan, nan, nan)
 
 
 # ---- reading (resume, status, reports) ------------------------------------------------------

@@ -64,13 +64,14 @@ class Attempt:
     ended: float = 0.0
     outcome: str = ""
     message: str = ""
+    times: tuple[float, ...] = ()  # the engine's (received, started, returned, result serialised), if known
 
 
 class TaskRecord:
     """The runtime's view of one task; read by listeners (journal, campaign, status)."""
 
     __slots__ = ("id", "spec", "state", "future", "request", "payload", "deps", "waiting_on", "dependents",
-                 "placement", "attempts", "lost", "kill_reason", "submitted", "started", "ended", "result_blob",
+                 "placement", "attempts", "lost", "kill_reason", "submitted", "ready", "started", "ended", "result_blob",
                  "__weakref__")
 
     def __init__(self, task_id: int, spec: TaskSpec, future: TaskFuture, request: Request) -> None:
@@ -88,6 +89,7 @@ class TaskRecord:
         self.lost = 0
         self.kill_reason = ""
         self.submitted = time.time()
+        self.ready = 0.0  # its dependencies were met and it was queued for placement
         self.started = 0.0
         self.ended = 0.0
         self.result_blob: bytes | None = None  # the pickled value as it came back (the journal reuses it)
@@ -416,6 +418,7 @@ class Runtime(Executor):
             self._make_ready(record)
 
     def _make_ready(self, record: TaskRecord) -> None:
+        record.ready = time.time()
         spec = record.spec
         if record.payload is None and isinstance(spec, Function):
             try:
@@ -454,6 +457,8 @@ class Runtime(Executor):
             record.placement = None
         attempt = record.attempts[-1]
         attempt.ended = time.time()
+        if event.times:
+            attempt.times = event.times
         kind = event.kind
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
             attempt.outcome = "cancelled"

@@ -9,7 +9,7 @@ import pytest
 
 from steerflow import Allocation, Campaign, Function
 from steerflow.cli import main
-from steerflow.report import Interval, build, utilisation
+from steerflow.observe.report import Interval, build, utilisation
 
 
 def test_utilisation_is_core_seconds_over_capacity():

@@ -33,6 +33,8 @@ class Event:
     ``kind`` is ``"ok"`` (value holds the pickled result), ``"error"`` (value holds the pickled
     exception, ``text`` the remote traceback), ``"exit"`` (an executable ended: ``code``), or
     ``"lost"`` (its process died or was killed: ``code`` is the wait status, ``text`` why).
+    ``times``: (received, started, returned, result serialised) on the executing side's clock,
+    where the engine knows them; the journal splits the task's overhead with them.
     """
 
     kind: str
@@ -41,6 +43,7 @@ class Event:
     value: Any = None
     text: str = ""
     code: int = 0
+    times: tuple[float, ...] | None = None
 
 
 class Engine(Protocol):

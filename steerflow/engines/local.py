@@ -13,6 +13,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .. import proctree, serialize
@@ -35,10 +36,11 @@ class _Worker:
 
 
 class _Child:
-    __slots__ = ("proc", "pidfd", "launch", "files")
+    __slots__ = ("proc", "pidfd", "launch", "files", "spawned")
 
     def __init__(self, proc: subprocess.Popen, pidfd: int, launch: Launch, files: list) -> None:
         self.proc, self.pidfd, self.launch, self.files = proc, pidfd, launch, files
+        self.spawned = time.time()
 
 
 class LocalEngine:
@@ -278,13 +280,15 @@ class LocalEngine:
             return
         if reply[0] == "ready":
             return
-        task_id, ok, blob, tb = reply
+        task_id, ok, blob, tb = reply[:4]
+        times = reply[4] if len(reply) > 4 else None
         launch = worker.launch
         worker.launch = None
         self._busy.pop(task_id, None)
         self._idle.append(worker)
         attempt = launch.attempt if launch is not None else 0
-        events.append(Event("ok", task_id, attempt, blob) if ok else Event("error", task_id, attempt, blob, tb))
+        events.append(Event("ok", task_id, attempt, blob, times=times) if ok
+                      else Event("error", task_id, attempt, blob, tb, times=times))
 
     def _worker_died(self, worker: _Worker, events: list[Event]) -> None:
         code = worker.proc.wait()
@@ -323,7 +327,9 @@ class LocalEngine:
             events.append(Event("lost", launch.task_id, launch.attempt,
                                 text=f"it was killed by {_status(code)}", code=code))
         else:
-            events.append(Event("exit", launch.task_id, launch.attempt, code=code))
+            now = time.time()
+            events.append(Event("exit", launch.task_id, launch.attempt, code=code,
+                                times=(child.spawned, child.spawned, now, now)))
 
     def _close_child(self, child: _Child) -> None:
         try:

@@ -6,7 +6,9 @@ OMP_NUM_THREADS, STEERFLOW_*). It dies with the driver (PR_SET_PDEATHSIG).
 
 Protocol (length-prefixed pickles over two pipes): the driver sends
 ``(task_id, fn_key, fn_bytes | None, payload, cpus, env)``, or ``None`` to stop; the worker
-answers ``(task_id, ok, result_bytes, traceback_text)``. Keep it this small: it is the hot path.
+answers ``(task_id, ok, result_bytes, traceback_text, times)``, where ``times`` is (message
+received, function started, function returned, result serialised) on the worker's clock, so
+the journal can split a task's overhead. Keep it this small: it is the hot path.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -77,6 +80,8 @@ def main(rfd: int, wfd: int) -> None:
             return
         if msg is None:
             return
+        t_recv = time.time()
+        t_start = t_end = 0.0
         task_id, fn_key, fn_bytes, payload, cpus, env = msg
         try:
             if fn_bytes is not None:
@@ -88,11 +93,13 @@ def main(rfd: int, wfd: int) -> None:
             os.environ.update(env)
             args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
             running[0] = True
+            t_start = time.time()
             try:
                 value = fn(*args, **kwargs)
             finally:
                 running[0] = False
-            reply = (task_id, True, serialize.dumps(value), "")
+                t_end = time.time()
+            reply = (task_id, True, serialize.dumps(value), "", (t_recv, t_start, t_end, time.time()))
             args = kwargs = value = None  # unmap shared-memory arguments before the driver may reuse them
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises (sys.exit too) goes back
             tb = traceback.format_exc()
@@ -101,7 +108,8 @@ def main(rfd: int, wfd: int) -> None:
                 serialize.loads(blob, consume=False)  # an exception that pickles but cannot load would poison the driver
             except Exception:  # noqa: BLE001
                 blob = serialize.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-            reply = (task_id, False, blob, tb)
+            t_end = t_end or time.time()
+            reply = (task_id, False, blob, tb, (t_recv, t_start or t_end, t_end, time.time()))
         args = kwargs = value = None  # (the error path) no mapping of the arguments outlives the task
         write_all(wfd, _frame(pickle.dumps(reply, 5)))
 
