@@ -20,7 +20,7 @@ _EXPORTS = {
     "Scheduler": "scheduler", "Request": "scheduler", "Placement": "scheduler",
     "SteerflowError": "errors", "TaskSpecError": "errors", "TaskFailed": "errors", "TaskTimeout": "errors",
     "WorkerLost": "errors", "DependencyFailed": "errors", "AllocationError": "errors",
-    "RuntimeClosed": "errors",
+    "RuntimeClosed": "errors", "RuntimeBroken": "errors",
     "Preempted": "errors", "CampaignLocked": "errors", "SpecError": "errors",
     "Campaign": "campaign", "task": "campaign", "AgentError": "campaign",
     "Agent": "agents", "Context": "agents", "Result": "agents", "SteeringError": "agents",
@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     from .agents import Agent, Context, Result, SteeringError, on_end, on_event, on_result, on_start, on_timer
     from .campaign import AgentError, Campaign, task
     from .engines.local import LocalEngine
-    from .errors import (AllocationError, CampaignLocked, DependencyFailed, Preempted, RuntimeClosed, SpecError,
+    from .errors import (AllocationError, CampaignLocked, DependencyFailed, Preempted, RuntimeBroken, RuntimeClosed,
+                         SpecError,
                          SteerflowError, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost)
     from .futures import ExecResult, TaskFuture
     from .resources import Allocation, Node

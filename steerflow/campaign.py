@@ -35,7 +35,7 @@ from . import journal as journal_mod
 from . import serialize
 from .agents import Context, Handler, Result, SteeringError, handlers_of
 from .engines.base import Engine
-from .errors import CampaignLocked, TaskFailed
+from .errors import CampaignLocked, RuntimeBroken, TaskFailed
 from .futures import TaskFuture
 from .resources import Allocation
 from .runtime import Runtime, TaskRecord
@@ -282,6 +282,10 @@ class Campaign:
             self._close(drain)
         if self._agent_error is not None:
             raise AgentError(self._stop_reason or str(self._agent_error)) from self._agent_error
+        failure = self._runtime.failure
+        if failure is not None:
+            raise RuntimeBroken(f"The campaign stopped: {self._stop_reason}. What finished is in the journal; "
+                                "resume it once the cause is fixed.") from failure
         return self.summary()
 
     def _steer(self, stop: Condition | None, display: Any, stop_when_idle: bool) -> None:
@@ -293,6 +297,10 @@ class Campaign:
             self._deliver(("start",))
         next_control = 0.0
         while self._stop_reason is None:
+            if self._runtime.failure is not None:
+                failure = self._runtime.failure
+                self._stop_reason = f"the runtime's loop failed ({type(failure).__name__}: {failure})"
+                break
             if stop is not None and stop.met(self.ctx):
                 self._stop_reason = "stop condition met"
                 break

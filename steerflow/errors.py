@@ -51,6 +51,14 @@ class RuntimeClosed(SteerflowError, RuntimeError):
     """The runtime was shut down; nothing more can be submitted to it."""
 
 
+class RuntimeBroken(SteerflowError, RuntimeError):
+    """The runtime's own loop failed (a bug, not a task's fault): every pending task fails with this cause.
+
+    The campaign stops and `Campaign.run` raises it; what finished is in the journal, so a resume
+    after the cause is fixed runs only what is left.
+    """
+
+
 class Preempted(BaseException):
     """Raised inside a running function task when the campaign preempts it.
 

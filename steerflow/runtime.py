@@ -27,7 +27,7 @@ from typing import Any
 from . import serialize
 from .engines.base import Engine, Event, Launch
 from .engines.local import LocalEngine
-from .errors import DependencyFailed, RuntimeClosed, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
+from .errors import DependencyFailed, RuntimeBroken, RuntimeClosed, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
 from .futures import ExecResult, TaskFuture, find_futures, substitute
 from .resources import Allocation
 from .scheduler import Placement, Request, Scheduler
@@ -36,6 +36,7 @@ from .task import Executable, Function, TaskSpec, TaskState
 Listener = Callable[["TaskRecord", TaskState], None]
 
 GC_THRESHOLD = 10_000
+MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
 
 
 def tune_gc(threshold: int | None = GC_THRESHOLD) -> None:
@@ -134,6 +135,8 @@ class Runtime(Executor):
         self._closing = False
         self._close_posted = False
         self._closed = False
+        self.failure: BaseException | None = None  # why the loop itself failed, if it did (see RuntimeBroken)
+        self._dead = False
         self.engine.start(self.allocation, self.run_dir)
         self._thread = threading.Thread(target=self._loop, name="steerflow-runtime", daemon=True)
         self._thread.start()
@@ -154,6 +157,9 @@ class Runtime(Executor):
     def submit_spec(self, spec: TaskSpec, task_id: int | None = None) -> TaskFuture:
         """Queue a task description under an id of the caller's choosing (the campaign's stable keys)."""
         if self._closing:
+            if self.failure is not None:
+                raise RuntimeBroken(f"The runtime's loop failed ({type(self.failure).__name__}: {self.failure}); "
+                                    "it runs no more tasks. Create a new runtime.") from self.failure
             raise RuntimeClosed("This runtime has been shut down; create a new one to submit more tasks.")
         self._check_fits(spec)
         if task_id is None:
@@ -174,6 +180,8 @@ class Runtime(Executor):
         record.deps = deps
         self._records[task_id] = record
         self._post(("submit", record))
+        if self._dead:  # the loop ended while we queued it: nobody will run it
+            self._resolve_orphan(record)
         return future
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
@@ -338,9 +346,9 @@ class Runtime(Executor):
         engine, inbox = self.engine, self._inbox
         try:
             while True:
-                timeout = None
+                timeout = MAX_WAIT_S
                 if self._deadlines:
-                    timeout = max(0.0, self._deadlines[0][0] - time.monotonic())
+                    timeout = min(timeout, max(0.0, self._deadlines[0][0] - time.monotonic()))
                 if inbox:
                     timeout = 0
                 events = engine.wait(timeout)
@@ -349,15 +357,29 @@ class Runtime(Executor):
                     message = inbox.popleft()
                     try:
                         self._apply(message)
-                    except Exception:  # noqa: BLE001 - a bad message must not stop every task
-                        _report(f"steerflow: the runtime could not apply {message[0]!r}")
+                    except Exception as exc:  # noqa: BLE001 - a bad message must not stop every task
+                        if message[0] == "submit":
+                            self._fail_alone(message[1], "queued", exc)
+                        else:
+                            _report(f"steerflow: the runtime could not apply {message[0]!r}")
                 for event in events:
-                    self._on_event(event)
+                    try:
+                        self._on_event(event)
+                    except Exception as exc:  # noqa: BLE001 - one task's bad end fails that task only
+                        record = self._records.get(event.task_id)
+                        if record is None:
+                            _report(f"steerflow: the runtime could not handle an event of task {event.task_id}")
+                        else:
+                            self._fail_alone(record, "finished", exc)
                 if self._deadlines:
                     self._expire(time.monotonic())
                 if self._closing and self._active == 0:
                     break
                 self._dispatch()
+        except BaseException as exc:  # a bug in the loop itself: fail loudly, never hang
+            self.failure = exc
+            self._closing = True
+            _report("steerflow: the runtime's loop failed; every pending task fails with this cause")
         finally:
             self._teardown()
 
@@ -446,7 +468,30 @@ class Runtime(Executor):
             self._set_state(record, TaskState.RUNNING)
             if record.spec.timeout is not None:
                 heapq.heappush(self._deadlines, (time.monotonic() + record.spec.timeout, record.id, attempt))
-            self.engine.launch(Launch(record.id, attempt, record.spec, placement, record.payload))
+            try:
+                self.engine.launch(Launch(record.id, attempt, record.spec, placement, record.payload))
+            except Exception as exc:  # noqa: BLE001 - a task the engine cannot start fails alone
+                self._fail_alone(record, "launched", exc)
+
+    def _fail_alone(self, record: TaskRecord, what: str, exc: BaseException) -> None:
+        """Fail one task whose launch or bookkeeping raised; its resources go back and the loop goes on."""
+        if record.state.finished:
+            return
+        if record.placement is not None:
+            try:
+                self.engine.kill(record.id)  # whatever part of it did start
+            except Exception:  # noqa: BLE001
+                pass
+            self._scheduler.release(record.id)
+            record.placement = None
+        label = record.spec.label()  # type: ignore[attr-defined]
+        error = TaskFailed(f"Task {record.id} ({label}) could not be {what}: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        if record.attempts:
+            attempt = record.attempts[-1]
+            attempt.ended = time.time()
+            attempt.outcome, attempt.message = "failed", str(error)
+        self._finish(record, TaskState.FAILED, error)
 
     def _on_event(self, event: Event) -> None:
         record = self._records.get(event.task_id)
@@ -528,12 +573,15 @@ class Runtime(Executor):
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, task_id, attempt = heapq.heappop(deadlines)
-            record = self._records[task_id]
-            if record.attempts[-1].number == attempt and record.placement is not None \
+            record = self._records.get(task_id)
+            if record is not None and record.attempts[-1].number == attempt and record.placement is not None \
                     and not record.state.finished:
                 if record.kill_reason != "preempt":  # a preempted task past its grace is killed, still preempted
                     record.kill_reason = "timeout"
-                self.engine.kill(task_id)
+                try:
+                    self.engine.kill(task_id)
+                except Exception:  # noqa: BLE001
+                    _report(f"steerflow: could not kill task {task_id} at its deadline")
 
     def _preempt(self, record: TaskRecord, grace: float, args: tuple | None, kwargs: dict | None,
                  argv: list[str] | None) -> None:
@@ -610,14 +658,35 @@ class Runtime(Executor):
                 _report(f"steerflow: a listener failed on task {record.id} -> {state.value}")
 
     def _teardown(self) -> None:
+        self._dead = True
         try:
             self.engine.shutdown()
+        except Exception:  # noqa: BLE001 - the futures below must resolve whatever happens
+            if self.failure is None:
+                self.failure = RuntimeError("the engine failed to shut down")
+            _report("steerflow: the engine failed to shut down")
         finally:
-            for record in self._records.values():
-                if not record.state.finished:
-                    record.state = TaskState.CANCELLED
-                    if not record.future.done():
-                        Future.cancel(record.future)
+            for record in list(self._records.values()):
+                self._resolve_orphan(record)
+
+    def _resolve_orphan(self, record: TaskRecord) -> None:
+        """A task the loop will never run: cancelled by shutdown, or failed with the loop's own failure."""
+        if record.state.finished:
+            return
+        future = record.future
+        try:
+            if self.failure is not None:
+                record.state = TaskState.FAILED
+                error = RuntimeBroken(f"Task {record.id} did not finish: the runtime's loop failed "
+                                      f"({type(self.failure).__name__}: {self.failure}).")
+                error.__cause__ = self.failure
+                future.set_exception(error)
+            else:
+                record.state = TaskState.CANCELLED
+                if not future.done():
+                    Future.cancel(future)
+        except InvalidStateError:
+            pass
 
 
 def _report(what: str) -> None:

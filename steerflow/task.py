@@ -55,11 +55,50 @@ def reject_unknown(kind: str, unknown: Mapping[str, Any], known: Sequence[str]) 
                         f"{kind} has no field '{name}'.{hint} Known fields: {', '.join(known)}.")
 
 
-def _int_at_least(field: str, value: Any, low: int) -> int:
+MAX_COUNT = 2**31 - 1  # cores, ranks, retries, memory …: larger is a typo, and would not fit the journal
+MAX_PRIORITY = 2**53
+MAX_TIMEOUT = 366 * 86400.0  # a year: anything longer is "no timeout" (None)
+
+
+def _int_at_least(field: str, value: Any, low: int, high: int = MAX_COUNT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TaskSpecError(field, value, f"must be an integer >= {low}.", limit=low)
     if value < low:
         raise TaskSpecError(field, value, f"must be at least {low}.", limit=low)
+    if value > high:
+        raise TaskSpecError(field, value, f"must be at most {high}.", limit=high)
+    return value
+
+
+def _text(field: str, value: Any, what: str, empty: bool = False) -> str:
+    """A string without NUL bytes (no argv, environment entry or file name can hold one)."""
+    if not isinstance(value, str):
+        raise TaskSpecError(field, value, f"must be {what}, not {type(value).__name__}.")
+    if not empty and not value:
+        raise TaskSpecError(field, value, f"must be {what}, not empty.")
+    if "\0" in value:
+        raise TaskSpecError(field, value, "contains a NUL byte ('\\0'); remove it (no program argument, "
+                            "environment entry or shell command can hold one).")
+    return value
+
+
+def _sequence(field: str, value: Any, what: str) -> list[Any]:
+    """A list or tuple taken as it is: a string, a number or a mapping is an error, never reinterpreted."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TaskSpecError(field, value, f"must be a list or tuple of {what}, not {type(value).__name__}.")
+
+
+def _timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TaskSpecError("timeout", value, "must be a positive number of seconds, or None.", limit=0)
+    if not value > 0:
+        raise TaskSpecError("timeout", value, "must be a positive number of seconds, or None.", limit=0)
+    if value > MAX_TIMEOUT or value != value:  # inf, 1e300, 2**70 (and NaN, which fails '> 0' already)
+        raise TaskSpecError("timeout", value, f"is longer than a year ({MAX_TIMEOUT:.0f} s); give a finite "
+                            "timeout, or None for no timeout.", limit=MAX_TIMEOUT)
     return value
 
 
@@ -70,23 +109,23 @@ class TaskSpec:
 
     def _common(self, memory_mb: int, priority: int, timeout: float | None, retries: int, pool: str,
                 tags: Iterable[str], after: Iterable[Any], name: str | None) -> None:
-        self.memory_mb = _int_at_least("memory_mb", memory_mb, 0)
+        self.memory_mb = _int_at_least("memory_mb", memory_mb, 0, high=2**40)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TaskSpecError("priority", priority, "must be an integer (higher runs first).")
+        if abs(priority) > MAX_PRIORITY:
+            raise TaskSpecError("priority", priority, f"must be between -{MAX_PRIORITY} and {MAX_PRIORITY}.",
+                                limit=MAX_PRIORITY)
         self.priority = priority
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-                raise TaskSpecError("timeout", timeout, "must be a positive number of seconds, or None.", limit=0)
-        self.timeout = timeout
+        self.timeout = _timeout(timeout)
         self.retries = _int_at_least("retries", retries, 0)
-        if not isinstance(pool, str) or not pool:
-            raise TaskSpecError("pool", pool, "must be a non-empty string naming a resource pool.")
-        self.pool = pool
-        self.tags = tuple(tags) if tags else ()
-        if any(not isinstance(t, str) for t in self.tags):
-            raise TaskSpecError("tags", tags, "must be strings.")
-        self.after = tuple(after) if after else ()
-        self.name = name
+        self.pool = _text("pool", pool, "a non-empty string naming a resource pool")
+        if isinstance(tags, (set, frozenset)):
+            tags = sorted(tags, key=str)
+        self.tags = tuple(_text("tags", t, "a string") for t in _sequence("tags", tags, "strings"))
+        if isinstance(after, (set, frozenset)):
+            after = list(after)
+        self.after = tuple(_sequence("after", after, "futures returned by submit()"))
+        self.name = None if name is None else _text("name", name, "a non-empty string, or None")
 
     # resources in the scheduler's terms (overridden by Executable)
     ranks = 1
@@ -120,8 +159,15 @@ class Function(TaskSpec):
         if not callable(fn):
             raise TaskSpecError("fn", fn, "is not callable; pass a function, lambda or callable object.")
         self.fn = fn
-        self.args = tuple(args)
-        self.kwargs = dict(kwargs) if kwargs else {}
+        self.args = tuple(_sequence("args", args, "positional arguments"))
+        if kwargs is None:
+            kwargs = {}
+        if not isinstance(kwargs, Mapping):
+            raise TaskSpecError("kwargs", kwargs, f"must be a mapping of keyword arguments (a dict), not "
+                                f"{type(kwargs).__name__}.")
+        self.kwargs = dict(kwargs)
+        for key in self.kwargs:
+            _text("kwargs", key, "a keyword name (a string)")
         self.cores = _int_at_least("cores", cores, 1)
         self.gpus = _int_at_least("gpus", gpus, 0)
         self._common(memory_mb, priority, timeout, retries, pool, tags, after, name)
@@ -159,12 +205,17 @@ class Executable(TaskSpec):
                  tags: Iterable[str] = (), after: Iterable[Any] = (), name: str | None = None,
                  **unknown: Any) -> None:
         reject_unknown("An Executable task", unknown, EXECUTABLE_FIELDS)
-        if isinstance(argv, str):
+        if isinstance(argv, (str, os.PathLike)):
             argv = [argv]
-        argv = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in argv]
+        argv = [os.fspath(a) if isinstance(a, os.PathLike) else a
+                for a in _sequence("argv", argv, "strings (the program and its arguments)")]
         if not argv or any(not isinstance(a, str) for a in argv):
             raise TaskSpecError("argv", argv, "must be a non-empty list of strings (the program and its arguments).")
-        self.cwd = os.fspath(cwd) if cwd is not None else None
+        for a in argv:
+            _text("argv", a, "a string", empty=True)
+        if cwd is not None and not isinstance(cwd, (str, os.PathLike)):
+            raise TaskSpecError("cwd", cwd, f"must be a directory path (a string), not {type(cwd).__name__}.")
+        self.cwd = None if cwd is None else _text("cwd", os.fspath(cwd), "a directory path (a string)")
         if self.cwd is not None and not os.path.isdir(self.cwd):
             raise TaskSpecError("cwd", self.cwd, "is not an existing directory.")
         program = argv[0]
@@ -175,12 +226,21 @@ class Executable(TaskSpec):
         elif shutil.which(program) is None:
             raise TaskSpecError("argv", program, "was not found on PATH; install it or give its full path.")
         self.argv = list(argv)
-        if env is not None and any(not isinstance(k, str) or not isinstance(v, str) for k, v in env.items()):
-            raise TaskSpecError("env", env, "must map strings to strings.")
-        self.env = dict(env) if env else {}
+        if env is None:
+            env = {}
+        if not isinstance(env, Mapping):
+            raise TaskSpecError("env", env, f"must map variable names to strings (a dict), not {type(env).__name__}.")
+        for k, v in env.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TaskSpecError("env", env, "must map strings to strings.")
+            _text("env", k, "a variable name")
+            if "=" in k:
+                raise TaskSpecError("env", k, "is not a valid environment variable name: it contains '='.")
+            _text("env", v, "a string", empty=True)
+        self.env = dict(env)
         for field, cmds in (("pre", pre), ("post", post)):
-            if isinstance(cmds, str) or any(not isinstance(c, str) for c in cmds):
-                raise TaskSpecError(field, cmds, "must be a list of shell command strings.")
+            for c in _sequence(field, cmds, "shell command strings"):
+                _text(field, c, "a shell command string", empty=True)
         self.pre, self.post = list(pre), list(post)
         self._ranks = _int_at_least("ranks", ranks, 1)
         self._cores_per_rank = _int_at_least("cores_per_rank", cores_per_rank, 1)

@@ -132,7 +132,6 @@ class LocalEngine:
         spec = launch.spec
         assert isinstance(spec, Function)
         key, fn_bytes = self._function_key(spec.fn)
-        worker = self._pick_worker(key)
         slot = launch.placement.slots[0]
         cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus))
         if cached is None:  # binding depends only on where it runs: compute once per slot
@@ -143,6 +142,7 @@ class LocalEngine:
         cpus = cached[1]
         env["STEERFLOW_TASK_ID"] = str(launch.task_id)
         env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
+        worker = self._pick_worker(key)  # last: nothing below raises, so no worker is ever lost to a failed launch
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
@@ -191,9 +191,11 @@ class LocalEngine:
         try:
             proc = subprocess.Popen(cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=files[0],
                                     stderr=files[1], start_new_session=True)
-        except OSError as exc:
+        except Exception as exc:
             for f in files:
                 f.close()
+            if not isinstance(exc, OSError):
+                raise  # e.g. ValueError: a NUL byte; the runtime fails this task alone
             self._pending_events.append(Event("lost", launch.task_id, launch.attempt, text=f"could not start "
                                               f"{launchers.describe(cmd)}: {exc}", code=-1))
             return
