@@ -86,7 +86,13 @@ def on_end(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Agent:
-    """Base class for agents written as classes: decorate methods with `on_result`, `on_timer`, …"""
+    """Base class for agents written as classes: decorate methods with `on_result`, `on_timer`, …
+
+    A failed result delivered to an agent counts as handled (`steerflow run` exits 0), unless the
+    agent sets ``handles_failures = False`` (it only watches) and no handler sets ``result.handled``.
+    """
+
+    handles_failures = True
 
 
 def handlers_of(obj: Any) -> list[Handler]:
@@ -124,6 +130,7 @@ class Result:
     ended: float = 0.0
     cancelled: bool = False
     replayed: bool = False  # delivered again from the journal on resume
+    handled: bool = False  # a handler sets it when it dealt with a failure (e.g. resubmitted the task)
 
     def get(self) -> Any:
         """The value, or raise the task's error."""

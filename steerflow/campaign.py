@@ -30,12 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import agents, dirlock
+from . import agents, blobs, dirlock, launch
 from . import journal as journal_mod
-from . import serialize
 from .agents import Context, Handler, Result, SteeringError, handlers_of
 from .engines.base import Engine
-from .errors import CampaignLocked, RuntimeBroken, TaskFailed
+from .errors import CampaignLocked, CampaignStopped, RuntimeBroken, TaskFailed
 from .futures import TaskFuture
 from .resources import Allocation
 from .runtime import Runtime, TaskRecord
@@ -73,17 +72,22 @@ class Campaign:
                  engine: Engine | None = None, pools: dict[str, Any] | None = None,
                  resume: bool | None = None, progress: bool | None = None, lost_retries: int = 2,
                  on_agent_error: str = "stop") -> None:
-        self.directory = Path(directory).resolve()
+        if launch.stopped():
+            raise CampaignStopped(f"{launch.stopped()}; this script does not start another campaign. Continue it "
+                                  "later with `steerflow resume DIR`.")
+        requested = Path(directory).resolve()
+        self.directory, forced = launch.place(requested)  # `steerflow resume` says where each campaign lives now
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
         self._lock_fd = dirlock.acquire(self.directory)
         exists = (self.directory / "journal.db").exists()
-        if resume is None:
-            resume = os.environ.get("STEERFLOW_RESUME") == "1"
+        if resume is None or forced:
+            resume = forced or os.environ.get(launch.ENV_RESUME) == "1"
         if exists and not resume:
             dirlock.release(self._lock_fd)
-            raise CampaignLocked(f"{self.directory} already holds a campaign journal. Resume it with "
-                                 "Campaign(..., resume=True) or `steerflow resume DIR`, or use a new directory.")
+            raise CampaignLocked(f"{self.directory} already holds a campaign journal. Continue it with "
+                                 f"`steerflow resume {self.directory}` (or Campaign(..., resume=True)), or use a new "
+                                 "directory.", directory=self.directory)
         if on_agent_error not in ("stop", "log"):
             raise ValueError("on_agent_error must be 'stop' or 'log'.")
         self.on_agent_error = on_agent_error
@@ -106,9 +110,8 @@ class Campaign:
         self.allocation = allocation or Allocation.auto()
         self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
                                 lost_retries=lost_retries)
-        if not self.resumed:  # how to start this campaign again: `steerflow resume DIR` reruns it
-            argv = [os.path.abspath(sys.argv[0]) if sys.argv and os.path.exists(sys.argv[0]) else "", *sys.argv[1:]]
-            self.journal.put("meta", "command", json.dumps({"argv": argv, "cwd": os.getcwd()}))
+        if not self.resumed:  # how to start this campaign again: `steerflow resume DIR` reruns its script
+            self.journal.put("meta", "launch", json.dumps(launch.record(requested)))
             self.journal.put("meta", "created", json.dumps(time.time()))
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
         self.journal.put("meta", "layout", json.dumps({"nodes": [(n.name, n.cores, n.gpus) for n in self.allocation.nodes],
@@ -137,6 +140,10 @@ class Campaign:
         self._closing = False
         self._control_conn: sqlite3.Connection | None = None
         self._control_done: set[int] = set()
+        self._interrupted: set[int] = set()  # cancelled because the driver stopped: a resume runs them
+        self.failures: dict[int, str] = {}  # failed task -> first line of its error (the live display shows them)
+        self.unhandled: dict[int, str] = {}  # failed tasks that no agent received (`steerflow run` exits 1)
+        self._stop_condition: Condition | None = None
 
     # ---- describing work -----------------------------------------------------------------
     def function(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -174,7 +181,7 @@ class Campaign:
                 if key not in self._known:
                     self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
                                      ",".join(spec.tags), spec.priority, fingerprint, time.time(),
-                                     _spec_blob(spec), spec.ranks * spec.cores_per_rank,
+                                     blobs.spec_blob(self.directory, spec), spec.ranks * spec.cores_per_rank,
                                      spec.ranks * spec.gpus_per_rank)
                 future = self._runtime.submit_spec(spec, task_id=key)
             self._futures[key] = future
@@ -269,6 +276,9 @@ class Campaign:
         Returns a summary; raises `AgentError` if a handler failed.
         """
         self._started_at = time.time()
+        self._stop_condition = stop
+        from .stop import limits
+        self.journal.put("meta", "stop", json.dumps(limits(stop)))
         display = None
         if self.progress:
             from .progress import ProgressDisplay
@@ -366,8 +376,10 @@ class Campaign:
                 self.journal.put("steer", self._next_seq(), "result", key, None, None, time.time())
             self._active -= 1
             self._results_seen += 1
+            handled = result.ok
             for handler in self._handlers:
                 if handler.kind == "result" and handler.matches(result):
+                    handled = handled or getattr(getattr(handler.fn, "__self__", None), "handles_failures", True)
                     if handler.every == 1:
                         self._call(handler, result, self.ctx)
                     else:
@@ -375,6 +387,8 @@ class Campaign:
                         if len(handler.buffer) >= handler.every:
                             batch, handler.buffer = handler.buffer, []
                             self._call(handler, batch, self.ctx)
+            if not (handled or result.handled or result.cancelled):
+                self.unhandled[key] = self.failures.get(key) or _first_line(result.error)
         elif kind == "event":
             _, name, payload = item
             if log:
@@ -435,6 +449,7 @@ class Campaign:
             # cancelled because the driver stops, not by anyone's choice: no result, so a resume runs it again
             self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None, None)
             self.journal.put("task_state", "interrupted", None, len(record.attempts), key)
+            self._interrupted.add(key)
             return
         put = self.journal.put
         now = time.time()
@@ -464,6 +479,7 @@ class Campaign:
                 error = future.exception()
                 self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now,
                                         timing)
+                self.failures[key] = _first_line(error)
             else:
                 self.journal.put_result(key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
                                         started, now, timing)
@@ -531,17 +547,20 @@ class Campaign:
                 except (SteeringError, KeyError, ValueError) as exc:
                     print(f"steerflow: cannot cancel {arg}: {exc}", file=sys.stderr)
             elif op == "stop":
-                self._request_stop(f"stopped from the command line{': ' + arg if arg else ''}")
+                reason = "stopped from the command line (steerflow cancel --stop)"
+                self._request_stop(reason)
+                if arg == "script":  # the whole script stops: its later campaigns refuse to start
+                    launch.stop_script(f"The campaign in {self.directory} was {reason}")
             self.journal.put("control_done", row_id)
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for key, future in self._futures.items():
-            state = future.state.value
+            state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
             counts[state] = counts.get(state, 0) + 1
         return {"directory": str(self.directory), "tasks": len(self._futures), "states": counts,
                 "results_seen": self._results_seen, "elapsed_s": self._elapsed(), "stop_reason": self._stop_reason,
-                "resumed": self.resumed}
+                "resumed": self.resumed, "unhandled_failures": len(self.unhandled)}
 
     def futures(self) -> dict[int, TaskFuture]:
         return dict(self._futures)
@@ -562,6 +581,7 @@ class Campaign:
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         dirlock.release(self._lock_fd)
+        launch.ended(self.directory, self.unhandled)
 
     def _deliver_end(self) -> None:
         for handler in self._handlers:
@@ -596,16 +616,9 @@ def _fingerprint(spec: TaskSpec) -> str:
     return f"{type(spec).__name__}:{spec.label()}:{spec.pool}"  # type: ignore[attr-defined]
 
 
-def _spec_blob(spec: TaskSpec) -> bytes | None:
-    """A description of the task for provenance (what ran, with which inputs), best effort."""
-    try:
-        if isinstance(spec, Function):
-            return serialize.dumps_inband({"fn": spec.label(), "args": spec.args, "kwargs": spec.kwargs})
-        if isinstance(spec, Executable):
-            return serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
-    except Exception:  # noqa: BLE001 - args with futures or unpicklable objects: keep what we can
-        return None
-    return None
+def _first_line(error: BaseException | None) -> str:
+    text = f"{type(error).__name__}: {error}" if error is not None else "failed"
+    return text.strip().splitlines()[0] if text.strip() else "failed"
 
 
 def _pickle_or_none(payload: Any) -> bytes | None:

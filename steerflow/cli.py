@@ -1,4 +1,10 @@
-"""The ``steerflow`` command: run, watch, resume and cancel campaigns; run benchmarks."""
+"""The ``steerflow`` command: run, watch, resume, inspect and cancel campaigns; run benchmarks.
+
+Errors a user can fix (a wrong path, a YAML mistake, a locked campaign) print one message and
+exit with status 2 (1 when they happen during a run); Ctrl-C stops cleanly with status 130 and
+says how to resume; anything else is a bug and shows its traceback. `steerflow run` exits 1
+when a campaign ended with failed tasks that no agent handled.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,20 @@ import argparse
 import json
 import os
 import runpy
+import shlex
 import sqlite3
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__, launch, rundirs
 from .dirlock import holder as driver_pid
+from .errors import CampaignLocked, CampaignStopped, SpecError, SteerflowError
+from .rundirs import NotACampaign
 
 
 def _console():
@@ -73,152 +84,275 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- run / resume ------------------------------------------------------------------------
+# ---- errors the user can fix: one message, no traceback -----------------------------------------
+
+class CliError(SteerflowError):
+    """A command was given something it cannot work with; the message says what to give instead."""
+
+
+USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _where_in_user_code(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame outside steerflow, so a message points into the user's script."""
+    package = str(Path(__file__).resolve().parent)
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = str(Path(frame.filename).resolve()) if frame.filename and not frame.filename.startswith("<") else ""
+        if name and not name.startswith(package) and "runpy" not in Path(name).name:
+            where = f"{frame.filename}:{frame.lineno}: "
+    return where
+
+
+def _resume_hint() -> str:
+    dirs = launch.opened()
+    if not dirs:
+        return ""
+    places = " ".join(_rel(d) for d in dirs[:1])
+    return f" The journal keeps every finished result: continue with `steerflow resume {places}`."
+
+
+def _rel(path: Path | str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# ---- run ----------------------------------------------------------------------------------------
 
 def _run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.exists():
-        print(f"steerflow run: {path} does not exist.", file=sys.stderr)
-        return 2
+        raise CliError(f"{path} does not exist. Give a Python campaign script (.py) or a YAML pipeline (.yaml).")
+    if path.is_dir():
+        hint = (f" It holds a campaign: continue it with `steerflow resume {path}`." if _holds_campaign(path)
+                else "")
+        raise CliError(f"{path} is a directory; `steerflow run` takes a Python campaign script (.py) or a YAML "
+                       f"pipeline (.yaml).{hint}")
+    if path.suffix not in (".py", ".yaml", ".yml"):
+        raise CliError(f"{path} is neither a Python campaign script (.py) nor a YAML pipeline (.yaml, .yml); "
+                       "`steerflow run` takes one of those.")
     if args.resume:
-        os.environ["STEERFLOW_RESUME"] = "1"
-    if path.suffix in (".yaml", ".yml"):
-        from .pipelines.spec import run_file
+        os.environ[launch.ENV_RESUME] = "1"
+    if path.suffix == ".py":
+        sys.argv = [str(path), *args.args]
+        sys.path.insert(0, str(path.resolve().parent))
+        runpy.run_path(str(path), run_name="__main__")
+        return _end_of_run()
+    from .pipelines import run_file
 
-        extra = argparse.ArgumentParser(prog=f"steerflow run {path}")  # options may follow the file too
-        extra.add_argument("--dir")
-        extra.add_argument("--resume", action="store_true")
-        more = extra.parse_args(args.args)
-        if more.resume:
-            os.environ["STEERFLOW_RESUME"] = "1"
+    extra = argparse.ArgumentParser(prog=f"steerflow run {path}")  # options may follow the file too
+    extra.add_argument("--dir")
+    extra.add_argument("--resume", action="store_true")
+    more = extra.parse_args(args.args)
+    if more.resume:
+        os.environ[launch.ENV_RESUME] = "1"
+    try:
         summary = run_file(path, directory=more.dir or args.dir, progress=None)
-        _console().print(summary)
-        return 0
-    sys.argv = [str(path), *args.args]
-    sys.path.insert(0, str(path.resolve().parent))
-    runpy.run_path(str(path), run_name="__main__")
-    return 0
+    except CampaignLocked as exc:
+        if exc.pid is not None:
+            raise
+        raise CliError(f"{exc.directory} already holds this pipeline's campaign. Continue it (a finished one "
+                       f"only replays its results) with `steerflow run --resume {path}`, or start a new one with "
+                       f"`steerflow run --dir NEW_DIR {path}`.") from None
+    stages = ", ".join(f"{name} {_counts(info)}" for name, info in summary.get("stages", {}).items())
+    print(f"{summary['tasks']} task(s): {_counts(summary['states'])} in {summary['elapsed_s']:.1f} s "
+          f"({summary['stop_reason']}); stages: {stages}")
+    return _end_of_run()
 
+
+def _counts(states: dict[str, int]) -> str:
+    return " ".join(f"{n} {state}" for state, n in states.items() if state != "tasks" and n)
+
+
+def _holds_campaign(path: Path) -> bool:
+    try:
+        return bool(rundirs.find(path))
+    except NotACampaign:
+        return False
+
+
+def _end_of_run() -> int:
+    """After a run: failures with their first lines; exit status 1 when failed tasks were left unhandled."""
+    status = 0
+    for directory in dict.fromkeys(launch.opened()):
+        if not (directory / rundirs.JOURNAL).exists():
+            continue
+        info = rundirs.status(directory, failures=5)
+        if not info["failed"]:
+            continue
+        unhandled = launch.unhandled_failures().get(directory, {})
+        where = _rel(directory)
+        what = f"{len(unhandled)} of them handled by no agent" if unhandled else "all handled by agents"
+        lines = [f"{where}: {info['failed']} task(s) failed ({what}); the latest:"]
+        for failure in info["failures"]:
+            lines.append(f"  task {failure['key']} {failure['name']}: "
+                         + failure["first_lines"].replace("\n", "\n      "))
+            if failure["files"]:
+                lines.append(f"      output: {' '.join(_rel(f) for f in failure['files'] if f.endswith('.err'))}")
+        lines.append(f"  every detail of one: steerflow show {where} KEY")
+        print("\n".join(lines), file=sys.stderr)
+        if unhandled:
+            status = EXIT_FAILED
+    return status
+
+
+# ---- resume -------------------------------------------------------------------------------------
 
 def _resume(args: argparse.Namespace) -> int:
-    meta = _read_meta(Path(args.dir))
-    command = meta.get("command")
-    if not command or not command.get("argv") or not command["argv"][0]:
-        print(f"steerflow resume: the journal in {args.dir} does not say how the campaign was started; "
-              "run its script again with Campaign(..., resume=True).", file=sys.stderr)
-        return 2
-    argv = command["argv"]
-    cmd = [sys.executable, *argv] if argv[0].endswith(".py") else argv
-    env = dict(os.environ, STEERFLOW_RESUME="1")
-    return subprocess.run(cmd, cwd=command.get("cwd") or None, env=env).returncode
-
-
-# ---- status / cancel -------------------------------------------------------------------------
-
-def _open(directory: Path, readonly: bool = True) -> sqlite3.Connection:
-    db = directory / "journal.db"
-    if not db.exists():
-        raise SystemExit(f"steerflow: {directory} holds no campaign journal (no journal.db).")
-    if readonly:
-        return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    conn = sqlite3.connect(db, timeout=10)
-    conn.execute("PRAGMA journal_mode=WAL")
-    return conn
-
-
-def _read_meta(directory: Path) -> dict[str, Any]:
-    from .journal import read_meta
-
-    conn = _open(directory)
+    found = rundirs.find(args.dir)
+    group = _group(found)
+    first = group[min(group)]
+    record = rundirs.meta(first).get("launch")
+    if not isinstance(record, dict):
+        raise CliError(f"The journal in {first} does not record the script that created it (it was made by an older "
+                       "steerflow). Run that script again with Campaign(DIR, resume=True).")
+    script = Path(str(record.get("script") or ""))
+    kind = record.get("kind")
+    if kind not in ("python", "yaml") or not script.name:
+        raise CliError(f"The campaign in {first} was not started from a script or pipeline file steerflow can run "
+                       f"({' '.join(record.get('argv') or []) or 'unknown'}). Run your code again with "
+                       "Campaign(DIR, resume=True).")
+    if script.suffix not in ((".py",) if kind == "python" else (".yaml", ".yml")) or not script.is_file():
+        raise CliError(f"The campaign in {first} was started by {script}, which "
+                       + ("no longer exists" if not script.exists() else "is not a campaign script or pipeline")
+                       + "; put it back, or run your script again with Campaign(DIR, resume=True).")
+    for directory in group.values():
+        pid = driver_pid(directory)
+        if pid is not None:
+            raise CliError(f"A driver (pid {pid}) is running the campaign in {directory}; it needs no resume. "
+                           f"Watch it with `steerflow status {directory}`.")
+    cwd = str(record.get("cwd") or "")
+    cwd = cwd if os.path.isdir(cwd) else os.getcwd()
+    script_args = [str(a) for a in record.get("args") or []]
+    if kind == "python":
+        cmd = [sys.executable, "-m", "steerflow.cli", "run", str(script), *script_args]
+    else:
+        cmd = [sys.executable, "-m", "steerflow.cli", "run", "--resume", "--dir", str(first.resolve()), str(script)]
+    env = dict(os.environ, **{launch.ENV_RESUME: "1", launch.ENV_DIRS: json.dumps({
+        "run": record.get("run"), "dirs": {str(i): str(d.resolve()) for i, d in group.items()}})})
+    shown = " ".join(shlex.quote(c) for c in [Path(cmd[0]).name, *cmd[1:]])
+    print(f"steerflow resume: {', '.join(_rel(d) for d in group.values())}\n  running  {shown}\n  in       {cwd}",
+          file=sys.stderr)
+    before = {d: _driver_starts(d) for d in group.values()}
+    child = subprocess.Popen(cmd, cwd=cwd, env=env)
     try:
-        return read_meta(conn)
-    finally:
-        conn.close()
+        code = child.wait()
+    except KeyboardInterrupt:  # the child got the same Ctrl-C and stops cleanly; wait for it
+        code = child.wait()
+    if code == 0 and all(_driver_starts(d) == n for d, n in before.items()):
+        print(f"steerflow resume: the script ran but opened none of {', '.join(map(_rel, group.values()))}; "
+              "it decides its campaign directories differently on each run?", file=sys.stderr)
+        return EXIT_FAILED
+    return code
 
+
+def _group(found: list[Path]) -> dict[int, Path]:
+    """The campaigns of one script run, by their index: those found, and their siblings of the same run."""
+    records = {d: rundirs.meta(d).get("launch") for d in found}
+    runs = {r.get("run") for r in records.values() if isinstance(r, dict)}
+    if len(runs) > 1:
+        names = "\n".join(f"  steerflow resume {d}" for d in found)
+        raise CliError(f"The path holds campaigns of {len(runs)} different script runs; resume one of them:\n{names}")
+    if len(found) == 1 and runs:  # one phase of a multi-phase script: find its siblings beside it
+        for sibling in sorted(p for p in found[0].parent.iterdir() if p.is_dir() and p != found[0]):
+            if (sibling / rundirs.JOURNAL).is_file():
+                record = rundirs.meta(sibling).get("launch")
+                if isinstance(record, dict) and record.get("run") in runs:
+                    records[sibling] = record
+    group: dict[int, Path] = {}
+    for directory, record in records.items():
+        index = record.get("index", 0) if isinstance(record, dict) else 0
+        group.setdefault(int(index), directory)
+    return dict(sorted(group.items()))
+
+
+def _driver_starts(directory: Path) -> int:
+    try:
+        return int(rundirs.status(directory)["drivers_so_far"])
+    except Exception:  # noqa: BLE001 - unreadable now: counts as unchanged
+        return -1
+
+
+# ---- status / show / cancel -------------------------------------------------------------------
 
 def status(directory: Path) -> dict[str, Any]:
-    """Counts per state and pool, and the running tasks with where they run, read from the journal."""
-    conn = _open(directory)
-    try:
-        by_pool: dict[str, dict[str, int]] = {}
-        for pool, state, n in conn.execute("SELECT pool, state, count(*) FROM tasks GROUP BY pool, state"):
-            by_pool.setdefault(pool, {})[state] = n
-        running = [{"key": k, "name": name, "pool": pool, "nodes": nodes, "attempts": attempts}
-                   for k, name, pool, nodes, attempts in conn.execute(
-                       "SELECT key, name, pool, nodes, attempts FROM tasks WHERE state IN ('running', 'paused') "
-                       "ORDER BY key")]
-        runs = conn.execute("SELECT count(*), min(started) FROM runs").fetchone()
-    except sqlite3.OperationalError:  # the driver is still creating the journal
-        by_pool, running, runs = {}, [], (0, None)
-    finally:
-        conn.close()
-    return {"directory": str(directory), "driver_pid": driver_pid(directory), "pools": by_pool,
-            "running": running, "drivers_so_far": runs[0], "started": runs[1]}
+    """Counts per state and pool, running tasks with where they run, recent failures (from the journal)."""
+    return rundirs.status(rundirs.one(directory, "status"))
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rich.table import Table
+    from .statusview import render
 
-    directory = Path(args.dir)
-    while True:
-        info = status(directory)
-        console = _console()
-        pid = info["driver_pid"]
-        console.print(f"[bold]{info['directory']}[/]: " + (f"driver running (pid {pid})" if pid else "no driver running")
-                      + f", {info['drivers_so_far']} driver start(s)")
-        states = ["new", "waiting", "running", "paused", "done", "failed", "cancelled", "interrupted"]
-        table = Table(title="tasks by pool and state")
-        table.add_column("pool")
-        for s in states:
-            table.add_column(s, justify="right")
-        for pool, counts in sorted(info["pools"].items()):
-            table.add_row(pool, *[str(counts.get(s, 0)) for s in states])
-        console.print(table)
-        if info["running"]:
-            run_table = Table(title="running tasks")
-            for col in ("key", "name", "pool", "nodes", "attempts"):
-                run_table.add_column(col)
-            for r in info["running"][:50]:
-                run_table.add_row(str(r["key"]), r["name"], r["pool"], r["nodes"] or "", str(r["attempts"]))
-            console.print(run_table)
-        if not args.watch:
-            return 0
-        time.sleep(args.watch)
+    found = rundirs.find(args.dir)
+    if not args.watch:
+        _console().print(render(found))
+        return 0
+    from rich.live import Live
+
+    try:
+        with Live(render(found), console=_console(), refresh_per_second=4, screen=False) as live:
+            while True:
+                time.sleep(args.watch)
+                live.update(render(rundirs.find(args.dir)))
+    except KeyboardInterrupt:
+        return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .statusview import render_task
+
+    directory = rundirs.one(args.dir, "show", suffix=f" {args.key}")
+    if not str(args.key).isdigit():
+        raise CliError(f"{args.key!r} is not a task key; keys are integers (see `steerflow status {args.dir}`).")
+    _console().print(render_task(directory, rundirs.task(directory, int(args.key))))
+    return 0
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    directory = Path(args.dir)
-    if driver_pid(directory) is None:
-        print(f"steerflow cancel: no driver runs the campaign in {directory}; nothing to cancel.", file=sys.stderr)
-        return 1
-    conn = _open(directory, readonly=False)
-    try:
-        with conn:
-            for task in args.tasks:
-                if not task.isdigit():
-                    print(f"steerflow cancel: {task!r} is not a task key (an integer).", file=sys.stderr)
-                    return 2
-                conn.execute("INSERT INTO control (op, arg, ts) VALUES ('cancel', ?, ?)", (task, time.time()))
-            if args.stop:
-                conn.execute("INSERT INTO control (op, arg, ts) VALUES ('stop', '', ?)", (time.time(),))
-    finally:
-        conn.close()
-    print(f"asked the driver to cancel {', '.join(args.tasks) or 'nothing'}" + (" and stop" if args.stop else ""))
+    for task in args.tasks:
+        if not task.isdigit():
+            raise CliError(f"{task!r} is not a task key (an integer); see `steerflow status {args.dir}`.")
+    if not args.tasks and not args.stop:
+        raise CliError("Name the tasks to cancel by key, or give --stop to stop the campaign's script.")
+    found = rundirs.find(args.dir) if args.stop and not args.tasks else [rundirs.one(args.dir, "cancel")]
+    running = [d for d in found if driver_pid(d) is not None]
+    if not running:
+        print(f"steerflow cancel: no driver runs the campaign in {args.dir}; nothing to cancel.", file=sys.stderr)
+        return EXIT_FAILED
+    for directory in running:
+        conn = sqlite3.connect(directory / rundirs.JOURNAL, timeout=10)
+        try:
+            with conn:
+                for task in args.tasks:
+                    conn.execute("INSERT INTO control (op, arg, ts) VALUES ('cancel', ?, ?)", (task, time.time()))
+                if args.stop:  # the whole script: its later phases do not start either
+                    conn.execute("INSERT INTO control (op, arg, ts) VALUES ('stop', 'script', ?)", (time.time(),))
+        finally:
+            conn.close()
+    what = f"cancel {', '.join(args.tasks)}" if args.tasks else ""
+    what += (" and " if what else "") + ("stop the script" if args.stop else "")
+    print(f"asked the driver of {', '.join(_rel(d) for d in running)} to {what}")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from .observe.report import build
 
-    summary = build(args.dir, args.out)
-    out = Path(args.out) if args.out else Path(args.dir) / "report"
+    directory = rundirs.one(args.dir, "report")
+    summary = build(directory, args.out)
+    out = Path(args.out) if args.out else directory / "report"
     _console().print(summary)
     print(f"wrote {out / 'report.html'}, {out / 'utilisation.png'} and {out / 'report.json'}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="steerflow", description=__doc__)
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="steerflow", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"steerflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a campaign: a Python file or a YAML pipeline spec")
@@ -228,19 +362,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to a Python campaign file")
     run.set_defaults(handler=_run)
 
-    resume = sub.add_parser("resume", help="resume a campaign killed or stopped earlier, from its journal")
+    resume = sub.add_parser("resume", help="continue a killed or stopped campaign in its directory (runs its "
+                            "own script again)")
     resume.add_argument("dir")
     resume.set_defaults(handler=_resume)
 
-    st = sub.add_parser("status", help="counts per state and pool, running tasks and where they run")
+    st = sub.add_parser("status", help="tasks per pool and state, where running tasks run, recent failures")
     st.add_argument("dir")
-    st.add_argument("--watch", type=float, default=0, metavar="SECONDS", help="refresh every SECONDS")
+    st.add_argument("--watch", type=float, default=0, metavar="SECONDS", help="redraw every SECONDS (Ctrl-C ends)")
     st.set_defaults(handler=_status)
 
-    cancel = sub.add_parser("cancel", help="cancel tasks of a running campaign by key")
+    show = sub.add_parser("show", help="one task whole: description, attempts, where it ran, error, output files")
+    show.add_argument("dir")
+    show.add_argument("key")
+    show.set_defaults(handler=_show)
+
+    cancel = sub.add_parser("cancel", help="cancel tasks of a running campaign by key, or stop its script")
     cancel.add_argument("dir")
     cancel.add_argument("tasks", nargs="*")
-    cancel.add_argument("--stop", action="store_true", help="also stop the campaign")
+    cancel.add_argument("--stop", action="store_true", help="stop the campaign and its script (all its phases)")
     cancel.set_defaults(handler=_cancel)
 
     report = sub.add_parser("report", help="utilisation plot, time to completion and task counts, from the journal")
@@ -253,9 +393,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--json", help="write the results to this JSON file")
     bench.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is kept")
     bench.set_defaults(handler=_bench)
+    return parser
 
-    args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    name = f"steerflow {args.command}"
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted; running tasks were stopped.{_resume_hint()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except CampaignStopped as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 0
+    except USAGE_ERRORS as exc:
+        print(f"{name}: {_where_in_user_code(exc)}{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SteerflowError as exc:
+        print(f"{name}: {_where_in_user_code(exc)}{exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        from .campaign import AgentError
+
+        if not isinstance(exc, AgentError):
+            raise  # a bug (ours or the script's): its traceback helps
+        cause = exc.__cause__
+        detail = "".join(traceback.format_exception(cause)) if cause is not None else ""
+        print(f"{detail}{name}: {exc}. The campaign stopped cleanly.{_resume_hint()}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

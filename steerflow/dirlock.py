@@ -22,7 +22,9 @@ def acquire(directory: Path) -> int:
         owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise CampaignLocked(f"Another driver (pid {owner}) is running the campaign in {directory}. Stop it "
-                             "first, or watch it with `steerflow status DIR`.") from None
+                             f"first (`steerflow cancel {directory} --stop`), or watch it with "
+                             f"`steerflow status {directory}`.", directory=directory,
+                             pid=int(owner) if owner.isdigit() else -1) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd

@@ -70,7 +70,16 @@ class Preempted(BaseException):
 
 
 class CampaignLocked(SteerflowError):
-    """Another driver holds this campaign directory."""
+    """Another driver holds this campaign directory (``pid``), or it holds a journal and resume was not asked."""
+
+    def __init__(self, message: str, directory: object = None, pid: int | None = None) -> None:
+        self.directory = directory
+        self.pid = pid
+        super().__init__(message)
+
+
+class CampaignStopped(SteerflowError):
+    """`steerflow cancel DIR --stop` stopped this script's campaign: the script starts no other campaign."""
 
 
 class SpecError(SteerflowError, ValueError):

@@ -79,6 +79,24 @@ class idle(Condition):  # noqa: N801
         return False  # the campaign checks idleness itself; this marker only documents it
 
 
+def limits(condition: Condition | None) -> dict[str, float]:
+    """The task budget and wall limit a condition knows (the smallest of each), for progress displays."""
+    found: dict[str, float] = {}
+    stack = [condition]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (_Either, _Both)):
+            stack.extend((item.a, item.b))
+        elif isinstance(item, tasks):
+            found["tasks"] = min(found.get("tasks", float("inf")), item.count)
+        elif isinstance(item, wall):
+            try:
+                found["wall_s"] = min(found.get("wall_s", float("inf")), parse_duration(item.limit))
+            except ValueError:
+                pass
+    return found
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

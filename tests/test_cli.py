@@ -30,7 +30,7 @@ def test_status_cancel_and_resume_from_another_process(tmp_path, capsys):
             r["name"] == "long-nap" for r in status(directory)["running"]), timeout=30)
         info = status(directory)
         assert info["driver_pid"] == driver.pid
-        assert info["running"][0]["nodes"] in ("node0[c0]", "node0[c1]")  # node and core ids
+        assert info["running"][0]["where"] in ("node0[c0]", "node0[c1]")  # node and core ids
         assert main(["status", str(directory)]) == 0
         out = capsys.readouterr().out
         assert "simulate" in out and "long-nap" in out and f"pid {driver.pid}" in out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import rules as rules_mod
+from .. import launch
 from .. import stop as stop_mod
 from ..agents import Result, SteeringError, on_result
 from ..campaign import Campaign
@@ -30,8 +31,9 @@ def prepare(spec: PipelineSpec, directory: str | os.PathLike[str] | None = None,
     """Build the campaign and return the `Pipeline` (campaign, each stage's futures) around it."""
     on_path(spec.file.parent)
     target = directory or spec.directory or os.path.join("runs", spec.file.stem)
-    campaign = Campaign(target, allocation=spec.allocation, pools=dict(spec.pools), resume=resume,
-                        progress=progress)
+    with launch.pipeline_source(spec.file):  # `steerflow resume DIR` runs this spec file again
+        campaign = Campaign(target, allocation=spec.allocation, pools=dict(spec.pools), resume=resume,
+                            progress=progress)
     try:
         pipeline = Pipeline(spec, campaign)
         campaign.add_agent(pipeline)  # first: it counts a result before any rule sees it
@@ -125,6 +127,8 @@ class Pipeline:
     It is also the agent that counts finished tasks per stage and raises the ``stage-done`` event
     (payload: the stage's name) when every submitted task of a stage has finished.
     """
+
+    handles_failures = False  # it only counts results; a failure is handled by a rule such as retry-failed
 
     def __init__(self, spec: PipelineSpec, campaign: Campaign) -> None:
         self.spec = spec

@@ -41,6 +41,7 @@ class Rule(Agent):
 
     rule_name = ""
     pipeline: Any = None
+    handles_failures = False  # rules watch results; one that deals with a failure sets result.handled
 
     def attach(self, pipeline: Any) -> None:
         """Called by a YAML pipeline before the run: the built pipeline (stages, their futures, resubmission)."""
@@ -251,6 +252,7 @@ class RetryFailed(Rule):
         if timeout is not None and self.timeout_factor != 1.0:
             overrides["timeout"] = timeout * self.timeout_factor ** (done + 1)
         future = pipeline.resubmit(result, **overrides)
+        result.handled = True
         self.retried[origin] = done + 1
         self._origin[future.task_id] = origin
 

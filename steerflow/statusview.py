@@ -1,0 +1,122 @@
+"""What `steerflow status` and `steerflow show` print: compact tables that fit an 80-column terminal."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from . import rundirs
+
+COLUMNS = (("new", "new"), ("waiting", "wait"), ("running", "run"), ("paused", "paus"), ("done", "done"),
+           ("failed", "fail"), ("cancelled", "canc"), ("interrupted", "intr"))
+
+
+def render(directories: list[Path]) -> RenderableType:
+    """Every campaign at a path, one after the other (a multi-phase script shows each phase)."""
+    parts: list[RenderableType] = []
+    if len(directories) > 1:
+        parts.append(Text(f"{len(directories)} campaigns: " + ", ".join(d.name for d in directories), style="bold"))
+    for directory in directories:
+        parts.append(render_one(rundirs.status(directory)))
+    return Group(*parts)
+
+
+def render_one(info: dict[str, Any]) -> RenderableType:
+    parts: list[RenderableType] = [Text(info["title"], style="bold")]
+    pid = info["driver_pid"]
+    started = info["last_start"]
+    since = f", this one since {_clock(started)} ({_ago(info['now'] - started)})" if started else ""
+    parts.append(Text((f"driver running (pid {pid})" if pid else "no driver running")
+                      + f"; {info['drivers_so_far']} driver start(s){since}"))
+    done = sum(counts.get(s, 0) for counts in info["pools"].values() for s in ("done", "failed", "cancelled"))
+    limits = info.get("stop") or {}
+    budget = []
+    if "tasks" in limits:
+        budget.append(f"{done}/{int(limits['tasks'])} results of the task budget ({100 * done / max(1, limits['tasks']):.0f}%)")
+    if "wall_s" in limits and started:
+        budget.append(f"wall {_ago(info['now'] - started)} of {_ago(limits['wall_s'])}")
+    if budget:
+        parts.append(Text("progress: " + "; ".join(budget)))
+    states = [(s, h) for s, h in COLUMNS if any(c.get(s) for c in info["pools"].values()) or s in ("done", "failed")]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("pool", overflow="ellipsis", max_width=20)
+    for _, header in states:
+        table.add_column(header, justify="right")
+    for pool, counts in sorted(info["pools"].items()):
+        table.add_row(escape(pool), *[str(counts.get(s, 0)) for s, _ in states])
+    parts.append(table)
+    if info["running"]:
+        label = "running" if pid else "interrupted (running when the driver stopped; a resume runs them again)"
+        run_table = Table(title=f"{label}: {len(info['running'])}", title_justify="left", box=box.SIMPLE_HEAD,
+                          pad_edge=False, show_edge=False)
+        run_table.add_column("key", justify="right")
+        run_table.add_column("name", overflow="ellipsis", max_width=24)
+        run_table.add_column("pool", overflow="ellipsis", max_width=12)
+        run_table.add_column("where (node[cores gpus])", overflow="fold", max_width=30)
+        run_table.add_column("try", justify="right")
+        for r in info["running"][:20]:
+            run_table.add_row(str(r["key"]), escape(r["name"]), escape(r["pool"]), escape(r["where"]), str(r["attempts"]))
+        parts.append(run_table)
+    if info["failures"]:
+        shown = len(info["failures"])
+        parts.append(Text(f"failed: {info['failed']} (latest {shown}; `steerflow show DIR KEY` shows one whole)",
+                          style="bold red"))
+        for failure in info["failures"]:
+            parts.append(Text(f"  {failure['key']} {failure['name']}: {failure['first_lines']}", overflow="fold"))
+            for path in failure["files"]:
+                if path.endswith(".err"):
+                    parts.append(Text(f"     stderr: {path}", overflow="fold"))
+    return Group(*parts, Text(""))
+
+
+def render_task(directory: Path, task: dict[str, Any]) -> RenderableType:
+    """One task whole: description, every state change with where it ran, result or error, output files."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    head.add_row("task", escape(f"{task['key']} {task['name']} ({task['kind']})"))
+    head.add_row("campaign", escape(str(directory)))
+    head.add_row("state", task["state"])
+    head.add_row("pool", escape(f"{task['pool']}; {task['cores']} core(s), {task['gpus']} GPU(s), priority "
+                 f"{task['priority']}" + (f"; tags {task['tags']}" if task["tags"] else "")))
+    for field, value in task["spec"].items():
+        head.add_row(field, escape(value))
+    history = Table(title="history", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in ("time", "state", "try", "where"):
+        history.add_column(column, overflow="fold")
+    t0 = task["submitted"] or 0
+    for row in task["history"]:
+        history.add_row(f"{_clock(row['ts'])} (+{row['ts'] - t0:.2f}s)", row["state"], str(row["attempt"]),
+                        escape(row["where"]))
+    parts: list[RenderableType] = [head, history]
+    result = task.get("result")
+    if result is not None:
+        took = f"{result['ended'] - result['started']:.2f} s" if result["started"] else ""
+        parts.append(Text(f"result: {'ok' if result['ok'] else 'failed'}, stored {result['stored']}"
+                          + (f", ran {took}" if took else ""), style="bold"))
+        if result["error"]:
+            parts.append(Text(result["error"], overflow="fold"))
+    for path in task["files"]:
+        size = Path(path).stat().st_size if Path(path).exists() else 0
+        parts.append(Text(f"output: {path} ({size} bytes)"))
+    return Group(*parts)
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
