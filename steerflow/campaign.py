@@ -21,7 +21,6 @@ import json
 import os
 import pickle
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import agents, blobs, dirlock, launch
+from . import agents, blobs, control, dirlock, launch
 from . import journal as journal_mod
 from .agents import Context, Handler, Result, SteeringError, handlers_of
 from .engines.base import Engine
@@ -39,7 +38,7 @@ from .futures import TaskFuture
 from .resources import Allocation
 from .runtime import Runtime, TaskRecord
 from .stop import Condition
-from .task import Executable, Function, TaskSpec, TaskState
+from .task import Function, TaskSpec, TaskState
 
 OPTIONS_ATTR = "_steerflow_options"
 
@@ -138,8 +137,7 @@ class Campaign:
         self._runtime.add_listener(self._on_state)
         self._closed = False
         self._closing = False
-        self._control_conn: sqlite3.Connection | None = None
-        self._control_done: set[int] = set()
+        self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`
         self._interrupted: set[int] = set()  # cancelled because the driver stopped: a resume runs them
         self.failures: dict[int, str] = {}  # failed task -> first line of its error (the live display shows them)
         self.unhandled: dict[int, str] = {}  # failed tasks that no agent received (`steerflow run` exits 1)
@@ -529,18 +527,8 @@ class Campaign:
         return key
 
     def _poll_control(self) -> None:
-        """Requests from `steerflow cancel` (another process), read on the steering thread's own connection.
-
-        Its own read-only connection: no waiting for the journal writer, no sharing its connection
-        across threads. Handled ids are remembered, since marking them done is committed later.
-        """
-        if self._control_conn is None:
-            self._control_conn = journal_mod.connect(self.journal.path, readonly=True)
-        rows = self._control_conn.execute("SELECT id, op, arg FROM control WHERE done = 0").fetchall()
-        for row_id, op, arg in rows:
-            if row_id in self._control_done:
-                continue
-            self._control_done.add(row_id)
+        """Requests from `steerflow cancel` (another process); see `steerflow.control`."""
+        for row_id, op, arg in self._control.new():
             if op == "cancel":
                 try:
                     self.cancel(int(arg))
@@ -576,8 +564,7 @@ class Campaign:
         self._deliver_end()
         self._closing = True
         self._runtime.shutdown(wait=True, cancel_futures=not drain, kill=not drain)
-        if self._control_conn is not None:
-            self._control_conn.close()
+        self._control.close()
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         dirlock.release(self._lock_fd)

@@ -13,7 +13,6 @@ import json
 import os
 import runpy
 import shlex
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, launch, rundirs
+from . import __version__, control, launch, rundirs
 from .dirlock import holder as driver_pid
 from .errors import CampaignLocked, CampaignStopped, SpecError, SteerflowError
 from .rundirs import NotACampaign
@@ -323,15 +322,10 @@ def _cancel(args: argparse.Namespace) -> int:
         print(f"steerflow cancel: no driver runs the campaign in {args.dir}; nothing to cancel.", file=sys.stderr)
         return EXIT_FAILED
     for directory in running:
-        conn = sqlite3.connect(directory / rundirs.JOURNAL, timeout=10)
-        try:
-            with conn:
-                for task in args.tasks:
-                    conn.execute("INSERT INTO control (op, arg, ts) VALUES ('cancel', ?, ?)", (task, time.time()))
-                if args.stop:  # the whole script: its later phases do not start either
-                    conn.execute("INSERT INTO control (op, arg, ts) VALUES ('stop', 'script', ?)", (time.time(),))
-        finally:
-            conn.close()
+        if args.tasks:
+            control.request(directory / rundirs.JOURNAL, "cancel", args.tasks)
+        if args.stop:  # the whole script: its later phases do not start either
+            control.request(directory / rundirs.JOURNAL, "stop", ["script"])
     what = f"cancel {', '.join(args.tasks)}" if args.tasks else ""
     what += (" and " if what else "") + ("stop the script" if args.stop else "")
     print(f"asked the driver of {', '.join(_rel(d) for d in running)} to {what}")
