@@ -25,9 +25,10 @@ _EXPORTS = {
     "Campaign": "campaign", "task": "campaign", "AgentError": "campaign",
     "Agent": "agents", "Context": "agents", "Result": "agents", "SteeringError": "agents",
     "on_result": "agents", "on_timer": "agents", "on_event": "agents", "on_start": "agents", "on_end": "agents",
+    "on_partial": "agents", "Partial": "agents",
     "as_completed": "concurrent.futures", "wait": "concurrent.futures",
 }
-_MODULES = {"stop", "checkpoint", "engines", "pipelines"}
+_MODULES = {"stop", "checkpoint", "engines", "pipelines", "partial", "learn"}
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
@@ -47,8 +48,9 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from concurrent.futures import as_completed, wait
 
-    from . import checkpoint, engines, pipelines, stop
-    from .agents import Agent, Context, Result, SteeringError, on_end, on_event, on_result, on_start, on_timer
+    from . import checkpoint, engines, learn, partial, pipelines, stop
+    from .agents import (Agent, Context, Partial, Result, SteeringError, on_end, on_event, on_partial, on_result,
+                         on_start, on_timer)
     from .campaign import AgentError, Campaign, task
     from .engines.local import LocalEngine
     from .errors import (AllocationError, CampaignLocked, DependencyFailed, Preempted, RuntimeBroken, RuntimeClosed,

@@ -26,7 +26,7 @@ HANDLER_ATTR = "_steerflow_handlers"
 class Handler:
     """One reaction: what it waits for and the callable that reacts."""
 
-    kind: str  # "result" | "timer" | "event" | "start" | "end"
+    kind: str  # "result" | "partial" | "timer" | "event" | "start" | "end"
     fn: Callable[..., Any]
     pool: str | None = None
     tag: str | None = None
@@ -36,7 +36,7 @@ class Handler:
     buffer: list[Result] = field(default_factory=list)
     next_due: float = 0.0
 
-    def matches(self, result: Result) -> bool:
+    def matches(self, result: Result | Partial) -> bool:
         return (self.pool is None or result.pool == self.pool) and (self.tag is None or self.tag in result.tags)
 
     @property
@@ -59,6 +59,15 @@ def on_result(pool: str | None = None, tag: str | None = None, every: int = 1) -
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"on_result(every={every!r}): every must be an integer >= 1.")
     return lambda fn: _mark(fn, Handler("result", fn, pool=pool, tag=tag, every=every))
+
+
+def on_partial(pool: str | None = None, tag: str | None = None) -> Callable:
+    """React to partial results that running tasks of a pool and/or tag stream: ``fn(partial, ctx)``.
+
+    They arrive in the order the task sent them, before its result; the handler may preempt
+    or cancel the task (``ctx.cancel(partial.key)``). See `steerflow.partial`.
+    """
+    return lambda fn: _mark(fn, Handler("partial", fn, pool=pool, tag=tag))
 
 
 def on_timer(seconds: float) -> Callable:
@@ -141,6 +150,21 @@ class Result:
     @property
     def duration(self) -> float:
         return max(0.0, self.ended - self.started)
+
+
+@dataclass
+class Partial:
+    """An intermediate value a task sent while it ran (``index`` counts them per task, from 0)."""
+
+    key: int
+    name: str
+    pool: str
+    tags: tuple[str, ...]
+    index: int
+    value: Any
+    attempt: int
+    time: float
+    replayed: bool = False  # delivered again from the journal on resume
 
 
 class SteeringError(RuntimeError):

@@ -31,7 +31,7 @@ from typing import Any
 
 from . import agents, blobs, control, dirlock, launch
 from . import journal as journal_mod
-from .agents import Context, Handler, Result, SteeringError, handlers_of
+from .agents import Context, Handler, Partial, Result, SteeringError, handlers_of
 from .engines.base import Engine
 from .errors import CampaignLocked, CampaignStopped, RuntimeBroken, TaskFailed
 from .futures import TaskFuture
@@ -135,6 +135,8 @@ class Campaign:
         self.ctx = Context(self)
         self.progress = sys.stdout.isatty() if progress is None else progress
         self._runtime.add_listener(self._on_state)
+        self._runtime.add_partial_listener(self._on_partial)
+        self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`
@@ -248,6 +250,10 @@ class Campaign:
         """Decorator: ``fn(result, ctx)`` for results of a pool and/or tag (see `steerflow.on_result`)."""
         return self._register(agents.on_result(pool=pool, tag=tag, every=every))
 
+    def on_partial(self, pool: str | None = None, tag: str | None = None) -> Callable:
+        """Decorator: ``fn(partial, ctx)`` for values running tasks stream (see `steerflow.on_partial`)."""
+        return self._register(agents.on_partial(pool=pool, tag=tag))
+
     def on_timer(self, seconds: float) -> Callable:
         """Decorator: ``fn(ctx)`` every ``seconds``."""
         return self._register(agents.on_timer(seconds))
@@ -348,6 +354,10 @@ class Campaign:
                                       "it at that point: the campaign is not deterministic.", stacklevel=1)
                         continue
                     self._deliver(("result", key), log=False)
+                elif kind == "partial" and key in self._futures:
+                    attempt, index, stamp = json.loads(name)
+                    self._partials[key] = max(self._partials.get(key, 0), index + 1)
+                    self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
                 elif kind == "event":
                     for i, (pending, _) in enumerate(self._pending_emits):
                         if pending == name:
@@ -387,6 +397,17 @@ class Campaign:
                             self._call(handler, batch, self.ctx)
             if not (handled or result.handled or result.cancelled):
                 self.unhandled[key] = self.failures.get(key) or _first_line(result.error)
+        elif kind == "partial":
+            _, key, attempt, index, value, stamp = item
+            spec = self._specs[key]
+            if log:
+                self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
+                                 pickle.dumps(value, 5), time.time())
+            partial = Partial(key, spec.label(), spec.pool, spec.tags, index, value, attempt, stamp,  # type: ignore
+                              replayed=not log)
+            for handler in self._handlers:
+                if handler.kind == "partial" and handler.matches(partial):
+                    self._call(handler, partial, self.ctx)
         elif kind == "event":
             _, name, payload = item
             if log:
@@ -483,6 +504,11 @@ class Campaign:
                                         started, now, timing)
             record.result_blob = None
             self._events.put(("result", key))
+
+    def _on_partial(self, record: TaskRecord, attempt: int, value: Any) -> None:
+        index = self._partials.get(record.id, 0)
+        self._partials[record.id] = index + 1
+        self._events.put(("partial", record.id, attempt, index, value, time.time()))
 
     def _placement_text(self, record: TaskRecord) -> str:
         """Where an attempt runs, for the journal: ``node0[c0,1 g0];node1[c0,1 g1]`` (one part per rank)."""

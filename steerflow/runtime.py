@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import serialize
+from . import partial, serialize
 from .engines.base import Engine, Event, Launch
 from .engines.local import LocalEngine
 from .errors import DependencyFailed, RuntimeBroken, RuntimeClosed, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
@@ -34,6 +34,7 @@ from .scheduler import Placement, Request, Scheduler
 from .task import Executable, Function, TaskSpec, TaskState
 
 Listener = Callable[["TaskRecord", TaskState], None]
+PartialListener = Callable[["TaskRecord", int, Any], None]
 
 GC_THRESHOLD = 10_000
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
@@ -132,6 +133,7 @@ class Runtime(Executor):
         self._deadlines: list[tuple[float, int, int]] = []
         self._active = 0  # tasks not yet finished
         self._listeners: list[Listener] = []
+        self._partial_listeners: list[PartialListener] = []
         self._closing = False
         self._close_posted = False
         self._closed = False
@@ -252,6 +254,13 @@ class Runtime(Executor):
         It must be quick and must not block: it runs on the runtime's hot path.
         """
         self._post(("listen", listener))
+
+    def add_partial_listener(self, listener: PartialListener) -> None:
+        """Call ``listener(record, attempt, value)`` for each partial result a running task streams.
+
+        Loop thread, in the order the task sent them, before the task's own end is handled.
+        """
+        self._post(("listen_partial", listener))
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the loop thread (for code that needs the scheduler's own view)."""
@@ -403,6 +412,8 @@ class Runtime(Executor):
             self._scheduler.set_quota(message[1], message[2], message[3])
         elif op == "listen":
             self._listeners.append(message[1])
+        elif op == "listen_partial":
+            self._partial_listeners.append(message[1])
         elif op == "call":
             message[1]()
         elif op == "close":
@@ -497,6 +508,9 @@ class Runtime(Executor):
         record = self._records.get(event.task_id)
         if record is None or not record.attempts or record.attempts[-1].number != event.attempt:
             return  # a stale report of an attempt we already retired
+        if event.kind == "partial":
+            self._on_partial(record, event)
+            return
         if record.placement is not None:
             self._scheduler.release(record.id)
             record.placement = None
@@ -558,6 +572,19 @@ class Runtime(Executor):
                     self._scheduler.submit(record.request)
                 else:
                     self._finish(record, TaskState.FAILED, error)
+
+    def _on_partial(self, record: TaskRecord, event: Event) -> None:
+        if record.state.finished or not self._partial_listeners:
+            return
+        try:
+            value = serialize.loads(event.value) if event.text == "pickle" else partial.decode(event.value)
+        except Exception as exc:  # noqa: BLE001 - a value the driver cannot load is reported, not fatal
+            value = TaskFailed(f"Task {record.id} streamed a partial result that could not be loaded: {exc}")
+        for listener in self._partial_listeners:
+            try:
+                listener(record, event.attempt, value)
+            except Exception:  # noqa: BLE001
+                _report(f"steerflow: a partial-result listener failed on task {record.id}")
 
     def _retry_or_fail(self, record: TaskRecord, error: BaseException) -> None:
         attempt = record.attempts[-1]

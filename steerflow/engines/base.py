@@ -32,7 +32,9 @@ class Event:
 
     ``kind`` is ``"ok"`` (value holds the pickled result), ``"error"`` (value holds the pickled
     exception, ``text`` the remote traceback), ``"exit"`` (an executable ended: ``code``), or
-    ``"lost"`` (its process died or was killed: ``code`` is the wait status, ``text`` why).
+    ``"lost"`` (its process died or was killed: ``code`` is the wait status, ``text`` why), or
+    ``"partial"`` (the attempt, still running, streamed a value: pickled bytes when ``text`` is
+    ``"pickle"``, one JSON line when it is ``"json"``).
     ``times``: (received, started, returned, result serialised) on the executing side's clock,
     where the engine knows them; the journal splits the task's overhead with them.
     """

@@ -36,11 +36,45 @@ class _Worker:
 
 
 class _Child:
-    __slots__ = ("proc", "pidfd", "launch", "files", "spawned")
+    __slots__ = ("proc", "pidfd", "launch", "files", "spawned", "stream")
 
     def __init__(self, proc: subprocess.Popen, pidfd: int, launch: Launch, files: list) -> None:
         self.proc, self.pidfd, self.launch, self.files = proc, pidfd, launch, files
         self.spawned = time.time()
+        self.stream: _Stream | None = None
+
+
+class _Stream:
+    """The named pipe a program writes partial results to (one JSON value per line)."""
+
+    __slots__ = ("path", "rfd", "keep", "buffer")
+
+    def __init__(self, path: str) -> None:
+        try:
+            os.unlink(path)  # left by a driver that was killed (attempt numbers restart on resume)
+        except FileNotFoundError:
+            pass
+        os.mkfifo(path, 0o600)
+        self.path = path
+        self.rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no EOF between writers
+        self.buffer = b""
+
+    def read(self, launch: Launch, events: list[Event], final: bool = False) -> None:
+        while True:
+            try:
+                chunk = os.read(self.rfd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        if final and self.buffer.strip():
+            lines.append(self.buffer)
+        for line in lines:
+            if line.strip():
+                events.append(Event("partial", launch.task_id, launch.attempt, line, "json"))
 
 
 class LocalEngine:
@@ -187,6 +221,8 @@ class LocalEngine:
         out_dir = self._run_dir / "tasks"
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = out_dir / f"{launch.task_id}.{launch.attempt}"
+        stream = _Stream(f"{stem}.partial")
+        env["STEERFLOW_PARTIAL"] = stream.path
         files = [open(f"{stem}.out", "wb"), open(f"{stem}.err", "wb")]
         try:
             proc = subprocess.Popen(cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=files[0],
@@ -194,6 +230,7 @@ class LocalEngine:
         except Exception as exc:
             for f in files:
                 f.close()
+            _close_stream(stream)
             if not isinstance(exc, OSError):
                 raise  # e.g. ValueError: a NUL byte; the runtime fails this task alone
             self._pending_events.append(Event("lost", launch.task_id, launch.attempt, text=f"could not start "
@@ -201,8 +238,10 @@ class LocalEngine:
             return
         pidfd = os.pidfd_open(proc.pid)
         child = _Child(proc, pidfd, launch, files)
+        child.stream = stream
         self._children[launch.task_id] = child
         self._sel.register(pidfd, selectors.EVENT_READ, child)
+        self._sel.register(stream.rfd, selectors.EVENT_READ, (child, stream))
 
     # ---- control -----------------------------------------------------------------------------
     def _pid_of(self, task_id: int) -> int | None:
@@ -269,6 +308,9 @@ class LocalEngine:
                     pass
             elif isinstance(source, _Worker):
                 self._on_worker(source, events)
+            elif isinstance(source, tuple):  # a program's partial results
+                if source[0].stream is source[1]:
+                    source[1].read(source[0].launch, events)
             else:
                 self._on_child(source, events)
         return events
@@ -281,6 +323,10 @@ class LocalEngine:
             self._worker_died(worker, events)
             return
         if reply[0] == "ready":
+            return
+        if reply[0] == "partial":
+            if worker.launch is not None and worker.launch.task_id == reply[1]:
+                events.append(Event("partial", reply[1], worker.launch.attempt, reply[2], "pickle"))
             return
         task_id, ok, blob, tb = reply[:4]
         times = reply[4] if len(reply) > 4 else None
@@ -322,6 +368,8 @@ class LocalEngine:
 
     def _on_child(self, child: _Child, events: list[Event]) -> None:
         code = child.proc.wait()
+        if child.stream is not None:  # what it streamed comes before its end
+            child.stream.read(child.launch, events, final=True)
         self._close_child(child)
         self._children.pop(child.launch.task_id, None)
         launch = child.launch
@@ -341,9 +389,28 @@ class LocalEngine:
         os.close(child.pidfd)
         for f in child.files:
             f.close()
+        if child.stream is not None:
+            try:
+                self._sel.unregister(child.stream.rfd)
+            except (KeyError, ValueError):
+                pass
+            _close_stream(child.stream)
+            child.stream = None
 
 
 _STOP = pickle.dumps(None)
+
+
+def _close_stream(stream: _Stream) -> None:
+    for fd in (stream.rfd, stream.keep):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        os.unlink(stream.path)
+    except OSError:
+        pass
 
 
 def _status(code: int) -> str:

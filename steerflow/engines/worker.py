@@ -9,6 +9,7 @@ Protocol (length-prefixed pickles over two pipes): the driver sends
 answers ``(task_id, ok, result_bytes, traceback_text, times)``, where ``times`` is (message
 received, function started, function returned, result serialised) on the worker's clock, so
 the journal can split a task's overhead. Keep it this small: it is the hot path.
+While a task runs it may also send ``("partial", task_id, value_bytes)`` (`steerflow.partial.emit`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def main(rfd: int, wfd: int) -> None:
             raise Preempted("The campaign preempted this task; it will run again later.")
 
     signal.signal(signal.SIGUSR1, preempt)
+    _stream_partials(wfd)
     functions: dict[int, Any] = {}
     current_cpus: tuple[int, ...] | None = None
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
@@ -91,6 +93,7 @@ def main(rfd: int, wfd: int) -> None:
                 os.sched_setaffinity(0, cpus)
                 current_cpus = cpus
             os.environ.update(env)
+            _current[0] = task_id
             args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
             running[0] = True
             t_start = time.time()
@@ -112,6 +115,31 @@ def main(rfd: int, wfd: int) -> None:
             reply = (task_id, False, blob, tb, (t_recv, t_start or t_end, t_end, time.time()))
         args = kwargs = value = None  # (the error path) no mapping of the arguments outlives the task
         write_all(wfd, _frame(pickle.dumps(reply, 5)))
+
+
+_current = [0]  # the task this worker runs now (for partial results)
+
+
+def _stream_partials(wfd: int) -> None:
+    """Let `steerflow.partial.emit` send frames on the reply pipe; a preemption waits until a frame is whole."""
+    import pickle
+    import signal
+    import threading
+
+    from steerflow import partial, serialize
+
+    lock = threading.Lock()
+
+    def send(value: Any) -> None:
+        frame = _frame(pickle.dumps(("partial", _current[0], serialize.dumps_inband(value)), 5))
+        with lock:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+            try:
+                write_all(wfd, frame)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    partial.set_sink(send)
 
 
 def _frame(data: bytes) -> bytes:
