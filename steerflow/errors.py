@@ -20,7 +20,16 @@ class TaskSpecError(SteerflowError, ValueError):
         self.field = field
         self.value = value
         self.limit = limit
-        super().__init__(f"Task field '{field}' = {value!r}: {message}")
+        super().__init__(f"Task field '{field}' = {short_repr(value)}: {message}")
+
+
+def short_repr(value: object, limit: int = 200) -> str:
+    """``repr`` for an error message: bounded in length, and never itself an error (huge ints, broken reprs)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails still gets a message
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= limit else text[:limit - 5] + " ...>"
 
 
 class AllocationError(SteerflowError, ValueError):

@@ -147,4 +147,7 @@ def _frame(data: bytes) -> bytes:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    try:
+        main(int(sys.argv[1]), int(sys.argv[2]))
+    except (BrokenPipeError, ConnectionResetError, EOFError, KeyboardInterrupt):
+        os._exit(0)  # the driver went away (even before we said ready): nothing to report to, leave quietly
