@@ -293,6 +293,7 @@ def _status(args: argparse.Namespace) -> int:
 
     try:
         with Live(render(found), console=_console(), refresh_per_second=4, screen=False) as live:
+            print(f"watching {args.dir} every {args.watch:g} s; Ctrl-C ends", file=sys.stderr, flush=True)
             while True:
                 time.sleep(args.watch)
                 live.update(render(rundirs.find(args.dir)))

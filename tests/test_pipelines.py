@@ -369,3 +369,25 @@ def _unlocked(directory: Path) -> bool:
     """A failed build released the directory: another campaign can open it."""
     Campaign(directory, resume=True, progress=False).close()
     return True
+
+
+def test_a_spec_with_several_mistakes_reports_all_of_them(tmp_path):
+    path = write(tmp_path, """
+        stages:
+          - name: a
+            function: sfsteps:sqaure
+          - name: b
+            function: sfsteps:square
+            cores: 0
+          - name: c
+            executable: [no-such-program-xyz]
+        stop: {wall: forever}
+        colour: blue
+    """)
+    with pytest.raises(SpecError) as info:
+        spec.load(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 5, lines
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "stages[0].function", "stages[1].cores", "stages[2].executable", "stop.wall", "colour"]
+    assert all(line.startswith(f"{path}:") for line in lines)

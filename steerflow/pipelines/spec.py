@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from . import rules as rules_mod
 from .. import stop as stop_mod
 from ..campaign import Campaign
-from ..errors import TaskSpecError
+from ..errors import SpecError, TaskSpecError
 from ..futures import TaskFuture
 from ..resources import Allocation
 from ..task import Executable, Function, TaskSpec
@@ -231,36 +231,64 @@ class _Validator:
         self.doc = doc
         self.fail = doc.fail
         self.folder = Path(doc.file).resolve().parent
+        self.errors: list[SpecError] = []  # every mistake found, so that one load reports them all
+
+    def attempt(self, check: Any, *args: Any, default: Any = None) -> Any:
+        """Run one independent check; a mistake is collected (and ``default`` returned) instead of ending the load."""
+        try:
+            return check(*args)
+        except SpecError as exc:
+            self.errors.append(exc)
+            return default
 
     def spec(self) -> PipelineSpec:
+        try:
+            spec = self._spec()
+        except SpecError as exc:  # a mistake the rest cannot be checked past: report it with those found so far
+            self.errors.append(exc)
+        if self.errors:
+            raise SpecError("\n".join(str(e) for e in sorted(self.errors, key=_line_of)))
+        return spec
+
+    def _spec(self) -> PipelineSpec:
         data = self.doc.data
         if not isinstance(data, dict):
             self.fail((), f"a spec is a mapping with 'stages' (and optionally {', '.join(TOP_FIELDS[:2])}, "
                       f"{', '.join(TOP_FIELDS[2:5])}, stop); got {_type(data)}.")
-        self._unknown((), data, TOP_FIELDS, "top-level field", accepted=RULES_ALIASES)
+        for key in data:
+            self.attempt(self._unknown, (), {key: None}, TOP_FIELDS, "top-level field", RULES_ALIASES)
         if "stages" not in data:
             self.fail((), "the spec has no 'stages'; list at least one stage with a name and a function or "
                       "executable.")
         directory = data.get("directory")
         if directory is not None and (not isinstance(directory, str) or not directory):
-            self.fail(("directory",), f"expected a directory path (a string), got {directory!r}.")
+            self.attempt(self.fail, ("directory",), f"expected a directory path (a string), got {directory!r}.")
         description = data.get("description", "")
         if not isinstance(description, str):
-            self.fail(("description",), f"expected text, got {_type(description)}.")
+            self.attempt(self.fail, ("description",), f"expected text, got {_type(description)}.")
         raw = data["stages"]
         if not isinstance(raw, list) or not raw:
             self.fail(("stages",), f"expected a non-empty list of stages, got {_type(raw)}.")
         stages: list[Stage] = []
         for i, item in enumerate(raw):
-            stages.append(self.stage(i, item, {s.name: i for i, s in enumerate(stages)}))
-        names = [s.name for s in stages]
-        for s in stages:
-            self.dependencies(s, names, stages)
-        order = self.order(stages)
-        spec = PipelineSpec(file=Path(self.doc.file), directory=directory, allocation=self.allocation(data),
-                            pools=self.pools(data, stages), stages=stages, rules=[], stop=self.stop(data),
-                            description=description, order=order, _lines=self.doc.lines)
-        spec.rules = self.rules(data, spec)
+            stage = self.attempt(self.stage, i, item, {s.name: s.index for s in stages})
+            if stage is not None:
+                stages.append(stage)
+        allocation = self.attempt(self.allocation, data)
+        stop = self.attempt(self.stop, data, default={})
+        order: list[str] = []
+        pools: dict[str, dict[str, int]] = {}
+        if not self.errors:  # these checks look across stages: only once every stage is right
+            names = [s.name for s in stages]
+            for s in stages:
+                self.attempt(self.dependencies, s, names, stages)
+            order = self.attempt(self.order, stages, default=[]) if not self.errors else []
+            pools = self.attempt(self.pools, data, stages, default={})
+        spec = PipelineSpec(file=Path(self.doc.file), directory=directory, allocation=allocation, pools=pools,
+                            stages=stages, rules=[], stop=stop, description=description, order=order,
+                            _lines=self.doc.lines)
+        if not self.errors:
+            spec.rules = self.rules(data, spec)
         return spec
 
     # ---- helpers
@@ -331,25 +359,29 @@ class _Validator:
             self.fail((key,), f"expected a list of {{name: ..., params: {{...}}}}, got {_type(raw)}.")
         out = []
         for i, item in enumerate(raw):
-            path: Path_ = (key, i)
-            if isinstance(item, str):
-                item = {"name": item}
-            self._mapping(path, item, "name and params")
-            self._unknown(path, item, ("name", "params"), "rule field")
-            if "name" not in item:
-                self.fail(path, f"a rule needs a name; known rules: {', '.join(rules_mod.names())}.")
-            params = self._mapping(path + ("params",), item.get("params", {}) or {}, "parameter names to values")
-            try:
-                rules_mod.get(item["name"])
-            except rules_mod.RuleError as exc:
-                self.fail(path + ("name",), str(exc))
-            try:
-                rules_mod.create(item["name"], params).check(spec)
-            except rules_mod.RuleError as exc:
-                where = path + (("params", exc.param) if exc.param in params else ("params",) if params else ())
-                self.fail(where, str(exc))
-            out.append((item["name"], dict(params)))
+            rule = self.attempt(self.rule, (key, i), item, spec)
+            if rule is not None:
+                out.append(rule)
         return out
+
+    def rule(self, path: Path_, item: Any, spec: PipelineSpec) -> tuple[str, dict[str, Any]]:
+        if isinstance(item, str):
+            item = {"name": item}
+        self._mapping(path, item, "name and params")
+        self._unknown(path, item, ("name", "params"), "rule field")
+        if "name" not in item:
+            self.fail(path, f"a rule needs a name; known rules: {', '.join(rules_mod.names())}.")
+        params = self._mapping(path + ("params",), item.get("params", {}) or {}, "parameter names to values")
+        try:
+            rules_mod.get(item["name"])
+        except rules_mod.RuleError as exc:
+            self.fail(path + ("name",), str(exc))
+        try:
+            rules_mod.create(item["name"], params).check(spec)
+        except rules_mod.RuleError as exc:
+            where = path + (("params", exc.param) if exc.param in params else ("params",) if params else ())
+            self.fail(where, str(exc))
+        return item["name"], dict(params)
 
     # ---- stages
     def stage(self, i: int, item: Any, earlier: dict[str, int]) -> Stage:
@@ -552,6 +584,12 @@ class _Validator:
         for s in stages:
             visit(s.name, [])
         return order
+
+
+def _line_of(error: SpecError) -> int:
+    """The line number in ``file:LINE: ...`` (errors are reported in the order of the file)."""
+    parts = str(error).split(":", 2)
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
 
 
 def _as_list(value: Any) -> Any:
