@@ -109,8 +109,9 @@ class Campaign:
         self.allocation = allocation or Allocation.auto()
         self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
                                 lost_retries=lost_retries)
-        if not self.resumed:  # how to start this campaign again: `steerflow resume DIR` reruns its script
-            self.journal.put("meta", "launch", json.dumps(launch.record(requested)))
+        self.launch = launch.record(requested)  # the script or pipeline that created it (resume runs it)
+        if not self.resumed:
+            self.journal.put("meta", "launch", json.dumps(self.launch))
             self.journal.put("meta", "created", json.dumps(time.time()))
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
         self.journal.put("meta", "layout", json.dumps({"nodes": [(n.name, n.cores, n.gpus) for n in self.allocation.nodes],

@@ -76,7 +76,8 @@ def record(requested: Path) -> dict[str, Any]:
     if _source is not None:
         return {**base, **_source}
     argv0 = sys.argv[0] if sys.argv else ""
-    if argv0.endswith(".py") and os.path.isfile(argv0):
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # set for `python -m module`
+    if argv0.endswith(".py") and os.path.isfile(argv0) and (main_spec is None or main_spec.name == "steerflow.cli"):
         return {**base, "kind": "python", "script": os.path.abspath(argv0), "args": list(sys.argv[1:])}
     return {**base, "kind": "other", "script": "", "args": [], "argv": list(sys.argv)}
 

@@ -1,15 +1,32 @@
-"""A live terminal display of a running campaign: tasks by state, utilisation, elapsed time."""
+"""A live terminal display of a running campaign: progress against its stop condition, pools, failures.
+
+Redrawn by the steering thread a few times a second; it only reads counters. It fits an
+80-column terminal: one line of progress (the task budget and wall limit the stop condition
+knows), a row per pool with its throughput over the last minute, and the latest failures with
+the first line of their error.
+"""
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from .stop import limits
 
 if TYPE_CHECKING:
     from .campaign import Campaign
+
+WINDOW_S = 60.0  # throughput is measured over the last minute
+FAILURES_SHOWN = 3
 
 
 class ProgressDisplay:
@@ -17,6 +34,7 @@ class ProgressDisplay:
 
     def __init__(self, campaign: Campaign) -> None:
         self.campaign = campaign
+        self._samples: deque[tuple[float, dict[str, int]]] = deque()
         self._live = Live(self._render(), console=Console(stderr=True), refresh_per_second=4, transient=False)
 
     def start(self) -> None:
@@ -29,24 +47,87 @@ class ProgressDisplay:
         self.update()
         self._live.stop()
 
-    def _render(self) -> Table:
+    def title(self, width: int = 80) -> str:
+        """``steerflow · SCRIPT · DIRECTORY``, the directory shortened from the left to fit ``width``."""
         camp = self.campaign
-        counts: dict[str, int] = {}
-        busy = 0
+        script = Path(str(camp.launch.get("script") or "")).name
+        try:
+            where = str(camp.directory.relative_to(Path.cwd()))
+        except ValueError:
+            where = str(camp.directory)
+        head = f"steerflow · {script + ' · ' if script else ''}"
+        room = max(12, width - len(head))
+        return head + (where if len(where) <= room else "…" + where[-(room - 1):])
+
+    def _render(self, width: int | None = None) -> RenderableType:
+        camp = self.campaign
+        width = width or (self._live.console.width if hasattr(self, "_live") else 80)
+        by_pool: dict[str, dict[str, int]] = {}
+        busy: dict[str, int] = {}
         for record in list(camp.runtime._records.values()):
+            pool = record.spec.pool  # type: ignore[attr-defined]
+            counts = by_pool.setdefault(pool, {})
             counts[record.state.value] = counts.get(record.state.value, 0) + 1
             if record.placement is not None:
-                busy += sum(len(s.cores) for s in record.placement.slots)
+                busy[pool] = busy.get(pool, 0) + sum(len(s.cores) for s in record.placement.slots)
+        now = time.monotonic()
+        finished = {pool: c.get("done", 0) + c.get("failed", 0) for pool, c in by_pool.items()}
+        self._samples.append((now, finished))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= WINDOW_S:
+            self._samples.popleft()
+        t0, before = self._samples[0]
+        span = max(now - t0, 1e-9)
+
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        for column in ("pool", "wait", "run", "done", "fail", "per min", "cores"):
+            table.add_column(column, justify="left" if column == "pool" else "right",
+                             overflow="ellipsis", max_width=18 if column == "pool" else None)
         total = max(1, camp.allocation.total_cores)
-        done = counts.get("done", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
-        submitted = len(camp._futures)
-        width = 30
-        filled = int(width * done / max(1, submitted))
-        table = Table(title=f"steerflow campaign {camp.directory.name}", show_header=True)
-        for column in ("progress", "waiting", "running", "done", "failed", "cancelled", "cores busy", "elapsed"):
-            table.add_column(column, justify="right")
-        table.add_row(f"[green]{'█' * filled}[/]{'░' * (width - filled)} {done}/{submitted}",
-                      str(counts.get("waiting", 0)), str(counts.get("running", 0) + counts.get("paused", 0)),
-                      str(counts.get("done", 0)), str(counts.get("failed", 0)), str(counts.get("cancelled", 0)),
-                      f"{busy}/{total} ({100 * busy / total:.0f}%)", f"{camp._elapsed():.1f}s")
-        return table
+        for pool, counts in sorted(by_pool.items()):
+            rate = (finished[pool] - before.get(pool, 0)) * 60.0 / span if now > t0 else 0.0
+            table.add_row(escape(pool), str(counts.get("waiting", 0) + counts.get("new", 0)),
+                          str(counts.get("running", 0) + counts.get("paused", 0) + counts.get("placed", 0)),
+                          str(counts.get("done", 0)), str(counts.get("failed", 0)),
+                          f"{rate:.1f}" if now - t0 >= 1 else "-", f"{busy.get(pool, 0)}/{total}")
+        parts: list[RenderableType] = [Text(self.title(width), style="bold", no_wrap=True, overflow="ellipsis"),
+                                       table, self._progress_line()]
+        failures = list(camp.failures.items())
+        if failures:
+            parts.append(Text(f"failed: {len(failures)} (latest first; steerflow show DIR KEY shows one whole)",
+                              style="bold red"))
+            for key, line in reversed(failures[-FAILURES_SHOWN:]):
+                name = camp._specs[key].label() if key in camp._specs else ""  # type: ignore[attr-defined]
+                parts.append(Text(f"  {key} {name}: {line}", overflow="ellipsis", no_wrap=True))
+        return Group(*parts)
+
+    def _progress_line(self) -> Text:
+        camp = self.campaign
+        known = limits(camp._stop_condition)
+        seen, elapsed = camp.ctx.results_seen, camp._elapsed()
+        pieces: list[str] = []
+        fraction = 0.0
+        if "tasks" in known:
+            budget = int(known["tasks"])
+            fraction = max(fraction, seen / max(1, budget))
+            pieces.append(f"{seen}/{budget} results")
+        else:
+            pieces.append(f"{seen} results")
+        if "wall_s" in known:
+            fraction = max(fraction, elapsed / max(1e-9, known["wall_s"]))
+            pieces.append(f"{_clock(elapsed)} of {_clock(known['wall_s'])}")
+        else:
+            pieces.append(_clock(elapsed))
+        if not known:
+            pieces.append("no task budget or wall limit: runs until idle")
+            return Text(" · ".join(pieces))
+        width = 20
+        filled = int(width * min(1.0, fraction))
+        return Text.assemble(("█" * filled, "green"), "░" * (width - filled),
+                             f" {100 * min(1.0, fraction):3.0f}% · " + " · ".join(pieces))
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
