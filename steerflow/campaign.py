@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from . import agents, blobs, control, dirlock, launch
+from . import pools as pools_mod
 from . import journal as journal_mod
 from .agents import Context, Handler, Partial, Result, SteeringError, handlers_of
 from .engines.base import Engine
-from .errors import CampaignLocked, CampaignStopped, RuntimeBroken, TaskFailed
+from .errors import CampaignLocked, CampaignStopped, RuntimeBroken, TaskFailed, first_line
 from .futures import TaskFuture
 from .resources import Allocation
 from .runtime import Runtime, TaskRecord
@@ -105,8 +106,10 @@ class Campaign:
                 conn.close()
         self._seq = (self._replay_log[-1][0] if self._replay_log else 0)
         self._replayed_keys = {row[2] for row in self._replay_log if row[1] == "result"}
-        quotas = {name: _quota(name, value) for name, value in (pools or {}).items()}
+        quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
         self.allocation = allocation or Allocation.auto()
+        for name, (cores, gpus) in quotas.items():
+            pools_mod.warn_if_larger(name, cores, gpus, self.allocation, stacklevel=3)
         self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
                                 lost_retries=lost_retries)
         self.launch = launch.record(requested)  # the script or pipeline that created it (resume runs it)
@@ -214,6 +217,7 @@ class Campaign:
         for name, value in (("cores", cores), ("gpus", gpus)):
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise SteeringError(f"set_quota({pool!r}, {name}={value!r}): a quota is an integer >= 0 or None.")
+        pools_mod.warn_if_larger(pool, cores, gpus, self.allocation, stacklevel=4)
         self._runtime.set_quota(pool, cores, gpus)
         if not self._replaying:  # provenance only: on resume the replayed handlers set it again
             self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())
@@ -397,7 +401,7 @@ class Campaign:
                             batch, handler.buffer = handler.buffer, []
                             self._call(handler, batch, self.ctx)
             if not (handled or result.handled or result.cancelled):
-                self.unhandled[key] = self.failures.get(key) or _first_line(result.error)
+                self.unhandled[key] = self.failures.get(key) or first_line(result.error)
         elif kind == "partial":
             _, key, attempt, index, value, stamp = item
             spec = self._specs[key]
@@ -499,7 +503,7 @@ class Campaign:
                 error = future.exception()
                 self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now,
                                         timing)
-                self.failures[key] = _first_line(error)
+                self.failures[key] = first_line(error)
             else:
                 self.journal.put_result(key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
                                         started, now, timing)
@@ -613,26 +617,8 @@ class Campaign:
         self.close()
 
 
-def _quota(name: str, value: Any) -> tuple[int | None, int | None]:
-    if isinstance(value, dict):
-        unknown = set(value) - {"cores", "gpus"}
-        if unknown:
-            raise SteeringError(f"Pool {name!r}: unknown quota field(s) {sorted(unknown)}; use cores and gpus.")
-        return value.get("cores"), value.get("gpus")
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return value[0], value[1]
-    if isinstance(value, int):
-        return value, None
-    raise SteeringError(f"Pool {name!r}: give its quota as {{'cores': N, 'gpus': M}}, got {value!r}.")
-
-
 def _fingerprint(spec: TaskSpec) -> str:
     return f"{type(spec).__name__}:{spec.label()}:{spec.pool}"  # type: ignore[attr-defined]
-
-
-def _first_line(error: BaseException | None) -> str:
-    text = f"{type(error).__name__}: {error}" if error is not None else "failed"
-    return text.strip().splitlines()[0] if text.strip() else "failed"
 
 
 def _pickle_or_none(payload: Any) -> bytes | None:

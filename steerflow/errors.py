@@ -93,3 +93,9 @@ class CampaignStopped(SteerflowError):
 
 class SpecError(SteerflowError, ValueError):
     """A YAML campaign spec is invalid; the message names the line and the field."""
+
+
+def first_line(error: BaseException | None) -> str:
+    """``Type: message``'s first line: what a one-line list of failures shows for an error."""
+    text = f"{type(error).__name__}: {error}".strip() if error is not None else ""
+    return text.splitlines()[0] if text else "failed"
