@@ -3,14 +3,20 @@
 The journal keeps each task's description for provenance (``tasks.spec``: the function and its
 arguments, or the command line). An argument whose pickle is larger than `THRESHOLD` is written
 to ``blobs/<sha256>.pkl`` once, and the row keeps a `BlobRef` in its place: the same matrix sent
-to a thousand tasks costs one copy on disk and a few dozen bytes per row. Resume never reads
-these (the script submits its tasks again); `steerflow show` and provenance readers do.
+to a thousand tasks costs one copy on disk and a few dozen bytes per row. A blob that compresses
+well (fingerprint matrices: ~20x) is written zlib-compressed (``.pkl.zlib``). The submitting
+thread only pickles and hashes; a writer thread of the campaign's `Store` compresses and writes,
+and `Store.close` waits for it. Resume never reads these (the script submits its tasks again);
+`steerflow show` and provenance readers do.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,8 @@ from .task import Executable, Function, TaskSpec
 
 THRESHOLD = 64 * 1024  # bytes of pickle above which an argument is stored as a blob
 FOLDER = "blobs"
+COMPRESSED = ".pkl.zlib"
+_PROBE = 64 * 1024  # compress when the first 64 KB shrink below 80 %
 
 
 @dataclass(frozen=True)
@@ -30,18 +38,69 @@ class BlobRef:
     size: int
 
     def path(self, directory: Path) -> Path:
-        return Path(directory) / FOLDER / f"{self.digest}.pkl"
+        """Where it is stored (compressed or not); the plain name when it is not written (yet)."""
+        plain = Path(directory) / FOLDER / f"{self.digest}.pkl"
+        packed = plain.with_name(self.digest + COMPRESSED)
+        return packed if packed.exists() else plain
 
     def __repr__(self) -> str:
         return f"<argument stored once in {FOLDER}/{self.digest[:12]}….pkl, {_size(self.size)}>"
 
 
-def spec_blob(directory: Path, spec: TaskSpec) -> bytes | None:
+class Store:
+    """A campaign's blob folder: `put` hashes on the caller's thread, a writer thread stores each new blob once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._known: set[str] = set()
+        self._queue: queue.SimpleQueue[tuple[Path, bytes] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.error: Exception | None = None
+
+    def put(self, data: bytes) -> BlobRef:
+        ref = BlobRef(hashlib.sha256(data).hexdigest(), len(data))
+        if ref.digest in self._known:
+            return ref
+        self._known.add(ref.digest)
+        path = ref.path(self.directory)
+        if path.exists():  # stored by an earlier run of this campaign
+            return ref
+        if self._thread is None:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            self._thread = threading.Thread(target=self._writer, name="steerflow-blobs", daemon=True)
+            self._thread.start()
+        self._queue.put((path, data))
+        return ref
+
+    def close(self) -> None:
+        """Wait until every blob put so far is on disk."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _writer(self) -> None:
+        while (item := self._queue.get()) is not None:
+            path, data = item
+            try:
+                probe = data[:_PROBE]
+                if len(zlib.compress(probe, 1)) < 0.8 * len(probe):
+                    path, data = path.with_name(path.name[:-4] + COMPRESSED), zlib.compress(data, 1)
+                tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)  # atomic: a reader never sees half a blob
+            except OSError as exc:  # e.g. disk full: provenance only, the campaign goes on
+                self.error = exc
+
+
+def spec_blob(store: Store, spec: TaskSpec) -> bytes | None:
     """A task's description for the journal, large arguments replaced by references (best effort)."""
     try:
         if isinstance(spec, Function):
-            args = tuple(_by_reference(directory, a) for a in spec.args)
-            kwargs = {k: _by_reference(directory, v) for k, v in spec.kwargs.items()}
+            args = tuple(_by_reference(store, a) for a in spec.args)
+            kwargs = {k: _by_reference(store, v) for k, v in spec.kwargs.items()}
             return serialize.dumps_inband({"fn": spec.label(), "args": args, "kwargs": kwargs})
         if isinstance(spec, Executable):
             return serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
@@ -60,11 +119,13 @@ def load_spec(directory: Path, blob: bytes, resolve: bool = False) -> dict[str, 
 
 
 def load(directory: Path, ref: BlobRef) -> Any:
-    with open(ref.path(directory), "rb") as f:
-        return serialize.loads(f.read())
+    path = ref.path(directory)
+    with open(path, "rb") as f:
+        data = f.read()
+    return serialize.loads(zlib.decompress(data) if path.name.endswith(COMPRESSED) else data)
 
 
-def _by_reference(directory: Path, value: Any) -> Any:
+def _by_reference(store: Store, value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, complex)):
         return value
     if isinstance(value, (str, bytes)) and len(value) < THRESHOLD // 4:
@@ -72,16 +133,7 @@ def _by_reference(directory: Path, value: Any) -> Any:
     data = serialize.dumps_inband(value)
     if len(data) <= THRESHOLD:
         return value
-    ref = BlobRef(hashlib.sha256(data).hexdigest(), len(data))
-    path = ref.path(directory)
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)  # atomic: a reader never sees half a blob
-    return ref
+    return store.put(data)
 
 
 def _size(n: int) -> str:

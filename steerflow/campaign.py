@@ -93,6 +93,7 @@ class Campaign:
         self.on_agent_error = on_agent_error
         self.resumed = bool(resume and exists)
         self.journal = journal_mod.Journal(self.directory)
+        self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
         self._stored: dict[int, journal_mod.StoredResult] = {}
         self._known: dict[int, str] = {}
         self._replay_log: list[tuple] = []
@@ -185,7 +186,7 @@ class Campaign:
                 if key not in self._known:
                     self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
                                      ",".join(spec.tags), spec.priority, fingerprint, time.time(),
-                                     blobs.spec_blob(self.directory, spec), spec.ranks * spec.cores_per_rank,
+                                     blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
                                      spec.ranks * spec.gpus_per_rank)
                 future = self._runtime.submit_spec(spec, task_id=key)
             self._futures[key] = future
@@ -598,6 +599,7 @@ class Campaign:
         self._control.close()
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
+        self._blobs.close()
         dirlock.release(self._lock_fd)
         launch.ended(self.directory, self.unhandled)
 

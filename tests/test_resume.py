@@ -143,3 +143,18 @@ def test_cancel_stop_stops_the_whole_script_and_the_summary_agrees_with_the_jour
     out = subprocess.run([*STEERFLOW, "resume", str(root)], env=_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert rundirs.status(root / "second")["pools"]["default"] == {"done": 1}
+
+
+def test_resume_of_a_yaml_pipeline_runs_its_spec_file_in_the_directory_given(tmp_path):
+    spec = Path(__file__).resolve().parents[1] / "examples" / "02-yaml-pipeline" / "pipeline.yaml"
+    first = subprocess.run([*STEERFLOW, "run", "--dir", str(tmp_path / "y"), str(spec)], env=_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    shutil.copytree(tmp_path / "y", tmp_path / "copy")
+    out = subprocess.run([*STEERFLOW, "resume", str(tmp_path / "copy")], env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"--resume --dir {tmp_path / 'copy'} {spec}" in out.stderr  # what it runs, shown
+    assert rundirs.status(tmp_path / "copy")["drivers_so_far"] == 2  # the copy was resumed ...
+    assert rundirs.status(tmp_path / "y")["drivers_so_far"] == 1  # ... and the original left alone
+    assert rundirs.status(tmp_path / "copy")["pools"]["scan"] == {"done": 18}  # replayed, nothing ran again
