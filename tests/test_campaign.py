@@ -196,18 +196,20 @@ def _explode():
     return 1 / 0
 
 
-def walker(start, steps, log):
+def walker(start, steps, log, progress=None):
     """Walk from `start`; checkpoint every step; a new start means a new starting point."""
     state = checkpoint.load()
     if state is None or state["start"] != start:
         state = {"start": start, "pos": start, "i": 0, "starts": 0}
-    state["starts"] += 1
+    state = {**state, "starts": state["starts"] + 1}
     try:
         while state["i"] < steps:
             time.sleep(0.02)
-            state["pos"] += 1
-            state["i"] += 1
-            checkpoint.save(state)
+            state = {**state, "pos": state["pos"] + 1, "i": state["i"] + 1}  # one assignment: Preempted
+            checkpoint.save(state)  # may land anywhere, the saved state stays consistent
+            if progress:
+                with open(progress, "a") as f:
+                    f.write(f"{state['i']}\n")
     except sf.Preempted:
         checkpoint.save(state)
         raise
@@ -223,14 +225,14 @@ def stamp(log):
 
 
 def test_preempt_restarts_from_checkpoint_and_frees_resources(tmp_path):
-    log = tmp_path / "log"
+    log, progress = tmp_path / "log", tmp_path / "progress"
     camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=1), progress=False)
-    walk = camp.submit(Function(walker, args=(0, 30, log)))
+    walk = camp.submit(Function(walker, args=(0, 30, log, progress)))
     blocked = {}
 
-    @camp.on_timer(0.25)
+    @camp.on_timer(0.01)  # a poll: it acts once the walk has checkpointed three steps
     def preempt_once(ctx):
-        if "stamp" not in blocked:
+        if "stamp" not in blocked and progress.exists() and len(progress.read_text().split()) >= 3:
             blocked["stamp"] = ctx.submit(Function(stamp, args=(log,)))  # needs the only core
             ctx.preempt(walk, grace=5)
 
@@ -244,19 +246,20 @@ def test_preempt_restarts_from_checkpoint_and_frees_resources(tmp_path):
 
 
 def test_preempt_with_a_new_starting_point(tmp_path):
-    log = tmp_path / "log"
+    log, progress = tmp_path / "log", tmp_path / "progress"
     camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=1), progress=False)
-    walk = camp.submit(Function(walker, args=(0, 20, log)))
+    walk = camp.submit(Function(walker, args=(0, 20, log, progress)))
 
-    @camp.on_timer(0.2)
+    @camp.on_timer(0.01)  # a poll: it acts once the walk is under way
     def move(ctx):
-        if not ctx.state.__dict__.get("moved"):
+        if not ctx.state.__dict__.get("moved") and progress.exists():
             ctx.state.moved = True
             ctx.preempt(walk, args=(1000, 5, log))
 
     camp.run()
     state = walk.result()
     assert state["start"] == 1000 and state["pos"] == 1005 and state["starts"] == 1
+    assert [a.outcome for a in camp.runtime.task(walk.task_id).attempts] == ["preempted", "done"]
 
 
 def test_suspend_and_resume_from_an_agent(tmp_path):

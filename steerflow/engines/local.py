@@ -21,18 +21,21 @@ from ..resources import Allocation
 from ..task import Executable, Function
 from . import launchers
 from .base import Event, Launch
-from .worker import _HEADER, read_exact, write_all
+from .worker import _HEADER, CONTROL, read_exact, write_all
 
 _FN_CACHE_MAX = 4096
 
 
 class _Worker:
-    __slots__ = ("proc", "rfd", "wfd", "known", "launch", "cpus")
+    __slots__ = ("proc", "rfd", "wfd", "cfd", "known", "launch", "number", "stopped", "doomed")
 
-    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int) -> None:
-        self.proc, self.rfd, self.wfd = proc, rfd, wfd
+    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int) -> None:
+        self.proc, self.rfd, self.wfd, self.cfd = proc, rfd, wfd, cfd
         self.known: set[int] = set()
         self.launch: Launch | None = None
+        self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
+        self.stopped = False  # SIGSTOPped by suspend: continued before it serves another task
+        self.doomed = False  # killed: never handed another task, even if its last reply arrives
 
 
 class _Child:
@@ -91,6 +94,7 @@ class LocalEngine:
         self._sel.register(self._wake_fd, selectors.EVENT_READ, None)
         self._idle: list[_Worker] = []
         self._busy: dict[int, _Worker] = {}
+        self._dying: list[_Worker] = []  # killed workers whose last reply came before their end
         self._children: dict[int, _Child] = {}
         self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
         self._next_key = 0
@@ -111,14 +115,17 @@ class LocalEngine:
     def _spawn_worker(self) -> _Worker:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
+        control_r, control_w = os.pipe()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w)],
-            pass_fds=(to_worker_r, from_worker_w), start_new_session=True, env=self._worker_env,
+            [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w), str(control_r)],
+            pass_fds=(to_worker_r, from_worker_w, control_r), start_new_session=True, env=self._worker_env,
             stdin=subprocess.DEVNULL)
         os.close(to_worker_r)
         os.close(from_worker_w)
+        os.close(control_r)
         os.set_blocking(from_worker_r, True)
-        worker = _Worker(proc, from_worker_r, to_worker_w)
+        os.set_blocking(control_w, False)
+        worker = _Worker(proc, from_worker_r, to_worker_w, control_w)
         self._sel.register(from_worker_r, selectors.EVENT_READ, worker)
         return worker
 
@@ -131,11 +138,11 @@ class LocalEngine:
                 write_all(worker.wfd, _HEADER.pack(len(_STOP)) + _STOP)
             except OSError:
                 pass
-        for worker in list(self._busy.values()):
+        for worker in [*self._busy.values(), *self._dying]:
             proctree.signal_tree(worker.proc.pid)
         for child in list(self._children.values()):
             proctree.signal_tree(child.proc.pid)
-        for worker in [*self._idle, *self._busy.values()]:
+        for worker in [*self._idle, *self._busy.values(), *self._dying]:
             try:
                 worker.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
@@ -151,6 +158,7 @@ class LocalEngine:
             self._close_child(child)
         self._idle.clear()
         self._busy.clear()
+        self._dying.clear()
         self._children.clear()
         self._sel.close()
         os.close(self._wake_fd)
@@ -181,6 +189,7 @@ class LocalEngine:
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
         worker.launch = launch
+        worker.number += 1
         if launch.payload is not None and serialize.in_shared_memory(launch.payload):
             self._payload_pids.setdefault(launch.task_id, set()).add(worker.proc.pid)
         self._busy[launch.task_id] = worker
@@ -253,18 +262,26 @@ class LocalEngine:
 
     def kill(self, task_id: int) -> None:
         """Kill the task's whole process tree now; its end is reported by `wait` as usual."""
+        worker = self._busy.get(task_id)
+        if worker is not None:
+            worker.doomed = True  # a reply already on its way must not return it to the idle pool
         pid = self._pid_of(task_id)
         if pid is not None:
             proctree.signal_tree(pid, signal.SIGKILL)
 
     def preempt(self, task_id: int) -> None:
-        """Ask a task to checkpoint and stop: SIGUSR1 raises `Preempted` in a function, SIGTERM ends a program."""
+        """Ask a task to checkpoint and stop: `Preempted` is raised in a function, SIGTERM ends a program.
+
+        A function that has not started yet (its worker still unpickling or importing) is
+        preempted as it starts: the request names the worker's task number on its control pipe.
+        """
         worker = self._busy.get(task_id)
         if worker is not None:
             try:
+                os.write(worker.cfd, CONTROL.pack(worker.number))
                 os.kill(worker.proc.pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
+            except (ProcessLookupError, BlockingIOError, BrokenPipeError):
+                pass  # gone (its end is reported as usual) or flooded with requests it will read
             return
         child = self._children.get(task_id)
         if child is not None:
@@ -277,11 +294,17 @@ class LocalEngine:
         return str(self._run_dir / "checkpoints" / f"{task_id}.ckpt")
 
     def suspend(self, task_id: int) -> None:
+        worker = self._busy.get(task_id)
+        if worker is not None:
+            worker.stopped = True
         pid = self._pid_of(task_id)
         if pid is not None:
             proctree.signal_tree(pid, signal.SIGSTOP)
 
     def resume(self, task_id: int) -> None:
+        worker = self._busy.get(task_id)
+        if worker is not None:
+            worker.stopped = False
         pid = self._pid_of(task_id)
         if pid is not None:
             proctree.signal_tree(pid, signal.SIGCONT)
@@ -333,7 +356,13 @@ class LocalEngine:
         launch = worker.launch
         worker.launch = None
         self._busy.pop(task_id, None)
-        self._idle.append(worker)
+        if worker.stopped:  # suspended just as it finished: continue it before it serves another task
+            worker.stopped = False
+            proctree.signal_tree(worker.proc.pid, signal.SIGCONT)
+        if worker.doomed:  # killed: it reports its end by EOF, then is replaced
+            self._dying.append(worker)
+        else:
+            self._idle.append(worker)
         attempt = launch.attempt if launch is not None else 0
         events.append(Event("ok", task_id, attempt, blob, times=times) if ok
                       else Event("error", task_id, attempt, blob, tb, times=times))
@@ -348,10 +377,11 @@ class LocalEngine:
             events.append(Event("lost", launch.task_id, launch.attempt,
                                 text=f"its worker process (pid {worker.proc.pid}) died with {reason}", code=code))
         else:
-            try:
-                self._idle.remove(worker)
-            except ValueError:
-                pass
+            for pool in (self._idle, self._dying):
+                try:
+                    pool.remove(worker)
+                except ValueError:
+                    pass
         if not self._closed:  # keep the warm pool at strength
             self._idle.append(self._spawn_worker())
 
@@ -360,7 +390,7 @@ class LocalEngine:
             self._sel.unregister(worker.rfd)
         except (KeyError, ValueError):
             pass
-        for fd in (worker.rfd, worker.wfd):
+        for fd in (worker.rfd, worker.wfd, worker.cfd):
             try:
                 os.close(fd)
             except OSError:

@@ -10,6 +10,13 @@ answers ``(task_id, ok, result_bytes, traceback_text, times)``, where ``times`` 
 received, function started, function returned, result serialised) on the worker's clock, so
 the journal can split a task's overhead. Keep it this small: it is the hot path.
 While a task runs it may also send ``("partial", task_id, value_bytes)`` (`steerflow.partial.emit`).
+
+Preempting: the driver writes the number of the task message it means (the worker's n-th task,
+an 8-byte integer) to a third, control pipe, then sends SIGUSR1. The signal only says "look":
+the handler reads every number waiting there and raises `Preempted` if it names the task that
+runs now; a number for a task whose function has not started yet (still unpickling its
+arguments or importing) is acted on as it starts, and one for a finished task is ignored. So a
+preempt that arrives at any moment takes effect, and never hits the wrong task.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import traceback
 from typing import Any
 
 _HEADER = struct.Struct("!I")
+CONTROL = struct.Struct("!Q")  # on the control pipe: the worker's task number to preempt
 
 
 def set_parent_death_signal(sig: int = 9) -> None:
@@ -54,7 +62,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def main(rfd: int, wfd: int) -> None:
+def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     import pickle
     import signal
 
@@ -62,17 +70,33 @@ def main(rfd: int, wfd: int) -> None:
     from steerflow.errors import Preempted
 
     set_parent_death_signal()
-    running = [False]
+    running = [0]  # the number of the task whose function runs now (0: none)
+    wanted = [0]  # the highest task number the driver asked to preempt
+    if cfd >= 0:
+        os.set_blocking(cfd, False)
+
+    def read_requests() -> None:
+        while True:
+            try:
+                data = os.read(cfd, CONTROL.size * 64)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            for (number,) in CONTROL.iter_unpack(data[:len(data) - len(data) % CONTROL.size]):
+                wanted[0] = max(wanted[0], number)
 
     def preempt(signum: int, frame: object) -> None:
-        if running[0]:
-            running[0] = False
+        read_requests()
+        if running[0] and running[0] == wanted[0]:
+            running[0] = 0
             raise Preempted("The campaign preempted this task; it will run again later.")
 
     signal.signal(signal.SIGUSR1, preempt)
     _stream_partials(wfd)
     functions: dict[int, Any] = {}
     current_cpus: tuple[int, ...] | None = None
+    number = 0
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
     while True:
         try:
@@ -84,23 +108,27 @@ def main(rfd: int, wfd: int) -> None:
             return
         t_recv = time.time()
         t_start = t_end = 0.0
+        number += 1
         task_id, fn_key, fn_bytes, payload, cpus, env = msg
         try:
             if fn_bytes is not None:
                 functions[fn_key] = serialize.loads(fn_bytes)
             fn = functions[fn_key]
             if cpus != current_cpus:
-                os.sched_setaffinity(0, cpus)
+                set_affinity(cpus)
                 current_cpus = cpus
             os.environ.update(env)
             _current[0] = task_id
             args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
-            running[0] = True
+            running[0] = number  # from here a preempt signal raises at once ...
             t_start = time.time()
             try:
+                if wanted[0] == number:  # ... and one that came while we unpickled or imported acts now
+                    running[0] = 0
+                    raise Preempted("The campaign preempted this task before it started; it will run again later.")
                 value = fn(*args, **kwargs)
             finally:
-                running[0] = False
+                running[0] = 0
                 t_end = time.time()
             reply = (task_id, True, serialize.dumps(value), "", (t_recv, t_start, t_end, time.time()))
             args = kwargs = value = None  # unmap shared-memory arguments before the driver may reuse them
@@ -142,12 +170,27 @@ def _stream_partials(wfd: int) -> None:
     partial.set_sink(send)
 
 
+def set_affinity(cpus: Any) -> None:
+    """Bind every thread of this process (BLAS and OpenMP pools too, not only the caller) to ``cpus``."""
+    os.sched_setaffinity(0, cpus)
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return
+    if len(threads) > 1:
+        for tid in threads:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:  # the thread ended meanwhile
+                pass
+
+
 def _frame(data: bytes) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
 if __name__ == "__main__":
     try:
-        main(int(sys.argv[1]), int(sys.argv[2]))
+        main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else -1)
     except (BrokenPipeError, ConnectionResetError, EOFError, KeyboardInterrupt):
         os._exit(0)  # the driver went away (even before we said ready): nothing to report to, leave quietly
