@@ -6,11 +6,14 @@ whole process tree, and the future is cancelled at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import TaskFailed
+from .serialize import Encoded
 from .task import TaskState
 
 if TYPE_CHECKING:
@@ -26,6 +29,20 @@ class TaskFuture(Future[T]):
         super().__init__()
         self._runtime = runtime
         self.task_id = task_id
+
+    def result(self, timeout: float | None = None) -> T:
+        """The task's value; a result still in its wire form is loaded here, in the caller's thread, once."""
+        value = super().result(timeout)
+        if type(value) is Encoded:
+            with self._condition:
+                value = self._result
+                if type(value) is Encoded:
+                    try:
+                        value = value.load()
+                    except Exception as exc:  # noqa: BLE001
+                        raise TaskFailed(f"Task {self.task_id}'s result could not be unpickled: {exc}") from exc
+                    self._result = value
+        return value
 
     def cancel(self) -> bool:
         """Cancel the task, killing it if it runs. False only if it had already finished."""
@@ -80,14 +97,18 @@ def find_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TaskFutu
     return found
 
 
-def substitute(value: Any) -> Any:
-    """Replace done futures by their values (the same depth `find_futures` looks)."""
+def _value(future: TaskFuture) -> Any:
+    return future.result()
+
+
+def substitute(value: Any, resolve: Callable[[TaskFuture], Any] = _value) -> Any:
+    """Replace done futures by ``resolve(future)``, their values by default (the same depth `find_futures` looks)."""
     if isinstance(value, TaskFuture):
-        return value.result()
+        return resolve(value)
     if isinstance(value, list):
-        return [v.result() if isinstance(v, TaskFuture) else v for v in value]
+        return [resolve(v) if isinstance(v, TaskFuture) else v for v in value]
     if isinstance(value, tuple):
-        return tuple(v.result() if isinstance(v, TaskFuture) else v for v in value)
+        return tuple(resolve(v) if isinstance(v, TaskFuture) else v for v in value)
     if isinstance(value, dict):
-        return {k: v.result() if isinstance(v, TaskFuture) else v for k, v in value.items()}
+        return {k: resolve(v) if isinstance(v, TaskFuture) else v for k, v in value.items()}
     return value

@@ -74,7 +74,7 @@ class TaskRecord:
 
     __slots__ = ("id", "spec", "state", "future", "request", "payload", "deps", "waiting_on", "dependents",
                  "placement", "attempts", "lost", "kill_reason", "submitted", "ready", "started", "ended", "result_blob",
-                 "__weakref__")
+                 "output", "inputs", "__weakref__")
 
     def __init__(self, task_id: int, spec: TaskSpec, future: TaskFuture, request: Request) -> None:
         self.id = task_id
@@ -95,6 +95,8 @@ class TaskRecord:
         self.started = 0.0
         self.ended = 0.0
         self.result_blob: bytes | None = None  # the pickled value as it came back (the journal reuses it)
+        self.output: serialize.Encoded | None = None  # that value, while dependents may take it by reference
+        self.inputs: list[serialize.Encoded] = []  # results of other tasks this one's arguments refer to
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.spec!r} {self.state.value}>"
@@ -455,8 +457,18 @@ class Runtime(Executor):
         spec = record.spec
         if record.payload is None and isinstance(spec, Function):
             try:
-                args = tuple(substitute(a) for a in spec.args)
-                kwargs = {k: substitute(v) for k, v in spec.kwargs.items()}
+                def by_reference(future: TaskFuture) -> Any:  # a result in its wire form, not loaded here
+                    dep = self._records.get(future.task_id) if future._runtime is self else None
+                    output = dep.output if dep is not None else None
+                    if output is None or not output.shareable:
+                        return future.result()
+                    if output not in record.inputs:
+                        output.readers += 1
+                        record.inputs.append(output)
+                    return serialize.Ref(output.blob)
+
+                args = tuple(substitute(a, by_reference) for a in spec.args)
+                kwargs = {k: substitute(v, by_reference) for k, v in spec.kwargs.items()}
                 record.payload = self._encode_args(spec, args, kwargs)
             except Exception as exc:  # noqa: BLE001
                 self._finish(record, TaskState.FAILED, exc)
@@ -529,13 +541,10 @@ class Runtime(Executor):
             return
         if kind == "ok":
             attempt.outcome = "done"
-            try:
-                value = serialize.loads(event.value)
-            except Exception as exc:  # noqa: BLE001
-                self._retry_or_fail(record, TaskFailed(f"Task {record.id}'s result could not be unpickled: {exc}"))
-                return
+            # not loaded here: the future loads it when asked, dependents get it by reference
             record.result_blob = event.value
-            self._finish(record, TaskState.DONE, value=value)
+            record.output = serialize.Encoded(event.value)
+            self._finish(record, TaskState.DONE, value=record.output)
         elif kind == "exit":
             spec = record.spec
             stem = self.run_dir / "tasks" / f"{record.id}.{attempt.number}"
@@ -661,7 +670,19 @@ class Runtime(Executor):
         if record.payload is not None:
             self.engine.release_payload(record.id, record.payload)  # shared-memory buffers: finished for good
             record.payload = None
+        if record.inputs:  # this task no longer reads its inputs' shared memory
+            for output in record.inputs:
+                output.readers -= 1
+                if output.readers == 0:
+                    output.settle(pin=True)
+            record.inputs = []
+        output = record.output
         dependents, record.dependents = record.dependents, []
+        if output is not None:  # each dependent holds the result's files until it ends (it may get it by reference)
+            for dependent in dependents:
+                if not dependent.state.finished:
+                    output.readers += 1
+                    dependent.inputs.append(output)
         for dependent in dependents:
             if dependent.state.finished:
                 continue
@@ -671,6 +692,8 @@ class Runtime(Executor):
                     self._make_ready(dependent)
             else:
                 self._fail_dependency(dependent, record)
+        if output is not None and output.readers == 0:  # nobody reads it by reference: the future keeps it mapped
+            output.settle(pin=True)
 
     def _fail_dependency(self, record: TaskRecord, dep: TaskRecord) -> None:
         self._finish(record, TaskState.FAILED, DependencyFailed(
@@ -695,6 +718,8 @@ class Runtime(Executor):
         finally:
             for record in list(self._records.values()):
                 self._resolve_orphan(record)
+                if record.output is not None:
+                    record.output.settle(pin=True)  # no task reads it any more; the future may still
 
     def _resolve_orphan(self, record: TaskRecord) -> None:
         """A task the loop will never run: cancelled by shutdown, or failed with the loop's own failure."""

@@ -6,8 +6,9 @@ closures, things defined in ``__main__``), so any picklable callable works.
 
 Data by reference
 -----------------
-Large buffers (numpy arrays and anything else that hands pickle protocol 5 out-of-band
-``PickleBuffer`` objects) do not go through the pipe: `dumps` writes each out-of-band buffer of
+Large buffers (numpy arrays, ``bytearray`` and anything else that hands pickle protocol 5
+out-of-band ``PickleBuffer`` objects, and large plain ``bytes``, which pickle always writes
+in-band, so `dumps` wraps them) do not go through the pipe: `dumps` writes each out-of-band buffer of
 at least `SHM_THRESHOLD` bytes, with one copy, into its own file in ``/dev/shm`` (or the temporary
 directory when there is no ``/dev/shm``) named ``steerflow-<creator pid>-<random>``, mode 0600,
 and returns a small *envelope* that names those files. `loads` maps each file (``mmap``) and
@@ -81,6 +82,8 @@ def dumps(obj: Any) -> bytes:
     """
     big: list[pickle.PickleBuffer] = []
     threshold = SHM_THRESHOLD
+    if _shallow_big_bytes(obj, threshold):  # the common case, found without pickling it twice
+        obj = _lift_bytes(obj, threshold)
 
     def keep_inband(buf: pickle.PickleBuffer) -> bool:  # False: out-of-band
         try:
@@ -101,6 +104,10 @@ def dumps(obj: Any) -> bytes:
         if b"__main__" in data:  # by-reference pickles of __main__ objects cannot load in a worker
             big.clear()
             data = cloudpickle.dumps(obj, PROTOCOL, buffer_callback=keep_inband)
+    if len(data) >= threshold and not big:  # something large went in-band: plain bytes, which pickle never lifts
+        lifted = _lift_bytes(obj, threshold)
+        if lifted is not obj:
+            return dumps(lifted)
     if not big:
         return data
     try:
@@ -114,6 +121,69 @@ def dumps(obj: Any) -> bytes:
         head.append(encoded)
     head.append(data)
     return b"".join(head)
+
+
+class _BigBytes:
+    """A large ``bytes`` or ``bytearray``, pickled as an out-of-band buffer (loads back as its own type)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return type(self.data), (pickle.PickleBuffer(self.data),)
+
+
+def _shallow_big_bytes(obj: Any, threshold: int) -> bool:
+    """A large ``bytes``/``bytearray`` at the top, or among the first items of a short tuple/list two levels down (arguments)."""
+    kind = type(obj)
+    if kind is bytes or kind is bytearray:
+        return len(obj) >= threshold
+    if kind is tuple or kind is list:
+        for item in obj[:8]:
+            sub = type(item)
+            if sub is bytes or sub is bytearray:
+                if len(item) >= threshold:
+                    return True
+            elif sub is tuple or sub is list:
+                for inner in item[:8]:
+                    if (type(inner) is bytes or type(inner) is bytearray) and len(inner) >= threshold:
+                        return True
+    return False
+
+
+def _lift_bytes(obj: Any, threshold: int, depth: int = 3) -> Any:
+    """``obj`` with its large ``bytes``/``bytearray`` wrapped for out-of-band pickling (tuples, lists, dicts; a few levels deep)."""
+    kind = type(obj)
+    if kind is bytes or kind is bytearray:
+        return _BigBytes(obj) if len(obj) >= threshold else obj
+    if depth == 0 or kind not in (tuple, list, dict) or len(obj) > 10_000:
+        return obj
+    if kind is dict:
+        items = {k: _lift_bytes(v, threshold, depth - 1) for k, v in obj.items()}
+        return items if any(items[k] is not v for k, v in obj.items()) else obj
+    lifted = [_lift_bytes(v, threshold, depth - 1) for v in obj]
+    if all(a is b for a, b in zip(lifted, obj)):
+        return obj
+    return tuple(lifted) if kind is tuple else lifted
+
+
+class Ref:
+    """A pickled value carried inside another payload: the worker loads it where it lands.
+
+    A dependent's arguments hold a `Ref` to each input's result as it came back from its task,
+    so a result in shared memory goes to the next task by reference: the driver neither loads
+    nor copies it, and the next worker maps the same files (copy-on-write).
+    """
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+
+    def __reduce__(self) -> tuple:
+        return loads, (self.blob, False)
 
 
 def dumps_inband(obj: Any) -> bytes:
@@ -141,33 +211,25 @@ _RECYCLE_LIMIT = 512 * 1024 * 1024
 _recycled: list[tuple[int, str]] = []  # (bytes already allocated, path): files nobody maps any more
 
 
-def recycle(data: bytes, pids: Iterable[int] = ()) -> None:
-    """Like `release`, but keep the payload's files for reuse when none of ``pids`` maps them.
+def recycle(data: bytes, held: Iterable[str] = ()) -> None:
+    """Like `release`, but keep the payload's files for reuse when no process still maps them.
 
     Allocating tmpfs pages is most of the cost of a large transfer (here: 10 MB into a new file
     3.7 ms, into an allocated one 1.6 ms, and freeing them ~1.5 ms more), so files of finished
     payloads are rewritten instead of unlinked. Reuse is safe only if no process still maps the
-    file (a task may have kept a reference to its argument): ``pids`` are the processes that
-    loaded the payload, and each is checked in /proc/PID/maps; a mapped file is unlinked as usual.
+    file (a task may have kept a reference to its argument): ``held`` are the files workers said
+    they still map after their task (see `mapped_paths`); those, and files this process maps,
+    are unlinked as usual.
     """
     if not in_shared_memory(data):
         return
-    paths = _parse(data)[0]
-    maps = b"".join(_read_maps(pid) for pid in set(pids))
-    for path, size in paths:
-        held = sum(c for c, _ in _recycled)
-        if path.encode() in maps or held + size > _RECYCLE_LIMIT or not os.path.exists(path):
+    held = held if isinstance(held, (set, frozenset, dict)) else set(held)
+    for path, size in _parse(data)[0]:
+        total = sum(c for c, _ in _recycled)
+        if path in held or path in _live or total + size > _RECYCLE_LIMIT or not os.path.exists(path):
             _unlink(path)
         else:
             _recycled.append((size, path))
-
-
-def _read_maps(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
-            return f.read()
-    except OSError:  # gone: it maps nothing
-        return b""
 
 
 def _take_recycled(size: int) -> tuple[str, int] | None:
@@ -312,8 +374,90 @@ def _map(path: str, size: int, consume: bool) -> memoryview:
     finally:
         os.close(fd)
     region = (lib.ctypes.c_ubyte * size).from_address(addr)
-    lib.finalize(region, lib.munmap, addr, size)
+    if consume:
+        lib.finalize(region, lib.munmap, addr, size)
+    else:  # the file stays: remember that this process maps it, so nobody rewrites it under us
+        _live[path] = _live.get(path, 0) + 1
+        lib.finalize(region, _unmap, addr, size, path)
     return memoryview(region)
+
+
+_live: dict[str, int] = {}  # files of payloads loaded with consume=False that this process still maps
+
+
+def _unmap(addr: int, size: int, path: str) -> None:
+    assert _libc is not None
+    _libc.munmap(addr, size)
+    count = _live.get(path, 0) - 1
+    if count > 0:
+        _live[path] = count
+    else:
+        _live.pop(path, None)
+
+
+def mapped_paths() -> set[str]:
+    """The shared-memory files this process still maps from payloads loaded with ``consume=False``.
+
+    A worker reports them after a task: a task that kept a reference to its argument keeps the
+    file mapped, and such a file must not be recycled.
+    """
+    return set(_live)
+
+
+class Encoded:
+    """A task's result as it came back (a `dumps` payload), loaded only when someone asks for it.
+
+    Its shared-memory files stay while dependents read them by reference (`Ref`); `settle`
+    then either maps them here and unlinks them (`pin`: the value stays loadable, the files are
+    gone from ``/dev/shm``) or, once loaded, just unlinks them.
+    """
+
+    __slots__ = ("blob", "readers", "_buffers", "_lock", "_settled")
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.readers = 0  # tasks whose arguments refer to these files and have not finished
+        self._buffers: list[memoryview] | None = None
+        self._lock: Any = None
+        self._settled = not in_shared_memory(blob)
+        if not self._settled:
+            import threading
+
+            self._lock = threading.Lock()
+
+    @property
+    def shareable(self) -> bool:
+        """True while another task may still be given this result by reference (always, for a plain pickle)."""
+        return not self._settled or self._lock is None
+
+    def load(self) -> Any:
+        """The value (loaded each call; the caller keeps it)."""
+        if self._lock is None:
+            return _pickle_loads(self.blob)
+        with self._lock:
+            if self._buffers is not None:
+                refs, offset = _parse(self.blob)
+                return _pickle_loads(memoryview(self.blob)[offset:], buffers=self._buffers)
+            if self._settled:
+                raise FileNotFoundError("the result's shared memory was already released")
+            return loads(self.blob, consume=False)
+
+    def settle(self, pin: bool) -> None:
+        """No more readers: ``pin`` maps the files here so `load` still works; then unlink them."""
+        if self._settled:
+            return
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+            refs, _ = _parse(self.blob)
+            if pin:
+                try:
+                    self._buffers = [_map(path, size, True) for path, size in refs]
+                except OSError:
+                    self._buffers = None
+            for path, _ in refs:
+                _unlink(path)
 
 
 # ---- crash clean-up -----------------------------------------------------------------------

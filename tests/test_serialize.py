@@ -305,12 +305,19 @@ def test_recycle_reuses_unmapped_files_and_unlinks_mapped_ones():
     big = np.arange(BIG, dtype=np.float64)
     data = serialize.dumps(big)
     (path,) = serialize.shm_paths(data)
-    serialize.recycle(data, pids=[])  # nobody maps it: kept for reuse
+    serialize.recycle(data)  # nobody maps it: kept for reuse
     assert os.path.exists(path)
     again = serialize.dumps(big + 1)
     assert serialize.shm_paths(again) == [path]  # the same file, rewritten
     loaded = serialize.loads(again, consume=False)  # this process now maps it
-    serialize.recycle(again, pids=[os.getpid()])
+    assert path in serialize.mapped_paths()
+    serialize.recycle(again)
     assert not os.path.exists(path)  # mapped: unlinked instead of reused
     assert loaded[1] == 2.0
+    del loaded
+    assert path not in serialize.mapped_paths()  # unmapped with the last object using it
+    third = serialize.dumps(big)
+    (other,) = serialize.shm_paths(third)
+    serialize.recycle(third, held={other})  # a worker said it still maps it
+    assert not os.path.exists(other)
     serialize.drop_recycled()

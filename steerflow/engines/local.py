@@ -102,7 +102,7 @@ class LocalEngine:
         self._worker_env = dict(os.environ)
         self._worker_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._pending_events: list[Event] = []
-        self._payload_pids: dict[int, set[int]] = {}
+        self._held: set[str] = set()  # shared-memory files a worker still maps after its task (never recycled)
         self._closed = False
 
     # ---- life cycle ------------------------------------------------------------------------
@@ -190,8 +190,6 @@ class LocalEngine:
         worker.known.add(key)
         worker.launch = launch
         worker.number += 1
-        if launch.payload is not None and serialize.in_shared_memory(launch.payload):
-            self._payload_pids.setdefault(launch.task_id, set()).add(worker.proc.pid)
         self._busy[launch.task_id] = worker
         try:
             write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
@@ -288,7 +286,9 @@ class LocalEngine:
             proctree.signal_tree(child.proc.pid, signal.SIGTERM)
 
     def release_payload(self, task_id: int, payload: bytes) -> None:
-        serialize.recycle(payload, self._payload_pids.pop(task_id, ()))
+        serialize.recycle(payload, self._held)
+        if self._held:
+            self._held.difference_update(serialize.shm_paths(payload))
 
     def _checkpoint_path(self, task_id: int) -> str:
         return str(self._run_dir / "checkpoints" / f"{task_id}.ckpt")
@@ -346,6 +346,9 @@ class LocalEngine:
             self._worker_died(worker, events)
             return
         if reply[0] == "ready":
+            return
+        if reply[0] == "held":  # files its last task kept mapped (it kept a reference to an argument)
+            self._held.update(reply[2])
             return
         if reply[0] == "partial":
             if worker.launch is not None and worker.launch.task_id == reply[1]:

@@ -95,6 +95,7 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     signal.signal(signal.SIGUSR1, preempt)
     _stream_partials(wfd)
     functions: dict[int, Any] = {}
+    reported: set[str] = set()  # shared-memory files already reported as still mapped
     current_cpus: tuple[int, ...] | None = None
     number = 0
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
@@ -142,6 +143,10 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
             t_end = t_end or time.time()
             reply = (task_id, False, blob, tb, (t_recv, t_start or t_end, t_end, time.time()))
         args = kwargs = value = None  # (the error path) no mapping of the arguments outlives the task
+        held = serialize.mapped_paths()  # the task kept a reference into its arguments' shared memory: say so, once
+        if held and not held <= reported:
+            write_all(wfd, _frame(pickle.dumps(("held", task_id, sorted(held - reported)), 5)))
+        reported = held
         write_all(wfd, _frame(pickle.dumps(reply, 5)))
 
 

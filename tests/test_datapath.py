@@ -1,0 +1,122 @@
+"""Data between tasks: large bytes through shared memory, results to dependents by reference, files freed."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from steerflow import Function, serialize
+
+from .conftest import wait_until
+
+MB = 1 << 20
+
+
+def make_bytes(size: int, fill: bytes = b"x") -> bytes:
+    return fill * size
+
+
+def make_array(n: int, delay: float = 0.0) -> np.ndarray:
+    time.sleep(delay)  # long enough for its dependents to be queued before it ends
+    return np.arange(n, dtype=np.float64)
+
+
+def backing_files(*values: object) -> list[str]:
+    """Which shared-memory files this worker maps for its arguments right now."""
+    return sorted(serialize.mapped_paths())
+
+
+def total_len(*parts: bytes) -> int:
+    assert all(type(p) is bytes for p in parts)
+    return sum(len(p) for p in parts)
+
+
+def fail_first_time(marker: str, data: bytes) -> int:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt fails")
+    return len(data)
+
+
+@pytest.mark.parametrize("value", [b"a" * MB, bytearray(b"b" * MB), (1, b"c" * MB), ((b"d" * MB,), {}),
+                                   {"k": [b"e" * MB, 2]}])
+def test_large_bytes_go_through_shared_memory_not_the_pickle(value):
+    data = serialize.dumps(value)
+    assert serialize.in_shared_memory(data) and len(data) < 4096
+    assert serialize.loads(data) == value
+
+
+def test_small_bytes_stay_in_the_pickle():
+    data = serialize.dumps((b"x" * 1000, {}))
+    assert not serialize.in_shared_memory(data) and serialize.loads(data) == (b"x" * 1000, {})
+
+
+def test_a_result_goes_to_its_dependents_by_reference(runtime):
+    source = runtime.submit(make_array, MB // 8, 0.5)  # 1 MB of float64
+    # the dependents map the very file the source's worker wrote: nothing went through the driver
+    files = runtime.submit(backing_files, source).result(timeout=60)
+    (path,) = serialize.shm_paths(runtime.task(source.task_id).result_blob)
+    assert path in files
+    assert source.result().sum() == np.arange(MB // 8, dtype=np.float64).sum()
+
+
+def test_fan_out_and_fan_in_by_reference_leave_no_file_behind(runtime):
+    source = runtime.submit(make_bytes, MB)
+    middle = [runtime.submit(make_bytes, MB, bytes([65 + i % 26])) for i in range(6)]
+    readers = [runtime.submit(total_len, source, m) for m in middle]
+    sink = runtime.submit(total_len, *middle)
+    assert [r.result(timeout=120) for r in readers] == [2 * MB] * 6
+    assert sink.result(timeout=120) == 6 * MB
+    paths = [serialize.shm_paths(runtime.task(f.task_id).result_blob)[0] for f in (source, *middle)]
+    # every result's last reader has finished: its file is gone from /dev/shm ...
+    assert wait_until(lambda: not any(os.path.exists(p) for p in paths))
+    # ... and the driver can still load each value (it kept a mapping, not a copy)
+    assert source.result() == b"x" * MB and middle[3].result() == b"D" * MB
+
+
+def test_a_retried_dependent_reads_its_input_again(runtime, tmp_path):
+    source = runtime.submit(make_bytes, MB)
+    dependent = runtime.submit(Function(fail_first_time, args=(str(tmp_path / "m"), source), retries=1))
+    assert dependent.result(timeout=60) == MB
+    assert len(runtime.task(dependent.task_id).attempts) == 2
+
+
+def test_a_dependent_submitted_after_its_input_settled_gets_the_value(runtime):
+    source = runtime.submit(make_bytes, MB, b"q")
+    assert source.result(timeout=60) == b"q" * MB
+    assert runtime.submit(total_len, source, source).result(timeout=60) == 2 * MB
+
+
+def test_results_resolved_in_the_driver_and_passed_back(runtime):
+    values = [runtime.submit(make_bytes, MB, bytes([97 + i])).result(timeout=60) for i in range(3)]
+    assert runtime.submit(total_len, *values).result(timeout=60) == 3 * MB
+
+
+def test_a_task_keeping_its_argument_is_reported_and_its_file_not_reused(runtime):
+    array = np.ones(MB // 8)
+    kept = runtime.submit(_keep, array)
+    assert kept.result(timeout=60) == MB // 8
+    # later payloads must not be written into the file that worker still maps
+    for _ in range(5):
+        assert runtime.submit(_check_kept).result(timeout=60) in (None, float(MB // 8))
+        runtime.submit(_keep_sum, np.zeros(MB // 8)).result(timeout=60)
+
+
+_KEPT: dict = {}
+
+
+def _keep(array: np.ndarray) -> int:
+    _KEPT["a"] = array
+    return int(array.sum())
+
+
+def _keep_sum(array: np.ndarray) -> float:
+    return float(array.sum())
+
+
+def _check_kept() -> float | None:
+    kept = _KEPT.get("a")
+    return None if kept is None else float(kept.sum())
