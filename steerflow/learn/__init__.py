@@ -10,8 +10,8 @@ ML-in (a model answers instead of the simulation, where it is sure enough)::
     def energy(x: float) -> float: ...          # the expensive function
 
     energy(0.3)                                 # in-process: model answer or real call (Proxima controller)
-    energy.attach(camp, pool="train")           # retrain as campaign tasks, stats in the journal
-    fut = energy.submit(ctx, 0.3, pool="simulate")   # a task, or a future already resolved by the model
+    energy.attach(camp, train_pool="train", pool="simulate")  # retrain as tasks; stats + models journaled
+    fut = energy.submit(ctx, 0.3)               # a task, or a future already resolved (fut.substituted)
     energy.stats                                # real/surrogate/audit calls, time saved, error vs bound
 
 ML-about (models train and infer beside the simulations)::
@@ -26,6 +26,8 @@ ML-about (models train and infer beside the simulations)::
 
     ctx.submit(learn.training_task(learn.Forest(), X, y, pool="train"))   # training is a task
     infer = learn.BatchedInference(camp, reg, "ip", pool="infer")         # many requests -> one task
+    fut = infer.request(row); infer.flush()                               # per model version, warm worker
+    parts = infer.rank(X_pool, chunks=4); mean, std = learn.tasks.gather(parts)
     learn.promote(cheap_scores, k=8)                                      # funnel: best k go on
 
 ML-out (acquisition functions choose what to simulate)::
@@ -49,9 +51,6 @@ Effective performance (declared baseline, reported from the journal)::
                                          baselines=[learn.RandomOrder(), learn.Heuristic("H per heavy atom", scores)])
     print(report.text())
 
-Status: models, acquisition, registry and performance are in; surrogate, partial results, tasks
-(training_task, BatchedInference), Portfolio and ActiveLearner land next with this API.
-
 Naming: these are *acquisition functions*; the YAML layer's reactions are *steering rules*.
 """
 
@@ -69,11 +68,12 @@ _EXPORTS = {
     "Goal": "performance", "Trace": "performance", "Evaluation": "performance", "RandomOrder": "performance",
     "BruteForce": "performance", "Heuristic": "performance", "Measured": "performance", "Report": "performance",
     "effective_performance": "performance", "surrogate_speedup": "performance", "candidate_tag": "performance",
-    "Surrogate": "surrogate", "surrogate": "surrogate", "Controller": "surrogate",
-    "training_task": "tasks", "BatchedInference": "tasks",
+    "Surrogate": "surrogates", "surrogate": "surrogates", "Controller": "surrogates",
+    "SurrogateStats": "surrogates",
+    "training_task": "tasks", "BatchedInference": "tasks", "predict_rows": "tasks",
     "Portfolio": "portfolio", "ActiveLearner": "active",
 }
-_MODULES = {"models", "acquisition", "registry", "performance", "surrogate", "tasks", "portfolio", "active"}
+_MODULES = {"models", "acquisition", "registry", "performance", "surrogates", "tasks", "portfolio", "active"}
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

@@ -77,6 +77,7 @@ class Evaluation:
     started: float
     ended: float
     ok: bool = True
+    source: str = "simulation"  # or "surrogate": answered by a model within its error bound, not simulated
 
 
 @dataclass
@@ -91,8 +92,15 @@ class Trace:
     @classmethod
     def from_journal(cls, directory: str | Path, pool: str = "simulate",
                      candidate: Callable[[Sequence[str]], Hashable | None] = candidate_from_tags,
-                     slots: int | None = None, label: str = "learning-enhanced run") -> Trace:
-        """Read a campaign's simulations (tasks of ``pool`` with a candidate tag) from its journal."""
+                     slots: int | None = None, label: str = "learning-enhanced run",
+                     surrogate_answers: bool = True) -> Trace:
+        """Read a campaign's simulations (tasks of ``pool`` with a candidate tag) from its journal.
+
+        With ``surrogate_answers``, a surrogate's substituted answers (steering events
+        ``surrogate:NAME`` carrying a candidate tag) count as evaluations too, marked as such.
+        """
+        import pickle
+
         from .. import journal as journal_mod
 
         path = Path(directory) / "journal.db"
@@ -102,6 +110,8 @@ class Trace:
         try:
             results = journal_mod.read_results(conn)
             tasks = list(conn.execute("SELECT key, pool, tags, cores FROM tasks"))
+            answers = list(conn.execute("SELECT name, payload FROM steering WHERE kind = 'event' AND name LIKE "
+                                        "'surrogate:%' ORDER BY seq")) if surrogate_answers else []
             start_row = conn.execute("SELECT MIN(started) FROM runs").fetchone()
             cores = conn.execute("SELECT MAX(cores) FROM runs").fetchone()
         finally:
@@ -116,22 +126,45 @@ class Trace:
                 continue
             value = stored.load() if stored.ok else None
             evaluations.append(Evaluation(cand, value, stored.started, stored.ended, stored.ok))
+        for _, payload in answers:
+            answer = pickle.loads(payload) if payload else {}
+            cand = candidate(tuple(answer.get("tags", ())))
+            if cand is not None:
+                evaluations.append(Evaluation(cand, answer.get("value"), answer["time"], answer["time"], True,
+                                              "surrogate"))
         evaluations.sort(key=lambda e: e.ended)
         start = float(start_row[0]) if start_row and start_row[0] else (evaluations[0].started if evaluations else 0.0)
         return cls(evaluations, start, slots or _concurrency(evaluations) or int(cores[0] or 1), label)
 
     def solved(self, goal: Goal) -> tuple[int, float] | None:
-        """(simulations, seconds since the start) when the goal was met, or None if it never was."""
+        """(simulations, seconds since the start) when the goal was met, or None if it never was.
+
+        Surrogate answers cost no simulation, but a hit they answered counts as found (see `hits_by`).
+        """
         found: set = set()
-        for n, ev in enumerate(self.evaluations, 1):
+        n = 0
+        for ev in self.evaluations:
+            n += ev.source == "simulation"
             if ev.ok and ev.candidate in goal.hits:
                 found.add(ev.candidate)
                 if len(found) >= goal.needed:
                     return n, ev.ended - self.start
         return None
 
+    def hits_by(self, goal: Goal) -> dict[str, int]:
+        """How many distinct hits each source (simulation, surrogate) found over the whole run."""
+        out: dict[str, set] = {}
+        for ev in self.evaluations:
+            if ev.ok and ev.candidate in goal.hits:
+                out.setdefault(ev.source, set()).add(ev.candidate)
+        return {k: len(v) for k, v in out.items()}
+
+    @property
+    def simulations(self) -> int:
+        return sum(1 for e in self.evaluations if e.source == "simulation")
+
     def mean_cost(self) -> float:
-        costs = [e.ended - e.started for e in self.evaluations if e.ended > e.started]
+        costs = [e.ended - e.started for e in self.evaluations if e.ended > e.started and e.source == "simulation"]
         return sum(costs) / len(costs) if costs else 0.0
 
     @property
@@ -141,6 +174,7 @@ class Trace:
 
 def _concurrency(evaluations: list[Evaluation]) -> int:
     """The most simulations that ran at once: the slots the run gave its simulations."""
+    evaluations = [e for e in evaluations if e.source == "simulation"]
     marks = sorted([(e.started, 1) for e in evaluations] + [(e.ended, -1) for e in evaluations],
                    key=lambda t: (t[0], t[1]))
     now = peak = 0
@@ -244,11 +278,13 @@ class Report:
     run_total_simulations: int
     run_elapsed: float
     rows: list[dict[str, Any]]
+    hits_by: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"goal": self.goal.description, "pool_size": self.pool_size,
                 "run_simulations_to_solution": self.run_simulations, "run_seconds_to_solution": self.run_seconds,
                 "run_simulations": self.run_total_simulations, "run_elapsed_s": self.run_elapsed,
+                "hits_found_by": self.hits_by,
                 "baselines": self.rows}
 
     def text(self) -> str:
@@ -259,6 +295,9 @@ class Report:
         else:
             lines.append(f"The run reached it after {self.run_simulations} simulations, {self.run_seconds:.1f} s "
                          "after its start (wall clock, training and overheads included).")
+        if self.hits_by.get("surrogate"):
+            lines.append(f"  ({self.hits_by['surrogate']} of the hits it found were answered by the surrogate within "
+                         "its error bound, not simulated.)")
         for row in self.rows:
             if row["simulations"] is None:
                 lines.append(f"  vs {row['baseline']}: never solves it ({row['how']}).")
@@ -275,7 +314,7 @@ def effective_performance(run: Trace, goal: Goal, pool_size: int, baselines: Seq
     """Compare the run with each baseline on the same goal; time ratios and simulation ratios."""
     solved = run.solved(goal)
     run_sims, run_secs = (solved if solved else (None, None))
-    denom_sims = run_sims if run_sims is not None else len(run.evaluations)
+    denom_sims = run_sims if run_sims is not None else run.simulations
     denom_secs = run_secs if run_secs is not None else run.elapsed
     rows = []
     for base in baselines:
@@ -286,7 +325,7 @@ def effective_performance(run: Trace, goal: Goal, pool_size: int, baselines: Seq
                      "simulations_ratio": (sims / denom_sims) if sims is not None and denom_sims else None,
                      "effective_performance": (secs / denom_secs) if secs is not None and denom_secs else None,
                      "upper_bound": solved is None})
-    return Report(goal, pool_size, run_sims, run_secs, len(run.evaluations), run.elapsed, rows)
+    return Report(goal, pool_size, run_sims, run_secs, run.simulations, run.elapsed, rows, run.hits_by(goal))
 
 
 def surrogate_speedup(stats: Mapping[str, Any]) -> dict[str, Any]:
