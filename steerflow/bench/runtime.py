@@ -199,7 +199,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def run(repeat: int = 3, workers: int = 2) -> dict[str, float]:
+def run(repeat: int = 3, workers: int = 2, shapes_n: int = 300) -> dict[str, float]:
+    """Every metric for steerflow and, in the same run, its floor (ProcessPoolExecutor) and Dask; medians.
+
+    Ratios to the floor (``*_vs_floor``, ``mixed_efficiency_gap_pts``) are what to compare across
+    machines and loads; absolute numbers move with whatever else the machine is doing.
+    """
+    from . import floor as floor_bench
+    from . import shapes
     from .scheduler import placements_per_second
 
     durations = lognormal_durations()
@@ -213,12 +220,43 @@ def run(repeat: int = 3, workers: int = 2) -> dict[str, float]:
     peers = [r for r in (measure_dask(workers, durations=durations) for _ in range(repeat)) if r is not None]
     for key in (peers[0] if peers else {}):
         result[f"dask_{key}"] = statistics.median(r[key] for r in peers)
+    result["rtt_p50_vs_floor"] = result["rtt_p50_ms"] / result["floor_rtt_p50_ms"]
+    for part in (floor_bench.main_rtt_p50_ms, floor_bench.campaign_throughput, floor_bench.mixed_efficiency):
+        runs = [part() for _ in range(repeat)]  # type: ignore[operator]
+        for key in runs[0]:
+            result[key] = statistics.median(r[key] for r in runs)
+    result["rtt_main_p50_vs_floor"] = result["rtt_main_p50_ms"] / result["floor_rtt_main_p50_ms"]
+    result["campaign_throughput_vs_floor"] = (result["campaign_throughput_tasks_per_s"]
+                                              / result["floor_campaign_throughput_tasks_per_s"])
+    result["mixed_efficiency_gap_pts"] = result["floor_mixed_efficiency_pct"] - result["mixed_efficiency_pct"]
+    result.update(shape_rows(shapes.measure(n=shapes_n, workers=workers, repeat=repeat)))
     result["placements_per_s_10k_nodes"] = placements_per_second(nodes=10_000)["placements_per_s"]
     result["repeat"] = repeat
     result["workers"] = workers
     return result
 
 
+def shape_rows(measured: dict[str, float]) -> dict[str, float]:
+    """`shapes.measure` keys as table rows: ours per mode, the pool as floor, Dask as peer, ratios to the pool."""
+    rows: dict[str, float] = {}
+    for key, value in measured.items():
+        name, mode, rest = key.split("_", 2)  # e.g. steerflow, futures, diamond_1mb_s
+        shape = rest[: -len("_s")]
+        if name == "steerflow":
+            rows[f"{shape}_{mode}_s"] = value
+            pool = measured.get(f"pool_resolved_{shape}_s")
+            if pool:
+                rows[f"floor_{shape}_{mode}_s"] = pool
+                rows[f"{shape}_{mode}_vs_floor"] = value / pool
+        elif name == "dask":
+            rows[f"dask_{shape}_{mode}_s"] = value
+    return rows
+
+
 TARGETS = {"throughput_tasks_per_s": (">=", 5000), "rtt_p50_ms": ("<=", 0.5), "rtt_p99_ms": ("<=", 3.0),
            "hetero_efficiency_pct": (">=", 99.0), "first_result_s": ("<=", 0.3), "peak_rss_mb": ("<=", 250),
-           "placements_per_s_10k_nodes": (">=", 50_000), "cancel_ms": ("<=", 100)}
+           "placements_per_s_10k_nodes": (">=", 100_000), "cancel_ms": ("<=", 100),
+           "rtt_p50_vs_floor": ("<=", 1.3), "rtt_main_p50_vs_floor": ("<=", 1.3),
+           "campaign_throughput_vs_floor": (">=", 0.7), "mixed_efficiency_gap_pts": ("<=", 0.2),
+           **{f"{shape}_{size}_{mode}_vs_floor": ("<=", 1.0) for shape in ("bag", "diamond", "reduce")
+              for size in ("0mb", "1mb") for mode in ("futures", "resolved")}}

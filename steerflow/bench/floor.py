@@ -1,0 +1,179 @@
+"""The runtime against its floor, as ratios measured in one run (`steerflow bench runtime`).
+
+* round trip of a function defined in the ``__main__`` of the user's script (a script run as
+  its own process, once for steerflow and once for ``ProcessPoolExecutor``);
+* a campaign with its journal and one agent, against ``ProcessPoolExecutor`` on the same no-ops;
+* efficiency on a mixed set: 1- and 2-core functions and executables, each executor against
+  the ideal makespan of its own resource model (a zero-overhead list scheduler).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .runtime import noop, sleep_for
+
+_MAIN_SCRIPT = r'''
+import json, sys, time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def noop():  # defined in __main__: pickled by value (steerflow) or found again in the forked child (pool)
+    return None
+
+
+def rtts(submit, n):
+    for _ in range(20):
+        submit(noop).result()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        submit(noop).result()
+        out.append((time.perf_counter() - t) * 1e3)
+    out.sort()
+    return out[len(out) // 2]
+
+
+if __name__ == "__main__":
+    which, n, workers, run_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    if which == "steerflow":
+        import steerflow as sf
+        with sf.Runtime(sf.Allocation.declare(nodes=1, cores=workers), run_dir=run_dir) as ex:
+            print(json.dumps(rtts(ex.submit, n)))
+    else:
+        with ProcessPoolExecutor(workers) as ex:
+            print(json.dumps(rtts(ex.submit, n)))
+'''
+
+
+def main_rtt_p50_ms(workers: int = 2, n: int = 300) -> dict[str, float]:
+    """Round trip p50 of a no-op defined in a script's ``__main__``: steerflow and the pool, alternating."""
+    tmp = Path(tempfile.mkdtemp(prefix="steerflow-bench-"))
+    try:
+        script = tmp / "user_script.py"
+        script.write_text(_MAIN_SCRIPT)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        out = {}
+        for which, key in (("steerflow", "rtt_main_p50_ms"), ("pool", "floor_rtt_main_p50_ms")):
+            proc = subprocess.run([sys.executable, str(script), which, str(n), str(workers), str(tmp / "run")],
+                                  capture_output=True, text=True, env=env, timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError(f"the __main__ round-trip script failed for {which}:\n{proc.stderr[-2000:]}")
+            out[key] = float(json.loads(proc.stdout.strip().splitlines()[-1]))
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def campaign_throughput(n: int = 3000, workers: int = 2) -> dict[str, float]:
+    """No-op tasks/s through a campaign (journal on, one agent that sees every result) and through the pool."""
+    from ..campaign import Campaign
+    from ..resources import Allocation
+
+    tmp = Path(tempfile.mkdtemp(prefix="steerflow-bench-"))
+    try:
+        camp = Campaign(tmp / "c", allocation=Allocation.declare(nodes=1, cores=workers), progress=False)
+        seen = [0]
+
+        @camp.on_result()
+        def count(result: Any, ctx: Any) -> None:
+            seen[0] += 1
+
+        camp.submit(noop)  # the workers' start is not throughput
+        t0 = time.perf_counter()
+        for _ in range(n):
+            camp.submit(noop)
+        camp.run()
+        ours = n / (time.perf_counter() - t0)
+        if seen[0] != n + 1:
+            raise RuntimeError(f"the agent saw {seen[0]} results of {n + 1}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with ProcessPoolExecutor(workers) as ex:
+        ex.submit(noop).result()
+        t0 = time.perf_counter()
+        wait([ex.submit(noop) for _ in range(n)])
+        floor = n / (time.perf_counter() - t0)
+    return {"campaign_throughput_tasks_per_s": ours, "floor_campaign_throughput_tasks_per_s": floor}
+
+
+def mixed_set(n: int = 120, seed: int = 7, median: float = 0.03) -> list[tuple[str, int, float]]:
+    """(kind, cores, seconds): 1-core functions, 2-core functions and 1-core executables, lognormal durations."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(["fn1", "fn2", "exe"], size=n, p=[0.6, 0.2, 0.2])
+    durations = rng.lognormal(np.log(median), 0.8, size=n)
+    return [(str(k), 2 if k == "fn2" else 1, round(float(d), 3)) for k, d in zip(kinds, durations)]
+
+
+def list_schedule_makespan(tasks: list[tuple[int, float]], cores: int) -> float:
+    """Makespan of a zero-overhead scheduler that starts, whenever cores free up, every queued task that fits.
+
+    ``tasks``: (cores, seconds) in submission order (the greedy, backfilling list scheduler).
+    """
+    now, free = 0.0, cores
+    queue = list(tasks)
+    running: list[tuple[float, int]] = []
+    while queue or running:
+        started = []
+        for i, (c, d) in enumerate(queue):
+            if c <= free:
+                free -= c
+                heapq.heappush(running, (now + d, c))
+                started.append(i)
+        for i in reversed(started):
+            queue.pop(i)
+        end, c = heapq.heappop(running)
+        now, free = end, free + c
+        while running and running[0][0] <= now:
+            free += heapq.heappop(running)[1]
+    return now
+
+
+def run_exe(seconds: float) -> int:
+    """What a pool runs for an executable task: the program as a subprocess."""
+    return subprocess.run(["sleep", str(seconds)], check=True).returncode
+
+
+def mixed_efficiency(workers: int = 2, tasks: list[tuple[str, int, float]] | None = None) -> dict[str, float]:
+    """Efficiency (ideal makespan / measured) of steerflow and the pool on the mixed set.
+
+    steerflow's ideal knows that a 2-core task holds two cores; the pool's ideal treats every
+    task as one worker, since that is all a pool can do. Each is measured against its own ideal.
+    """
+    from ..resources import Allocation
+    from ..runtime import Runtime
+    from ..task import Executable, Function
+
+    tasks = tasks or mixed_set()
+    ideal_ours = list_schedule_makespan([(c, d) for _, c, d in tasks], workers)
+    ideal_pool = list_schedule_makespan([(1, d) for _, _, d in tasks], workers)
+    tmp = tempfile.mkdtemp(prefix="steerflow-bench-")
+    try:
+        with Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp) as rt:
+            rt.submit(noop).result()
+            t0 = time.perf_counter()
+            futures = [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else Function(sleep_for, (d,), cores=c))
+                       for k, c, d in tasks]
+            wait(futures)
+            ours = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with ProcessPoolExecutor(workers) as ex:
+        ex.submit(noop).result()
+        t0 = time.perf_counter()
+        wait([ex.submit(run_exe, d) if k == "exe" else ex.submit(sleep_for, d) for k, c, d in tasks])
+        pool = time.perf_counter() - t0
+    return {"mixed_efficiency_pct": 100.0 * ideal_ours / ours, "floor_mixed_efficiency_pct": 100.0 * ideal_pool / pool}

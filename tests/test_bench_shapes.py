@@ -1,0 +1,30 @@
+"""The data-shape and floor benchmarks compute what they say (correctness only; timings are not tested)."""
+
+from __future__ import annotations
+
+import pytest
+
+from steerflow.bench import floor, shapes
+from steerflow.bench.runtime import shape_rows
+
+
+@pytest.mark.parametrize("shape", shapes.SHAPES)
+@pytest.mark.parametrize("resolve", [False, True])
+def test_each_shape_runs_on_the_runtime_with_futures_or_values(runtime, shape, resolve):
+    elapsed = shapes.run_shape(shape, runtime.submit, shapes._future_result, 5, 300_000, resolve)
+    assert elapsed > 0
+
+
+def test_list_schedule_makespan_backfills_and_respects_cores():
+    assert floor.list_schedule_makespan([(1, 1.0), (1, 1.0), (1, 1.0)], 2) == 2.0
+    assert floor.list_schedule_makespan([(2, 1.0), (1, 0.5), (1, 0.5)], 2) == 1.5
+    # a 2-core task waits for both cores while a 1-core task behind it backfills the free one
+    assert floor.list_schedule_makespan([(1, 2.0), (2, 1.0), (1, 1.0)], 2) == 3.0
+
+
+def test_shape_rows_put_the_pool_in_the_floor_column():
+    rows = shape_rows({"steerflow_futures_bag_1mb_s": 1.0, "steerflow_resolved_bag_1mb_s": 3.0,
+                       "pool_resolved_bag_1mb_s": 2.0, "dask_futures_bag_1mb_s": 4.0})
+    assert rows == {"bag_1mb_futures_s": 1.0, "floor_bag_1mb_futures_s": 2.0, "bag_1mb_futures_vs_floor": 0.5,
+                    "bag_1mb_resolved_s": 3.0, "floor_bag_1mb_resolved_s": 2.0, "bag_1mb_resolved_vs_floor": 1.5,
+                    "dask_bag_1mb_futures_s": 4.0}
