@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything steerflow's demo and tests need on a fresh Debian machine with Python >= 3.11:
-# Debian's OpenMPI (for MPI tasks) and a virtual environment in .venv with steerflow installed.
+# Debian's OpenMPI (for MPI tasks), Debian's chromium (browser tests of the report and dashboard)
+# and a virtual environment in .venv with steerflow installed.
 # `bash scripts/bootstrap.sh demo` also installs the demo's science codes (tblite, rdkit, ase, scikit-learn,
 # qm9pack) and Dask, the peer `steerflow bench runtime` measures in the same run.
 set -euo pipefail
-EXTRAS="test,plot"
-if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,demo,bench"; fi
+EXTRAS="test,plot,dashboard"
+if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,dashboard,demo,bench"; fi
 cd "$(dirname "$0")/.."
 if ! command -v mpirun >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -14,6 +15,15 @@ if ! command -v mpirun >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null
   else
     echo "[bootstrap] mpirun not found and cannot apt-get install it: MPI tests will be skipped" >&2
+  fi
+fi
+if ! command -v chromium >/dev/null 2>&1; then  # the report and dashboard tests open pages in headless Chromium
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[bootstrap] installing Debian's chromium (headless browser for the report/dashboard tests)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[bootstrap] chromium not found and cannot apt-get install it: browser tests will be skipped" >&2
   fi
 fi
 PY=${PYTHON:-python3}

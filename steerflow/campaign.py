@@ -42,6 +42,8 @@ from .stop import Condition
 from .task import Function, TaskSpec, TaskState
 
 OPTIONS_ATTR = "_steerflow_options"
+#: called with each Campaign once it is set up; `steerflow run --dashboard` starts a dashboard from here
+ON_OPEN: list[Callable[[Campaign], None]] = []
 
 
 class AgentError(RuntimeError):
@@ -118,8 +120,8 @@ class Campaign:
             self.journal.put("meta", "launch", json.dumps(self.launch))
             self.journal.put("meta", "created", json.dumps(time.time()))
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
-        self.journal.put("meta", "layout", json.dumps({"nodes": [(n.name, n.cores, n.gpus) for n in self.allocation.nodes],
-                                                       "quotas": quotas}))  # for reports: Gantt rows, quota idle
+        nodes = [(n.name, n.cores, n.gpus) for n in self.allocation.nodes]  # for reports: Gantt rows, quota idle
+        self.journal.put("meta", "layout", json.dumps({"nodes": nodes, "quotas": quotas}))
         self._run_id = self.journal.start_run(self.allocation.total_cores, self.allocation.total_gpus)
         self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._handlers: list[Handler] = []
@@ -149,6 +151,8 @@ class Campaign:
         self.failures: dict[int, str] = {}  # failed task -> first line of its error (the live display shows them)
         self.unhandled: dict[int, str] = {}  # failed tasks that no agent received (`steerflow run` exits 1)
         self._stop_condition: Condition | None = None
+        for hook in ON_OPEN:
+            hook(self)
 
     # ---- describing work -----------------------------------------------------------------
     def function(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:

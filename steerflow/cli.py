@@ -135,6 +135,10 @@ def _run(args: argparse.Namespace) -> int:
                        "`steerflow run` takes one of those.")
     if args.resume:
         os.environ[launch.ENV_RESUME] = "1"
+    if args.dashboard:
+        from .observe.dashboard import attach
+
+        attach()
     if path.suffix == ".py":
         sys.argv = [str(path), *args.args]
         sys.path.insert(0, str(path.resolve().parent))
@@ -334,13 +338,15 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .observe.report import build
+    from .observe.report import command
 
-    directory = rundirs.one(args.dir, "report")
-    summary = build(directory, args.out)
-    out = Path(args.out) if args.out else directory / "report"
-    _console().print(summary)
-    print(f"wrote {out / 'report.html'}, {out / 'utilisation.png'} and {out / 'report.json'}")
+    return command(rundirs.one(args.dir, "report"), args.out, args.json)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from .observe.dashboard import serve
+
+    serve(rundirs.one(args.dir, "dashboard"), args.refresh)
     return 0
 
 
@@ -354,6 +360,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file")
     run.add_argument("--dir", help="campaign directory (YAML specs; overrides the spec's 'directory')")
     run.add_argument("--resume", action="store_true", help="resume the campaign if its directory has a journal")
+    run.add_argument("--dashboard", action="store_true", help="serve a live dashboard of the run (URL printed)")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to a Python campaign file")
     run.set_defaults(handler=_run)
 
@@ -378,10 +385,16 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("--stop", action="store_true", help="stop the campaign and its script (all its phases)")
     cancel.set_defaults(handler=_cancel)
 
-    report = sub.add_parser("report", help="utilisation plot, time to completion and task counts, from the journal")
+    report = sub.add_parser("report", help="HTML report (Gantt, utilisation, overheads, idle gaps) from the journal")
     report.add_argument("dir")
     report.add_argument("--out", help="where to write the report (default: DIR/report)")
+    report.add_argument("--json", action="store_true", help="print the metrics as JSON instead of writing files")
     report.set_defaults(handler=_report)
+
+    dash = sub.add_parser("dashboard", help="a live page of the campaign on 127.0.0.1 (URL with a token)")
+    dash.add_argument("dir")
+    dash.add_argument("--refresh", type=float, default=2.0, help="seconds between reads of the journal")
+    dash.set_defaults(handler=_dashboard)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table (and write JSON with --json)")
     bench.add_argument("what", choices=["runtime", "steering", "scheduler"])

@@ -156,10 +156,10 @@ def main() -> None:
         "active_elapsed_s": summary["elapsed_s"],
     }
     _plot(args.dir, [v for _, v in learner.done], random_curve)
-    from steerflow.report import build
+    from steerflow.observe.report import build
 
     util = build(os.path.join(args.dir, "active"), os.path.join(args.dir, "active-report"))
-    report["active_mean_utilisation_pct"] = util["mean_utilisation_pct"]
+    report["active_mean_utilisation_pct"] = util["utilization_mean_pct"]["cores"]
     rank = "the lowest" if as_good == 1 else f"one of the {as_good} lowest"
     print(f"\nActive learning: {best:.3f} eV ({mols[best_i]['smiles']}), {rank} of {len(mols)} candidates, "
           f"after {reached} of {len(learner.done)} simulations (global minimum {min(random_curve):.3f} eV).")
@@ -168,7 +168,7 @@ def main() -> None:
     with open(os.path.join(args.dir, "report.json"), "w") as f:
         json.dump(report, f, indent=2)
     print(f"Report: {os.path.join(args.dir, 'report.json')}, learning-curves.png, and the utilisation of the "
-          f"active campaign ({util['mean_utilisation_pct']:.0f} % mean) in active-report/report.html")
+          f"active campaign ({util['utilization_mean_pct']['cores']:.0f} % mean) in active-report/report.html")
 
 
 def _plot(directory: str, active: list[float], plain: list[float]) -> None:

@@ -29,6 +29,7 @@ from ..journal import TIMING
 
 CLOSES_RUN = frozenset({"waiting", "done", "failed", "cancelled", "interrupted"})
 FINISHED = frozenset({"done", "failed", "cancelled"})
+LEARNING_META = ("model:", "effective_performance", "surrogate")  # meta keys the learning layer writes
 LEARNING_WORDS = ("learn", "surrogate", "effective", "model", "discover", "acquisition", "train")
 
 
@@ -100,7 +101,7 @@ def read(directory: str | Path, now: float | None = None, events: bool = True) -
     try:
         meta = {}
         for k, v in conn.execute("SELECT key, value FROM meta"):
-            if k in ("allocation", "layout", "command", "created", "size"):
+            if k in ("allocation", "layout", "command", "created", "size") or k.startswith(LEARNING_META):
                 try:
                     meta[k] = json.loads(v)
                 except ValueError:
