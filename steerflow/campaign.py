@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import agents, blobs, control, dirlock, launch
+from . import agents, blobs, control, dirlock, engines, launch
 from . import pools as pools_mod
 from . import journal as journal_mod
 from .agents import Context, Handler, Partial, Result, SteeringError, handlers_of
@@ -71,7 +71,7 @@ class Campaign:
     """
 
     def __init__(self, directory: str | os.PathLike[str], allocation: Allocation | None = None,
-                 engine: Engine | None = None, pools: dict[str, Any] | None = None,
+                 engine: Engine | str | None = None, pools: dict[str, Any] | None = None,
                  resume: bool | None = None, progress: bool | None = None, lost_retries: int = 2,
                  on_agent_error: str = "stop") -> None:
         if launch.stopped():
@@ -110,7 +110,8 @@ class Campaign:
         self._seq = (self._replay_log[-1][0] if self._replay_log else 0)
         self._replayed_keys = {row[2] for row in self._replay_log if row[1] == "result"}
         quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
-        self.allocation = allocation or Allocation.auto()
+        engine = engines.resolve(engine)
+        self.allocation = allocation or engines.discover(engine) or Allocation.auto()
         for name, (cores, gpus) in quotas.items():
             pools_mod.warn_if_larger(name, cores, gpus, self.allocation, stacklevel=3)
         self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import partial, serialize
+from . import engines, partial, serialize
 from .engines.base import Engine, Event, Launch
 from .engines.local import LocalEngine
 from .errors import DependencyFailed, RuntimeBroken, RuntimeClosed, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
@@ -119,8 +119,8 @@ class Runtime(Executor):
                  quotas: dict[str, tuple[int | None, int | None]] | None = None,
                  lost_retries: int = 2, max_bypass: int = 64, gc_threshold: int | None = GC_THRESHOLD) -> None:
         tune_gc(gc_threshold)
-        self.allocation = allocation or Allocation.detect()
         self.engine: Engine = engine or LocalEngine()
+        self.allocation = allocation or engines.discover(self.engine) or Allocation.detect()
         if run_dir is None:
             run_dir = tempfile.mkdtemp(prefix="steerflow-")
         self.run_dir = Path(run_dir)
@@ -517,6 +517,10 @@ class Runtime(Executor):
         self._finish(record, TaskState.FAILED, error)
 
     def _on_event(self, event: Event) -> None:
+        if event.kind == "nodes":  # the engine's nodes changed (Dask workers joined or left)
+            self.allocation, offline = event.value
+            self._scheduler.update_nodes(self.allocation, offline)
+            return
         record = self._records.get(event.task_id)
         if record is None or not record.attempts or record.attempts[-1].number != event.attempt:
             return  # a stale report of an attempt we already retired

@@ -143,6 +143,7 @@ class Scheduler(NodeIndex):
         self._pool_count: dict[str, int] = {}
         self._closed: set[str] = set()
         self._fails: dict[tuple, int] = {}
+        self._offline: dict[int, list[int]] = {}  # node -> what it holds while gone: [core mask, GPU mask, c, g, MB]
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
 
@@ -367,6 +368,69 @@ class Scheduler(NodeIndex):
         usage = self._usage[pool]
         usage[0] -= cores
         usage[1] -= gpus
+        if self._offline:
+            for i in self._offline:
+                self._absorb(i)
+
+    # ---- nodes that join and leave (engines whose allocation changes while it runs) ----------------
+    def update_nodes(self, allocation: Allocation, offline: frozenset[int] | set[int] = frozenset()) -> None:
+        """Take a grown allocation (its first nodes unchanged, new ones appended) and the nodes now gone.
+
+        A gone (``offline``) node keeps its index but gets no new placements; what runs there
+        is the engine's to report lost. A node that comes back gets its room again.
+        """
+        old = self._n
+        nodes = allocation.nodes
+        if len(nodes) < old or nodes[:old] != self.allocation.nodes:
+            raise ValueError("update_nodes() takes the same nodes in the same order, with new ones appended.")
+        self.allocation = allocation
+        if len(nodes) > old:
+            state = [(self._fc[i], self._fg[i], self._nc[i], self._ng[i], self._fm[i], self._isfree[i])
+                     for i in range(old)]
+            NodeIndex.__init__(self, nodes)
+            for i, (fc, fg, nc, ng, fm, isfree) in enumerate(state):
+                self._unbucket(i)
+                self._fc[i], self._fg[i], self._nc[i], self._ng[i], self._fm[i] = fc, fg, nc, ng, fm
+                self._bucket(i)
+                if not isfree:
+                    self._isfree[i] = False
+                    self._wf &= ~(1 << i)
+            self._free_c += sum(self._cores[old:])
+            self._free_g += sum(self._gpus[old:])
+        for i in list(self._offline):
+            if i not in offline:
+                held = self._offline.pop(i)
+                self._give((i, *held))
+                self._free_c += held[2]
+                self._free_g += held[3]
+        for i in offline:
+            if i not in self._offline:
+                self._offline[i] = [0, 0, 0, 0, 0]
+            self._absorb(i)
+
+    def _absorb(self, i: int) -> None:
+        """An offline node's free room is held by the node itself, so nothing is placed there."""
+        c, g = self._nc[i], self._ng[i]
+        if not c and not g and not self._fm[i] and not self._isfree[i]:
+            return
+        held = self._offline[i]
+        self._unbucket(i)
+        held[0] |= self._fc[i]
+        held[1] |= self._fg[i]
+        held[2] += c
+        held[3] += g
+        held[4] += self._fm[i]
+        self._fc[i] = self._fg[i] = self._nc[i] = self._ng[i] = self._fm[i] = 0
+        self._bucket(i)
+        if self._isfree[i]:
+            self._isfree[i] = False
+            self._wf &= ~(1 << i)
+        self._free_c -= c
+        self._free_g -= g
+
+    @property
+    def offline_nodes(self) -> frozenset[int]:
+        return frozenset(self._offline)
 
     def set_quota(self, pool: str, cores: int | None, gpus: int | None) -> None:
         """Bound the cores and GPUs ``pool`` may hold at once (None: unlimited); gates new placements only."""

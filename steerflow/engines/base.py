@@ -34,7 +34,9 @@ class Event:
     exception, ``text`` the remote traceback), ``"exit"`` (an executable ended: ``code``), or
     ``"lost"`` (its process died or was killed: ``code`` is the wait status, ``text`` why), or
     ``"partial"`` (the attempt, still running, streamed a value: pickled bytes when ``text`` is
-    ``"pickle"``, one JSON line when it is ``"json"``).
+    ``"pickle"``, one JSON line when it is ``"json"``), or ``"nodes"`` (the engine's nodes
+    changed: ``value`` is ``(allocation, offline node indices)``, the allocation grown by
+    appending, never reordered; ``task_id`` is 0).
     ``times``: (received, started, returned, result serialised) on the executing side's clock,
     where the engine knows them; the journal splits the task's overhead with them.
     """

@@ -63,6 +63,7 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
         env["STEERFLOW_RANK_GPUS"] = ";".join(
             ",".join(allocation.nodes[s.node].gpu_ids[g] for g in s.gpus) for s in slots)
         env["OMP_NUM_THREADS"] = str(spec.cores_per_rank)
+        env["STEERFLOW_HOSTS"] = host_list(allocation, slots, local)
         wrapped = ["sh", "-c", RANK_WRAPPER, "steerflow-rank", *program]
         if spec.launcher == "mpirun":
             cmd = mpirun_command(allocation, slots, local) + wrapped
@@ -73,18 +74,22 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
     return cmd, env
 
 
-def mpirun_command(allocation: Allocation, slots: list, local: bool) -> list[str]:
+def host_list(allocation: Allocation, slots: list, local: bool) -> str:
+    """``host:ranks,...`` in rank order, as ``mpirun --host`` takes it (exported as STEERFLOW_HOSTS)."""
     if local:
-        hosts = f"localhost:{len(slots)}"
-    else:
-        counts: dict[str, int] = {}
-        for s in slots:
-            host = allocation.nodes[s.node].host
-            counts[host] = counts.get(host, 0) + 1
-        hosts = ",".join(f"{h}:{n}" for h, n in counts.items())
-    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(len(slots)), "--host", hosts,
-            "--map-by", "slot", "--bind-to", "none",
-            "-x", "STEERFLOW_RANK_CPUS", "-x", "STEERFLOW_RANK_GPUS", "-x", "OMP_NUM_THREADS"]
+        return f"localhost:{len(slots)}"
+    counts: dict[str, int] = {}
+    for s in slots:
+        host = allocation.nodes[s.node].host
+        counts[host] = counts.get(host, 0) + 1
+    return ",".join(f"{h}:{n}" for h, n in counts.items())
+
+
+def mpirun_command(allocation: Allocation, slots: list, local: bool) -> list[str]:
+    return ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(len(slots)), "--host",
+            host_list(allocation, slots, local), "--map-by", "slot", "--bind-to", "none",
+            "-x", "STEERFLOW_RANK_CPUS", "-x", "STEERFLOW_RANK_GPUS", "-x", "OMP_NUM_THREADS",
+            "-x", "STEERFLOW_HOSTS"]
 
 
 def srun_command(spec: Executable, allocation: Allocation, slots: list) -> list[str]:

@@ -218,7 +218,7 @@ class LocalEngine:
     def _launch_executable(self, launch: Launch) -> None:
         spec = launch.spec
         assert isinstance(spec, Executable) and self._allocation is not None
-        cmd, extra = launchers.executable_command(spec, self._allocation, launch.placement, local=True)
+        cmd, extra = launchers.executable_command(spec, self._allocation, launch.placement, local=self.local)
         env = dict(os.environ)
         env.update(spec.env)
         env.update(launchers.binding_env(self._allocation, launch.placement))

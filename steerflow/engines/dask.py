@@ -1,0 +1,555 @@
+"""The Dask engine: one Dask worker per node runs what our scheduler placed on that node.
+
+Dask supplies the workers (started by hand, by a `LocalCluster`, or as batch-system pilots by
+dask-jobqueue), their discovery, comms and TLS. It does not schedule our tasks: the driver
+opens one long-lived Dask comm to the steerflow agent in each worker (`dask_node`) and streams
+batches of launches and controls to it; results stream back on the same comm. Everything a
+runtime loop iteration launches goes out as one message per node (pipelining), and whatever
+queues during a write goes with the next, so there is no batching timer anywhere.
+
+Nodes: the allocation is what the workers declare (cores, GPUs, CPU/GPU ids, host name).
+A worker that joins later becomes a new node (reported to the runtime as a ``"nodes"``
+event, so the scheduler grows without a restart); a worker whose comm breaks or that leaves
+the scheduler takes its node offline, and its tasks are reported lost (the runtime retries
+them elsewhere). A node whose worker comes back under the same name and shape is online again.
+
+All async work happens on one event-loop thread owned by the engine; the runtime's loop
+thread only queues messages and waits on an eventfd, as with the local engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import select
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import serialize
+from ..errors import AllocationError
+from ..resources import Allocation, Node
+from ..task import Function
+from . import wire
+from .base import Event, Launch
+from .dask_node import HANDLER, NodePlugin
+
+log = logging.getLogger("steerflow.dask")
+
+_FN_CACHE_MAX = 4096
+
+
+@dataclass
+class _NodeLink:
+    """The comm to one node's agent."""
+
+    index: int
+    address: str
+    comm: Any
+    outbox: wire.Outbox
+    pending: list = field(default_factory=list)
+    known_fns: set[int] = field(default_factory=set)
+    online: bool = True
+    ready: bool = False
+
+
+class DaskEngine:
+    """Runs placed tasks on the nodes of a Dask cluster.
+
+    Give exactly one of:
+      ``address``: a running scheduler (``tcp://host:8786`` or ``tls://…``);
+      ``cluster``: keyword arguments for a ``distributed.LocalCluster`` the engine starts
+      (one worker process per node; ``n_workers`` nodes);
+      ``jobqueue``: a dask-jobqueue spec, ``{"system": "slurm" | "pbs", "nodes": N,
+      "cores": C, "gpus": G, "queue": …, "account": …, "walltime": …, "memory": …}``
+      (further keys go to the jobqueue cluster class): one pilot job per node.
+    With none, ``STEERFLOW_DASK_SCHEDULER`` names the scheduler, else a LocalCluster of one node.
+
+    ``security``: a ``distributed.security.Security`` (TLS); a LocalCluster or jobqueue cluster
+    that listens beyond loopback gets per-campaign temporary certificates when none is given.
+    ``min_nodes``: how many nodes `discover` waits for (default: the cluster's size, or the
+    workers the scheduler already has, at least 1), at most ``connect_timeout`` seconds.
+    """
+
+    local = False
+
+    def __init__(self, address: str | None = None, *, cluster: dict[str, Any] | None = None,
+                 jobqueue: dict[str, Any] | None = None, security: Any = None, min_nodes: int | None = None,
+                 connect_timeout: float = 60.0, poll_interval: float = 0.5) -> None:
+        if sum(x is not None for x in (address, cluster, jobqueue)) > 1:
+            raise ValueError("Give DaskEngine one of address=, cluster= or jobqueue=, not several.")
+        self.address = address
+        self.cluster_spec = cluster
+        self.jobqueue_spec = jobqueue
+        self.security = security
+        self.min_nodes = min_nodes
+        self.connect_timeout = connect_timeout
+        self.poll_interval = poll_interval
+        self.cluster: Any = None
+        self.client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._nodes: list[Node] = []
+        self._links: dict[int, _NodeLink] = {}        # node index -> link (online or not)
+        self._by_address: dict[str, int] = {}
+        self._connecting: set[str] = set()
+        self._allocation: Allocation | None = None
+        self._run_dir: Path | None = None
+        self._started = False
+        self._closed = False
+        self._tasks: dict[int, tuple[int, int, frozenset[int]]] = {}  # task -> (node it runs on, attempt, nodes)
+        self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
+        self._next_key = 0
+        self._events: deque[Event] = deque()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._poller = select.poll()
+        self._poller.register(self._wake_fd, select.POLLIN)
+        self._lock = threading.Lock()  # guards _nodes/_links between the comm thread and the runtime thread
+        self._dirty = False               # nodes changed since the runtime last heard
+        self._error: BaseException | None = None
+        self._present = 0  # workers the scheduler had when we connected: discover() waits for them all
+        self._map: list[int] | None = None   # runtime node index -> our node index, for a declared allocation
+        self._view: Allocation | None = None  # the allocation the runtime schedules on
+
+    @classmethod
+    def from_env(cls, address: str | None = None) -> DaskEngine:
+        """``engine="dask"``: the scheduler in STEERFLOW_DASK_SCHEDULER (TLS files in STEERFLOW_DASK_TLS_*)."""
+        address = address or os.environ.get("STEERFLOW_DASK_SCHEDULER") or None
+        security = None
+        ca = os.environ.get("STEERFLOW_DASK_TLS_CA")
+        if ca:
+            from distributed.security import Security
+
+            security = Security(tls_ca_file=ca, tls_client_cert=os.environ.get("STEERFLOW_DASK_TLS_CERT"),
+                                tls_client_key=os.environ.get("STEERFLOW_DASK_TLS_KEY"), require_encryption=True)
+        min_nodes = int(os.environ.get("STEERFLOW_DASK_MIN_NODES", "0") or 0) or None
+        if address is None:
+            return cls(cluster={"n_workers": min_nodes or 1}, security=security, min_nodes=min_nodes)
+        return cls(address, security=security, min_nodes=min_nodes)
+
+    # ---- connecting --------------------------------------------------------------------------
+    def discover(self) -> Allocation:
+        """Connect (starting the cluster if this engine owns one) and return the nodes the workers declare."""
+        if self._allocation is not None:
+            return self._allocation
+        self._ensure_loop()
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            want = self.min_nodes or max(self._expected_nodes(), self._present)
+            if self._error is not None:
+                self.shutdown()
+                raise AllocationError(f"Could not start or reach the Dask cluster: {self._error}") from self._error
+            with self._lock:
+                online = sum(1 for link in self._links.values() if link.online)
+            if online >= want:
+                break
+            if time.monotonic() > deadline:
+                self.shutdown()
+                raise AllocationError(
+                    f"Only {online} of {want} Dask worker(s) with the steerflow agent connected within "
+                    f"{self.connect_timeout:g} s (scheduler {self.scheduler_address}). Check that the workers "
+                    "started (their logs; for batch pilots: squeue/qstat), that they can import steerflow, "
+                    "or lower min_nodes.")
+            time.sleep(0.02)
+        with self._lock:
+            self._allocation = Allocation(tuple(self._nodes), source="dask")
+            self._dirty = False
+        return self._allocation
+
+    @property
+    def scheduler_address(self) -> str:
+        scheduler = getattr(self.client, "scheduler", None)
+        return getattr(scheduler, "address", None) or self.address or "(not started)"
+
+    def _expected_nodes(self) -> int:
+        if self.cluster_spec is not None:
+            return int(self.cluster_spec.get("n_workers", 1))
+        if self.jobqueue_spec is not None:
+            return int(self.jobqueue_spec.get("nodes", 1))
+        return 1
+
+    def _ensure_loop(self) -> None:
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            self._main_task = loop.create_task(self._main(ready))
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="steerflow-dask", daemon=True)
+        self._thread.start()
+        ready.wait(self.connect_timeout)
+
+    async def _main(self, ready: threading.Event) -> None:
+        try:
+            await self._connect_client()
+        except BaseException as exc:  # noqa: BLE001 - reported by discover()
+            self._error = exc
+            ready.set()
+            return
+        try:
+            self._present = len((await self.client.scheduler.identity()).get("workers", {}))
+        except Exception:  # noqa: BLE001
+            pass
+        ready.set()
+        while not self._closed:
+            try:
+                await self._poll_workers()
+            except Exception as exc:  # noqa: BLE001 - the scheduler may be briefly unreachable
+                log.debug("polling the Dask scheduler failed: %s", exc)
+            await asyncio.sleep(self.poll_interval)
+
+    async def _connect_client(self) -> None:
+        from distributed import Client
+
+        address: Any = self.address
+        if self.cluster_spec is not None or (self.address is None and self.jobqueue_spec is None):
+            self.cluster = await self._start_local_cluster(dict(self.cluster_spec or {"n_workers": 1}))
+            address = self.cluster
+        elif self.jobqueue_spec is not None:
+            self.cluster = await self._start_jobqueue(dict(self.jobqueue_spec))
+            address = self.cluster
+        kwargs: dict[str, Any] = {"asynchronous": True, "timeout": self.connect_timeout}
+        if self.security is not None and not hasattr(address, "scheduler_address"):
+            kwargs["security"] = self.security
+        self.client = await Client(address, **kwargs)
+        await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
+
+    async def _start_local_cluster(self, spec: dict[str, Any]) -> Any:
+        from distributed import LocalCluster
+
+        spec.setdefault("n_workers", 1)
+        spec.setdefault("threads_per_worker", 1)
+        spec.setdefault("processes", True)
+        spec.setdefault("host", "127.0.0.1")
+        spec.setdefault("dashboard_address", None)
+        if self.security is None and not _loopback(spec["host"]):
+            from distributed.security import Security
+
+            self.security = Security.temporary()
+        if self.security is not None:
+            spec.setdefault("security", self.security)
+            spec.setdefault("protocol", "tls://")
+        return await LocalCluster(asynchronous=True, **spec)
+
+    async def _start_jobqueue(self, spec: dict[str, Any]) -> Any:
+        from .dask_batch import start_jobqueue
+
+        cluster, self.security = await start_jobqueue(spec, self.security)
+        return cluster
+
+    async def _poll_workers(self) -> None:
+        info = await self.client.scheduler.identity()
+        present = set(info.get("workers", {}))
+        for address in present:
+            if address not in self._by_address and address not in self._connecting:
+                self._connecting.add(address)
+                asyncio.ensure_future(self._open(address))
+        for address, index in list(self._by_address.items()):
+            if address not in present:
+                self._node_gone(index, f"its Dask worker {address} left the scheduler")
+
+    async def _open(self, address: str) -> None:
+        from distributed.comm import connect
+
+        try:
+            kwargs = self.security.get_connection_args("client") if self.security is not None else {}
+            comm = await connect(address, **kwargs)
+            await comm.write({"op": HANDLER, "reply": False, "path": [p for p in sys.path if p]})
+            hello = await comm.read()
+        except Exception as exc:  # noqa: BLE001 - retried at the next poll
+            log.debug("could not open a session with %s: %s", address, exc)
+            self._connecting.discard(address)
+            return
+        node = _node_from(hello["node"])
+        link = self._adopt(address, node, comm)
+        self._connecting.discard(address)
+        if link is None:
+            await comm.close()
+            return
+        await self._read(link)
+
+    def _adopt(self, address: str, node: Node, comm: Any) -> _NodeLink | None:
+        with self._lock:
+            index = next((i for i, n in enumerate(self._nodes) if n.name == node.name), None)
+            if index is not None and (self._links[index].online or self._nodes[index] != node):
+                base, k = node.name, 2  # another worker already declared this name, or its shape changed
+                while any(n.name == f"{base}-{k}" for n in self._nodes):
+                    k += 1
+                node = Node(f"{base}-{k}", node.cores, node.gpus, node.memory_mb, node.cpu_ids, node.gpu_ids,
+                            node.host)
+                index = None
+            if index is None:
+                index = len(self._nodes)
+                self._nodes.append(node)
+            link = _NodeLink(index, address, comm, wire.Outbox(comm, self._loop))  # type: ignore[arg-type]
+            self._links[index] = link
+            self._by_address[address] = index
+            self._dirty = True
+            if self._started:
+                link.pending.extend(self._hello(index))
+                if self._map is None:  # the others learn of the new node (MPI host lists may include it)
+                    nodes = [wire.node_fields(n) for n in self._nodes]
+                    for other in self._links.values():
+                        if other is not link and other.online:
+                            other.pending.append(("alloc", nodes, other.index))
+        if self._started:
+            self.wakeup()
+        log.info("node %s joined (%s)", node.name, address)
+        return link
+
+    async def _read(self, link: _NodeLink) -> None:
+        events = self._events
+        try:
+            while True:
+                msg = await link.comm.read()
+                batch = pickle.loads(msg["b"])
+                out = []
+                for kind, task_id, attempt, value, text, code in batch:
+                    if kind == "log":
+                        log.warning("%s", text)
+                        continue
+                    if kind == "ready":
+                        link.ready = True
+                        continue
+                    out.append(Event(kind, task_id, attempt, value, text, code))
+                events.extend(out)
+                self.wakeup()
+        except Exception as exc:  # noqa: BLE001 - the comm broke: the node is gone
+            if not self._closed:
+                self._node_gone(link.index, f"the comm to its Dask worker {link.address} closed ({exc or 'EOF'})")
+
+    def _node_gone(self, index: int, why: str) -> None:
+        with self._lock:
+            link = self._links.get(index)
+            if link is None or not link.online:
+                return
+            link.online = False
+            self._by_address.pop(link.address, None)
+            self._dirty = True
+            name = self._nodes[index].name
+        log.warning("node %s is gone: %s", name, why)
+        try:
+            link.comm.abort()
+        except Exception:  # noqa: BLE001
+            pass
+        self.wakeup()
+
+    # ---- the Engine protocol (runtime loop thread) -------------------------------------------------
+    def start(self, allocation: Allocation, run_dir: Path) -> None:
+        """Start the sessions. A declared allocation (not the discovered one) runs its node i on worker i."""
+        known = self.discover()
+        self._run_dir = Path(run_dir).resolve()
+        with self._lock:
+            if allocation is not known and allocation.nodes != known.nodes:
+                self._map = self._map_declared(allocation)
+            self._view = allocation
+            self._started = True
+            links = [link for link in self._links.values() if link.online]
+            for link in links:
+                link.pending.extend(self._hello(link.index))
+        self._flush()
+        deadline = time.monotonic() + self.connect_timeout  # warm workers up everywhere, as locally
+        while not all(link.ready or not link.online for link in links) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _map_declared(self, declared: Allocation) -> list[int]:
+        online = [i for i in sorted(self._links) if self._links[i].online]
+        if len(declared.nodes) > len(online):
+            raise AllocationError(f"The allocation declares {len(declared.nodes)} nodes but the Dask cluster has "
+                                  f"{len(online)}; declare fewer nodes or start more workers.")
+        for want, i in zip(declared.nodes, online):
+            have = self._nodes[i]
+            if want.cores > have.cores or want.gpus > have.gpus:
+                raise AllocationError(f"Declared node {want.name} ({want.cores} cores, {want.gpus} GPUs) does not "
+                                      f"fit Dask node {have.name} ({have.cores} cores, {have.gpus} GPUs).")
+        return online[:len(declared.nodes)]
+
+    def _hello(self, index: int) -> list[tuple]:
+        """What a node's agent needs before any launch: where the campaign lives and the nodes' view."""
+        if self._map is None:
+            nodes = [wire.node_fields(n) for n in self._nodes]
+        else:  # declared nodes, bound to the real CPUs, GPUs and host of the worker each runs on
+            nodes = []
+            for want, i in zip(self._view.nodes, self._map):
+                have = self._nodes[i]
+                nodes.append((want.name, want.cores, want.gpus, want.memory_mb,
+                              tuple(have.cpu_ids[c % len(have.cpu_ids)] for c in range(want.cores)),
+                              have.gpu_ids[:want.gpus], have.host))
+        mine = index if self._map is None else (self._map.index(index) if index in self._map else None)
+        return [("run_dir", str(self._run_dir)), ("alloc", nodes, mine)]
+
+    def _link(self, index: int) -> _NodeLink | None:
+        """The link that runs the runtime's node ``index``."""
+        if self._map is not None:
+            index = self._map[index] if index < len(self._map) else -1
+        return self._links.get(index)
+
+    def launch(self, launch: Launch) -> None:
+        slots = launch.placement.slots
+        first = min(s.node for s in slots)
+        link = self._link(first)
+        nodes = frozenset(s.node for s in slots)
+        if link is None or not all((other := self._link(n)) is not None and other.online for n in nodes):
+            self._events.append(Event("lost", launch.task_id, launch.attempt,
+                                      text="its node left the Dask cluster before it could start", code=-1))
+            return
+        spec = launch.spec
+        if isinstance(spec, Function):
+            key, fn_bytes = self._function_key(spec.fn)
+            if key not in link.known_fns:
+                link.known_fns.add(key)
+                link.pending.append(("fn", key, fn_bytes))
+            what: Any = key
+        else:
+            what = wire.dumps_spec(spec)
+        payload = launch.payload
+        if payload is not None:
+            payload = wire.payload_for_wire(payload)
+        link.pending.append(("launch", launch.task_id, launch.attempt, what, tuple(slots), payload))
+        self._tasks[launch.task_id] = (first, launch.attempt, nodes)
+
+    def _function_key(self, fn: object) -> tuple[int, bytes]:
+        entry = self._fn_keys.get(id(fn))
+        if entry is not None and entry[0] is fn:
+            return entry[1], entry[2]
+        if len(self._fn_keys) >= _FN_CACHE_MAX:
+            self._fn_keys.clear()
+            for link in self._links.values():
+                link.known_fns.clear()
+        self._next_key += 1
+        entry = (fn, self._next_key, wire.dumps_spec(fn))
+        self._fn_keys[id(fn)] = entry
+        return entry[1], entry[2]
+
+    def _control(self, op: str, task_id: int) -> None:
+        where = self._tasks.get(task_id)
+        if where is None:
+            return
+        link = self._link(where[0])
+        if link is not None and link.online:
+            link.pending.append((op, task_id))
+
+    def kill(self, task_id: int) -> None:
+        self._control("kill", task_id)
+
+    def preempt(self, task_id: int) -> None:
+        self._control("preempt", task_id)
+
+    def suspend(self, task_id: int) -> None:
+        self._control("suspend", task_id)
+
+    def resume(self, task_id: int) -> None:
+        self._control("resume", task_id)
+
+    def release_payload(self, task_id: int, payload: bytes) -> None:
+        serialize.release(payload)  # the driver's copy; each node freed its own when the attempt ended
+
+    def wakeup(self) -> None:
+        try:
+            os.eventfd_write(self._wake_fd, 1)
+        except OSError:
+            pass
+
+    def _flush(self) -> None:
+        for link in self._links.values():
+            if link.pending:
+                items, link.pending = link.pending, []
+                if link.online:
+                    link.outbox.put(items)
+
+    def wait(self, timeout: float | None) -> list[Event]:
+        self._flush()
+        events = self._events
+        if not events and not self._dirty:
+            self._poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
+        out: list[Event] = []
+        if self._dirty:
+            out.extend(self._nodes_changed())
+        while events:
+            event = events.popleft()
+            where = self._tasks.get(event.task_id)
+            if where is not None and where[1] == event.attempt:
+                del self._tasks[event.task_id]
+            out.append(event)
+        return out
+
+    def _nodes_changed(self) -> list[Event]:
+        """Lost events for tasks on nodes that went away, then the new allocation for the runtime."""
+        out: list[Event] = []
+        with self._lock:
+            self._dirty = False
+            if self._map is None:
+                allocation = self._allocation = Allocation(tuple(self._nodes), source="dask")
+                offline = frozenset(i for i, link in self._links.items() if not link.online)
+            else:  # a declared allocation keeps its shape; its nodes go offline with their workers
+                allocation = self._view  # type: ignore[assignment]
+                offline = frozenset(i for i, j in enumerate(self._map) if not self._links[j].online)
+        for task_id, (first, attempt, nodes) in list(self._tasks.items()):
+            gone = nodes & offline
+            if gone:
+                del self._tasks[task_id]
+                names = ", ".join(allocation.nodes[i].name for i in sorted(gone))
+                out.append(Event("lost", task_id, attempt, text=f"its node {names} left the Dask cluster", code=-1))
+                link = self._link(first)
+                if first not in offline and link is not None:
+                    link.pending.append(("kill", task_id))  # an MPI task's other ranks
+        if self._started:
+            out.append(Event("nodes", 0, 0, (allocation, offline)))
+        self._flush()
+        return out
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = self._loop
+        if loop is not None and self._thread is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self._close(), loop).result(timeout=60)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("closing the Dask engine: %s", exc)
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout=10)
+        try:
+            os.close(self._wake_fd)
+        except OSError:
+            pass
+
+    async def _close(self) -> None:
+        self._main_task.cancel()
+        for link in list(self._links.values()):
+            if link.online:
+                try:
+                    await link.comm.close()
+                except Exception:  # noqa: BLE001
+                    pass
+        if self.client is not None:
+            await self.client.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+
+
+def _node_from(fields: dict[str, Any]) -> Node:
+    return Node(fields["name"], int(fields["cores"]), int(fields["gpus"]), int(fields.get("memory_mb", 0)),
+                cpu_ids=tuple(fields.get("cpu_ids") or ()), gpu_ids=tuple(fields.get("gpu_ids") or ()),
+                host=fields.get("host") or "localhost")
+
+
+def _loopback(host: str | None) -> bool:
+    return host in (None, "", "127.0.0.1", "localhost", "::1")

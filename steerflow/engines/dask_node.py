@@ -1,0 +1,298 @@
+"""The steerflow agent inside each Dask worker: one per node, it runs what the driver placed there.
+
+The driver's `DaskEngine` installs `NodePlugin` on every worker (present and future). The
+plugin declares the node (name, cores, GPUs, CPU and GPU ids, the host name launchers use)
+and adds one comm handler, ``steerflow_session``, to the worker's server: the driver opens a
+long-lived Dask comm to it and streams batches of launches and controls; the agent streams
+back batches of events. No task goes through Dask's scheduler, so there is no batching
+interval on the hot path.
+
+Per session the agent runs a `NodeEngine` (the local engine, launching multi-node MPI with
+a real host list) in its own thread: warm worker processes for functions, subprocesses for
+programs, with the same binding as the local engine. When the driver's comm closes (the
+driver died or shut down), that session's processes are killed.
+
+Declaring a node (environment of the ``dask worker`` process, or ``--resources``):
+``--resources "cores=8,gpus=2"`` (else SLURM_CPUS_ON_NODE, else the CPUs we may run on;
+GPUs from CUDA_VISIBLE_DEVICES / nvidia-smi), ``STEERFLOW_NODE_NAME`` (default: the short
+host name, which ``srun --nodelist`` needs), ``STEERFLOW_NODE_HOST`` (for ``mpirun --host``;
+default: the host name), ``STEERFLOW_NODE_CPUS`` (physical CPU ids, ``0-3`` or ``0,2``) and
+``STEERFLOW_NODE_GPU_IDS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import socket
+import sys
+import traceback
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .. import serialize
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from ..resources import Allocation, Node, detect_gpus
+from ..placement import Slot
+from ..scheduler import Placement
+from ..task import Function
+from . import wire
+from .base import Event, Launch
+from .local import LocalEngine
+
+PLUGIN_NAME = "steerflow-node"
+HANDLER = "steerflow_session"
+
+
+class NodeEngine(LocalEngine):
+    """The local engine on one node of a multi-node allocation: MPI launches get a real host list."""
+
+    local = False
+
+    def set_allocation(self, allocation: Allocation) -> None:
+        """The driver's allocation grew: node indices in placements refer to this one now."""
+        self._allocation = allocation
+        self._binding_cache.clear()
+
+
+def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """What this node offers, from the worker's declared resources and the environment."""
+    env = dict(os.environ) if env is None else env
+    resources = resources or {}
+    host = socket.gethostname().split(".")[0] or "localhost"
+    cpus_spec = env.get("STEERFLOW_NODE_CPUS")
+    cpu_ids = tuple(_expand_ids(cpus_spec)) if cpus_spec else ()
+    if "cores" in resources:
+        cores = int(resources["cores"])
+    elif env.get("SLURM_CPUS_ON_NODE"):
+        cores = int(env["SLURM_CPUS_ON_NODE"])
+    else:
+        cores = len(cpu_ids) or len(os.sched_getaffinity(0))
+    if cpu_ids and len(cpu_ids) != cores:
+        cpu_ids = tuple(cpu_ids[i % len(cpu_ids)] for i in range(cores))
+    gpu_spec = env.get("STEERFLOW_NODE_GPU_IDS")
+    gpu_ids = tuple(g for g in gpu_spec.split(",") if g) if gpu_spec else detect_gpus()
+    gpus = int(resources.get("gpus", resources.get("GPU", len(gpu_ids))))
+    if len(gpu_ids) != gpus:
+        gpu_ids = tuple(str(i) for i in range(gpus))
+    return {"name": env.get("STEERFLOW_NODE_NAME") or host, "cores": cores, "gpus": gpus,
+            "memory_mb": int(resources.get("memory_mb", 0)), "cpu_ids": cpu_ids, "gpu_ids": gpu_ids,
+            "host": env.get("STEERFLOW_NODE_HOST") or host, "pid": os.getpid()}
+
+
+def _expand_ids(spec: str) -> list[int]:
+    out: list[int] = []
+    for part in spec.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            out.extend(range(int(lo), int(hi) + 1))
+        elif part.strip():
+            out.append(int(part))
+    return out
+
+
+class NodePlugin(WorkerPlugin):
+    """A Dask worker plugin: declares the node and serves driver sessions on the worker's comms."""
+
+    name = PLUGIN_NAME
+    idempotent = True
+
+    def setup(self, worker: Any) -> None:
+        agent = NodeAgent(declare_node(dict(worker.state.total_resources)))
+        worker.handlers[HANDLER] = agent.session
+        worker._steerflow_agent = agent  # noqa: SLF001 - kept alive with the worker
+
+    def teardown(self, worker: Any) -> None:
+        agent = getattr(worker, "_steerflow_agent", None)
+        if agent is not None:
+            agent.close()
+
+
+def dask_setup(worker: Any) -> None:
+    """``dask worker --preload steerflow.engines.dask_node``: the agent without waiting for a driver."""
+    NodePlugin().setup(worker)
+
+
+class NodeAgent:
+    """Serves driver sessions; each has its own processes, killed when its driver's comm closes.
+
+    Each driver schedules the nodes as if it owned them: give concurrent campaigns their own workers.
+    """
+
+    def __init__(self, node: dict[str, Any]) -> None:
+        self.node = node
+        self._sessions: set[_Session] = set()
+
+    async def session(self, comm: Any, run_dir: str = "", nodes: Any = None, path: list[str] | None = None) -> None:
+        for entry in path or ():  # the driver's import path, where this node sees it too (shared file system)
+            if entry and entry not in sys.path and os.path.isdir(entry):
+                sys.path.append(entry)
+        loop = asyncio.get_running_loop()
+        session = _Session(self.node, run_dir, nodes, comm, loop)
+        self._sessions.add(session)
+        await comm.write({"node": self.node})
+        try:
+            while True:
+                msg = await comm.read()
+                session.post(pickle.loads(msg["b"]))
+        except Exception:  # noqa: BLE001 - a closed comm: the driver is gone or done
+            pass
+        finally:
+            session.stop()
+            self._sessions.discard(session)
+            await loop.run_in_executor(None, session.join)
+
+    def close(self) -> None:
+        for session in list(self._sessions):
+            session.stop()
+            session.join()
+
+
+class _Session:
+    """One driver's work on this node: a NodeEngine owned by one thread, fed by the comm."""
+
+    def __init__(self, node: dict[str, Any], run_dir: str, nodes: Any, comm: Any,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.node = node
+        self.run_dir = Path(run_dir) if run_dir else Path(os.environ.get("TMPDIR", "/tmp"))
+        self.comm = comm
+        self.loop = loop
+        self.inbox: deque[list] = deque()
+        self.stopping = False
+        self.engine = NodeEngine(workers=max(1, min(int(node["cores"]), len(os.sched_getaffinity(0)))))
+        self.allocation = wire.allocation_from(nodes) if nodes else None
+        self.functions: dict[int, Function] = {}
+        self.fn_errors: dict[int, str] = {}
+        self.payloads: dict[int, bytes] = {}
+        self.attempts: dict[int, int] = {}
+        self.outbox = wire.Outbox(comm, loop)
+        self.thread = threading.Thread(target=self._run, name="steerflow-node", daemon=True)
+        self.thread.start()
+
+    def post(self, ops: list) -> None:
+        self.inbox.append(ops)
+        self.engine.wakeup()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.engine.wakeup()
+
+    def join(self) -> None:
+        self.thread.join(timeout=30)
+
+    # ---- the session's thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        engine = self.engine
+        try:
+            if self.allocation is not None:
+                engine.start(self.allocation, self.run_dir)
+            while not self.stopping:
+                events = engine.wait(None)
+                while self.inbox:
+                    for op in self.inbox.popleft():
+                        try:
+                            self._apply(op)
+                        except Exception as exc:  # noqa: BLE001 - reported, never fatal to the session
+                            self._failed(op, exc)
+                if events:
+                    self._send([self._encode(e) for e in events])
+                    if self.payloads:
+                        for e in events:
+                            payload = self.payloads.pop(e.task_id, None)
+                            if payload is not None:  # this node's copy of the arguments: done with
+                                engine.release_payload(e.task_id, payload)
+        finally:
+            engine.shutdown()
+            for payload in self.payloads.values():
+                wire.release_local(payload)
+
+    def _apply(self, op: tuple) -> None:
+        kind = op[0]
+        engine = self.engine
+        if kind == "launch":
+            _, task_id, attempt, what, slots, payload = op
+            if isinstance(what, int):
+                spec: Any = self.functions.get(what)
+                if spec is None:
+                    raise RuntimeError(self.fn_errors.get(what, "its function never arrived"))
+            else:
+                spec = wire.loads_spec(what)
+            if payload is not None:
+                payload = wire.payload_here(payload)
+                if serialize.in_shared_memory(payload):
+                    self.payloads[task_id] = payload
+            self.attempts[task_id] = attempt
+            engine.launch(Launch(task_id, attempt, spec, Placement(None, slots), payload))  # type: ignore[arg-type]
+        elif kind == "fn":
+            self.functions[op[1]] = Function(wire.loads_spec(op[2]))
+        elif kind == "alloc":
+            allocation = wire.allocation_from(op[1])
+            if self.allocation is None:
+                self.allocation = allocation
+                engine.start(allocation, self.run_dir)
+                self._warm_up(op[2] if len(op) > 2 else None)
+            else:
+                self.allocation = allocation
+                engine.set_allocation(allocation)
+        elif kind == "run_dir":
+            self.run_dir = Path(op[1])
+        elif kind == "kill":
+            engine.kill(op[1])
+        elif kind == "preempt":
+            engine.preempt(op[1])
+        elif kind == "suspend":
+            engine.suspend(op[1])
+        elif kind == "resume":
+            engine.resume(op[1])
+        elif kind == "ping":
+            self._send([("pong", op[1])])
+
+    def _warm_up(self, index: int | None) -> None:
+        """Run a no-op in each warm worker, then tell the driver: a task it starts next runs at once.
+
+        (A preempt or cancel that reaches a worker still importing would otherwise find no task yet.)
+        """
+        engine = self.engine
+        if index is not None:
+            node = self.allocation.nodes[index]  # type: ignore[union-attr]
+            noop = Function(os.getpid)
+            payload = serialize.dumps(((), {}))
+            n = engine.initial_workers or 1
+            for k in range(n):
+                slot = Slot(index, (k % node.cores,), (), 0)
+                engine.launch(Launch(-(k + 1), 1, noop, Placement(None, (slot,)), payload))  # type: ignore[arg-type]
+            done = 0
+            deadline = time.monotonic() + 60
+            while done < n and time.monotonic() < deadline and not self.stopping:
+                for event in engine.wait(1.0):
+                    if event.task_id < 0:
+                        done += 1
+                    else:
+                        self._send([self._encode(event)])
+        self._send([("ready", 0, 0, None, "", 0)])
+
+    def _failed(self, op: tuple, exc: Exception) -> None:
+        text = traceback.format_exc()
+        if op[0] == "launch":
+            blob = serialize.dumps_inband(RuntimeError(
+                f"Node {self.node['name']} could not start task {op[1]}: {type(exc).__name__}: {exc}. "
+                "Is its code importable there (installed, or on a shared file system)?"))
+            self._send([("error", op[1], op[2], blob, text, 0)])
+        elif op[0] == "fn":
+            self.fn_errors[op[1]] = f"its function could not be loaded here: {type(exc).__name__}: {exc}"
+        else:
+            self._send([("log", 0, 0, None, f"node {self.node['name']}: {op[0]} failed: {text}", 0)])
+
+    def _encode(self, event: Event) -> tuple:
+        value = event.value
+        if event.kind in ("ok", "error") and value is not None:
+            value = wire.result_for_wire(value)
+        return (event.kind, event.task_id, event.attempt, value, event.text, event.code)
+
+    def _send(self, events: list[tuple]) -> None:
+        self.outbox.put(events)
