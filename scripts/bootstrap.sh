@@ -3,10 +3,11 @@
 # Debian's OpenMPI (for MPI tasks), Debian's chromium (browser tests of the report and dashboard)
 # and a virtual environment in .venv with steerflow installed.
 # `bash scripts/bootstrap.sh demo` also installs the demo's science codes (tblite, rdkit, ase, scikit-learn,
-# qm9pack) and Dask, the peer `steerflow bench runtime` measures in the same run.
+# qm9pack), Dask (the engine for many nodes, and the peer `steerflow bench runtime` measures in the same run),
+# dask-jobqueue, and Debian's SLURM + munge, which the Dask engine's batch-pilot test runs for real.
 set -euo pipefail
 EXTRAS="test,plot,dashboard"
-if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,dashboard,demo,bench"; fi
+if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,dashboard,demo,bench,dask"; fi
 cd "$(dirname "$0")/.."
 if ! command -v mpirun >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -24,6 +25,15 @@ if ! command -v chromium >/dev/null 2>&1; then  # the report and dashboard tests
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "[bootstrap] chromium not found and cannot apt-get install it: browser tests will be skipped" >&2
+  fi
+fi
+if [ "${1:-}" = "demo" ] && ! command -v slurmctld >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[bootstrap] installing Debian's SLURM and munge (slurm-wlm munge) for the batch-pilot test"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+  else
+    echo "[bootstrap] slurmctld not found and cannot apt-get install it: the SLURM test will be skipped" >&2
   fi
 fi
 PY=${PYTHON:-python3}

@@ -28,6 +28,7 @@ class DaskCluster:
     tls: dict[str, str] = field(default_factory=dict)
 
     def start_scheduler(self, timeout: float = 60) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
         sched_file = self.directory / "scheduler.json"
         cmd = [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                "--scheduler-file", str(sched_file)]

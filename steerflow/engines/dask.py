@@ -157,7 +157,14 @@ class DaskEngine:
                     "started (their logs; for batch pilots: squeue/qstat), that they can import steerflow, "
                     "or lower min_nodes.")
             time.sleep(0.02)
-        with self._lock:
+        with self._lock:  # the nodes present at the start are numbered by name, the same from run to run
+            order = sorted(range(len(self._nodes)), key=lambda i: _natural(self._nodes[i].name))
+            new_index = {old: new for new, old in enumerate(order)}
+            self._nodes = [self._nodes[i] for i in order]
+            self._links = {new_index[i]: link for i, link in self._links.items()}
+            for link in self._links.values():
+                link.index = new_index[link.index]
+            self._by_address = {a: new_index[i] for a, i in self._by_address.items()}
             self._allocation = Allocation(tuple(self._nodes), source="dask")
             self._dirty = False
         return self._allocation
@@ -316,14 +323,14 @@ class DaskEngine:
                 msg = await link.comm.read()
                 batch = pickle.loads(msg["b"])
                 out = []
-                for kind, task_id, attempt, value, text, code in batch:
+                for kind, task_id, attempt, value, text, code, times in batch:
                     if kind == "log":
                         log.warning("%s", text)
                         continue
                     if kind == "ready":
                         link.ready = True
                         continue
-                    out.append(Event(kind, task_id, attempt, value, text, code))
+                    out.append(Event(kind, task_id, attempt, value, text, code, times))
                 events.extend(out)
                 self.wakeup()
         except Exception as exc:  # noqa: BLE001 - the comm broke: the node is gone
@@ -484,7 +491,7 @@ class DaskEngine:
         while events:
             event = events.popleft()
             where = self._tasks.get(event.task_id)
-            if where is not None and where[1] == event.attempt:
+            if where is not None and where[1] == event.attempt and event.kind != "partial":
                 del self._tasks[event.task_id]
             out.append(event)
         return out
@@ -549,6 +556,13 @@ def _node_from(fields: dict[str, Any]) -> Node:
     return Node(fields["name"], int(fields["cores"]), int(fields["gpus"]), int(fields.get("memory_mb", 0)),
                 cpu_ids=tuple(fields.get("cpu_ids") or ()), gpu_ids=tuple(fields.get("gpu_ids") or ()),
                 host=fields.get("host") or "localhost")
+
+
+def _natural(name: str) -> list:
+    """node2 before node10."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _loopback(host: str | None) -> bool:

@@ -203,6 +203,8 @@ class _Session:
                     self._send([self._encode(e) for e in events])
                     if self.payloads:
                         for e in events:
+                            if e.kind == "partial":
+                                continue
                             payload = self.payloads.pop(e.task_id, None)
                             if payload is not None:  # this node's copy of the arguments: done with
                                 engine.release_payload(e.task_id, payload)
@@ -249,8 +251,6 @@ class _Session:
             engine.suspend(op[1])
         elif kind == "resume":
             engine.resume(op[1])
-        elif kind == "ping":
-            self._send([("pong", op[1])])
 
     def _warm_up(self, index: int | None) -> None:
         """Run a no-op in each warm worker, then tell the driver: a task it starts next runs at once.
@@ -274,7 +274,7 @@ class _Session:
                         done += 1
                     else:
                         self._send([self._encode(event)])
-        self._send([("ready", 0, 0, None, "", 0)])
+        self._send([("ready", 0, 0, None, "", 0, None)])
 
     def _failed(self, op: tuple, exc: Exception) -> None:
         text = traceback.format_exc()
@@ -282,17 +282,17 @@ class _Session:
             blob = serialize.dumps_inband(RuntimeError(
                 f"Node {self.node['name']} could not start task {op[1]}: {type(exc).__name__}: {exc}. "
                 "Is its code importable there (installed, or on a shared file system)?"))
-            self._send([("error", op[1], op[2], blob, text, 0)])
+            self._send([("error", op[1], op[2], blob, text, 0, None)])
         elif op[0] == "fn":
             self.fn_errors[op[1]] = f"its function could not be loaded here: {type(exc).__name__}: {exc}"
         else:
-            self._send([("log", 0, 0, None, f"node {self.node['name']}: {op[0]} failed: {text}", 0)])
+            self._send([("log", 0, 0, None, f"node {self.node['name']}: {op[0]} failed: {text}", 0, None)])
 
     def _encode(self, event: Event) -> tuple:
         value = event.value
         if event.kind in ("ok", "error") and value is not None:
             value = wire.result_for_wire(value)
-        return (event.kind, event.task_id, event.attempt, value, event.text, event.code)
+        return (event.kind, event.task_id, event.attempt, value, event.text, event.code, event.times)
 
     def _send(self, events: list[tuple]) -> None:
         self.outbox.put(events)

@@ -1,0 +1,349 @@
+"""The Dask engine on a real cluster: a `dask scheduler` and 3 `dask worker` processes on 127.0.0.1.
+
+Each worker declares a node (``--resources cores=2,gpus=2``, its name, host and GPU ids).
+Checks: tasks land on the node and GPUs our scheduler chose; a 2-rank MPI task spanning two
+workers gets the right host list; campaign tests of the local engine pass here; a worker
+killed mid-campaign (its tasks run again elsewhere, the allocation shrinks, and grows back
+when a worker joins); a driver killed mid-campaign resumes; cancel reaches the remote
+process; TLS refuses a client without the campaign's certificates; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from steerflow import Allocation, Campaign, Executable, Function, Runtime, TaskState  # noqa: E402
+from steerflow.engines.dask import DaskEngine  # noqa: E402
+from steerflow.proctree import descendants  # noqa: E402
+
+from .conftest import needs_mpirun, wait_until  # noqa: E402
+from .dask_cluster import DaskCluster  # noqa: E402
+
+# three names mpirun treats as this machine (no ssh), distinct so that host lists show their nodes
+HOSTS = {"node0": "localhost", "node1": "127.0.0.1", "node2": socket.gethostname()}
+GPU_IDS = {"node0": "0,1", "node1": "2,3", "node2": "4,5"}  # distinct, so a report names its node too
+
+
+def start_cluster(directory: Path, names=("node0", "node1", "node2")) -> DaskCluster:
+    cluster = DaskCluster(directory)
+    cluster.start_scheduler()
+    for name in names:
+        cluster.start_worker(name, cores=2, gpus=2, host=HOSTS[name], gpu_ids=GPU_IDS[name])
+    cluster.wait_workers(len(names))
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = start_cluster(tmp_path_factory.mktemp("dask"))
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def engine_runtime(cluster, tmp_path):
+    made: list[Runtime] = []
+
+    def make(**kwargs) -> Runtime:
+        rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=3), run_dir=tmp_path / f"run{len(made)}", **kwargs)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        rt.shutdown(wait=False)
+    # shutdown leaves no process behind: no task or warm worker under any Dask worker
+    assert wait_until(lambda: not any(descendants(p.pid) for p in cluster.workers.values()), timeout=15), \
+        {name: descendants(p.pid) for name, p in cluster.workers.items()}
+
+
+def where(barrier: str | None = None, n: int = 0) -> tuple[str, str, str, int]:
+    """Report where this task runs; with a barrier, wait (bounded) until n tasks are running at once."""
+    if barrier:
+        Path(barrier, str(os.getpid())).touch()
+        deadline = time.monotonic() + 30
+        while len(os.listdir(barrier)) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return (os.environ["STEERFLOW_NODE"], os.environ["CUDA_VISIBLE_DEVICES"], os.environ["STEERFLOW_CPUS"],
+            os.getpid())
+
+
+def test_allocation_is_what_the_workers_declare(engine_runtime):
+    rt = engine_runtime()
+    nodes = {n.name: n for n in rt.allocation.nodes}
+    assert sorted(nodes) == ["node0", "node1", "node2"]
+    assert all(n.cores == 2 and n.gpus == 2 for n in nodes.values())
+    assert nodes["node1"].gpu_ids == ("2", "3") and nodes["node1"].host == "127.0.0.1"
+    assert rt.allocation.source == "dask"
+
+
+def test_tasks_land_on_the_node_and_gpus_the_scheduler_chose(engine_runtime, tmp_path):
+    rt = engine_runtime()
+    chosen: dict[int, tuple[str, str]] = {}
+
+    def listen(record, state):
+        if state is TaskState.RUNNING:
+            slot = record.placement.slots[0]
+            node = rt.allocation.nodes[slot.node]
+            chosen[record.id] = (node.name, ",".join(node.gpu_ids[g] for g in slot.gpus))
+
+    rt.add_listener(listen)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    futures = [rt.submit(Function(where, args=(str(barrier), 6), gpus=1)) for _ in range(6)]
+    reports = [f.result(timeout=120) for f in futures]
+    assert len({r[3] for r in reports}) == 6  # six processes at once: every GPU of the cluster in use
+    for future, (node, gpus, _, _) in zip(futures, reports):
+        assert (node, gpus) == chosen[future.task_id]
+    assert sorted(r[1] for r in reports) == ["0", "1", "2", "3", "4", "5"]
+
+
+@needs_mpirun
+def test_two_rank_mpi_task_spanning_two_workers_gets_their_host_list(engine_runtime):
+    rt = engine_runtime()
+    script = 'echo "$STEERFLOW_RANK $STEERFLOW_HOSTS $CUDA_VISIBLE_DEVICES $(hostname)"'
+    task = Executable(["sh", "-c", script], ranks=2, nodes=2, gpus_per_rank=1, launcher="mpirun")
+    placed: list = []
+    rt.add_listener(lambda r, s: placed.append(r.placement) if s is TaskState.RUNNING else None)
+    result = rt.submit(task).result(timeout=120)
+    slots = placed[0].slots
+    hosts = [rt.allocation.nodes[s.node].host for s in sorted(slots, key=lambda s: s.node)]
+    expected = ",".join(f"{h}:1" for h in hosts)
+    lines = sorted(result.stdout_path.read_text().split("\n")[:-1])
+    assert len(lines) == 2
+    gpus = [rt.allocation.nodes[s.node].gpu_ids[s.gpus[0]] for s in sorted(slots, key=lambda s: s.node)]
+    for rank, line in enumerate(lines):
+        r, host_list, gpu, _ = line.split()
+        assert (int(r), host_list, gpu) == (rank, expected, gpus[rank])
+    assert expected == "localhost:1,127.0.0.1:1"  # nodes are numbered by name when the campaign starts
+
+
+def sleeper(seconds: float, pidfile: str) -> None:
+    Path(pidfile).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def test_cancel_kills_the_remote_process_tree(engine_runtime, tmp_path):
+    rt = engine_runtime()
+    pidfile = tmp_path / "pid"
+    future = rt.submit(Function(sleeper, args=(60, str(pidfile))))
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60)
+    pid = int(pidfile.read_text())
+    child = rt.submit(Executable(["sleep", "60"]))
+    assert wait_until(lambda: child.state is TaskState.RUNNING, timeout=60)
+    t0 = time.monotonic()
+    future.cancel()
+    child.cancel()
+    assert wait_until(lambda: not _alive(pid), timeout=10)
+    assert time.monotonic() - t0 < 10
+    assert future.cancelled() and child.cancelled()
+
+
+def test_suspend_resume_and_preempt_reach_the_remote_process(engine_runtime, tmp_path):
+    rt = engine_runtime()
+    pidfile = tmp_path / "pid"
+    future = rt.submit(Function(sleeper, args=(60, str(pidfile))))
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60)
+    pid = int(pidfile.read_text())
+    rt.suspend(future)
+    assert wait_until(lambda: _state(pid) == "T", timeout=10)
+    rt.resume(future)
+    assert wait_until(lambda: _state(pid) in ("S", "R"), timeout=10)
+    rt.preempt(future, grace=5)  # Preempted is raised in the function: it runs again later
+    assert wait_until(lambda: len(rt.task(future.task_id).attempts) >= 2, timeout=30)
+    assert rt.task(future.task_id).attempts[0].outcome == "preempted"
+    future.cancel()
+
+
+def square(x):
+    return x * x
+
+
+def fails_once(marker: str) -> str:
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        raise RuntimeError("first try fails")
+    return "ok"
+
+
+def test_a_campaign_with_dependencies_retries_and_an_executable(cluster, tmp_path):
+    camp = Campaign(tmp_path / "c", engine=DaskEngine(cluster.address, min_nodes=3), progress=False)
+    results = []
+
+    @camp.on_result()
+    def collect(result, ctx):
+        results.append(result.value)
+
+    a = camp.submit(square, 3)
+    b = camp.submit(square, a)  # a future as an argument: runs after a, with its value
+    c = camp.submit(Function(fails_once, args=(str(tmp_path / "m"),), retries=1))
+    d = camp.submit(Executable(["sh", "-c", "echo hello from $STEERFLOW_NODE"]))
+    camp.run()
+    assert b.result() == 81 and c.result() == "ok"
+    assert d.result().stdout_path.read_text().startswith("hello from node")
+    assert 81 in results
+
+
+def test_large_arguments_and_results_travel_by_value_between_nodes(engine_runtime):
+    np = pytest.importorskip("numpy")
+    rt = engine_runtime()
+    data = np.arange(2_000_000, dtype=np.float64)  # 16 MB: shared memory on the driver, bytes on the wire
+    total = rt.submit(np.sum, data).result(timeout=120)
+    assert total == data.sum()
+    doubled = rt.submit(np.multiply, data, 2.0).result(timeout=120)
+    assert doubled[-1] == 2 * data[-1]
+
+
+def slow_square(x: int, log: str) -> int:
+    with open(log, "a") as f:
+        f.write(f"{x} {os.environ['STEERFLOW_NODE']}\n")
+    time.sleep(0.5)
+    return x * x
+
+
+def test_worker_killed_mid_campaign_retries_elsewhere_and_nodes_join(tmp_path):
+    cluster = start_cluster(tmp_path / "cluster")
+    try:
+        rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=3), run_dir=tmp_path / "run")
+        try:
+            log = tmp_path / "log"
+            futures = [rt.submit(slow_square, i, str(log)) for i in range(18)]
+            assert wait_until(lambda: log.exists() and "node2" in log.read_text(), timeout=60)
+            cluster.kill_worker("node2")
+            assert [f.result(timeout=120) for f in futures] == [i * i for i in range(18)]
+            lost = [t for t in rt.tasks() if any(a.outcome == "lost" for a in t.attempts)]
+            assert lost and all(t.attempts[-1].nodes != ("node2",) for t in lost)
+            offline = _on_loop(rt, lambda: rt.scheduler.offline_nodes)
+            assert [rt.allocation.nodes[i].name for i in offline] == ["node2"]
+            # the allocation grows without a restart: a new node, and node2 coming back
+            cluster.start_worker("node3", cores=2, gpus=2, host="localhost", gpu_ids="6,7")
+            cluster.start_worker("node2", cores=2, gpus=2, host=HOSTS["node2"], gpu_ids=GPU_IDS["node2"])
+            assert wait_until(lambda: {n.name for n in rt.allocation.nodes} >= {"node3"}
+                              and not _on_loop(rt, lambda: rt.scheduler.offline_nodes), timeout=60)
+            assert rt.allocation.total_cores == 8
+            reports = [f.result(timeout=120) for f in [rt.submit(Function(where, gpus=2)) for _ in range(8)]]
+            assert {"node2", "node3"} <= {r[0] for r in reports}
+        finally:
+            rt.shutdown(wait=False)
+        assert wait_until(lambda: not any(descendants(p.pid) for p in cluster.workers.values()), timeout=15)
+    finally:
+        cluster.stop()
+
+
+DRIVER = """
+import os, sys, time
+from steerflow import Campaign, Function
+
+def work(i, marks):
+    open(os.path.join(marks, f"{i}.{os.getpid()}"), "w").close()
+    time.sleep(0.3)
+    return i * 10
+
+if __name__ == "__main__":
+    directory, marks = sys.argv[1], sys.argv[2]
+    camp = Campaign(directory, progress=False)  # the engine comes from STEERFLOW_ENGINE / STEERFLOW_DASK_SCHEDULER
+    futures = [camp.submit(Function(work, args=(i, marks))) for i in range(12)]
+    camp.run()
+    print("total", sum(f.result() for f in futures))
+"""
+
+
+def test_driver_killed_mid_campaign_resumes(cluster, tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = dict(os.environ, STEERFLOW_ENGINE="dask", STEERFLOW_DASK_SCHEDULER=cluster.address,
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    directory = tmp_path / "camp"
+    first = subprocess.Popen([sys.executable, str(script), str(directory), str(marks)], env=env,
+                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(os.listdir(marks)) >= 7, timeout=120), first.stderr.read1().decode()
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    # the killed driver's tasks die with its comm
+    assert wait_until(lambda: not any(descendants(p.pid) for p in cluster.workers.values()), timeout=15)
+    done_before = _journaled_keys(directory)
+    second = subprocess.run([sys.executable, str(script), str(directory), str(marks)],
+                            env=dict(env, STEERFLOW_RESUME="1"), capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stderr
+    assert "total 660" in second.stdout
+    runs = {}
+    for name in os.listdir(marks):
+        key = int(name.split(".")[0])
+        runs[key] = runs.get(key, 0) + 1
+    assert sorted(runs) == list(range(12))
+    assert all(runs[i] == 1 for i in range(12) if i + 1 in done_before)  # a finished task never ran again
+
+
+def test_declared_allocation_runs_on_the_first_workers(cluster, tmp_path):
+    with Runtime(Allocation.declare(nodes=2, cores=1, gpus=1), engine=DaskEngine(cluster.address, min_nodes=3),
+                 run_dir=tmp_path / "run") as rt:
+        reports = [rt.submit(Function(where, gpus=1)).result(timeout=120) for _ in range(2)]
+        assert all(r[0] in ("node0", "node1") for r in reports)
+
+
+def test_tls_cluster_refuses_a_client_without_the_campaign_certificates(tmp_path):
+    from distributed import Client
+
+    from steerflow.engines.dask_tls import security_for, write_certificates
+
+    cluster = DaskCluster(tmp_path / "cluster")
+    cluster.tls = write_certificates(tmp_path / "certs")
+    try:
+        address = cluster.start_scheduler()
+        assert address.startswith("tls://")
+        cluster.start_worker("node0", cores=1)
+        cluster.wait_workers(1)
+        with Runtime(engine=DaskEngine(address, security=security_for(tmp_path / "certs")),
+                     run_dir=tmp_path / "run") as rt:
+            assert rt.submit(square, 7).result(timeout=120) == 49
+        with pytest.raises(Exception):  # no certificates: the TLS handshake fails
+            Client(address, timeout=5)
+        with pytest.raises(Exception):  # plain TCP to the TLS port is refused too
+            Client(address.replace("tls://", "tcp://"), timeout=5)
+    finally:
+        cluster.stop()
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    return _state(pid) not in ("", "Z")
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def _on_loop(rt: Runtime, fn):
+    box: list = []
+    rt.call_soon(lambda: box.append(fn()))
+    assert wait_until(lambda: bool(box), timeout=10)
+    return box[0]
+
+
+def _journaled_keys(directory: Path) -> set[int]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{directory / 'journal.db'}?mode=ro", uri=True)
+    try:
+        return {row[0] for row in conn.execute("SELECT key FROM tasks WHERE state = 'done'")}
+    finally:
+        conn.close()
