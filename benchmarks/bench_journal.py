@@ -38,7 +38,7 @@ def column(matrix, j):
 
 def measure(directory: Path) -> dict[str, float]:
     files = sum(p.stat().st_size for p in directory.glob("journal.db*"))
-    blob_bytes = sum(p.stat().st_size for p in (directory / "blobs").glob("*.pkl")) if (directory / "blobs").is_dir() else 0
+    blob_bytes = sum(p.stat().st_size for p in (directory / "blobs").glob("*.pkl*")) if (directory / "blobs").is_dir() else 0
     conn = sqlite3.connect(f"file:{directory / 'journal.db'}?mode=ro", uri=True)
     tasks = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
     inline = 0
