@@ -602,6 +602,7 @@ class Campaign:
         self._closing = True
         self._runtime.shutdown(wait=True, cancel_futures=not drain, kill=not drain)
         self._control.close()
+        self.journal.put("meta", "ended", json.dumps({"reason": self._stop_reason, "at": time.time()}))
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         self._blobs.close()

@@ -120,7 +120,8 @@ def status(directory: str | Path, failures: int = 5) -> dict[str, Any]:
         conn.close()
     return {"directory": str(directory), "title": title(directory, info), "driver_pid": pid, "pools": by_pool,
             "running": running, "failures": failed, "failed": n_failed, "drivers_so_far": runs[0],
-            "started": runs[1], "last_start": runs[2], "stop": info.get("stop"), "now": time.time()}
+            "started": runs[1], "last_start": runs[2], "stop": info.get("stop"), "ended": info.get("ended"),
+            "now": time.time()}
 
 
 def _failure(directory: Path, key: int, name: str, pool: str, attempts: int, error: str | None,

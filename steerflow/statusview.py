@@ -32,9 +32,15 @@ def render_one(info: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [Text(info["title"], style="bold")]
     pid = info["driver_pid"]
     started = info["last_start"]
-    since = f", this one since {_clock(started)} ({_ago(info['now'] - started)})" if started else ""
+    since = f", the last at {_clock(started)} ({_ago(info['now'] - started)} ago)" if started else ""
     parts.append(Text((f"driver running (pid {pid})" if pid else "no driver running")
                       + f"; {info['drivers_so_far']} driver start(s){since}"))
+    ended = info.get("ended")
+    if not pid and isinstance(ended, dict) and ended.get("at", 0) >= (started or 0):
+        parts.append(Text(f"ended {_clock(ended['at'])}: {ended.get('reason') or 'closed'}"))
+    elif not pid and info["drivers_so_far"]:
+        parts.append(Text("the last driver stopped without closing (killed or crashed): `steerflow resume` "
+                          "continues it", style="yellow"))
     done = sum(counts.get(s, 0) for counts in info["pools"].values() for s in ("done", "failed", "cancelled"))
     limits = info.get("stop") or {}
     budget = []

@@ -212,3 +212,13 @@ def test_status_fits_80_columns(tmp_path, width):
     assert out.returncode == 0, out.stderr
     assert max(len(line) for line in out.stdout.splitlines()) <= width, out.stdout
     assert "exited with status 3" in out.stdout
+
+
+def test_status_says_how_the_last_driver_ended(tmp_path):
+    import steerflow as sf_
+
+    camp = sf_.Campaign(tmp_path / "c", allocation=sf_.Allocation.declare(nodes=1, cores=1), progress=False)
+    camp.submit(sf_.Function(abs, args=(-1,)))
+    camp.run(stop=sf_.stop.tasks(1))
+    out = sf("status", tmp_path / "c")
+    assert "ended" in out.stdout and "stop condition met" in out.stdout, out.stdout
