@@ -26,16 +26,24 @@ from .worker import _HEADER, CONTROL, read_exact, write_all
 _FN_CACHE_MAX = 4096
 
 
-class _Worker:
-    __slots__ = ("proc", "rfd", "wfd", "cfd", "known", "launch", "number", "stopped", "doomed")
+# What a warm worker is started with and keeps for life: (CUDA_VISIBLE_DEVICES, threads). CUDA,
+# OpenMP and BLAS read these once per process, so a worker only ever serves tasks bound alike.
+Binding = tuple[str, str]
+DEFAULT_BINDING: Binding = ("", "1")  # one core, no GPU: what the warm pool starts with
 
-    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int) -> None:
-        self.proc, self.rfd, self.wfd, self.cfd = proc, rfd, wfd, cfd
+
+class _Worker:
+    __slots__ = ("proc", "rfd", "wfd", "cfd", "binding", "known", "launch", "number", "stopped", "doomed",
+                 "retired")
+
+    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding) -> None:
+        self.proc, self.rfd, self.wfd, self.cfd, self.binding = proc, rfd, wfd, cfd, binding
         self.known: set[int] = set()
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
         self.stopped = False  # SIGSTOPped by suspend: continued before it serves another task
         self.doomed = False  # killed: never handed another task, even if its last reply arrives
+        self.retired = False  # stopped to make room for a worker of another binding: not replaced
 
 
 class _Child:
@@ -81,7 +89,13 @@ class _Stream:
 
 
 class LocalEngine:
-    """Runs tasks on this machine. ``workers`` is how many warm workers start at once (default: one per CPU)."""
+    """Runs tasks on this machine. ``workers`` is how many warm workers start at once (default: one per CPU).
+
+    A warm worker keeps the GPU ids and thread count it was started with (its start-up
+    environment), so it serves only tasks with that binding; a task bound otherwise gets an idle
+    worker of its binding or a new one. At most ``workers`` idle workers are kept: the one idle
+    longest makes room. Same-shaped tasks keep reusing the workers that have their function loaded.
+    """
 
     local = True
 
@@ -98,7 +112,8 @@ class LocalEngine:
         self._children: dict[int, _Child] = {}
         self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
         self._next_key = 0
-        self._binding_cache: dict[tuple, tuple[dict[str, str], list[int]]] = {}
+        self._binding_cache: dict[tuple, tuple[dict[str, str], list[int], Binding]] = {}
+        self._max_idle = 1
         self._worker_env = dict(os.environ)
         self._worker_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._pending_events: list[Event] = []
@@ -110,22 +125,25 @@ class LocalEngine:
         self._allocation = allocation
         self._run_dir = Path(run_dir)
         n = self.initial_workers or min(len(os.sched_getaffinity(0)), allocation.total_cores)
-        self._idle.extend(self._spawn_worker() for _ in range(n))
+        self._max_idle = max(1, n)
+        self._idle.extend(self._spawn_worker(DEFAULT_BINDING) for _ in range(n))
 
-    def _spawn_worker(self) -> _Worker:
+    def _spawn_worker(self, binding: Binding) -> _Worker:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         control_r, control_w = os.pipe()
+        env = dict(self._worker_env, CUDA_VISIBLE_DEVICES=binding[0], OMP_NUM_THREADS=binding[1],
+                   OPENBLAS_NUM_THREADS=binding[1], MKL_NUM_THREADS=binding[1])
         proc = subprocess.Popen(
             [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w), str(control_r)],
-            pass_fds=(to_worker_r, from_worker_w, control_r), start_new_session=True, env=self._worker_env,
+            pass_fds=(to_worker_r, from_worker_w, control_r), start_new_session=True, env=env,
             stdin=subprocess.DEVNULL)
         os.close(to_worker_r)
         os.close(from_worker_w)
         os.close(control_r)
         os.set_blocking(from_worker_r, True)
         os.set_blocking(control_w, False)
-        worker = _Worker(proc, from_worker_r, to_worker_w, control_w)
+        worker = _Worker(proc, from_worker_r, to_worker_w, control_w, binding)
         self._sel.register(from_worker_r, selectors.EVENT_READ, worker)
         return worker
 
@@ -177,14 +195,15 @@ class LocalEngine:
         slot = launch.placement.slots[0]
         cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus))
         if cached is None:  # binding depends only on where it runs: compute once per slot
-            cached = (launchers.binding_env(self._allocation, launch.placement),  # type: ignore[arg-type]
-                      self._allocation.nodes[slot.node].physical_cpus(slot.cores))  # type: ignore[union-attr]
+            bound = launchers.binding_env(self._allocation, launch.placement)  # type: ignore[arg-type]
+            cached = (bound, self._allocation.nodes[slot.node].physical_cpus(slot.cores),  # type: ignore[union-attr]
+                      (bound["CUDA_VISIBLE_DEVICES"], bound["OMP_NUM_THREADS"]))
             self._binding_cache[(slot.node, slot.cores, slot.gpus)] = cached
         env = dict(cached[0])
         cpus = cached[1]
         env["STEERFLOW_TASK_ID"] = str(launch.task_id)
         env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
-        worker = self._pick_worker(key)  # last: nothing below raises, so no worker is ever lost to a failed launch
+        worker = self._pick_worker(key, cached[2])  # last: nothing below raises, so no worker is ever lost to a failed launch
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
@@ -196,13 +215,31 @@ class LocalEngine:
         except OSError:
             pass  # the worker died; its pipe's EOF reports the task as lost
 
-    def _pick_worker(self, key: int) -> _Worker:
-        """An idle worker that already ran this function (its imports and loaded models are warm), else any."""
+    def _pick_worker(self, key: int, binding: Binding) -> _Worker:
+        """An idle worker of this binding that already ran this function (its imports and loaded
+        models are warm), else one of this binding, else a new one."""
         idle = self._idle
+        other = -1
         for i in range(len(idle) - 1, -1, -1):
-            if key in idle[i].known:
-                return idle.pop(i)
-        return idle.pop() if idle else self._spawn_worker()
+            worker = idle[i]
+            if worker.binding == binding:
+                if key in worker.known:
+                    return idle.pop(i)
+                if other < 0:
+                    other = i
+        if other >= 0:
+            return idle.pop(other)
+        if len(idle) >= self._max_idle:  # make room: the worker idle longest goes
+            self._retire(idle.pop(0))
+        return self._spawn_worker(binding)
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.retired = True
+        self._dying.append(worker)  # its EOF is read as usual, then it is reaped
+        try:
+            write_all(worker.wfd, _HEADER.pack(len(_STOP)) + _STOP)
+        except OSError:
+            pass
 
     def _function_key(self, fn: object) -> tuple[int, bytes]:
         entry = self._fn_keys.get(id(fn))
@@ -385,8 +422,8 @@ class LocalEngine:
                     pool.remove(worker)
                 except ValueError:
                     pass
-        if not self._closed:  # keep the warm pool at strength
-            self._idle.append(self._spawn_worker())
+        if not self._closed and not worker.retired:  # keep the warm pool at strength
+            self._idle.append(self._spawn_worker(worker.binding))
 
     def _close_worker(self, worker: _Worker) -> None:
         try:
