@@ -101,7 +101,8 @@ def spec_blob(store: Store, spec: TaskSpec) -> bytes | None:
         if isinstance(spec, Function):
             args = tuple(_by_reference(store, a) for a in spec.args)
             kwargs = {k: _by_reference(store, v) for k, v in spec.kwargs.items()}
-            return serialize.dumps_inband({"fn": spec.label(), "args": args, "kwargs": kwargs})
+            fn = f"{getattr(spec.fn, '__module__', '?')}:{getattr(spec.fn, '__qualname__', type(spec.fn).__name__)}"
+            return serialize.dumps_inband({"fn": spec.label(), "function": fn, "args": args, "kwargs": kwargs})
         if isinstance(spec, Executable):
             return serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
     except Exception:  # noqa: BLE001 - args with futures or unpicklable objects: keep what we can

@@ -37,4 +37,4 @@ def test_status_and_show_say_where_a_task_runs_with_its_gpus(tmp_path):
     shown = rundirs.task(tmp_path / "c", future.task_id)
     assert shown["state"] == "done" and shown["gpus"] == 1
     assert any(re.fullmatch(r"node0\[c\d g\d\]", row["where"]) for row in shown["history"])
-    assert shown["spec"]["fn"] == "on-a-gpu" and shown["spec"]["args"] == repr((str(release),))
+    assert shown["spec"]["function"] == f"{__name__}:wait_for" and shown["spec"]["args"] == repr((str(release),))
