@@ -376,6 +376,8 @@ def test_a_spec_with_several_mistakes_reports_all_of_them(tmp_path):
         stages:
           - name: a
             function: sfsteps:sqaure
+            corse: 1
+            cores: 0
           - name: b
             function: sfsteps:square
             cores: 0
@@ -387,7 +389,8 @@ def test_a_spec_with_several_mistakes_reports_all_of_them(tmp_path):
     with pytest.raises(SpecError) as info:
         spec.load(path)
     lines = str(info.value).splitlines()
-    assert len(lines) == 5, lines
+    assert len(lines) == 7, lines
     assert [line.split(": ", 2)[1] for line in lines] == [
-        "stages[0].function", "stages[1].cores", "stages[2].executable", "stop.wall", "colour"]
+        "stages[0].function", "stages[0].corse", "stages[0].cores", "stages[1].cores", "stages[2].executable",
+        "stop.wall", "colour"]
     assert all(line.startswith(f"{path}:") for line in lines)

@@ -388,7 +388,8 @@ class _Validator:
         path: Path_ = ("stages", i)
         if not isinstance(item, dict):
             self.fail(path, f"a stage is a mapping with a name and a function or executable, got {_type(item)}.")
-        self._unknown(path, item, ALL_STAGE_FIELDS, "stage field")
+        for key in item:  # each unknown field is its own mistake; the others are still checked
+            self.attempt(self._unknown, path, {key: None}, ALL_STAGE_FIELDS, "stage field")
         name = item.get("name")
         if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
             self.fail(path + ("name",) if "name" in item else path,
@@ -434,8 +435,8 @@ class _Validator:
         for key in kwargs:
             if not isinstance(key, str) or not _IDENT.fullmatch(key):
                 self.fail(path + ("kwargs", key), f"{key!r} is not a valid keyword argument name.")
-        if kind == "function":
-            target: Any = self.callable(path + ("function",), item["function"])
+        if kind == "function":  # a wrong module:callable is reported beside the other mistakes of the stage
+            target: Any = self.attempt(self.callable, path + ("function",), item["function"], default=print)
         else:
             if args or kwargs:
                 self.fail(path + ("args" if args else "kwargs",), "an executable stage takes its arguments in "
