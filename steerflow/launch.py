@@ -36,15 +36,21 @@ _stopped: str | None = None
 _unhandled: dict[Path, dict[int, str]] = {}  # set when `steerflow cancel --stop` stopped a campaign of this process
 
 
+_cached_plan: dict[str, Any] | None = None
+
+
 def _plan() -> dict[str, Any]:
-    text = os.environ.get(ENV_DIRS)
-    if not text:
-        return {}
-    try:
-        plan = json.loads(text)
-        return plan if isinstance(plan, dict) else {}
-    except ValueError:
-        return {}
+    """The directory plan `steerflow resume` passed; read once and taken out of the environment, so that
+    processes this one starts (task workers, other scripts) do not inherit it."""
+    global _cached_plan
+    if _cached_plan is None:
+        text = os.environ.pop(ENV_DIRS, "")
+        try:
+            plan = json.loads(text) if text else {}
+        except ValueError:
+            plan = {}
+        _cached_plan = plan if isinstance(plan, dict) else {}
+    return _cached_plan
 
 
 def place(requested: Path) -> tuple[Path, bool]:
