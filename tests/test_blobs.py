@@ -48,3 +48,33 @@ def test_resume_with_blobs_runs_nothing_again(tmp_path):
         assert [f.result() for f in futures] == [300.0] * 5
     assert camp.resumed and len(list((tmp_path / "c" / "blobs").iterdir())) == 1
     assert rundirs.status(tmp_path / "c")["pools"]["default"] == {"done": 5}
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
+def test_show_reads_a_description_without_running_what_it_names(tmp_path):
+    import pickle
+
+    victim = tmp_path / "victim"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {victim}",))
+
+    import os
+
+    camp = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+    camp.submit(sf.Function(column_sum, args=(np.ones((2, 2)), Point(3))))
+    camp.run()
+    conn = sqlite3.connect(tmp_path / "c" / "journal.db")
+    with conn:
+        conn.execute("UPDATE tasks SET spec = ? WHERE key = 1",
+                     (pickle.dumps({"fn": "x", "args": (Evil(), np.arange(3), Point(1)), "kwargs": {}}),))
+    conn.close()
+    shown = rundirs.task(tmp_path / "c", 1)
+    assert not victim.exists()
+    assert "<posix.system>" in shown["spec"]["args"] and "array([0, 1, 2])" in shown["spec"]["args"]
+    assert "Point>" in shown["spec"]["args"]
