@@ -222,3 +222,17 @@ def test_status_says_how_the_last_driver_ended(tmp_path):
     camp.run(stop=sf_.stop.tasks(1))
     out = sf("status", tmp_path / "c")
     assert "ended" in out.stdout and "stop condition met" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("agent,code", [("", 1), ("@camp.on_result()\ndef seen(result, ctx):\n    pass\n", 0)])
+def test_a_python_campaign_exits_1_only_when_no_agent_received_its_failures(tmp_path, agent, code):
+    script = tmp_path / "fails.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        import steerflow as sf
+        camp = sf.Campaign(sys.argv[1], allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+        camp.submit(sf.Executable(["sh", "-c", "echo broken input >&2; exit 4"], name="prog"))
+    """) + agent + "camp.run()\n")
+    out = sf("run", script, tmp_path / "c")
+    assert out.returncode == code, out.stderr
+    assert "broken input" in out.stderr and str(tmp_path / "c" / "tasks" / "1.1.err") in out.stderr
