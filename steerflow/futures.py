@@ -44,6 +44,11 @@ class TaskFuture(Future[T]):
                     self._result = value
         return value
 
+    @property
+    def loaded(self) -> bool:
+        """False while a finished task's value is still in its wire form (not yet asked for in this process)."""
+        return type(self._result) is not Encoded
+
     def cancel(self) -> bool:
         """Cancel the task, killing it if it runs. False only if it had already finished."""
         if self.done() or self._runtime is None:

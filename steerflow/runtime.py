@@ -96,7 +96,7 @@ class TaskRecord:
         self.ended = 0.0
         self.result_blob: bytes | None = None  # the pickled value as it came back (the journal reuses it)
         self.output: serialize.Encoded | None = None  # that value, while dependents may take it by reference
-        self.inputs: list[serialize.Encoded] = []  # results of other tasks this one's arguments refer to
+        self.inputs: list[TaskRecord] = []  # tasks whose results this one's arguments may refer to
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.spec!r} {self.state.value}>"
@@ -462,9 +462,9 @@ class Runtime(Executor):
                     output = dep.output if dep is not None else None
                     if output is None or not output.shareable:
                         return future.result()
-                    if output not in record.inputs:
+                    if dep not in record.inputs:
                         output.readers += 1
-                        record.inputs.append(output)
+                        record.inputs.append(dep)
                     return serialize.Ref(output.blob)
 
                 args = tuple(substitute(a, by_reference) for a in spec.args)
@@ -675,10 +675,10 @@ class Runtime(Executor):
             self.engine.release_payload(record.id, record.payload)  # shared-memory buffers: finished for good
             record.payload = None
         if record.inputs:  # this task no longer reads its inputs' shared memory
-            for output in record.inputs:
-                output.readers -= 1
-                if output.readers == 0:
-                    output.settle(pin=True)
+            for dep in record.inputs:
+                if dep.output is not None:
+                    dep.output.readers -= 1
+                    self._settle(dep)
             record.inputs = []
         output = record.output
         dependents, record.dependents = record.dependents, []
@@ -686,7 +686,7 @@ class Runtime(Executor):
             for dependent in dependents:
                 if not dependent.state.finished:
                     output.readers += 1
-                    dependent.inputs.append(output)
+                    dependent.inputs.append(record)
         for dependent in dependents:
             if dependent.state.finished:
                 continue
@@ -696,8 +696,17 @@ class Runtime(Executor):
                     self._make_ready(dependent)
             else:
                 self._fail_dependency(dependent, record)
-        if output is not None and output.readers == 0:  # nobody reads it by reference: the future keeps it mapped
-            output.settle(pin=True)
+        if output is not None:
+            self._settle(record)
+
+    def _settle(self, record: TaskRecord) -> None:
+        """Once no task reads a result by reference, its files leave /dev/shm (the future keeps a mapping if it must)."""
+        output = record.output
+        if output is None or output.readers > 0:
+            return
+        if not output.settled:
+            output.settle(pin=not record.future.loaded)
+        record.output = None  # later dependents get the value (it is not kept twice)
 
     def _fail_dependency(self, record: TaskRecord, dep: TaskRecord) -> None:
         self._finish(record, TaskState.FAILED, DependencyFailed(
@@ -722,8 +731,9 @@ class Runtime(Executor):
         finally:
             for record in list(self._records.values()):
                 self._resolve_orphan(record)
-                if record.output is not None:
-                    record.output.settle(pin=True)  # no task reads it any more; the future may still
+                if record.output is not None:  # no task reads it any more; the future may still
+                    record.output.readers = 0
+                    self._settle(record)
 
     def _resolve_orphan(self, record: TaskRecord) -> None:
         """A task the loop will never run: cancelled by shutdown, or failed with the loop's own failure."""

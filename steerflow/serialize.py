@@ -426,6 +426,11 @@ class Encoded:
             self._lock = threading.Lock()
 
     @property
+    def settled(self) -> bool:
+        """True for a plain pickle, or once the files are gone from /dev/shm."""
+        return self._settled
+
+    @property
     def shareable(self) -> bool:
         """True while another task may still be given this result by reference (always, for a plain pickle)."""
         return not self._settled or self._lock is None
