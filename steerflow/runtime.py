@@ -128,6 +128,7 @@ class Runtime(Executor):
         self.lost_retries = lost_retries
         serialize.cleanup_stale()  # shared memory left by drivers or workers that crashed
         self._scheduler = Scheduler(self.allocation, quotas=quotas, max_bypass=max_bypass)
+        self._fits: set[tuple] = set()  # task shapes already known to fit the allocation
         self._records: dict[int, TaskRecord] = {}
         self._ids = itertools.count(1)
         self._inbox: deque[tuple] = deque()
@@ -319,6 +320,17 @@ class Runtime(Executor):
             raise TaskSpecError("args", args, f"cannot be pickled for the worker ({exc}).") from exc
 
     def _check_fits(self, spec: TaskSpec) -> None:
+        """Raise if the task could never run here. The allocation does not change: a shape that fits once always does."""
+        shape = (spec.__class__, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank, spec.memory_mb, spec.nodes,
+                 spec.pool)
+        if shape in self._fits:
+            return
+        self._check_fits_once(spec)
+        if len(self._fits) >= 4096:
+            self._fits.clear()
+        self._fits.add(shape)
+
+    def _check_fits_once(self, spec: TaskSpec) -> None:
         alloc = self.allocation
         if isinstance(spec, Function):
             if spec.cores > alloc.max_cores_per_node:

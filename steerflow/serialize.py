@@ -82,8 +82,9 @@ def dumps(obj: Any) -> bytes:
     """
     big: list[pickle.PickleBuffer] = []
     threshold = SHM_THRESHOLD
-    if _shallow_big_bytes(obj, threshold):  # the common case, found without pickling it twice
-        obj = _lift_bytes(obj, threshold)
+    kind = type(obj)
+    if (kind is bytes or kind is bytearray) and len(obj) >= threshold:  # a large result, found without pickling twice
+        obj = _BigBytes(obj)
 
     def keep_inband(buf: pickle.PickleBuffer) -> bool:  # False: out-of-band
         try:
@@ -100,14 +101,18 @@ def dumps(obj: Any) -> bytes:
     except _PICKLE_ERRORS:
         big.clear()
         data = cloudpickle.dumps(obj, PROTOCOL, buffer_callback=keep_inband)
+        if len(data) >= threshold and not big:
+            lifted = _lift_bytes(obj, threshold)
+            if lifted is not obj:
+                return dumps(lifted)
     else:
+        if len(data) >= threshold and not big:  # large bytes inside went in-band (pickle never lifts them)
+            lifted = _lift_bytes(obj, threshold)
+            if lifted is not obj:
+                return dumps(lifted)
         if b"__main__" in data:  # by-reference pickles of __main__ objects cannot load in a worker
             big.clear()
             data = cloudpickle.dumps(obj, PROTOCOL, buffer_callback=keep_inband)
-    if len(data) >= threshold and not big:  # something large went in-band: plain bytes, which pickle never lifts
-        lifted = _lift_bytes(obj, threshold)
-        if lifted is not obj:
-            return dumps(lifted)
     if not big:
         return data
     try:
@@ -133,24 +138,6 @@ class _BigBytes:
 
     def __reduce_ex__(self, protocol: int) -> tuple:
         return type(self.data), (pickle.PickleBuffer(self.data),)
-
-
-def _shallow_big_bytes(obj: Any, threshold: int) -> bool:
-    """A large ``bytes``/``bytearray`` at the top, or among the first items of a short tuple/list two levels down (arguments)."""
-    kind = type(obj)
-    if kind is bytes or kind is bytearray:
-        return len(obj) >= threshold
-    if kind is tuple or kind is list:
-        for item in obj[:8]:
-            sub = type(item)
-            if sub is bytes or sub is bytearray:
-                if len(item) >= threshold:
-                    return True
-            elif sub is tuple or sub is list:
-                for inner in item[:8]:
-                    if (type(inner) is bytes or type(inner) is bytearray) and len(inner) >= threshold:
-                        return True
-    return False
 
 
 def _lift_bytes(obj: Any, threshold: int, depth: int = 3) -> Any:

@@ -103,6 +103,7 @@ class LocalEngine:
         self.initial_workers = workers
         self._allocation: Allocation | None = None
         self._run_dir = Path(".")
+        self._checkpoints = os.path.join(".", "checkpoints", "")
         self._sel = selectors.DefaultSelector()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._sel.register(self._wake_fd, selectors.EVENT_READ, None)
@@ -124,6 +125,7 @@ class LocalEngine:
     def start(self, allocation: Allocation, run_dir: Path) -> None:
         self._allocation = allocation
         self._run_dir = Path(run_dir)
+        self._checkpoints = os.path.join(str(self._run_dir), "checkpoints", "")
         n = self.initial_workers or min(len(os.sched_getaffinity(0)), allocation.total_cores)
         self._max_idle = max(1, n)
         self._idle.extend(self._spawn_worker(DEFAULT_BINDING) for _ in range(n))
@@ -328,7 +330,7 @@ class LocalEngine:
             self._held.difference_update(serialize.shm_paths(payload))
 
     def _checkpoint_path(self, task_id: int) -> str:
-        return str(self._run_dir / "checkpoints" / f"{task_id}.ckpt")
+        return f"{self._checkpoints}{task_id}.ckpt"  # a string join: pathlib costs ~5 us on every launch
 
     def suspend(self, task_id: int) -> None:
         worker = self._busy.get(task_id)
