@@ -18,6 +18,20 @@ from dataclasses import dataclass, field
 
 from .errors import AllocationError
 
+# Bounds that no real machine reaches but a typo does (cores: 10**9 would take minutes and gigabytes to build).
+MAX_CORES_PER_NODE = 16_384
+MAX_GPUS_PER_NODE = 1_024
+MAX_NODES = 1_000_000
+MAX_TOTAL_CORES = 1 << 22  # 4,194,304: seven times Frontier
+
+
+def _count(what: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AllocationError(f"{what} must be an integer between {low} and {high}; got {value!r}.")
+    if not low <= value <= high:
+        raise AllocationError(f"{what} must be between {low} and {high}; got {value}. Check for a typo.")
+    return value
+
 
 @dataclass(frozen=True)
 class Node:
@@ -35,10 +49,13 @@ class Node:
     host: str = "localhost"
 
     def __post_init__(self) -> None:
-        if self.cores < 1:
+        if isinstance(self.cores, int) and not isinstance(self.cores, bool) and self.cores < 1:
             raise AllocationError(f"Node '{self.name}' has {self.cores} cores; a node needs at least 1.")
-        if self.gpus < 0:
+        if isinstance(self.gpus, int) and not isinstance(self.gpus, bool) and self.gpus < 0:
             raise AllocationError(f"Node '{self.name}' has {self.gpus} GPUs; the count cannot be negative.")
+        _count(f"Node '{self.name}': cores", self.cores, 1, MAX_CORES_PER_NODE)
+        _count(f"Node '{self.name}': gpus", self.gpus, 0, MAX_GPUS_PER_NODE)
+        _count(f"Node '{self.name}': memory_mb", self.memory_mb, 0, 1 << 40)
         if not self.cpu_ids:
             real = sorted(os.sched_getaffinity(0))
             object.__setattr__(self, "cpu_ids", tuple(real[i % len(real)] for i in range(self.cores)))
@@ -97,8 +114,15 @@ class Allocation:
     @classmethod
     def declare(cls, nodes: int = 1, cores: int = 1, gpus: int = 0, memory_mb: int = 0) -> Allocation:
         """N identical nodes; tasks still run on this machine, bound to real CPUs modulo their count."""
-        if nodes < 1:
+        if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes < 1:
             raise AllocationError(f"A declared allocation needs at least 1 node; got nodes={nodes}.")
+        _count("nodes", nodes, 1, MAX_NODES)
+        _count("cores", cores, 1, MAX_CORES_PER_NODE)
+        _count("gpus", gpus, 0, MAX_GPUS_PER_NODE)
+        _count("memory_mb", memory_mb, 0, 1 << 40)
+        if nodes * cores > MAX_TOTAL_CORES:
+            raise AllocationError(f"nodes={nodes} x cores={cores} is {nodes * cores:,} cores, more than the "
+                                  f"{MAX_TOTAL_CORES:,} steerflow manages in one allocation. Check for a typo.")
         host = "localhost"
         return cls(tuple(Node(f"node{i:0{len(str(nodes - 1))}d}", cores, gpus, memory_mb, host=host)
                          for i in range(nodes)), source="declared")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ class wall(Condition):  # noqa: N801
 
     limit: float | str
 
+    def __post_init__(self) -> None:
+        if not parse_duration(self.limit) > 0:  # checked now: a bad limit must not surface mid-run, or never
+            raise ValueError(f"stop.wall({self.limit!r}): the limit must be a positive duration.")
+
     def met(self, ctx: Context) -> bool:
         return ctx.elapsed >= parse_duration(self.limit)
 
@@ -101,8 +106,13 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: float | str) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+        if not math.isfinite(seconds):  # NaN never compares true: a wall limit of NaN would never fire
+            raise ValueError(f"The duration {value!r} is not a finite number of seconds; give one like 90 or '2h'.")
+        return seconds
+    if not isinstance(value, str):
+        raise ValueError(f"Cannot read the duration {value!r}; write it like '90s', '15m', '2h' or '1h30m'.")
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", value.strip().lower())
     if not parts or "".join(f"{n}{u}" for n, u in parts) != re.sub(r"\s+", "", value.strip().lower()):
         raise ValueError(f"Cannot read the duration {value!r}; write it like '90s', '15m', '2h' or '1h30m'.")

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from . import rules as rules_mod
 from .. import stop as stop_mod
 from ..campaign import Campaign
-from ..errors import SpecError, TaskSpecError
+from ..errors import AllocationError, SpecError, TaskSpecError
 from ..futures import TaskFuture
 from ..resources import Allocation
 from ..task import Executable, Function, TaskSpec
@@ -73,6 +73,7 @@ EXECUTABLE_OPTIONS = ("env", "cwd", "pre", "post", "ranks", "cores_per_rank", "g
 COMMON_OPTIONS = ("memory_mb", "priority", "timeout", "retries", "pool", "tags")
 ALL_STAGE_FIELDS = STAGE_FIELDS + FUNCTION_OPTIONS + EXECUTABLE_OPTIONS + COMMON_OPTIONS
 WHEN = ("start", "on-demand")
+MAX_STAGE_TASKS = 100_000  # the tasks one stage fans out to at the start
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -317,8 +318,12 @@ class _Validator:
         for key, low in (("nodes", 1), ("cores", 1), ("gpus", 0), ("memory_mb", 0)):
             if key in value and (isinstance(value[key], bool) or not isinstance(value[key], int) or value[key] < low):
                 self.fail(("allocation", key), f"expected an integer >= {low}, got {value[key]!r}.")
-        return Allocation.declare(nodes=value.get("nodes", 1), cores=value.get("cores", 1), gpus=value.get("gpus", 0),
-                                  memory_mb=value.get("memory_mb", 0))
+        try:
+            return Allocation.declare(nodes=value.get("nodes", 1), cores=value.get("cores", 1),
+                                      gpus=value.get("gpus", 0), memory_mb=value.get("memory_mb", 0))
+        except AllocationError as exc:  # sizes past the bounds (a typo like cores: 10000000000)
+            key = next((k for k in ("nodes", "cores", "gpus", "memory_mb") if str(exc).startswith(k)), None)
+            self.fail(("allocation",) + ((key,) if key else ()), str(exc))
 
     def pools(self, data: dict, stages: list[Stage]) -> dict[str, dict[str, int]]:
         pools = self._mapping(("pools",), data.get("pools", {}) or {}, "pool names to {cores: N, gpus: M}")
@@ -425,6 +430,12 @@ class _Validator:
             self.fail(path + ("foreach", other), f"has {lengths[other]} values but foreach.{first} has "
                       f"{lengths[first]}; foreach zips its lists, so they need equal lengths (use grid for every "
                       "combination).")
+        tasks = max(lengths.values(), default=1)
+        for key, values in grid.items():
+            tasks *= len(values)
+            if tasks > MAX_STAGE_TASKS:
+                self.fail(path + ("grid", key), f"stage {name!r} would fan out to more than {MAX_STAGE_TASKS:,} "
+                          "tasks; split it, or submit that many from a Python campaign's agent in waves.")
         for key in set(foreach) & set(grid) | (set(declared) & (set(foreach) | set(grid))):
             self.fail(path + (("grid" if key in grid else "foreach"), key),
                       f"parameter {key!r} is defined twice; give each parameter in one of params, foreach, grid.")
