@@ -23,6 +23,7 @@ JOURNAL = "journal.db"
 STATES = ("new", "waiting", "placed", "running", "paused", "done", "failed", "cancelled", "interrupted")
 UNFINISHED = ("placed", "running", "paused")  # what a task is shown as when its driver is gone: interrupted
 _SEARCH_DEPTH = 3
+RATE_WINDOW_S = 60.0  # throughput: results per pool in the last minute
 
 
 class NotACampaign(SteerflowError):
@@ -112,14 +113,17 @@ def status(directory: str | Path, failures: int = 5) -> dict[str, Any]:
             "SELECT t.key, t.name, t.pool, t.attempts, r.error, r.ended FROM tasks t JOIN results r ON r.key = t.key "
             "WHERE t.state = 'failed' ORDER BY r.ended DESC LIMIT ?", (failures,))]
         n_failed = conn.execute("SELECT count(*) FROM tasks WHERE state = 'failed'").fetchone()[0]
+        rate = dict(conn.execute("SELECT t.pool, count(*) FROM results r JOIN tasks t ON t.key = r.key "
+                                 "WHERE r.ended >= ? GROUP BY t.pool", (time.time() - RATE_WINDOW_S,)))
         runs = conn.execute("SELECT count(*), min(started), max(started) FROM runs").fetchone()
         info = {k: _json(v) for k, v in conn.execute("SELECT key, value FROM meta")}
     except sqlite3.OperationalError:  # the driver is still creating the journal
-        by_pool, running, failed, n_failed, runs, info = {}, [], [], 0, (0, None, None), {}
+        by_pool, running, failed, n_failed, runs, info, rate = {}, [], [], 0, (0, None, None), {}, {}
     finally:
         conn.close()
     return {"directory": str(directory), "title": title(directory, info), "driver_pid": pid, "pools": by_pool,
-            "running": running, "failures": failed, "failed": n_failed, "drivers_so_far": runs[0],
+            "running": running, "failures": failed, "failed": n_failed, "per_minute": rate,
+            "drivers_so_far": runs[0],
             "started": runs[1], "last_start": runs[2], "stop": info.get("stop"), "ended": info.get("ended"),
             "now": time.time()}
 

@@ -45,7 +45,8 @@ def render_one(info: dict[str, Any]) -> RenderableType:
     limits = info.get("stop") or {}
     budget = []
     if "tasks" in limits:
-        budget.append(f"{done}/{int(limits['tasks'])} results of the task budget ({100 * done / max(1, limits['tasks']):.0f}%)")
+        share = 100 * done / max(1, limits["tasks"])
+        budget.append(f"{done}/{int(limits['tasks'])} results of the task budget ({share:.0f}%)")
     if "wall_s" in limits and started:
         budget.append(f"wall {_ago(info['now'] - started)} of {_ago(limits['wall_s'])}")
     if budget:
@@ -55,8 +56,11 @@ def render_one(info: dict[str, Any]) -> RenderableType:
     table.add_column("pool", overflow="ellipsis", max_width=20)
     for _, header in states:
         table.add_column(header, justify="right")
+    if pid:
+        table.add_column("per min", justify="right")  # results in the last minute
     for pool, counts in sorted(info["pools"].items()):
-        table.add_row(escape(pool), *[str(counts.get(s, 0)) for s, _ in states])
+        rate = [str(info["per_minute"].get(pool, 0))] if pid else []
+        table.add_row(escape(pool), *[str(counts.get(s, 0)) for s, _ in states], *rate)
     parts.append(table)
     if info["running"]:
         label = "running" if pid else "interrupted (running when the driver stopped; a resume runs them again)"
@@ -68,7 +72,8 @@ def render_one(info: dict[str, Any]) -> RenderableType:
         run_table.add_column("where (node[cores gpus])", overflow="fold", max_width=30)
         run_table.add_column("try", justify="right")
         for r in info["running"][:20]:
-            run_table.add_row(str(r["key"]), escape(r["name"]), escape(r["pool"]), escape(r["where"]), str(r["attempts"]))
+            run_table.add_row(str(r["key"]), escape(r["name"]), escape(r["pool"]), escape(r["where"]),
+                              str(r["attempts"]))
         parts.append(run_table)
     if info["failures"]:
         shown = len(info["failures"])

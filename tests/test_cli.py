@@ -34,6 +34,7 @@ def test_status_cancel_and_resume_from_another_process(tmp_path, capsys):
         assert main(["status", str(directory)]) == 0
         out = capsys.readouterr().out
         assert "simulate" in out and "long-nap" in out and f"pid {driver.pid}" in out
+        assert "per min" in out  # throughput per pool while a driver runs
         # let the short naps finish and be journaled, then kill the driver while the long one runs
         assert wait_until(lambda: status(directory)["pools"]["simulate"].get("done") == 2, timeout=30)
         os.killpg(driver.pid, signal.SIGKILL)

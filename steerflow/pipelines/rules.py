@@ -220,7 +220,9 @@ class StopWhen(Rule):
 
 @register("retry-failed")
 class RetryFailed(Rule):
-    """Resubmit each failed task of ``stage`` (default: all) up to ``times`` more times, timeout × ``timeout_factor``."""
+    """Resubmit each failed task of ``stage`` (default: all) up to ``times`` more times, timeout × ``timeout_factor``.
+
+    A failure it resubmits counts as handled (`steerflow run` exits 0 for it)."""
 
     def __init__(self, stage: str | None = None, times: int = 1, timeout_factor: float = 1.0) -> None:
         self.stage = _name("stage", stage, optional=True)
