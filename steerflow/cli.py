@@ -350,9 +350,9 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="steerflow", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="steerflow", description="Run, watch, resume, inspect and cancel "
+                                     "steerflow campaigns; run benchmarks.")
     parser.add_argument("--version", action="version", version=f"steerflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
