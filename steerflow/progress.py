@@ -79,16 +79,17 @@ class ProgressDisplay:
         span = max(now - t0, 1e-9)
 
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-        for column in ("pool", "wait", "run", "done", "fail", "per min", "cores"):
+        for column in ("pool", "wait", "run", "done", "fail", "per min", "cores/quota"):
             table.add_column(column, justify="left" if column == "pool" else "right",
                              overflow="ellipsis", max_width=18 if column == "pool" else None)
         total = max(1, camp.allocation.total_cores)
         for pool, counts in sorted(by_pool.items()):
+            cap = camp.runtime.scheduler.quota(pool)[0]  # a read-only glance from this thread: stale is fine
             rate = (finished[pool] - before.get(pool, 0)) * 60.0 / span if now > t0 else 0.0
             table.add_row(escape(pool), str(counts.get("waiting", 0) + counts.get("new", 0)),
                           str(counts.get("running", 0) + counts.get("paused", 0) + counts.get("placed", 0)),
                           str(counts.get("done", 0)), str(counts.get("failed", 0)),
-                          f"{rate:.1f}" if now - t0 >= 1 else "-", f"{busy.get(pool, 0)}/{total}")
+                          f"{rate:.1f}" if now - t0 >= 1 else "-", f"{busy.get(pool, 0)}/{cap if cap is not None else total}")
         parts: list[RenderableType] = [Text(self.title(width), style="bold", no_wrap=True, overflow="ellipsis"),
                                        table, self._progress_line()]
         failures = list(camp.failures.items())
