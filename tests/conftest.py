@@ -43,6 +43,34 @@ def make_runtime(tmp_path) -> Iterator[Callable[..., Runtime]]:
 
 
 @pytest.fixture
+def no_leftover_processes() -> Iterator[None]:
+    """The test fails if a process it started (a worker, a program, a driver) outlives it.
+
+    Use it for tests that build campaigns, YAML pipelines or CLI drivers (``pytestmark``); it
+    kills what it finds, so one leak fails one test, not every test after it.
+    """
+    before = set(descendants(os.getpid()))
+    yield
+    left = lambda: set(descendants(os.getpid())) - before  # noqa: E731
+    if not wait_until(lambda: not left(), timeout=10):
+        found = {p: _cmdline(p) for p in left()}
+        for p in found:
+            try:
+                os.kill(p, 9)
+            except ProcessLookupError:
+                pass
+        pytest.fail(f"processes left behind: {found}")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "(gone)"
+
+
+@pytest.fixture
 def runtime(make_runtime) -> Runtime:
     return make_runtime(allocation=Allocation.declare(nodes=1, cores=2))
 

@@ -11,6 +11,8 @@ import pytest
 import steerflow as sf
 from steerflow import Allocation, Campaign, Function, checkpoint, stop
 
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")  # nothing it starts outlives a test
+
 
 
 def square(x):
@@ -169,8 +171,9 @@ def test_invalid_agent_actions_are_clear_errors(tmp_path):
 
     with pytest.raises(sf.AgentError, match="'cores' = 8.*exceeds the 1 cores"):
         camp.run()
-    with pytest.raises(sf.SteeringError, match="declares no handlers"):
-        Campaign(tmp_path / "f", allocation=Allocation.declare(nodes=1, cores=1), progress=False).add_agent(object())
+    with Campaign(tmp_path / "f", allocation=Allocation.declare(nodes=1, cores=1), progress=False) as unrun:
+        with pytest.raises(sf.SteeringError, match="declares no handlers"):
+            unrun.add_agent(object())  # (a campaign that is never run must still be closed: its workers)
 
 
 def test_failing_task_does_not_take_the_campaign_down(tmp_path):

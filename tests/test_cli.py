@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from steerflow.cli import driver_pid, main, status
 
 from .conftest import wait_until
+
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")  # nothing it starts outlives a test
 
 SCRIPT = Path(__file__).parent / "campaigns" / "slow_campaign.py"
 STEERFLOW = [sys.executable, "-m", "steerflow.cli"]

@@ -17,6 +17,8 @@ from steerflow import __version__, rundirs
 
 from .conftest import wait_until
 
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")  # nothing it starts outlives a test
+
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = Path(__file__).parent / "campaigns" / "slow_campaign.py"
 STEERFLOW = [sys.executable, "-m", "steerflow.cli"]

@@ -42,6 +42,23 @@ def runs(sidefx: Path) -> dict[int, int]:
     return {int(p.name): len(p.read_text().splitlines()) for p in sidefx.iterdir()}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
 def start(directory: Path, sidefx: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     return subprocess.Popen([sys.executable, str(SCRIPT), str(directory), str(sidefx), str(INITIAL), str(TOTAL)],
@@ -58,17 +75,21 @@ def test_sigkill_at_random_moments_loses_nothing_and_reruns_nothing(tmp_path):
     counts_at_finish: dict[int, int] = {}
     for i in range(kills):
         proc = start(directory, sidefx)
+        # each kill must test something: it comes after this driver committed a result of its own
+        assert _wait(lambda: proc.poll() is not None or len(finished(directory)) > len(before), 120), \
+            f"kill {i}: the driver committed no result in 120 s"
+        started = set(descendants(proc.pid))
         try:
-            proc.wait(timeout=rng.uniform(0.05, 1.2))
+            proc.wait(timeout=rng.uniform(0.0, 0.4))
         except subprocess.TimeoutExpired:
+            started |= set(descendants(proc.pid))  # its workers, and the pid of each one started since
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()
         proc.stderr.close()
-        # the workers die with their driver (PR_SET_PDEATHSIG): wait for them before counting
-        deadline = time.monotonic() + 5
-        while descendants(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # the workers die with their driver (PR_SET_PDEATHSIG), each one of them, and soon
+        assert _wait(lambda: not any(_alive(p) for p in started), 10), \
+            f"kill {i}: processes outlived their driver: {[p for p in started if _alive(p)]}"
         now = finished(directory)
         counts = runs(sidefx)
         lost = {k for k in before if now.get(k) != before[k]}

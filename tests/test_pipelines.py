@@ -13,6 +13,8 @@ from steerflow import Campaign, SpecError, stop
 from steerflow.pipelines import rules, spec
 from steerflow.agents import on_result
 
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")  # nothing it starts outlives a test
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "02-yaml-pipeline" / "pipeline.yaml"
 
 STEPS = '''

@@ -121,10 +121,16 @@ def test_cancel_kills_running_function_and_its_children(runtime, tmp_path):
     assert runtime.task(future.task_id).state is TaskState.CANCELLED
 
 
-def test_cancel_running_executable(runtime):
-    future = runtime.submit(Executable(["sleep", "60"]))
-    assert wait_until(lambda: future.state is TaskState.RUNNING)
+def test_cancel_running_executable(runtime, tmp_path):
+    pidfile = tmp_path / "pid"
+    future = runtime.submit(Executable(["sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; "
+                                                    "exec sleep 60"]))
+    assert wait_until(pidfile.exists)
+    pid = int(pidfile.read_text())
+    assert _alive(pid)
     assert future.cancel()
+    assert wait_until(lambda: not _alive(pid), timeout=10)  # the program itself is gone ...
+    assert future.cancelled() and runtime.task(future.task_id).state is TaskState.CANCELLED  # ... and so recorded
     # its core is released once the kill is confirmed: two more 1-core tasks can run
     assert [f.result(timeout=30) for f in [runtime.submit(add, 1, 1), runtime.submit(add, 2, 2)]] == [2, 4]
 

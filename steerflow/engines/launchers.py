@@ -13,13 +13,16 @@ from ..scheduler import Placement
 from ..task import Executable
 
 # Per-rank binding for MPI: each rank picks its own CPUs and GPUs from lists the launcher
-# exports, indexed by its rank, then execs the program under taskset.
+# exports, indexed by its rank, then execs the program under taskset. Each rank also dies with
+# the process that started it (mpirun's daemon, srun's step): a SIGKILLed mpirun would leave
+# ranks that wait in a sleep or a computation running otherwise (seen: tests/test_die_with_driver.py).
 RANK_WRAPPER = (
     'r=${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-${SLURM_PROCID:-0}}}; '
     'cpus=$(printf %s "$STEERFLOW_RANK_CPUS" | cut -d";" -f$((r+1))); '
     'gpus=$(printf %s "$STEERFLOW_RANK_GPUS" | cut -d";" -f$((r+1))); '
     'export CUDA_VISIBLE_DEVICES="$gpus" STEERFLOW_RANK="$r" STEERFLOW_CPUS="$cpus"; '
-    'if command -v taskset >/dev/null; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi'
+    'die=""; if command -v setpriv >/dev/null; then die="setpriv --pdeathsig KILL"; fi; '
+    'if command -v taskset >/dev/null; then exec $die taskset -c "$cpus" "$@"; else exec $die "$@"; fi'
 )
 
 _HAVE_TASKSET = shutil.which("taskset") is not None
