@@ -41,12 +41,13 @@ def _print_table(title: str, result: dict[str, Any], targets: dict[str, tuple[st
     table.add_column("steerflow", justify="right")
     table.add_column("floor", justify="right")
     peers = sorted({k.split("_", 1)[0] for k in result if k.startswith("dask_")})
+    peers += ["peer_dask"] if any(k.startswith("peer_dask_") for k in result) else []
     for peer in peers:
         table.add_column(peer, justify="right")
     table.add_column("target", justify="right")
     table.add_column("met", justify="center")
     for key, value in result.items():
-        if key.startswith(("floor_", "dask_")) or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if key.startswith(("floor_", "dask_", "peer_")) or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         floor = result.get(f"floor_{key}")
         op, bound = targets.get(key, ("", None))
@@ -61,7 +62,13 @@ def _print_table(title: str, result: dict[str, Any], targets: dict[str, tuple[st
 # ---- bench -----------------------------------------------------------------------------------
 
 def _bench(args: argparse.Namespace) -> int:
-    if args.what == "runtime":
+    if args.what == "runtime" and args.engine == "dask":
+        from .bench import dask_engine
+
+        result = dask_engine.run(repeat=args.repeat)
+        _print_table(f"steerflow bench runtime --engine dask (median of {args.repeat}; floor: local engine)",
+                     result, dask_engine.TARGETS)
+    elif args.what == "runtime":
         from .bench import runtime as bench
 
         result = bench.run(repeat=args.repeat)
@@ -400,6 +407,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("what", choices=["runtime", "steering", "scheduler"])
     bench.add_argument("--json", help="write the results to this JSON file")
     bench.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is kept")
+    bench.add_argument("--engine", choices=["local", "dask"], default="local",
+                       help="runtime: measure the Dask engine (3 worker processes) against plain Dask and local")
     bench.set_defaults(handler=_bench)
     return parser
 

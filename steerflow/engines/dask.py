@@ -184,6 +184,8 @@ class DaskEngine:
     def _ensure_loop(self) -> None:
         if self._thread is not None:
             return
+        if self.jobqueue_spec is not None and threading.current_thread() is threading.main_thread():
+            import dask_jobqueue  # noqa: F401 - it installs a SIGINT handler on import: only the main thread may
         ready = threading.Event()
 
         def run() -> None:

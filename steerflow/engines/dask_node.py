@@ -28,9 +28,7 @@ import pickle
 import socket
 import sys
 import traceback
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +52,23 @@ class NodeEngine(LocalEngine):
 
     local = False
 
+    def fileno(self) -> int:
+        """The engine's epoll descriptor: readable when a worker, a child or a wake-up has something."""
+        return self._sel.fileno()
+
     def set_allocation(self, allocation: Allocation) -> None:
         """The driver's allocation grew: node indices in placements refer to this one now."""
         self._allocation = allocation
         self._binding_cache.clear()
 
 
-def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """What this node offers, from the worker's declared resources and the environment."""
+def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] | None = None,
+                 position: int = 0) -> dict[str, Any]:
+    """What this node offers, from the worker's declared resources and the environment.
+
+    ``position``: the worker's number when several share one machine (a LocalCluster names its
+    workers 0, 1, 2 …): a node of fewer cores than the machine then binds to its own CPUs.
+    """
     env = dict(os.environ) if env is None else env
     resources = resources or {}
     host = socket.gethostname().split(".")[0] or "localhost"
@@ -75,6 +82,9 @@ def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] 
         cores = len(cpu_ids) or len(os.sched_getaffinity(0))
     if cpu_ids and len(cpu_ids) != cores:
         cpu_ids = tuple(cpu_ids[i % len(cpu_ids)] for i in range(cores))
+    elif not cpu_ids:
+        real = sorted(os.sched_getaffinity(0))
+        cpu_ids = tuple(real[(position * cores + i) % len(real)] for i in range(cores))
     gpu_spec = env.get("STEERFLOW_NODE_GPU_IDS")
     gpu_ids = tuple(g for g in gpu_spec.split(",") if g) if gpu_spec else detect_gpus()
     gpus = int(resources.get("gpus", resources.get("GPU", len(gpu_ids))))
@@ -103,7 +113,8 @@ class NodePlugin(WorkerPlugin):
     idempotent = True
 
     def setup(self, worker: Any) -> None:
-        agent = NodeAgent(declare_node(dict(worker.state.total_resources)))
+        position = worker.name if isinstance(worker.name, int) else 0
+        agent = NodeAgent(declare_node(dict(worker.state.total_resources), position=position))
         worker.handlers[HANDLER] = agent.session
         worker._steerflow_agent = agent  # noqa: SLF001 - kept alive with the worker
 
@@ -145,16 +156,21 @@ class NodeAgent:
         finally:
             session.stop()
             self._sessions.discard(session)
-            await loop.run_in_executor(None, session.join)
+            await loop.run_in_executor(None, session.close)
 
     def close(self) -> None:
         for session in list(self._sessions):
             session.stop()
-            session.join()
+            session.close()
 
 
 class _Session:
-    """One driver's work on this node: a NodeEngine owned by one thread, fed by the comm."""
+    """One driver's work on this node: a NodeEngine driven by the worker's own event loop.
+
+    No extra thread: the engine's epoll descriptor is watched by the loop, so a finished task
+    is read and its result written to the driver's comm in one wake-up, and functions are
+    unpickled (their modules imported) on the main thread, as some modules require.
+    """
 
     def __init__(self, node: dict[str, Any], run_dir: str, nodes: Any, comm: Any,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -162,56 +178,63 @@ class _Session:
         self.run_dir = Path(run_dir) if run_dir else Path(os.environ.get("TMPDIR", "/tmp"))
         self.comm = comm
         self.loop = loop
-        self.inbox: deque[list] = deque()
         self.stopping = False
         self.engine = NodeEngine(workers=max(1, min(int(node["cores"]), len(os.sched_getaffinity(0)))))
         self.allocation = wire.allocation_from(nodes) if nodes else None
         self.functions: dict[int, Function] = {}
         self.fn_errors: dict[int, str] = {}
         self.payloads: dict[int, bytes] = {}
-        self.attempts: dict[int, int] = {}
         self.outbox = wire.Outbox(comm, loop)
-        self.thread = threading.Thread(target=self._run, name="steerflow-node", daemon=True)
-        self.thread.start()
+        self.warming = 0
+        loop.add_reader(self.engine.fileno(), self._on_ready)
+        if self.allocation is not None:
+            self.engine.start(self.allocation, self.run_dir)
 
     def post(self, ops: list) -> None:
-        self.inbox.append(ops)
-        self.engine.wakeup()
+        """Apply a batch from the driver (on the loop thread), then report what it caused at once."""
+        for op in ops:
+            try:
+                self._apply(op)
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal to the session
+                self._failed(op, exc)
+        self._on_ready()
 
     def stop(self) -> None:
+        if self.stopping:
+            return
         self.stopping = True
-        self.engine.wakeup()
-
-    def join(self) -> None:
-        self.thread.join(timeout=30)
-
-    # ---- the session's thread -----------------------------------------------------------------
-    def _run(self) -> None:
-        engine = self.engine
         try:
-            if self.allocation is not None:
-                engine.start(self.allocation, self.run_dir)
-            while not self.stopping:
-                events = engine.wait(None)
-                while self.inbox:
-                    for op in self.inbox.popleft():
-                        try:
-                            self._apply(op)
-                        except Exception as exc:  # noqa: BLE001 - reported, never fatal to the session
-                            self._failed(op, exc)
-                if events:
-                    self._send([self._encode(e) for e in events])
-                    if self.payloads:
-                        for e in events:
-                            if e.kind == "partial":
-                                continue
-                            payload = self.payloads.pop(e.task_id, None)
-                            if payload is not None:  # this node's copy of the arguments: done with
-                                engine.release_payload(e.task_id, payload)
-        finally:
-            engine.shutdown()
-            for payload in self.payloads.values():
-                wire.release_local(payload)
+            self.loop.remove_reader(self.engine.fileno())
+        except (ValueError, OSError):
+            pass
+
+    def close(self) -> None:
+        """Kill what the session runs and stop its warm workers (blocking: call off the loop)."""
+        self.engine.shutdown()
+        for payload in self.payloads.values():
+            wire.release_local(payload)
+        self.payloads.clear()
+
+    def _on_ready(self) -> None:
+        if self.stopping:
+            return
+        events = self.engine.wait(0)
+        if not events:
+            return
+        out = []
+        for e in events:
+            if e.task_id < 0:  # a warm-up no-op
+                self.warming -= 1
+                if self.warming == 0:
+                    out.append(("ready", 0, 0, None, "", 0, None))
+                continue
+            out.append(self._encode(e))
+            if self.payloads and e.kind != "partial":
+                payload = self.payloads.pop(e.task_id, None)
+                if payload is not None:  # this node's copy of the arguments: done with
+                    self.engine.release_payload(e.task_id, payload)
+        if out:
+            self._send(out)
 
     def _apply(self, op: tuple) -> None:
         kind = op[0]
@@ -228,7 +251,6 @@ class _Session:
                 payload = wire.payload_here(payload)
                 if serialize.in_shared_memory(payload):
                     self.payloads[task_id] = payload
-            self.attempts[task_id] = attempt
             engine.launch(Launch(task_id, attempt, spec, Placement(None, slots), payload))  # type: ignore[arg-type]
         elif kind == "fn":
             self.functions[op[1]] = Function(wire.loads_spec(op[2]))
@@ -253,28 +275,20 @@ class _Session:
             engine.resume(op[1])
 
     def _warm_up(self, index: int | None) -> None:
-        """Run a no-op in each warm worker, then tell the driver: a task it starts next runs at once.
+        """Run a no-op in each warm worker; the driver hears "ready" when all answered.
 
-        (A preempt or cancel that reaches a worker still importing would otherwise find no task yet.)
+        (A preempt or cancel that reaches a worker still starting would otherwise find no task yet.)
         """
-        engine = self.engine
-        if index is not None:
-            node = self.allocation.nodes[index]  # type: ignore[union-attr]
-            noop = Function(os.getpid)
-            payload = serialize.dumps(((), {}))
-            n = engine.initial_workers or 1
-            for k in range(n):
-                slot = Slot(index, (k % node.cores,), (), 0)
-                engine.launch(Launch(-(k + 1), 1, noop, Placement(None, (slot,)), payload))  # type: ignore[arg-type]
-            done = 0
-            deadline = time.monotonic() + 60
-            while done < n and time.monotonic() < deadline and not self.stopping:
-                for event in engine.wait(1.0):
-                    if event.task_id < 0:
-                        done += 1
-                    else:
-                        self._send([self._encode(event)])
-        self._send([("ready", 0, 0, None, "", 0, None)])
+        if index is None:
+            self._send([("ready", 0, 0, None, "", 0, None)])
+            return
+        node = self.allocation.nodes[index]  # type: ignore[union-attr]
+        noop = Function(os.getpid)
+        payload = serialize.dumps(((), {}))
+        n = self.warming = self.engine.initial_workers or 1
+        for k in range(n):
+            slot = Slot(index, (k % node.cores,), (), 0)
+            self.engine.launch(Launch(-(k + 1), 1, noop, Placement(None, (slot,)), payload))  # type: ignore[arg-type]
 
     def _failed(self, op: tuple, exc: Exception) -> None:
         text = traceback.format_exc()

@@ -79,6 +79,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._scheduled = False
         self.broken = False
+        self._loop_thread: int | None = None  # learnt on the first drain
 
     def put(self, items: list) -> None:
         """Queue items (any thread); the loop writes them as soon as the comm is free."""
@@ -87,12 +88,16 @@ class Outbox:
             if self._scheduled:
                 return
             self._scheduled = True
-        self.loop.call_soon_threadsafe(self._start)
+        if threading.get_ident() == self._loop_thread:
+            self.loop.call_soon(self._start)  # no self-pipe write needed from the loop's own thread
+        else:
+            self.loop.call_soon_threadsafe(self._start)
 
     def _start(self) -> None:
         asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
+        self._loop_thread = threading.get_ident()
         try:
             while True:
                 with self._lock:

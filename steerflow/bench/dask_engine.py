@@ -1,0 +1,105 @@
+"""`steerflow bench runtime --engine dask`: the Dask engine against plain Dask and the local engine.
+
+Same metrics as `steerflow bench runtime` (throughput of no-op tasks, sequential round trip,
+200 lognormal sleeps' efficiency against the ideal list schedule, first result, peak memory,
+cancel), measured in one run for three systems on the same number of worker processes:
+- ours: a `DaskEngine` on a LocalCluster of ``workers`` worker processes, one node of one core each;
+- ``peer_dask_*``: plain Dask futures (``client.submit``) on a LocalCluster of the same shape;
+- ``floor_*``: the local engine with ``workers`` cores (what the Dask engine adds is the network hop).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from .runtime import _alive, _measure, lognormal_durations, measure_dask, measure_steerflow, sleep_for
+
+KEYS = ("throughput_tasks_per_s", "rtt_p50_ms", "rtt_p99_ms", "hetero_efficiency_pct",
+        "hetero_efficiency_vs_lower_bound_pct", "first_result_s", "peak_rss_mb")
+
+
+def _engine(workers: int) -> Any:
+    from ..engines.dask import DaskEngine
+
+    return DaskEngine(cluster={"n_workers": workers, "threads_per_worker": 1, "resources": {"cores": 1}})
+
+
+def measure_engine(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200,
+                   durations: list[float] | None = None) -> dict[str, float]:
+    from ..runtime import Runtime
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    durations = durations or lognormal_durations()
+    tmp = tempfile.mkdtemp(prefix="steerflow-bench-dask-")
+    result = _measure(lambda: Runtime(engine=_engine(workers), run_dir=tmp),
+                      lambda rt, fn, args: rt.submit(fn, *args), lambda rt: rt.shutdown(),
+                      workers, n_tasks, n_rtt, durations)
+    result["cancel_ms"] = measure_cancel_ms(workers)
+    return result
+
+
+def measure_cancel_ms(workers: int = 3, repeats: int = 5) -> float:
+    """From `cancel()` of a running function on a Dask node to its process being gone (median)."""
+    from ..runtime import Runtime
+    from ..task import Function, TaskState
+
+    times = []
+    with Runtime(engine=_engine(workers), run_dir=tempfile.mkdtemp(prefix="steerflow-bench-dask-")) as rt:
+        for _ in range(repeats):
+            future = rt.submit(Function(_report_pid_then_sleep, args=(60.0,)))
+            while future.state is not TaskState.RUNNING:
+                time.sleep(0.001)
+            pid = None
+            deadline = time.monotonic() + 30
+            while pid is None and time.monotonic() < deadline:
+                pid = _read_pid(rt, future.task_id)
+                time.sleep(0.002)
+            t0 = time.perf_counter()
+            future.cancel()
+            while pid is not None and _alive(pid):
+                time.sleep(0.0005)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _report_pid_then_sleep(seconds: float) -> None:
+    import os
+
+    path = os.environ["STEERFLOW_CHECKPOINT"] + ".pid"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    sleep_for(seconds)
+
+
+def _read_pid(rt: Any, task_id: int) -> int | None:
+    try:
+        with open(rt.run_dir / "checkpoints" / f"{task_id}.ckpt.pid") as f:
+            return int(f.read() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def run(repeat: int = 3, workers: int = 3) -> dict[str, float]:
+    durations = lognormal_durations()
+    ours = [measure_engine(workers, durations=durations) for _ in range(repeat)]
+    result: dict[str, float] = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
+    peers = [r for r in (measure_dask(workers, durations=durations) for _ in range(repeat)) if r is not None]
+    for key in KEYS:
+        if peers:
+            result[f"peer_dask_{key}"] = statistics.median(r[key] for r in peers)
+    floor = [measure_steerflow(workers, durations=durations) for _ in range(repeat)]
+    for key in (*KEYS, "cancel_ms"):
+        result[f"floor_{key}"] = statistics.median(r[key] for r in floor)
+    result["repeat"] = repeat
+    result["workers"] = workers
+    result["engine"] = "dask"  # type: ignore[assignment]
+    return result
+
+
+TARGETS = {"throughput_tasks_per_s": (">=", 1500), "rtt_p50_ms": ("<=", 3.0),
+           "hetero_efficiency_pct": (">=", 98.0), "cancel_ms": ("<=", 100)}

@@ -1,0 +1,66 @@
+"""Batch-system pilots for the Dask engine through dask-jobqueue: one job per node, one Dask worker per job.
+
+A jobqueue spec (``DaskEngine(jobqueue={...})`` or ``engine: {dask: {jobqueue: ...}}`` in YAML):
+
+    system    "slurm" or "pbs"
+    nodes     how many pilot jobs (nodes) to start; the campaign waits for all of them
+    cores     cores per node (the job asks for them; the worker declares them)
+    gpus      GPUs per node (SLURM: --gres=gpu:G; PBS: ngpus=G in the select statement)
+    memory    memory per node, e.g. "64GB"
+    queue, account, walltime, … and any other keyword of SLURMCluster / PBSCluster
+
+Each worker declares ``--resources cores=C,gpus=G`` and runs single-threaded (our agent runs
+the tasks, not Dask's thread pool). When the scheduler listens beyond loopback (the default
+on a cluster), TLS with per-campaign temporary certificates is switched on; jobqueue hands
+the certificate files to the jobs through ``shared_temp_directory`` (a shared file system).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+
+
+def jobqueue_kwargs(spec: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+    """The jobqueue cluster class name, its keyword arguments, and the number of pilot jobs."""
+    spec = dict(spec)
+    system = str(spec.pop("system", "slurm")).lower()
+    if system not in SYSTEMS:
+        raise ValueError(f"jobqueue system {system!r} is not supported; use one of {sorted(SYSTEMS)}.")
+    nodes = int(spec.pop("nodes", 1))
+    cores = int(spec.pop("cores", 1))
+    gpus = int(spec.pop("gpus", 0))
+    kwargs: dict[str, Any] = {"cores": cores, "processes": 1, "memory": spec.pop("memory", "4GB")}
+    extra_args = list(spec.pop("worker_extra_args", []))
+    extra_args += ["--nthreads", "1", "--resources", f"cores={cores},gpus={gpus}"]
+    kwargs["worker_extra_args"] = extra_args
+    directives = list(spec.pop("job_extra_directives", []))
+    if gpus and system == "slurm":
+        directives.append(f"--gres=gpu:{gpus}")
+    if system == "pbs" and "resource_spec" not in spec:
+        spec["resource_spec"] = f"select=1:ncpus={cores}" + (f":ngpus={gpus}" if gpus else "") + \
+            f":mem={kwargs['memory']}"
+    kwargs["job_extra_directives"] = directives
+    kwargs.update(spec)
+    return SYSTEMS[system], kwargs, nodes
+
+
+async def start_jobqueue(spec: dict[str, Any], security: Any = None) -> tuple[Any, Any]:
+    """Start the jobqueue cluster (its scheduler runs in the driver) and submit the pilot jobs."""
+    try:
+        import dask_jobqueue
+    except ImportError as exc:
+        raise ImportError("The Dask engine's batch pilots need dask-jobqueue: pip install 'steerflow[dask]'.") from exc
+    name, kwargs, nodes = jobqueue_kwargs(spec)
+    host = (kwargs.get("scheduler_options") or {}).get("host")
+    if security is None and not (host in ("127.0.0.1", "localhost", "::1")):
+        from distributed.security import Security
+
+        security = Security.temporary()
+    if security is not None:
+        kwargs.setdefault("security", security)
+        kwargs.setdefault("protocol", "tls://")
+    cluster = await getattr(dask_jobqueue, name)(asynchronous=True, **kwargs)
+    cluster.scale(jobs=nodes)
+    return cluster, security

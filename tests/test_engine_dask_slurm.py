@@ -1,0 +1,76 @@
+"""The Dask engine on a real SLURM: a pilot job submitted through dask-jobqueue runs a small campaign.
+
+The fixture starts munged, slurmctld and slurmd on localhost with a minimal configuration it
+writes (tests/slurm_cluster.py), and stops them by pid. The campaign: function tasks, an
+executable, and a 2-rank MPI task launched with ``srun --mpi=pmix`` inside the pilot job.
+Skipped, with the exact reason, where SLURM cannot run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+from steerflow import Campaign, Executable, Function
+
+from .slurm_cluster import SlurmCluster, why_not
+
+pytestmark = pytest.mark.slow
+
+REASON = why_not()
+if REASON is None and importlib.util.find_spec("dask_jobqueue") is None:
+    REASON = "dask-jobqueue is not installed (pip install 'steerflow[dask]')."
+
+
+@pytest.fixture
+def slurm(monkeypatch):
+    if REASON:
+        pytest.skip(REASON)
+    cluster = SlurmCluster()
+    try:
+        cluster.start()
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        cluster.stop()
+        pytest.skip(f"SLURM is installed but could not start here: {exc}")
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))  # for sbatch/squeue (jobqueue) and srun in the job
+    yield cluster
+    cluster.stop()
+
+
+def where(x: int) -> tuple[int, str, str, str]:
+    return x * x, os.environ["STEERFLOW_NODE"], os.environ.get("SLURM_JOB_ID", ""), os.environ["STEERFLOW_CPUS"]
+
+
+MPI_HELLO = "from mpi4py import MPI; c = MPI.COMM_WORLD; print(c.Get_rank(), c.Get_size(), flush=True)"
+
+
+def test_a_campaign_runs_in_a_slurm_pilot_job(slurm, tmp_path):
+    from steerflow.engines.dask import DaskEngine
+
+    cores = min(slurm.cpus, 2)
+    engine = DaskEngine(jobqueue={
+        "system": "slurm", "nodes": 1, "cores": cores, "memory": "1GB", "walltime": "00:10:00", "queue": "debug",
+        "python": sys.executable, "log_directory": str(tmp_path / "pilot-logs"),
+        "scheduler_options": {"host": "127.0.0.1"}, "job_script_prologue": [f"cd {tmp_path}"],
+    }, connect_timeout=90)
+    camp = Campaign(tmp_path / "camp", engine=engine, progress=False)
+    try:
+        assert [n.name for n in camp.allocation.nodes] == [slurm.host]  # the pilot's node, by its SLURM name
+        assert camp.allocation.total_cores == cores
+        squares = [camp.submit(where, i) for i in range(6)]
+        echo = camp.submit(Executable(["sh", "-c", "echo job $SLURM_JOB_ID on $STEERFLOW_NODE"]))
+        mpi = camp.submit(Executable([sys.executable, "-c", MPI_HELLO], ranks=2, launcher="srun"))
+        camp.run()
+        values = [f.result() for f in squares]
+        assert [v[0] for v in values] == [i * i for i in range(6)]
+        job_ids = {v[2] for v in values}
+        assert len(job_ids) == 1 and job_ids != {""}  # every function ran inside the one pilot job
+        assert echo.result().stdout_path.read_text().strip() == f"job {job_ids.pop()} on {slurm.host}"
+        out = mpi.result()
+        lines = sorted(out.stdout_path.read_text().split("\n")[:-1])
+        assert lines == ["0 2", "1 2"], out.stderr_path.read_text()
+    finally:
+        camp.close()
