@@ -156,8 +156,15 @@ class Allocation:
                                   f"SLURM_JOB_NODELIST={nodelist!r} has {len(names)}.")
         gpus = _slurm_gpus_per_node(env)
         mem = int(env.get("SLURM_MEM_PER_NODE", "0") or 0)
-        return cls(tuple(Node(name, c, gpus, mem, cpu_ids=tuple(range(c)), host=name)
-                         for name, c in zip(names, cores)), source="slurm")
+        here = env.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+        if here not in names and len(names) == 1:
+            here = names[0]
+        nodes = []
+        for name, c in zip(names, cores):
+            # this node: the CPUs the job really holds here; another node is bound by its own engine
+            ids = _fit(slurm_cpu_ids(env, c), c) if name == here else tuple(range(c))
+            nodes.append(Node(name, c, gpus, mem, cpu_ids=ids, host=name))
+        return cls(tuple(nodes), source="slurm")
 
     @classmethod
     def auto(cls) -> Allocation:
@@ -168,6 +175,77 @@ class Allocation:
 
 
 # ---- helpers ----------------------------------------------------------------------------
+
+def slurm_cpu_ids(env: Mapping[str, str], count: int) -> list[int]:
+    """The CPU ids a SLURM job holds on this node, most specific source first.
+
+    A job given part of a node (cgroup cpuset, ``--cpu-bind``) holds ids that are not
+    ``0..count-1``: they come from our affinity, narrowed by the cgroup's cpuset, then, where the
+    affinity is wider than the job (no binding enforced), by ``SLURM_CPU_BIND``'s mask or map.
+    """
+    ids = sorted(os.sched_getaffinity(0))
+    cpuset = cgroup_cpuset()
+    if cpuset:
+        ids = [i for i in ids if i in cpuset] or ids
+    bound = cpu_bind_ids(env)
+    if bound and len(ids) > count:
+        ids = [i for i in ids if i in bound] or ids
+    return ids
+
+
+def _fit(ids: list[int], count: int) -> tuple[int, ...]:
+    """``count`` ids from ``ids``: the first ones, or wrapped around when the job has fewer CPUs here."""
+    return tuple(ids[:count]) if len(ids) >= count else tuple(ids[i % len(ids)] for i in range(count))
+
+
+def cpu_bind_ids(env: Mapping[str, str]) -> set[int]:
+    """CPU ids of this task from SLURM_CPU_BIND_TYPE/_LIST (``mask_cpu:`` hex masks or ``map_cpu:`` ids)."""
+    kind = env.get("SLURM_CPU_BIND_TYPE", "")
+    items = [v.strip() for v in env.get("SLURM_CPU_BIND_LIST", "").split(",") if v.strip()]
+    if not items or not ("mask_cpu" in kind or "map_cpu" in kind):
+        return set()
+    try:
+        item = items[int(env.get("SLURM_LOCALID", "0") or 0) % len(items)]
+        if "mask_cpu" in kind:
+            mask = int(item, 16)
+            return {i for i in range(mask.bit_length()) if mask >> i & 1}
+        return {int(item)}
+    except ValueError:
+        return set()
+
+
+def cgroup_cpuset() -> set[int]:
+    """The CPUs of our cgroup's cpuset (v2 ``cpuset.cpus.effective`` or v1 ``cpuset.cpus``); empty if unknown."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return set()
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            candidates.append(f"/sys/fs/cgroup{path}/cpuset.cpus.effective")
+        elif "cpuset" in controllers.split(","):
+            candidates.append(f"/sys/fs/cgroup/cpuset{path}/cpuset.cpus")
+    for candidate in candidates:
+        try:
+            with open(candidate) as f:
+                return parse_cpu_list(f.read())
+        except (OSError, ValueError):
+            continue
+    return set()
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """Linux's CPU list format: ``0-3,8,10-11`` -> {0, 1, 2, 3, 8, 10, 11}."""
+    out: set[int] = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
 
 def detect_gpus() -> tuple[str, ...]:
     """GPU device ids visible to us: CUDA_VISIBLE_DEVICES when set, else ``nvidia-smi -L``."""
