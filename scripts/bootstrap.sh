@@ -3,8 +3,8 @@
 # Debian's OpenMPI (for MPI tasks), Debian's chromium (browser tests of the report and dashboard)
 # and a virtual environment in .venv with steerflow installed.
 # `bash scripts/bootstrap.sh demo` also installs the demo's science codes (tblite, rdkit, ase, scikit-learn,
-# qm9pack), Dask (the engine for many nodes, and the peer `steerflow bench runtime` measures in the same run),
-# dask-jobqueue, and Debian's SLURM + munge, which the Dask engine's batch-pilot test runs for real.
+# qm9pack, molsets' data), Dask (the engine for many nodes, and the peer `steerflow bench runtime` measures in
+# the same run), dask-jobqueue, and Debian's SLURM + munge, which the Dask engine's batch-pilot test runs for real.
 set -euo pipefail
 EXTRAS="test,plot,dashboard"
 if [ "${1:-}" = "demo" ]; then EXTRAS="test,plot,dashboard,demo,bench,dask"; fi
@@ -42,4 +42,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+if [ "${1:-}" = "demo" ]; then
+  # MOSES' molecules for example 03's ground-truth sweep: data only (its declared torch dependency is huge and
+  # `import moses` fails), so without its dependencies; the example reads its csv.gz files.
+  .venv/bin/python -m pip install -q --no-deps molsets
+fi
 echo "[bootstrap] ready: .venv/bin/steerflow"
