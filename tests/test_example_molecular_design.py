@@ -30,7 +30,7 @@ def _science_or_skip() -> None:
 
 def _campaign(directory: Path, *extra: str) -> list[str]:
     return [sys.executable, str(EXAMPLE / "campaign.py"), "--dir", str(directory), "--size", "120",
-            "--budget", "40", "--batch", "8", "--seed", "3", *extra]
+            "--budget", "40", "--batch", "8", "--seed", "3", "--cache", str(directory.parent / "cache"), *extra]
 
 
 def _env() -> dict[str, str]:

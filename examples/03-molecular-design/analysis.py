@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -74,11 +75,13 @@ def heuristic_table(names: list[str], table: np.ndarray, y: np.ndarray, hits: np
     return out
 
 
-def pool_descriptors(directory: str, smiles: list[str]) -> tuple[list[str], np.ndarray]:
-    """All RDKit descriptors of the pool, cached in the run directory (about 15 ms a molecule)."""
+def pool_descriptors(cache: str, smiles: list[str]) -> tuple[list[str], np.ndarray]:
+    """All RDKit descriptors of the pool (about 15 ms a molecule), cached in ``cache`` by the pool's SMILES."""
     from features import descriptors
 
-    path = os.path.join(directory, "descriptors.npz")
+    key = hashlib.sha1("\n".join(smiles).encode()).hexdigest()[:16]
+    os.makedirs(cache, exist_ok=True)
+    path = os.path.join(cache, f"descriptors-{key}.npz")
     if os.path.exists(path):
         data = np.load(path, allow_pickle=False)
         if data["table"].shape[0] == len(smiles):
@@ -87,14 +90,15 @@ def pool_descriptors(directory: str, smiles: list[str]) -> tuple[list[str], np.n
     print(f"[analysis] computing every RDKit descriptor of {len(smiles)} molecules for the heuristic baselines "
           "(not part of the campaign's time) ...", flush=True)
     names, table = descriptors(smiles, cheap_only=False)
-    np.savez_compressed(path, names=np.array(names), table=table)
+    np.savez_compressed(path + ".tmp.npz", names=np.array(names), table=table)
+    os.replace(path + ".tmp.npz", path)
     print(f"[analysis] descriptors done in {time.time() - start:.0f} s", flush=True)
     return names, table
 
 
 def core_seconds(camp_dir: str) -> dict[str, Any]:
     """Busy core-seconds per pool (every task's running intervals) and the campaign's wall time (all runs)."""
-    from steerflow.report import running_intervals
+    from steerflow.observe.report import running_intervals
 
     conn = sqlite3.connect(f"file:{os.path.join(camp_dir, 'journal.db')}?mode=ro", uri=True, timeout=30)
     try:
@@ -142,7 +146,7 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
     fresh = {e.candidate: e.value["ip_ev"] for e in trace.evaluations if e.ok}
     drift = max((abs(v - truth[i]) for i, v in fresh.items()), default=0.0)
 
-    names, table = pool_descriptors(directory, [r["smiles"] for r in rows])
+    names, table = pool_descriptors(args.cache, [r["smiles"] for r in rows])
     heuristics = heuristic_table(names, table, y, hits, goal_half.needed, goal_ninety.needed)
     best = min(heuristics, key=lambda h: (h["half"], h["ninety"]))
     best90 = min(heuristics, key=lambda h: (h["ninety"], h["half"]))

@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--kappa", type=float, default=PolicyConfig.kappa, help="UCB exploration weight")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
     parser.add_argument("--truth", default=GROUND_TRUTH, help="the cached ground truth (made by sweep.py)")
+    parser.add_argument("--cache", default="runs/03-cache",
+                        help="where the analysis keeps the pool's RDKit descriptors (for the heuristic baselines)")
     args = parser.parse_args()
     directory = args.dir or time.strftime("runs/design-%Y%m%d-%H%M%S")
     print(f"campaign directory: {directory}  (after a kill: same command with --resume --dir {directory})",

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from features import surrogate_matrix  # noqa: E402
 from policy import PolicyConfig, make_forest, pick  # noqa: E402
-from science import read_ground_truth  # noqa: E402
+from science import GROUND_TRUTH, read_ground_truth  # noqa: E402
 
 
 def top_set(values: np.ndarray, fraction: float = 0.01) -> set[int]:
@@ -75,13 +75,14 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--target", default="ip_ev", choices=["ip_ev", "gap_ev"])
     parser.add_argument("--cache", default="runs/03-cache")
+    parser.add_argument("--truth", default=GROUND_TRUTH, help="the cached ground truth (made by sweep.py)")
     parser.add_argument("--json", help="append one JSON line with the result to this file")
     for field in dataclasses.fields(PolicyConfig):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default) if field.type != "bool"
                             else lambda s: s.lower() in ("1", "true", "yes"), default=field.default)
     args = parser.parse_args()
     config = PolicyConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PolicyConfig)})
-    rows = [r for r in read_ground_truth() if np.isfinite(r[args.target])]
+    rows = [r for r in read_ground_truth(args.truth) if np.isfinite(r[args.target])]
     y = np.array([r[args.target] for r in rows])
     x = cached_features([r["smiles"] for r in rows], config, args.cache)
     hits = top_set(y)
