@@ -97,35 +97,29 @@ def pool_descriptors(cache: str, smiles: list[str]) -> tuple[list[str], np.ndarr
 
 
 def core_seconds(camp_dir: str) -> dict[str, Any]:
-    """Busy core-seconds per pool (every task's running intervals) and the campaign's wall time (all runs)."""
-    from steerflow.observe.report import running_intervals
+    """Busy core-seconds per pool (every task's holds, steerflow.observe.timeline) and the wall time of all drivers."""
+    from steerflow.observe import timeline
 
+    tl = timeline.read(camp_dir)
     conn = sqlite3.connect(f"file:{os.path.join(camp_dir, 'journal.db')}?mode=ro", uri=True, timeout=30)
     try:
-        runs = list(conn.execute("SELECT started, ended, cores FROM runs ORDER BY id"))
-        intervals = running_intervals(conn, now=time.time())
-        spans = []
-        for i, (start, end, _) in enumerate(runs):
-            if end is None:  # a driver killed with -9 wrote no end: its last journaled state change is the end
+        runs = list(conn.execute("SELECT started, ended FROM runs ORDER BY id"))
+        wall = 0.0
+        for i, (start, end) in enumerate(runs):
+            if end is None:  # a driver killed with -9 wrote no end: its last journaled state change is its end
                 upto = runs[i + 1][0] if i + 1 < len(runs) else time.time()
                 end = conn.execute("SELECT max(ts) FROM states WHERE ts >= ? AND ts < ?", (start, upto)).fetchone()[0]
-            spans.append((start, end or start))
+            wall += (end or start) - start
     finally:
         conn.close()
-    wall = sum(end - start for start, end in spans)
-    # a killed driver's running tasks have no end in its own run: clip every interval to the runs' spans
-    intervals = [iv for iv in intervals if any(s <= iv.start <= e for s, e in spans)]
-    for iv in intervals:
-        iv.end = min(iv.end, next(e for s, e in spans if s <= iv.start <= e))
-    cores = max(c or 1 for _, _, c in runs)
     by_pool: dict[str, float] = {}
     count: dict[str, int] = {}
-    for iv in intervals:
-        by_pool[iv.pool] = by_pool.get(iv.pool, 0.0) + iv.cores * (iv.end - iv.start)
-        count[iv.pool] = count.get(iv.pool, 0) + 1
+    for hold in tl.holds:
+        by_pool[hold.pool] = by_pool.get(hold.pool, 0.0) + hold.cores * (hold.end - hold.start)
+        count[hold.pool] = count.get(hold.pool, 0) + 1
     busy = sum(by_pool.values())
-    return {"wall_s": wall, "cores": cores, "core_s_by_pool": by_pool, "tasks_by_pool": count,
-            "utilization_pct": 100.0 * busy / (cores * wall) if wall > 0 else 0.0, "driver_starts": len(runs)}
+    return {"wall_s": wall, "cores": tl.cores, "core_s_by_pool": by_pool, "tasks_by_pool": count,
+            "utilization_pct": 100.0 * busy / (tl.cores * wall) if wall > 0 else 0.0, "driver_starts": len(runs)}
 
 
 def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: Any) -> dict[str, Any]:
