@@ -240,6 +240,25 @@ def test_worker_killed_mid_campaign_retries_elsewhere_and_nodes_join(tmp_path):
         cluster.stop()
 
 
+def test_when_every_worker_is_gone_waiting_tasks_fail_instead_of_hanging(tmp_path):
+    cluster = start_cluster(tmp_path / "cluster", names=("node0",))
+    try:
+        rt = Runtime(engine=DaskEngine(cluster.address, no_nodes_timeout=1.0), run_dir=tmp_path / "run")
+        try:
+            first = rt.submit(sleeper, 60, str(tmp_path / "pid"))
+            assert wait_until(lambda: (tmp_path / "pid").exists(), timeout=60)
+            cluster.kill_worker("node0")
+            later = rt.submit(square, 2)
+            with pytest.raises(Exception, match="gone for more than"):
+                later.result(timeout=60)
+            with pytest.raises(Exception):
+                first.result(timeout=10)
+        finally:
+            rt.shutdown(wait=False)
+    finally:
+        cluster.stop()
+
+
 DRIVER = """
 import os, sys, time
 from steerflow import Campaign, Function

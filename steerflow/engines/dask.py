@@ -73,6 +73,8 @@ class DaskEngine:
 
     ``security``: a ``distributed.security.Security`` (TLS); a LocalCluster or jobqueue cluster
     that listens beyond loopback gets per-campaign temporary certificates when none is given.
+    ``no_nodes_timeout``: once every node is gone for this long, `wait` raises, which fails the
+    runtime's pending tasks with that cause instead of leaving them waiting forever.
     ``min_nodes``: how many nodes `discover` waits for (default: the cluster's size, or the
     workers the scheduler already has, at least 1), at most ``connect_timeout`` seconds.
     """
@@ -81,7 +83,7 @@ class DaskEngine:
 
     def __init__(self, address: str | None = None, *, cluster: dict[str, Any] | None = None,
                  jobqueue: dict[str, Any] | None = None, security: Any = None, min_nodes: int | None = None,
-                 connect_timeout: float = 60.0, poll_interval: float = 0.5) -> None:
+                 connect_timeout: float = 60.0, poll_interval: float = 0.5, no_nodes_timeout: float = 300.0) -> None:
         if sum(x is not None for x in (address, cluster, jobqueue)) > 1:
             raise ValueError("Give DaskEngine one of address=, cluster= or jobqueue=, not several.")
         self.address = address
@@ -91,6 +93,8 @@ class DaskEngine:
         self.min_nodes = min_nodes
         self.connect_timeout = connect_timeout
         self.poll_interval = poll_interval
+        self.no_nodes_timeout = no_nodes_timeout
+        self._none_since: float | None = None
         self.cluster: Any = None
         self.client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,6 +117,9 @@ class DaskEngine:
         self._lock = threading.Lock()  # guards _nodes/_links between the comm thread and the runtime thread
         self._dirty = False               # nodes changed since the runtime last heard
         self._error: BaseException | None = None
+        self._runtime_thread = 0
+        self._owned = False     # True once the runtime's thread runs the event loop (in `wait`)
+        self._waiting = False   # the runtime's thread is inside `wait`, running the loop
         self._present = 0  # workers the scheduler had when we connected: discover() waits for them all
         self._map: list[int] | None = None   # runtime node index -> our node index, for a declared allocation
         self._view: Allocation | None = None  # the allocation the runtime schedules on
@@ -193,8 +200,7 @@ class DaskEngine:
             self._loop = loop
             asyncio.set_event_loop(loop)
             self._main_task = loop.create_task(self._main(ready))
-            loop.run_forever()
-            loop.close()
+            loop.run_forever()  # until `start` hands the loop over to the runtime's thread
 
         self._thread = threading.Thread(target=run, name="steerflow-dask", daemon=True)
         self._thread.start()
@@ -303,6 +309,7 @@ class DaskEngine:
                 index = len(self._nodes)
                 self._nodes.append(node)
             link = _NodeLink(index, address, comm, wire.Outbox(comm, self._loop))  # type: ignore[arg-type]
+            link.outbox.same_thread = self._owned
             self._links[index] = link
             self._by_address[address] = index
             self._dirty = True
@@ -372,6 +379,20 @@ class DaskEngine:
         deadline = time.monotonic() + self.connect_timeout  # warm workers up everywhere, as locally
         while not all(link.ready or not link.online for link in links) and time.monotonic() < deadline:
             time.sleep(0.005)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """From now on the runtime's loop thread runs the event loop inside `wait`: one thread, no hand-offs."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._thread = None
+        with self._lock:
+            self._owned = True
+            for link in self._links.values():
+                link.outbox.same_thread = True
 
     def _map_declared(self, declared: Allocation) -> list[int]:
         online = [i for i in sorted(self._links) if self._links[i].online]
@@ -466,6 +487,19 @@ class DaskEngine:
         serialize.release(payload)  # the driver's copy; each node freed its own when the attempt ended
 
     def wakeup(self) -> None:
+        """Any thread: make `wait` return (a pending wake-up if it is not waiting now)."""
+        if self._owned:
+            loop = self._loop
+            if loop is None:
+                return
+            if self._waiting and threading.get_ident() == self._runtime_thread:
+                loop.stop()
+                return
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:  # closed
+                pass
+            return
         try:
             os.eventfd_write(self._wake_fd, 1)
         except OSError:
@@ -481,15 +515,41 @@ class DaskEngine:
     def wait(self, timeout: float | None) -> list[Event]:
         self._flush()
         events = self._events
-        if not events and not self._dirty:
-            self._poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
-        try:
-            os.eventfd_read(self._wake_fd)
-        except BlockingIOError:
-            pass
+        if self._owned:  # run the event loop here until an event, a wake-up or the timeout
+            loop = self._loop
+            assert loop is not None
+            self._runtime_thread = threading.get_ident()
+            if events or self._dirty:
+                timeout = 0
+            elif self._none_since is not None:  # wake up in time to give up on a cluster with no workers
+                left = max(0.0, self._none_since + self.no_nodes_timeout - time.monotonic()) + 0.01
+                timeout = left if timeout is None else min(timeout, left)
+            handle = loop.call_later(timeout, loop.stop) if timeout is not None else None
+            self._waiting = True
+            try:
+                loop.run_forever()
+            finally:
+                self._waiting = False
+                if handle is not None:
+                    handle.cancel()
+        else:
+            if not events and not self._dirty:
+                self._poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+            try:
+                os.eventfd_read(self._wake_fd)
+            except BlockingIOError:
+                pass
         out: list[Event] = []
         if self._dirty:
             out.extend(self._nodes_changed())
+            if any(link.online for link in self._links.values()):
+                self._none_since = None
+            elif self._none_since is None:
+                self._none_since = time.monotonic()
+        if self._none_since is not None and time.monotonic() - self._none_since > self.no_nodes_timeout:
+            raise AllocationError(f"Every Dask worker of this campaign has been gone for more than "
+                                  f"{self.no_nodes_timeout:g} s (scheduler {self.scheduler_address}); the tasks "
+                                  "still waiting cannot run. Start workers (or pilots) again and resume the campaign.")
         while events:
             event = events.popleft()
             where = self._tasks.get(event.task_id)
@@ -535,6 +595,17 @@ class DaskEngine:
                 log.warning("closing the Dask engine: %s", exc)
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(timeout=10)
+        elif loop is not None and not loop.is_running():  # handed over: close it from this thread
+            try:
+                loop.run_until_complete(asyncio.wait_for(self._close(), 60))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("closing the Dask engine: %s", exc)
+        if loop is not None and not loop.is_running():
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            except Exception:  # noqa: BLE001
+                pass
+            loop.close()
         try:
             os.close(self._wake_fd)
         except OSError:

@@ -80,6 +80,7 @@ class Outbox:
         self._scheduled = False
         self.broken = False
         self._loop_thread: int | None = None  # learnt on the first drain
+        self.same_thread = False  # puts come from the thread that runs the loop (and not while it runs)
 
     def put(self, items: list) -> None:
         """Queue items (any thread); the loop writes them as soon as the comm is free."""
@@ -88,7 +89,7 @@ class Outbox:
             if self._scheduled:
                 return
             self._scheduled = True
-        if threading.get_ident() == self._loop_thread:
+        if self.same_thread or threading.get_ident() == self._loop_thread:
             self.loop.call_soon(self._start)  # no self-pipe write needed from the loop's own thread
         else:
             self.loop.call_soon_threadsafe(self._start)
