@@ -129,6 +129,11 @@ def _rel(path: Path | str) -> str:
 # ---- run ----------------------------------------------------------------------------------------
 
 def _run(args: argparse.Namespace) -> int:
+    if args.engine:
+        os.environ["STEERFLOW_ENGINE"] = args.engine
+    if args.scheduler:
+        os.environ["STEERFLOW_DASK_SCHEDULER"] = args.scheduler
+        os.environ.setdefault("STEERFLOW_ENGINE", "dask")
     path = Path(args.file)
     if not path.exists():
         raise CliError(f"{path} does not exist. Give a Python campaign script (.py) or a YAML pipeline (.yaml).")
@@ -368,6 +373,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dir", help="campaign directory (YAML specs; overrides the spec's 'directory')")
     run.add_argument("--resume", action="store_true", help="resume the campaign if its directory has a journal")
     run.add_argument("--dashboard", action="store_true", help="serve a live dashboard of the run (URL printed)")
+    run.add_argument("--engine", choices=["local", "dask"], help="run on this engine (default: the campaign's own "
+                     "choice, else local); sets STEERFLOW_ENGINE for campaigns created without one")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler for --engine dask (tcp://host:8786, "
+                     "tls://…); without it a local Dask cluster of one node starts")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to a Python campaign file")
     run.set_defaults(handler=_run)
 

@@ -307,6 +307,50 @@ def test_driver_killed_mid_campaign_resumes(cluster, tmp_path):
     assert all(runs[i] == 1 for i in range(12) if i + 1 in done_before)  # a finished task never ran again
 
 
+CLI_SCRIPT = """
+import os
+from steerflow import Campaign
+
+def node():
+    return os.environ["STEERFLOW_NODE"]
+
+if __name__ == "__main__":
+    import sys
+    camp = Campaign(sys.argv[1], progress=False)  # no engine here: `steerflow run --engine dask` chooses
+    futures = [camp.submit(node) for _ in range(6)]
+    camp.run()
+    print("nodes", sorted({f.result() for f in futures}))
+"""
+
+
+def test_cli_and_yaml_choose_the_dask_engine(cluster, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env.pop("STEERFLOW_ENGINE", None)
+    script = tmp_path / "camp.py"
+    script.write_text(CLI_SCRIPT)
+    steerflow = str(Path(sys.executable).parent / "steerflow")
+    out = subprocess.run([steerflow, "run", "--engine", "dask", "--scheduler", cluster.address, str(script),
+                          str(tmp_path / "c1")], env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "nodes ['node" in out.stdout
+    (tmp_path / "steps.py").write_text("import os\n\ndef node(x):\n    return os.environ['STEERFLOW_NODE']\n")
+    spec = tmp_path / "pipe.yaml"
+    spec.write_text(f"engine: {{dask: {{scheduler: '{cluster.address}', min_nodes: 3}}}}\n"
+                    "stages:\n  - name: where\n    function: 'steps:node'\n    args: ['{x}']\n"
+                    "    foreach: {x: [1, 2, 3, 4]}\n")
+    out = subprocess.run([steerflow, "run", str(spec), "--dir", str(tmp_path / "c2")], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{tmp_path / 'c2' / 'journal.db'}?mode=ro", uri=True)
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+    finally:
+        conn.close()
+    assert "(dask)" in meta["allocation"] and "3 node(s)" in meta["allocation"]
+
+
 def test_declared_allocation_runs_on_the_first_workers(cluster, tmp_path):
     with Runtime(Allocation.declare(nodes=2, cores=1, gpus=1), engine=DaskEngine(cluster.address, min_nodes=3),
                  run_dir=tmp_path / "run") as rt:

@@ -15,10 +15,28 @@ if TYPE_CHECKING:
     from .base import Engine
 
 
+DASK_OPTIONS = ("scheduler", "cluster", "jobqueue", "min_nodes", "connect_timeout", "no_nodes_timeout")
+
+
 def resolve(engine: Any = None) -> Engine:
-    """An engine object from a name, an address or None (the environment's choice, else local)."""
+    """An engine object from a name, an address, a YAML mapping ``{dask: {...}}`` or None.
+
+    None is the environment's choice (``STEERFLOW_ENGINE``, which ``steerflow run --engine`` sets),
+    else the local engine.
+    """
     if engine is None:
         engine = os.environ.get("STEERFLOW_ENGINE") or "local"
+    if isinstance(engine, dict) and list(engine) == ["dask"]:
+        from .dask import DaskEngine
+
+        options = dict(engine["dask"] or {})
+        unknown = set(options) - set(DASK_OPTIONS)
+        if unknown:
+            raise ValueError(f"Unknown Dask engine option(s) {sorted(unknown)}; known: {', '.join(DASK_OPTIONS)}.")
+        address = options.pop("scheduler", None)
+        if address is None and "cluster" not in options and "jobqueue" not in options:
+            return DaskEngine.from_env()
+        return DaskEngine(address, **options)
     if not isinstance(engine, str):
         return engine
     name = engine.strip()

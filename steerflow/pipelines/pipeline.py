@@ -33,7 +33,7 @@ def prepare(spec: PipelineSpec, directory: str | os.PathLike[str] | None = None,
     target = directory or spec.directory or os.path.join("runs", spec.file.stem)
     with launch.pipeline_source(spec.file):  # `steerflow resume DIR` runs this spec file again
         campaign = Campaign(target, allocation=spec.allocation, pools=dict(spec.pools), resume=resume,
-                            progress=progress)
+                            progress=progress, engine=spec.engine)
     try:
         pipeline = Pipeline(spec, campaign)
         campaign.add_agent(pipeline)  # first: it counts a result before any rule sees it

@@ -8,6 +8,8 @@ that run-time side (the `Pipeline`) is `steerflow.pipelines.pipeline`::
 
     directory: runs/pipeline                 # campaign directory (`steerflow run --dir` overrides it)
     allocation: {nodes: 1, cores: 2}         # optional; default: this machine, or the SLURM job
+    engine: local                            # optional: local, dask, or {dask: {scheduler: tcp://…}}
+                                             # ({dask: {jobqueue: {system: slurm, nodes: 4, …}}} for pilots)
     pools: {simulate: {cores: 2}}            # optional quotas; a stage's pool is its name by default
     stages:
       - name: simulate
@@ -64,7 +66,7 @@ from .yamlpos import Path_, Document
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
-TOP_FIELDS = ("directory", "description", "allocation", "pools", "stages", "rules", "stop")
+TOP_FIELDS = ("directory", "description", "allocation", "pools", "stages", "rules", "stop", "engine")
 RULES_ALIASES = ("policies",)  # the key's earlier name; specs written with it keep working
 STAGE_FIELDS = ("name", "function", "executable", "args", "kwargs", "foreach", "grid", "after", "inputs", "when",
                 "params")
@@ -161,6 +163,7 @@ class PipelineSpec:
     rules: list[tuple[str, dict[str, Any]]]
     stop: dict[str, Any]
     description: str = ""
+    engine: Any = None  # None (STEERFLOW_ENGINE or local), "local", "dask" or {"dask": {...}}
     order: list[str] = field(default_factory=list)  # stages in an order that respects dependencies
 
     def stage(self, name: str) -> Stage | None:
@@ -276,6 +279,7 @@ class _Validator:
             if stage is not None:
                 stages.append(stage)
         allocation = self.attempt(self.allocation, data)
+        engine = self.attempt(self.engine, data)
         stop = self.attempt(self.stop, data, default={})
         order: list[str] = []
         pools: dict[str, dict[str, int]] = {}
@@ -286,7 +290,7 @@ class _Validator:
             order = self.attempt(self.order, stages, default=[]) if not self.errors else []
             pools = self.attempt(self.pools, data, stages, default={})
         spec = PipelineSpec(file=Path(self.doc.file), directory=directory, allocation=allocation, pools=pools,
-                            stages=stages, rules=[], stop=stop, description=description, order=order,
+                            stages=stages, rules=[], stop=stop, description=description, engine=engine, order=order,
                             _lines=self.doc.lines)
         if not self.errors:
             spec.rules = self.rules(data, spec)
@@ -324,6 +328,17 @@ class _Validator:
         except AllocationError as exc:  # sizes past the bounds (a typo like cores: 10000000000)
             key = next((k for k in ("nodes", "cores", "gpus", "memory_mb") if str(exc).startswith(k)), None)
             self.fail(("allocation",) + ((key,) if key else ()), str(exc))
+
+    def engine(self, data: dict) -> Any:
+        value = data.get("engine")
+        if value is None or value in ("local", "dask"):
+            return value
+        from ..engines import DASK_OPTIONS
+
+        if not isinstance(value, dict) or list(value) != ["dask"] or not isinstance(value["dask"] or {}, dict):
+            self.fail(("engine",), f"expected 'local', 'dask' or {{dask: {{scheduler: tcp://host:port}}}}, got {value!r}.")
+        self._unknown(("engine", "dask"), value["dask"] or {}, DASK_OPTIONS, "Dask engine option")
+        return value
 
     def pools(self, data: dict, stages: list[Stage]) -> dict[str, dict[str, int]]:
         pools = self._mapping(("pools",), data.get("pools", {}) or {}, "pool names to {cores: N, gpus: M}")
