@@ -180,7 +180,7 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
         "core_s_by_pool": usage["core_s_by_pool"], "tasks_by_pool": usage["tasks_by_pool"],
         "driver_starts": usage["driver_starts"], "simulations": len(trace.evaluations),
         "failed_simulations": sum(not e.ok for e in trace.evaluations),
-        "mean_simulation_s": trace.mean_cost(), "models": len(designer.models),
+        "mean_simulation_s": trace.mean_cost(), "models": len(designer.models), "top_ups": designer.top_ups,
         "mean_fit_s": float(np.mean([m["fit_s"] for m in designer.models])) if designer.models else None,
         "max_abs_ip_difference_vs_cache_ev": drift, "lowest_ip_found_ev": min(fresh.values()) if fresh else None,
         "pool_lowest_ip_ev": float(y.min()), "seed": args.seed, "budget": args.budget, "policy": config.as_dict(),
@@ -198,6 +198,10 @@ def _fmt(x: Any, spec: str = ".0f") -> str:
     return "not reached" if x is None else format(x, spec)
 
 
+def _secs(x: float | None) -> str:
+    return "never (not within the budget)" if x is None else f"{x:.1f} s"
+
+
 def text(s: dict[str, Any], half: Any, ninety: Any) -> str:
     lines = [f"\nPool {s['pool_size']} MOSES molecules, top 1 % = {s['top1pct_count']} lowest vertical IPs "
              f"({s['simulations']} real xTB simulations run, {s['failed_simulations']} failed).",
@@ -211,8 +215,8 @@ def text(s: dict[str, Any], half: Any, ninety: Any) -> str:
              f"at 90 %: {s['heuristic_best_at_90pct']['name']} ({s['heuristic_best_at_90pct']['sims']:.0f})",
              f"Wall time {s['wall_s']:.0f} s on {s['cores']} cores, utilisation {s['utilization_pct']:.1f} % "
              f"(core-seconds: " + ", ".join(f"{p} {v:.0f}" for p, v in s["core_s_by_pool"].items()) + ")",
-             f"Half of the top 1 % after {_fmt(s['time_to_top1pct_s'], '.1f')} s, 90 % after "
-             f"{_fmt(s['time_to_top1pct_90_s'], '.1f')} s (wall clock, featurization/training/inference included).",
+             f"Half of the top 1 % found after {_secs(s['time_to_top1pct_s'])}, 90 % after "
+             f"{_secs(s['time_to_top1pct_90_s'])} (wall clock, featurization/training/inference included).",
              "Effective performance (half of the top 1 %):", half.text(),
              "Effective performance (90 % of the top 1 %):", ninety.text(),
              f"Largest |IP this run - cached IP|: {s['max_abs_ip_difference_vs_cache_ev']:.4f} eV."]

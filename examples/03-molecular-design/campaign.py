@@ -58,6 +58,9 @@ class Designer(sf.Agent):
         self.training = False
         self.trained_on = 0                     # results the newest model has seen
         self.models: list[dict] = []            # n_train, version, fit_s, score_s per model
+        self.ranking: np.ndarray | None = None  # the newest model's order of the pool (best first)
+        self.top_ups = 0                        # simulations submitted from a stale ranking while a model trained
+        self.cores = 1
         self.last_progress = 0
 
     # ---- submitting ----------------------------------------------------------------------
@@ -84,9 +87,14 @@ class Designer(sf.Agent):
                                                        self.config, self.seed + len(idx), self.registry_dir),
                                    pool="learn", cores=1, priority=10, timeout=1800, tags=(FIT,)))
         elif idle_soon and new == 0:  # every result failed since the last model: keep the cores busy anyway
-            rest = [i for i in np.random.default_rng(self.seed + self._done()).permutation(len(self.smiles))
-                    if int(i) not in set(self.submitted)]
-            self._simulate(ctx, [int(i) for i in rest[:self.config.batch]])
+            self._top_up(ctx, self.config.batch)
+
+    def _top_up(self, ctx: sf.Context, k: int) -> None:
+        """A few more from the newest ranking (random before the first): cores never wait for a slow model."""
+        taken = set(self.submitted)
+        ranking = self.ranking if self.ranking is not None else \
+            np.random.default_rng(self.seed + self._done()).permutation(len(self.smiles))
+        self._simulate(ctx, [int(i) for i in ranking if int(i) not in taken][:k])
 
     # ---- handlers ------------------------------------------------------------------------
     @sf.on_start
@@ -109,6 +117,10 @@ class Designer(sf.Agent):
             best = min(self.values.values()) if self.values else float("nan")
             print(f"[design] {self._done()}/{self.budget} simulations, {len(self.models)} models, "
                   f"lowest IP so far {best:.3f} eV, {ctx.elapsed:.0f} s", flush=True)
+        in_flight = len(self.submitted) - self._done()
+        if (self.training or not self.features_ready) and in_flight < self.cores and len(self.submitted) < self.budget:
+            self.top_ups += self.cores - in_flight
+            self._top_up(ctx, self.cores - in_flight)
         self._maybe_train(ctx)
 
     @sf.on_result(pool="learn", tag=FEATURIZE)
@@ -122,8 +134,9 @@ class Designer(sf.Agent):
         out = result.get()
         self.training = False
         self.models.append({k: out[k] for k in ("n_train", "version", "fit_s", "score_s")})
-        k = self.config.batch
-        self._simulate(ctx, pick(self.config, out["mean"], out["std"], self.submitted, k, self.seed + out["n_train"]))
+        mean, std = np.asarray(out["mean"], dtype=float), np.asarray(out["std"], dtype=float)
+        self.ranking = np.argsort(mean - self.config.kappa * std, kind="stable")
+        self._simulate(ctx, pick(self.config, mean, std, self.submitted, self.config.batch, self.seed + out["n_train"]))
         self._maybe_train(ctx)
 
 
@@ -160,6 +173,7 @@ def main() -> None:
     camp = sf.Campaign(camp_dir, pools={"simulate": {"cores": cores}, "learn": {"cores": 1}},
                        resume=args.resume or None, progress=False)
     designer = camp.add_agent(Designer([r["smiles"] for r in rows], config, args.budget, args.seed, camp_dir))
+    designer.cores = cores
     if not camp.resumed:
         with open(os.path.join(directory, "settings.json"), "w") as f:
             json.dump({**vars(args), "dir": directory, "policy": config.as_dict()}, f, indent=2)
