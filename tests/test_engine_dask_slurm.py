@@ -74,3 +74,24 @@ def test_a_campaign_runs_in_a_slurm_pilot_job(slurm, tmp_path):
         assert lines == ["0 2", "1 2"], out.stderr_path.read_text()
     finally:
         camp.close()
+
+
+@pytest.mark.parametrize("system", ["slurm", "pbs"])
+def test_a_jobqueue_spec_becomes_a_pilot_job_script(system):
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        pytest.skip("dask-jobqueue is not installed (pip install 'steerflow[dask]').")
+    import dask_jobqueue
+
+    from steerflow.engines.dask_batch import jobqueue_kwargs
+
+    name, kwargs, nodes = jobqueue_kwargs({"system": system, "nodes": 3, "cores": 8, "gpus": 2, "memory": "16GB",
+                                           "queue": "gpu", "account": "abc", "walltime": "01:00:00"})
+    assert nodes == 3
+    job_cls = getattr(dask_jobqueue, name).job_cls
+    script = job_cls(scheduler="tls://10.0.0.1:8786", name="pilot", **kwargs).job_script()
+    assert "--resources cores=8,gpus=2" in script and "--nthreads 1" in script
+    if system == "slurm":
+        assert "#SBATCH --gres=gpu:2" in script and "#SBATCH --cpus-per-task=8" in script
+        assert "#SBATCH -p gpu" in script and "#SBATCH -A abc" in script
+    else:
+        assert "#PBS -l select=1:ncpus=8:ngpus=2:mem=16GB" in script and "#PBS -q gpu" in script
