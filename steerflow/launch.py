@@ -79,12 +79,15 @@ def record(requested: Path) -> dict[str, Any]:
     index = len(_opened) - 1
     run = _plan().get("run") or _run_id
     base = {"index": index, "run": run, "requested": str(requested), "cwd": os.getcwd()}
-    if _source is not None:
-        return {**base, **_source}
     argv0 = sys.argv[0] if sys.argv else ""
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # set for `python -m module`
-    if argv0.endswith(".py") and os.path.isfile(argv0) and (main_spec is None or main_spec.name == "steerflow.cli"):
+    ours = Path(__file__).resolve().parent  # steerflow's own files (its CLI) are not the user's script
+    if (argv0.endswith(".py") and os.path.isfile(argv0) and ours not in Path(argv0).resolve().parents
+            and (main_spec is None or main_spec.name == "steerflow.cli")):
+        # a Python script, even one that builds a YAML pipeline itself (its own agents come with it on resume)
         return {**base, "kind": "python", "script": os.path.abspath(argv0), "args": list(sys.argv[1:])}
+    if _source is not None:  # `steerflow run SPEC.yaml`
+        return {**base, **_source}
     return {**base, "kind": "other", "script": "", "args": [], "argv": list(sys.argv)}
 
 
