@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from steerflow import __version__, rundirs
+from steerflow.cli import main
 
 from .conftest import wait_until
 
@@ -33,12 +34,13 @@ def sf(*args, cwd=None, timeout=120):
                           timeout=timeout)
 
 
-def test_version():
-    out = sf("--version")
-    assert out.returncode == 0 and out.stdout.strip() == f"steerflow {__version__}"
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out.strip() == f"steerflow {__version__}"
 
 
-def test_paths_that_are_not_campaigns_get_one_message_each(tmp_path):
+def test_paths_that_are_not_campaigns_get_one_message_each(tmp_path, capsys):
     plain = tmp_path / "notes.txt"
     plain.write_text("x")
     (tmp_path / "empty").mkdir()
@@ -52,14 +54,14 @@ def test_paths_that_are_not_campaigns_get_one_message_each(tmp_path):
         (("show", tmp_path / "empty", "1"), "holds no campaign journal"),
         (("resume", plain), "is a file, not a campaign directory"),
     ]
-    for args, message in cases:
-        out = sf(*args)
-        assert out.returncode == 2, (args, out.stderr)
-        assert message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
-        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    for args, message in cases:  # in this process: main() returns the exit status, stderr has the message
+        assert main([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
 
 
-def test_yaml_mistakes_are_listed_without_a_traceback(tmp_path):
+def test_yaml_mistakes_are_listed_without_a_traceback(tmp_path, capsys):
     spec = tmp_path / "bad.yaml"
     spec.write_text(textwrap.dedent("""
         stages:
@@ -67,10 +69,11 @@ def test_yaml_mistakes_are_listed_without_a_traceback(tmp_path):
             function: "math:sqrtt"
         stop: {tasks: 0}
     """))
-    out = sf("run", spec)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert re.search(r"bad.yaml:4: stages\[0\].function: 'math' has no attribute 'sqrtt'", out.stderr)
-    assert "bad.yaml:5: stop.tasks: expected a number of task results >= 1" in out.stderr
+    assert main(["run", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert re.search(r"bad.yaml:4: stages\[0\].function: 'math' has no attribute 'sqrtt'", err)
+    assert "bad.yaml:5: stop.tasks: expected a number of task results >= 1" in err
 
 
 def test_yaml_example_runs_twice_as_its_readme_says(tmp_path):
