@@ -18,14 +18,37 @@ COLUMNS = (("new", "new"), ("waiting", "wait"), ("running", "run"), ("paused", "
            ("failed", "fail"), ("cancelled", "canc"), ("interrupted", "intr"))
 
 
+SHOWN_WHOLE = 4  # more campaigns than this under one path: one line each
+
+
 def render(directories: list[Path]) -> RenderableType:
     """Every campaign at a path, one after the other (a multi-phase script shows each phase)."""
+    if len(directories) > SHOWN_WHOLE:
+        return render_list(directories)
     parts: list[RenderableType] = []
     if len(directories) > 1:
         parts.append(Text(f"{len(directories)} campaigns: " + ", ".join(d.name for d in directories), style="bold"))
     for directory in directories:
         parts.append(render_one(rundirs.status(directory)))
     return Group(*parts)
+
+
+def render_list(directories: list[Path]) -> RenderableType:
+    """One line per campaign: where, whether a driver runs, tasks by outcome."""
+    table = Table(title=f"{len(directories)} campaigns (`steerflow status DIR` for one)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("campaign", overflow="fold", max_width=40)
+    for column in ("driver", "tasks", "done", "fail", "intr"):
+        table.add_column(column, justify="right")
+    for directory in directories:
+        info = rundirs.status(directory, failures=0)
+        totals: dict[str, int] = {}
+        for counts in info["pools"].values():
+            for state, n in counts.items():
+                totals[state] = totals.get(state, 0) + n
+        table.add_row(escape(str(directory)), str(info["driver_pid"] or "-"), str(sum(totals.values())),
+                      str(totals.get("done", 0)), str(totals.get("failed", 0)), str(totals.get("interrupted", 0)))
+    return table
 
 
 def render_one(info: dict[str, Any]) -> RenderableType:

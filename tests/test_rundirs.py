@@ -38,3 +38,14 @@ def test_status_and_show_say_where_a_task_runs_with_its_gpus(tmp_path):
     assert shown["state"] == "done" and shown["gpus"] == 1
     assert any(re.fullmatch(r"node0\[c\d g\d\]", row["where"]) for row in shown["history"])
     assert shown["spec"]["function"] == f"{__name__}:wait_for" and shown["spec"]["args"] == repr((str(release),))
+
+
+def test_status_of_a_folder_of_many_campaigns_lists_them(tmp_path, capsys):
+    from steerflow.cli import main
+
+    for i in range(5):
+        sf.Campaign(tmp_path / f"run{i}" / "phase", allocation=sf.Allocation.declare(nodes=1, cores=1),
+                    progress=False).close()
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "5 campaigns" in out and all(str(tmp_path / f"run{i}" / "phase") in out for i in range(5))
