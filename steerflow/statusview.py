@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ def render(directories: list[Path]) -> RenderableType:
 
 def render_list(directories: list[Path]) -> RenderableType:
     """One line per campaign: where, whether a driver runs, tasks by outcome."""
-    table = Table(title=f"{len(directories)} campaigns (`steerflow status DIR` for one)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    base = Path(os.path.commonpath([str(d) for d in directories]))
+    table = Table(title=f"{len(directories)} campaigns in {base} (`steerflow status DIR` for one)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("campaign", overflow="fold", max_width=40)
     for column in ("driver", "tasks", "done", "fail", "intr"):
         table.add_column(column, justify="right")
@@ -46,7 +48,7 @@ def render_list(directories: list[Path]) -> RenderableType:
         for counts in info["pools"].values():
             for state, n in counts.items():
                 totals[state] = totals.get(state, 0) + n
-        table.add_row(escape(str(directory)), str(info["driver_pid"] or "-"), str(sum(totals.values())),
+        table.add_row(escape(str(directory.relative_to(base))), str(info["driver_pid"] or "-"), str(sum(totals.values())),
                       str(totals.get("done", 0)), str(totals.get("failed", 0)), str(totals.get("interrupted", 0)))
     return table
 

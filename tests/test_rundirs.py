@@ -48,4 +48,4 @@ def test_status_of_a_folder_of_many_campaigns_lists_them(tmp_path, capsys):
                     progress=False).close()
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "5 campaigns" in out and all(str(tmp_path / f"run{i}" / "phase") in out for i in range(5))
+    assert "5 campaigns in" in out and all(f"run{i}/phase" in out for i in range(5))
