@@ -1,0 +1,261 @@
+"""The Dask engine's side on its event loop: the cluster, the workers' discovery and one comm per node.
+
+`ClusterSide` holds what runs as coroutines: starting or reaching the cluster, noticing workers
+that join (by polling the scheduler) and leave (a broken comm, or gone from the scheduler),
+opening a session with each worker's steerflow agent, and reading the batches of events it
+streams back. `DaskEngine` (in `dask`) adds the Engine protocol the runtime calls. The state
+they share is set up in `DaskEngine.__init__`; node indices are stable: a node that comes back
+under the same name and shape gets its old index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..resources import Node
+from . import wire
+from .base import Event
+from .dask_node import HANDLER, NodePlugin
+
+log = logging.getLogger("steerflow.dask")
+
+
+@dataclass
+class NodeLink:
+    """The comm to one node's agent."""
+
+    index: int
+    address: str
+    comm: Any
+    outbox: wire.Outbox
+    pending: list = field(default_factory=list)
+    known_fns: set[int] = field(default_factory=set)
+    online: bool = True
+    ready: bool = False
+
+
+class ClusterSide:
+    """The coroutines of `DaskEngine` (see the module docstring); not used on its own."""
+
+    # shared state, created by DaskEngine.__init__
+    address: str | None
+    cluster_spec: dict[str, Any] | None
+    jobqueue_spec: dict[str, Any] | None
+    security: Any
+    connect_timeout: float
+    poll_interval: float
+    cluster: Any
+    client: Any
+    _loop: asyncio.AbstractEventLoop | None
+    _nodes: list[Node]
+    _links: dict[int, NodeLink]
+    _by_address: dict[str, int]
+    _connecting: set[str]
+    _lock: threading.Lock
+    _closed: bool
+    _started: bool
+    _owned: bool
+    _dirty: bool
+    _present: int
+    _error: BaseException | None
+    _map: list[int] | None
+    _events: Any
+    _main_task: asyncio.Task
+
+    def wakeup(self) -> None:  # DaskEngine's
+        raise NotImplementedError
+
+    def _hello(self, index: int) -> list[tuple]:  # DaskEngine's
+        raise NotImplementedError
+
+    async def _main(self, ready: threading.Event) -> None:
+        try:
+            await self._connect_client()
+        except BaseException as exc:  # noqa: BLE001 - reported by discover()
+            self._error = exc
+            ready.set()
+            return
+        try:
+            self._present = len((await self.client.scheduler.identity()).get("workers", {}))
+        except Exception:  # noqa: BLE001
+            pass
+        ready.set()
+        while not self._closed:
+            try:
+                await self._poll_workers()
+            except Exception as exc:  # noqa: BLE001 - the scheduler may be briefly unreachable
+                log.debug("polling the Dask scheduler failed: %s", exc)
+            await asyncio.sleep(self.poll_interval)
+
+    async def _connect_client(self) -> None:
+        from distributed import Client
+
+        address: Any = self.address
+        if self.cluster_spec is not None or (self.address is None and self.jobqueue_spec is None):
+            self.cluster = await self._start_local_cluster(dict(self.cluster_spec or {"n_workers": 1}))
+            address = self.cluster
+        elif self.jobqueue_spec is not None:
+            self.cluster = await self._start_jobqueue(dict(self.jobqueue_spec))
+            address = self.cluster
+        kwargs: dict[str, Any] = {"asynchronous": True, "timeout": self.connect_timeout}
+        if self.security is not None and not hasattr(address, "scheduler_address"):
+            kwargs["security"] = self.security
+        self.client = await Client(address, **kwargs)
+        await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
+
+    async def _start_local_cluster(self, spec: dict[str, Any]) -> Any:
+        from distributed import LocalCluster
+
+        spec.setdefault("n_workers", 1)
+        spec.setdefault("threads_per_worker", 1)
+        spec.setdefault("processes", True)
+        spec.setdefault("host", "127.0.0.1")
+        spec.setdefault("dashboard_address", None)
+        if self.security is None and not _loopback(spec["host"]):
+            from distributed.security import Security
+
+            self.security = Security.temporary()
+        if self.security is not None:
+            spec.setdefault("security", self.security)
+            spec.setdefault("protocol", "tls://")
+        return await LocalCluster(asynchronous=True, **spec)
+
+    async def _start_jobqueue(self, spec: dict[str, Any]) -> Any:
+        from .dask_batch import start_jobqueue
+
+        cluster, self.security = await start_jobqueue(spec, self.security)
+        return cluster
+
+    async def _poll_workers(self) -> None:
+        info = await self.client.scheduler.identity()
+        present = set(info.get("workers", {}))
+        for address in present:
+            if address not in self._by_address and address not in self._connecting:
+                self._connecting.add(address)
+                asyncio.ensure_future(self._open(address))
+        for address, index in list(self._by_address.items()):
+            if address not in present:
+                self._node_gone(index, f"its Dask worker {address} left the scheduler")
+
+    async def _open(self, address: str) -> None:
+        from distributed.comm import connect
+
+        try:
+            kwargs = self.security.get_connection_args("client") if self.security is not None else {}
+            comm = await connect(address, **kwargs)
+            await comm.write({"op": HANDLER, "reply": False, "path": [p for p in sys.path if p]})
+            hello = await comm.read()
+        except Exception as exc:  # noqa: BLE001 - retried at the next poll
+            log.debug("could not open a session with %s: %s", address, exc)
+            self._connecting.discard(address)
+            return
+        node = _node_from(hello["node"])
+        link = self._adopt(address, node, comm)
+        self._connecting.discard(address)
+        if link is None:
+            await comm.close()
+            return
+        await self._read(link)
+
+    def _adopt(self, address: str, node: Node, comm: Any) -> NodeLink | None:
+        with self._lock:
+            index = next((i for i, n in enumerate(self._nodes) if n.name == node.name), None)
+            if index is not None and (self._links[index].online or self._nodes[index] != node):
+                base, k = node.name, 2  # another worker already declared this name, or its shape changed
+                while any(n.name == f"{base}-{k}" for n in self._nodes):
+                    k += 1
+                node = Node(f"{base}-{k}", node.cores, node.gpus, node.memory_mb, node.cpu_ids, node.gpu_ids,
+                            node.host)
+                index = None
+            if index is None:
+                index = len(self._nodes)
+                self._nodes.append(node)
+            link = NodeLink(index, address, comm, wire.Outbox(comm, self._loop))  # type: ignore[arg-type]
+            link.outbox.same_thread = self._owned
+            self._links[index] = link
+            self._by_address[address] = index
+            self._dirty = True
+            if self._started:
+                link.pending.extend(self._hello(index))
+                if self._map is None:  # the others learn of the new node (MPI host lists may include it)
+                    nodes = [wire.node_fields(n) for n in self._nodes]
+                    for other in self._links.values():
+                        if other is not link and other.online:
+                            other.pending.append(("alloc", nodes, other.index))
+        if self._started:
+            self.wakeup()
+        log.info("node %s joined (%s)", node.name, address)
+        return link
+
+    async def _read(self, link: NodeLink) -> None:
+        events = self._events
+        try:
+            while True:
+                msg = await link.comm.read()
+                batch = pickle.loads(msg["b"])
+                out = []
+                for kind, task_id, attempt, value, text, code, times in batch:
+                    if kind == "log":
+                        log.warning("%s", text)
+                        continue
+                    if kind == "ready":
+                        link.ready = True
+                        continue
+                    out.append(Event(kind, task_id, attempt, value, text, code, times))
+                events.extend(out)
+                self.wakeup()
+        except Exception as exc:  # noqa: BLE001 - the comm broke: the node is gone
+            if not self._closed:
+                self._node_gone(link.index, f"the comm to its Dask worker {link.address} closed ({exc or 'EOF'})")
+
+    def _node_gone(self, index: int, why: str) -> None:
+        with self._lock:
+            link = self._links.get(index)
+            if link is None or not link.online:
+                return
+            link.online = False
+            self._by_address.pop(link.address, None)
+            self._dirty = True
+            name = self._nodes[index].name
+        log.warning("node %s is gone: %s", name, why)
+        try:
+            link.comm.abort()
+        except Exception:  # noqa: BLE001
+            pass
+        self.wakeup()
+
+    async def _close(self) -> None:
+        self._main_task.cancel()
+        for link in list(self._links.values()):
+            if link.online:
+                try:
+                    await link.comm.close()
+                except Exception:  # noqa: BLE001
+                    pass
+        if self.client is not None:
+            await self.client.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+
+
+def _node_from(fields: dict[str, Any]) -> Node:
+    return Node(fields["name"], int(fields["cores"]), int(fields["gpus"]), int(fields.get("memory_mb", 0)),
+                cpu_ids=tuple(fields.get("cpu_ids") or ()), gpu_ids=tuple(fields.get("gpu_ids") or ()),
+                host=fields.get("host") or "localhost")
+
+
+def natural_key(name: str) -> list:
+    """node2 before node10."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _loopback(host: str | None) -> bool:
+    return host in (None, "", "127.0.0.1", "localhost", "::1")
