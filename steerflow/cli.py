@@ -261,6 +261,12 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"steerflow resume: the script ran but opened none of {', '.join(map(_rel, group.values()))}; "
               "it decides its campaign directories differently on each run?", file=sys.stderr)
         return EXIT_FAILED
+    for directory in _group(rundirs.find(args.dir)).values():  # where it continued (phases it created too)
+        counts: dict[str, int] = {}
+        for pool in rundirs.status(directory)["pools"].values():
+            for state, n in pool.items():
+                counts[state] = counts.get(state, 0) + n
+        print(f"steerflow resume: {_rel(directory)}: {_counts(counts) or 'no tasks'}", file=sys.stderr)
     return code
 
 

@@ -58,6 +58,8 @@ def test_resume_continues_a_time_stamped_multi_phase_run_in_its_directory(tmp_pa
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"phased_campaign.py {tmp_path / 'run'}" in out.stderr  # it shows what it runs
+    assert f"steerflow resume: {root / 'first'}: 3 done" in out.stderr  # and where it continued
+    assert f"steerflow resume: {root / 'second'}: 1 done" in out.stderr
     assert [p.name for p in tmp_path.glob("run-*")] == [root.name]  # no new time-stamped directory
     assert rundirs.status(root / "first")["pools"]["default"] == {"done": 3}
     assert rundirs.status(root / "second")["pools"]["default"] == {"done": 1}  # the second phase, beside the first
