@@ -483,7 +483,7 @@ class Campaign:
             return
         put = self.journal.put
         now = time.time()
-        nodes = self._placement_text(record) if state is TaskState.RUNNING else None
+        nodes = self.placement_text(record) if state is TaskState.RUNNING else None
         why = None  # a waiting row says why it waits: an attempt's outcome, or unmet dependencies
         if state is TaskState.WAITING:
             why = record.attempts[-1].outcome if record.attempts else ("deps" if record.waiting_on else None)
@@ -521,7 +521,7 @@ class Campaign:
         self._partials[record.id] = index + 1
         self._events.put(("partial", record.id, attempt, index, value, time.time()))
 
-    def _placement_text(self, record: TaskRecord) -> str:
+    def placement_text(self, record: TaskRecord) -> str:
         """Where an attempt runs, for the journal: ``node0[c0,1 g0];node1[c0,1 g1]`` (one part per rank)."""
         placement = record.placement
         if placement is None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 WINDOW_S = 60.0  # throughput is measured over the last minute
 FAILURES_SHOWN = 3
+LONGEST_SHOWN = 3
 
 
 class ProgressDisplay:
@@ -92,6 +93,15 @@ class ProgressDisplay:
                           f"{rate:.1f}" if now - t0 >= 1 else "-", f"{busy.get(pool, 0)}/{cap if cap is not None else total}")
         parts: list[RenderableType] = [Text(self.title(width), style="bold", no_wrap=True, overflow="ellipsis"),
                                        table, self._progress_line()]
+        running = sorted((r for r in list(camp.runtime._records.values())
+                          if r.state.value == "running" and r.placement is not None), key=lambda r: r.started)
+        if running:
+            parts.append(Text(f"running {len(running)}, the longest:", style="bold"))
+            wall = time.time()
+            for record in running[:LONGEST_SHOWN]:
+                took = f"{wall - record.started:.0f}s" if record.started else ""
+                parts.append(Text(f"  {record.id} {record.spec.label()} on {camp.placement_text(record)} {took}",
+                                  overflow="ellipsis", no_wrap=True))
         failures = list(camp.failures.items())
         if failures:
             parts.append(Text(f"failed: {len(failures)} (latest first; steerflow show DIR KEY shows one whole)",

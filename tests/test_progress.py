@@ -41,3 +41,31 @@ def test_without_a_stop_condition_it_says_so(tmp_path):
     camp.submit(sf.Function(square, args=(2,)))
     camp.run()
     assert "no task budget or wall limit" in _text(ProgressDisplay(camp))
+
+
+def hold(path):
+    import os
+    import time
+
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return 1
+
+
+def test_the_display_says_where_the_longest_running_tasks_run(tmp_path):
+    import threading
+
+    from .conftest import wait_until
+
+    camp = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=2), progress=False)
+    camp.submit(sf.Function(hold, args=(str(tmp_path / "go"),), name="holder"))
+    runner = threading.Thread(target=camp.run)
+    runner.start()
+    try:
+        assert wait_until(lambda: any(r.state.value == "running" for r in camp.runtime._records.values()), 30)
+        text = _text(ProgressDisplay(camp))
+    finally:
+        (tmp_path / "go").touch()
+        runner.join(60)
+    assert "running 1, the longest:" in text and "1 holder on node0[c" in text, text
