@@ -220,6 +220,46 @@ def test_large_arguments_and_results_travel_by_value_between_nodes(engine_runtim
     assert doubled[-1] == 2 * data[-1]
 
 
+def shared_sum(arr, barrier: str, n: int) -> tuple[float, str, str]:
+    where(barrier, n)
+    return float(arr.sum()), os.environ["STEERFLOW_NODE"], _mapped_from(arr.ctypes.data)
+
+
+def _mapped_from(address: int) -> str:
+    """The file whose mapping holds this address ('' for anonymous memory)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= address < hi:
+                return parts[5].strip() if len(parts) > 5 else ""
+    return ""
+
+
+def test_a_shared_object_goes_to_each_node_once_and_tasks_map_it(engine_runtime, tmp_path):
+    np = pytest.importorskip("numpy")
+    from steerflow.engines.shared import share
+
+    data = np.arange(2_000_000, dtype=np.float64)  # 16 MB
+    handle = share(data)
+    try:
+        rt = engine_runtime()
+        barrier = tmp_path / "barrier"
+        barrier.mkdir()
+        futures = [rt.submit(shared_sum, handle, str(barrier), 6) for _ in range(6)]
+        results = [f.result(timeout=120) for f in futures]
+        assert {r[0] for r in results} == {float(data.sum())}
+        assert {r[1] for r in results} == {"node0", "node1", "node2"}
+        from steerflow.serialize import SHM_DIR
+
+        assert all(r[2].startswith(f"{SHM_DIR}/steerflow-") for r in results)  # mapped from shared memory, no copy
+        assert rt.engine.shared_sent == 3  # six tasks, three nodes: sent once per node
+        with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path / "local") as local:  # locally too
+            assert local.submit(shared_sum, handle, None, 0).result(timeout=60)[0] == float(data.sum())
+    finally:
+        handle.release()
+
+
 def slow_square(x: int, log: str) -> int:
     with open(log, "a") as f:
         f.write(f"{x} {os.environ['STEERFLOW_NODE']}\n")

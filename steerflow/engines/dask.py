@@ -33,7 +33,7 @@ from .. import serialize
 from ..errors import AllocationError
 from ..resources import Allocation, Node
 from ..task import Function
-from . import wire
+from . import shared, wire
 from .base import Event, Launch
 from .dask_comms import ClusterSide, natural_key, NodeLink
 
@@ -101,6 +101,7 @@ class DaskEngine(ClusterSide):
         self._dirty = False               # nodes changed since the runtime last heard
         self._error: BaseException | None = None
         self._runtime_thread = 0
+        self.shared_sent = 0  # shared objects sent to nodes (each at most once per node)
         self._owned = False     # True once the runtime's thread runs the event loop (in `wait`)
         self._waiting = False   # the runtime's thread is inside `wait`, running the loop
         self._present = 0  # workers the scheduler had when we connected: discover() waits for them all
@@ -269,6 +270,12 @@ class DaskEngine(ClusterSide):
                 link.known_fns.add(key)
                 link.pending.append(("fn", key, fn_bytes))
             what: Any = key
+            if spec.args or spec.kwargs:
+                for handle in shared.find(spec.args, spec.kwargs):  # shared objects: once per node
+                    if handle.key not in link.known_shared and handle.blob is not None:
+                        link.known_shared.add(handle.key)
+                        link.pending.append(("shared", handle.key, handle.blob))
+                        self.shared_sent += 1
         else:
             what = wire.dumps_spec(spec)
         payload = launch.payload

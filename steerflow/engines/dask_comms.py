@@ -36,6 +36,7 @@ class NodeLink:
     outbox: wire.Outbox
     pending: list = field(default_factory=list)
     known_fns: set[int] = field(default_factory=set)
+    known_shared: set[str] = field(default_factory=set)
     online: bool = True
     ready: bool = False
 

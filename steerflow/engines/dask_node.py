@@ -39,7 +39,7 @@ from ..resources import Allocation, Node, detect_gpus
 from ..placement import Slot
 from ..scheduler import Placement
 from ..task import Function
-from . import wire
+from . import shared, wire
 from .base import Event, Launch
 from .local import LocalEngine
 
@@ -184,6 +184,7 @@ class _Session:
         self.functions: dict[int, Function] = {}
         self.fn_errors: dict[int, str] = {}
         self.payloads: dict[int, bytes] = {}
+        self.shared_keys: list[str] = []
         self.outbox = wire.Outbox(comm, loop)
         self.warming = 0
         loop.add_reader(self.engine.fileno(), self._on_ready)
@@ -214,6 +215,8 @@ class _Session:
         for payload in self.payloads.values():
             wire.release_local(payload)
         self.payloads.clear()
+        for key in self.shared_keys:
+            shared.drop(key)
 
     def _on_ready(self) -> None:
         if self.stopping:
@@ -252,6 +255,9 @@ class _Session:
                 if serialize.in_shared_memory(payload):
                     self.payloads[task_id] = payload
             engine.launch(Launch(task_id, attempt, spec, Placement(None, slots), payload))  # type: ignore[arg-type]
+        elif kind == "shared":  # a shared object: into this node's shared memory, once
+            if shared.place(op[1], op[2]):
+                self.shared_keys.append(op[1])
         elif kind == "fn":
             self.functions[op[1]] = Function(wire.loads_spec(op[2]))
         elif kind == "alloc":
