@@ -170,3 +170,70 @@ def test_a_journal_from_before_the_timing_columns_still_reads(tmp_path):
     assert result["utilization_mean_pct"]["cores"] == pytest.approx(100 * 2 / (2 * 3))
     assert result["overheads"]["scheduling"]["total_s"] == pytest.approx(1.0)
     assert result["overheads"]["launch"]["tasks"] == 0  # unknown, not invented
+
+
+def test_learning_layer_numbers_from_the_journal(tmp_path):
+    """Model versions (meta model:NAME:vN), surrogate stats (meta surrogate:NAME) and substitution events."""
+    import json as json_mod
+
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=1), progress=False)
+    seen = []
+
+    @camp.on_result()
+    def learn(result, ctx):
+        seen.append(result.key)
+        ctx.emit("surrogate:energy", {"value": 1.5, "std": 0.1 * len(seen), "time": 0.0})  # one substitution
+        camp.journal.put("meta", f"model:energy:v{len(seen)}", json_mod.dumps(
+            {"name": "energy", "version": len(seen), "created": time.time(), "metrics": {"mae": 1.0 / len(seen)}}))
+        if len(seen) < 3:
+            ctx.submit(Function(abs, args=(-len(seen),), tags=("surrogate:energy",)))
+
+    camp.submit(Function(abs, args=(-1,), tags=("surrogate:energy",)))
+    camp.journal.put("meta", "surrogate:energy", json_mod.dumps({"substitution_rate": 0.5, "error_bound": 0.1}))
+    camp.journal.put("meta", "effective_performance", json_mod.dumps({"baselines": [{"effective_performance": 3.0}]}))
+    camp.run()
+    block = metrics.compute(tmp_path / "c")["learning"]
+    assert [v["metrics"]["mae"] for v in block["models"]["energy"]] == [1.0, 0.5, 1 / 3]
+    assert block["surrogate:energy"]["error_bound"] == 0.1
+    assert block["effective_performance"]["baselines"][0]["effective_performance"] == 3.0
+    assert block["events"]["surrogate:energy"]["count"] == 3
+    assert set(block["events"]["surrogate:energy"]["series"]) == {"value", "std"}  # 'time' is not a curve
+    rate = block["substitution_rate"]["energy"]
+    assert rate[-1][1] == pytest.approx(3 / 6)  # 3 substitutions, 3 real calls
+    titles = [title for title, _ in metrics.learning_series(block)]
+    assert "surrogate energy: substitution rate" in titles and "model energy: mae" in titles
+    from steerflow.observe.report import build
+
+    build(tmp_path / "c", tmp_path / "r")
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert 'id="fig-learning"' in page and "surrogate:energy" in page
+
+
+def runs_long_the_first_time(started):
+    import os
+
+    first = not os.path.exists(started)
+    open(started, "a").close()
+    deadline = time.monotonic() + (60 if first else 0)
+    while time.monotonic() < deadline:  # the first attempt waits to be preempted (bounded)
+        time.sleep(0.01)
+    return "second attempt"
+
+
+def test_a_preempted_attempt_is_in_the_timeline(tmp_path):
+    started = tmp_path / "started"
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=1), progress=False)
+    job = camp.submit(Function(runs_long_the_first_time, args=(str(started),), pool="sim"))
+    asked = []
+
+    @camp.on_timer(0.05)
+    def preempt_once_started(ctx):
+        if started.exists() and not asked:
+            asked.append(True)
+            ctx.preempt(job, grace=5)
+
+    camp.run()
+    assert job.result() == "second attempt"
+    tl = timeline.read(tmp_path / "c")
+    assert [(h.attempt, h.outcome) for h in sorted(tl.holds, key=lambda h: h.start)] == [(1, "preempted"), (2, "done")]
+    assert metrics.compute(tl)["attempts"] == {"done": 1, "preempted": 1}

@@ -40,16 +40,22 @@ class _Cache:
         self._data_at = 0.0
         self._figures: dict[str, bytes] = {}
         self._figures_at = 0.0
+        self._cost = self._figure_cost = 0.0  # seconds the last computation took
         self.version = 0
 
     def data(self) -> dict[str, Any]:
+        """The page's data; recomputed when older than ``refresh`` s, or than twice its last cost when that is
+        larger (figures: ``figure_every`` s, or five times their cost), so a huge journal costs the machine at
+        most about half a core however often browsers poll."""
         with self._lock:  # one computation at a time; concurrent pollers share its answer
             now = time.monotonic()
-            if self._data is None or now - self._data_at >= self.refresh:
+            if self._data is None or now - self._data_at >= max(self.refresh, 2 * self._cost):
                 tl = timeline.read(self.directory)
                 self._data = view(tl)
                 self._data_at = now
-                if now - self._figures_at >= self.figure_every:
+                self._cost = time.monotonic() - now
+                if now - self._figures_at >= max(self.figure_every, 5 * self._figure_cost):
+                    started = time.monotonic()
                     try:
                         from . import figures
 
@@ -57,6 +63,7 @@ class _Cache:
                     except ImportError:
                         self._figures = {}
                     self._figures_at = now
+                    self._figure_cost = time.monotonic() - started
                     self.version += 1
                 self._data["figures"] = list(self._figures)
                 self._data["figures_version"] = self.version

@@ -383,6 +383,9 @@ def learning(tl: Timeline) -> dict[str, Any]:
             block[key] = value
     if models:
         block["models"] = {name: sorted(v, key=lambda m: m["version"] or 0) for name, v in models.items()}
+    surrogates = surrogate_rates(tl)
+    if surrogates:
+        block["substitution_rate"] = surrogates
     events: dict[str, Any] = {}
     for ts, name, payload in tl.events:
         entry = events.setdefault(name, {"count": 0, "latest": None, "series": {}})
@@ -390,7 +393,7 @@ def learning(tl: Timeline) -> dict[str, Any]:
         values = payload if isinstance(payload, dict) else {"value": payload}
         entry["latest"] = {k: v for k, v in values.items() if isinstance(v, (int, float, str, bool)) or v is None}
         for k, v in values.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("time", "ts"):
                 series = entry["series"].setdefault(k, [])
                 if len(series) < 5000:  # bounded: a report stays small whatever the campaign's length
                     series.append((ts - tl.first, float(v)))
@@ -399,10 +402,38 @@ def learning(tl: Timeline) -> dict[str, Any]:
     return block
 
 
+def surrogate_rates(tl: Timeline, points: int = 2000) -> dict[str, list[tuple[float, float]]]:
+    """Cumulative substitution rate over time per surrogate: its journaled substitutions (events
+    ``surrogate:NAME``) against its real calls (tasks tagged ``surrogate:NAME``)."""
+    marks: dict[str, list[tuple[float, int]]] = {}
+    for ts, name, _ in tl.events:
+        if name.startswith("surrogate:"):
+            marks.setdefault(name.split(":", 1)[1], []).append((ts, 1))
+    if not marks:
+        return {}
+    for name, _, tags, submitted, *_ in tl.tasks.values():
+        for tag in (tags or "").split(","):
+            if tag.startswith("surrogate:") and tag[10:] in marks:
+                marks[tag[10:]].append((submitted or 0.0, 0))
+    out = {}
+    for name, seq in marks.items():
+        seq.sort()
+        step = max(1, len(seq) // points)
+        subs = 0
+        series = []
+        for i, (ts, substituted) in enumerate(seq, 1):
+            subs += substituted
+            if i % step == 0 or i == len(seq):
+                series.append((ts - tl.first, subs / i))
+        out[name] = series
+    return out
+
+
 def learning_series(block: dict[str, Any]) -> list[tuple[str, list[tuple[float, float]]]]:
     """Curves to draw: each event field over time, and each model metric over its versions' times."""
     out = [(f"{name}: {field}", pts) for name, entry in block.get("events", {}).items()
            for field, pts in entry["series"].items()]
+    out += [(f"surrogate {name}: substitution rate", pts) for name, pts in block.get("substitution_rate", {}).items()]
     for name, versions in block.get("models", {}).items():
         fields = sorted({k for v in versions for k, x in v["metrics"].items() if isinstance(x, (int, float))})
         for field in fields:

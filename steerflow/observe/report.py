@@ -140,6 +140,12 @@ def tables(result: dict[str, Any], fails: list[dict[str, Any]]) -> str:
                 rows = {name: {"events": e["count"], **{k: v for k, v in (e["latest"] or {}).items()}}
                         for name, e in value.items()}
                 parts.append(_table(rows))
+            elif key == "substitution_rate":
+                parts.append(_table({f"surrogate {name}": {"substitution rate (cumulative)": pts[-1][1]}
+                                     for name, pts in value.items() if pts}))
+            elif key.startswith("surrogate:") and isinstance(value, dict):
+                shown = {k: v for k, v in value.items() if isinstance(v, (int, float, str)) or v is None}
+                parts.append(f"<h3>{html.escape(key)}</h3>" + _table({"latest": shown}))
             elif key == "models":
                 rows = {f"{name} v{v['version']}": {"at s": v["created_s"], **v["metrics"]}
                         for name, versions in value.items() for v in versions[-10:]}
