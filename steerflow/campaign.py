@@ -477,17 +477,17 @@ class Campaign:
         key = record.id
         if self._closing and state is TaskState.CANCELLED:
             # cancelled because the driver stops, not by anyone's choice: no result, so a resume runs it again
-            self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None, None)
+            self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None)
             self.journal.put("task_state", "interrupted", None, len(record.attempts), key)
             self._interrupted.add(key)
             return
         put = self.journal.put
         now = time.time()
         nodes = self.placement_text(record) if state is TaskState.RUNNING else None
-        why = None  # a waiting row says why it waits: an attempt's outcome, or unmet dependencies
+        why = nodes  # a waiting row says why it waits (in its nodes column): an attempt's outcome, or 'deps'
         if state is TaskState.WAITING:
             why = record.attempts[-1].outcome if record.attempts else ("deps" if record.waiting_on else None)
-        put("state", key, state.value, now, len(record.attempts), nodes, why)
+        put("state", key, state.value, now, len(record.attempts), why)
         put("task_state", state.value, nodes, len(record.attempts), key)
         if state is TaskState.WAITING:
             if key not in self._waiting_keys:

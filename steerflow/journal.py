@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     key INTEGER PRIMARY KEY, name TEXT, kind TEXT, pool TEXT, tags TEXT, priority INTEGER,
     fingerprint TEXT, submitted REAL, state TEXT, nodes TEXT, attempts INTEGER DEFAULT 0, spec BLOB,
     cores INTEGER, gpus INTEGER);
-CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT, outcome TEXT);
+CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT);
 CREATE TABLE IF NOT EXISTS results (
     key INTEGER PRIMARY KEY, ok INTEGER, value BLOB, path TEXT, error TEXT, started REAL, ended REAL, timing BLOB);
 CREATE TABLE IF NOT EXISTS steering (seq INTEGER PRIMARY KEY, kind TEXT, key INTEGER, name TEXT, payload BLOB,
@@ -45,12 +45,13 @@ CREATE INDEX IF NOT EXISTS states_key ON states(key);
 """
 
 # Columns added since the first release: a journal written before them gets them on open (NULL in old rows).
-# states.outcome: on a 'waiting' row, why the task waits again ('failed', 'preempted', 'lost' attempt) or
-# 'deps' (its dependencies are not done). results.timing: TIMING-packed (ready, w_recv, w_start, w_end,
+# states.nodes says where a 'running' row runs, and on a 'waiting' row why the task waits: an earlier attempt
+# 'failed', was 'preempted' or 'lost', or 'deps' (its dependencies are not done); NULL: first queued. (The
+# same column: a separate one cost the writer ~1 us per task.) results.timing: TIMING-packed (ready, w_recv, w_start, w_end,
 # w_sent), NaN where unknown: dependencies met and queued, then the final attempt on the executing side's
 # clock: message received, function started, function returned, result serialised. One packed column
 # costs the writer less than five (the journal's CPU per task is a budget: `steerflow bench steering`).
-ADDED_COLUMNS = {"states": ("outcome TEXT",), "results": ("timing BLOB",)}
+ADDED_COLUMNS = {"results": ("timing BLOB",)}
 TIMING = struct.Struct("<5d")
 
 INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path
@@ -58,7 +59,7 @@ INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, r
 _STATEMENTS = {
     "task": "INSERT OR IGNORE INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec,"
             " cores, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
-    "state": "INSERT INTO states (key, state, ts, attempt, nodes, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+    "state": "INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)",
     "task_state": "UPDATE tasks SET state = ?, nodes = ?, attempts = ? WHERE key = ?",
     "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended, timing)"
               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -180,8 +180,8 @@ def task(directory: str | Path, key: int) -> dict[str, Any]:
     out: dict[str, Any] = {"key": key, "name": name, "kind": kind, "pool": pool, "tags": tags or "",
                            "priority": priority, "cores": cores, "gpus": gpus, "state": state,
                            "submitted": submitted, "spec": describe_spec(directory, spec),
-                           "history": [{"state": s, "ts": ts, "attempt": a, "where": w or ""}
-                                       for s, ts, a, w in states],
+                           "history": [{"state": s, "ts": ts, "attempt": a, "where": (w or "") if s != "waiting" else ""}
+                                       for s, ts, a, w in states],  # (a waiting row's 'nodes' says why it waits)
                            "files": [str(p) for p in output_files(directory, key)]}
     if result is not None:
         ok, value, path, error, started, ended = result

@@ -49,7 +49,7 @@ def write(directory: str | Path, tasks: int = 100_000, nodes: int = 64, cores: i
         submitted = t0 + 10.0 * key / tasks
         task_rows.append((key, f"{pool}_task", "Function", pool, "", 0, f"fp{key}", submitted, b"", 1,
                           1 if on_gpu else 0))
-        state_rows.append((key, "waiting", submitted, 0, None, None))
+        state_rows.append((key, "waiting", submitted, 0, None))
         slots = gpu_slots if on_gpu else cpu_slots
         attempts = 2 if rng.random() < 0.03 else 1
         ready = submitted
@@ -59,9 +59,9 @@ def write(directory: str | Path, tasks: int = 100_000, nodes: int = 64, cores: i
             duration = rng.lognormvariate(0.0, 0.6) * POOLS[pool] * (0.3 if attempt < attempts else 1.0)
             ended = placed + duration + 0.003
             where = f"{names[node]}[c{core}" + (f" g{gpu}]" if gpu >= 0 else "]")
-            state_rows.append((key, "running", placed, attempt, where, None))
+            state_rows.append((key, "running", placed, attempt, where))
             last = attempt == attempts
-            state_rows.append((key, "done" if last else "waiting", ended, attempt, None, None if last else "failed"))
+            state_rows.append((key, "done" if last else "waiting", ended, attempt, None if last else "failed"))
             heapq.heappush(slots, (ended, node, core, gpu))
             ready = ended
         timing = journal.TIMING.pack(submitted, placed + 0.001, placed + 0.0012, ended - 0.0025, ended - 0.002)
@@ -69,7 +69,7 @@ def write(directory: str | Path, tasks: int = 100_000, nodes: int = 64, cores: i
     conn.executemany("INSERT INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec,"
                      " cores, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)", task_rows)
     state_rows.sort(key=lambda r: r[2])  # the journal holds state changes in the order they happened
-    conn.executemany("INSERT INTO states (key, state, ts, attempt, nodes, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+    conn.executemany("INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)",
                      state_rows)
     conn.executemany("UPDATE tasks SET state = 'done', attempts = ? WHERE key = ?",
                      [(r[3], r[0]) for r in state_rows if r[1] == "done"])

@@ -7,8 +7,8 @@ What the journal says and how it is read:
 - a ``running`` state row opens an attempt's hold on its cores/GPUs (its ``nodes`` text says which);
   the next ``waiting``/``done``/``failed``/``cancelled``/``interrupted`` row of that task closes it
   (``paused`` keeps the resources held, so it does not close it);
-- a ``waiting`` row opens a wait: ``outcome='deps'`` means its dependencies are not done, else it
-  is queued for placement (``outcome`` then says why an earlier attempt ended: failed, preempted, lost);
+- a ``waiting`` row opens a wait: ``nodes='deps'`` means its dependencies are not done, else it is
+  queued for placement (``nodes`` then says why an earlier attempt ended: failed, preempted, lost);
   a dependency wait turns into a queue wait at ``results.timing``'s ready time where it is known;
 - a driver start (``runs``) closes whatever the previous driver left open at the last moment it wrote;
 - spans still open end at ``now`` while a driver runs, else at the journal's last timestamp.
@@ -114,8 +114,7 @@ def read(directory: str | Path, now: float | None = None, events: bool = True) -
         for key, ok, error, placed, ended, timing in conn.execute(
                 f"SELECT key, ok, error, started, ended, {timing_col} FROM results"):
             results[key] = (bool(ok), error, placed, ended, TIMING.unpack(timing) if timing else None)
-        outcome_col = "outcome" if "outcome" in _columns(conn, "states") else "NULL"
-        states = conn.execute(f"SELECT key, state, ts, attempt, nodes, {outcome_col} FROM states ORDER BY rowid")
+        states = conn.execute("SELECT key, state, ts, attempt, nodes FROM states ORDER BY rowid")
         quotas: list[tuple[float, str, int | None, int | None]] = [
             (0.0, pool, q[0], q[1]) for pool, q in (meta.get("layout") or {}).get("quotas", {}).items()]
         learning: list[tuple[float, str, Any]] = []
@@ -167,7 +166,7 @@ def _replay(states: Any, tasks: dict[int, tuple], results: dict[int, tuple],
     run_starts = [r[0] for r in runs[1:] if r[0]]  # a later driver start closes what an earlier one left open
     next_run = run_starts.pop(0) if run_starts else math.inf
     last = 0.0
-    for key, state, ts, attempt, where, outcome in states:
+    for key, state, ts, attempt, where in states:
         while ts >= next_run:
             _interrupt(open_holds, open_waits, holds, waits, last)
             next_run = run_starts.pop(0) if run_starts else math.inf
@@ -184,14 +183,14 @@ def _replay(states: Any, tasks: dict[int, tuple], results: dict[int, tuple],
             hold = open_holds.pop(key, None)
             if hold is not None:
                 hold.end = ts
-                hold.outcome = (outcome or "requeued") if state == "waiting" else state
+                hold.outcome = (where or "requeued") if state == "waiting" else state
                 holds.append(hold)
             wait = open_waits.pop(key, None)
             if wait is not None:
                 _end_wait(wait, ts, results, waits)
             if state == "waiting":
                 info = tasks.get(key) or ("?", "?", "", 0.0, "", 1, 0)
-                open_waits[key] = Wait(key, info[1], "deps" if outcome == "deps" else "queue", ts, ts,
+                open_waits[key] = Wait(key, info[1], "deps" if where == "deps" else "queue", ts, ts,
                                        info[5] or 1, info[6] or 0)
     return _Replay(holds, waits, open_holds, open_waits, last)
 
