@@ -1,72 +1,93 @@
-"""The science of the demo: QM9 molecules, GFN2-xTB ionisation potentials, a forest surrogate.
+"""The science of the demo: MOSES drug-like molecules, GFN2-xTB vertical ionisation potentials, features.
 
-These functions run as steerflow tasks in worker processes, so they import their heavy
-libraries inside (a warm worker keeps them imported) and use the cores they were given.
+``vertical_ip`` runs as a steerflow task in a warm worker, so it imports its heavy libraries
+inside (the worker keeps them imported) and uses the one core it was given. The ground truth
+in ``data/moses-vertical-ip.csv`` was computed with this same function by
+``make_ground_truth.py``; the campaign checks that what it simulates matches it.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
-import json
 import os
-import random
 
 import numpy as np
 
-HARTREE_EV = 27.211386
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data", "moses-vertical-ip.csv")
 
 
-def load_qm9(n: int, seed: int = 2024) -> list[dict]:
-    """``n`` molecules drawn from QM9 as shipped inside the qm9pack package (no download)."""
-    spec = importlib.util.find_spec("qm9pack")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("The demo needs qm9pack: run `bash scripts/bootstrap.sh demo` first.")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "qm9_part1.csv")
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    rows = [r for r in rows if int(r["N_atoms"]) >= 6]
-    random.Random(seed).shuffle(rows)
-    return [{"smiles": r["SMILES"], "elements": json.loads(r["Elements"].replace("'", '"')),
-             "xyz": json.loads(r["XYZ_Ang"]), "homo_ev": float(r["HOMO_au"]) * HARTREE_EV} for r in rows[:n]]
+def vertical_ip(smiles: str, seed: int = 42) -> float:
+    """GFN2-xTB vertical IP (eV) = E(cation) - E(neutral) at an RDKit ETKDG + MMFF94 geometry (no IPEA shift)."""
+    from ase import Atoms
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    from tblite.ase import TBLite
+
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    params = AllChem.ETKDGv3()
+    params.randomSeed = seed
+    if AllChem.EmbedMolecule(mol, params) != 0:
+        raise ValueError(f"RDKit could not embed {smiles}")
+    AllChem.MMFFOptimizeMolecule(mol, maxIters=500)
+    positions = mol.GetConformer().GetPositions()
+    elements = [a.GetSymbol() for a in mol.GetAtoms()]
+    neutral = Atoms(elements, positions=positions)
+    neutral.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    cation = Atoms(elements, positions=positions)
+    cation.calc = TBLite(method="GFN2-xTB", charge=1, multiplicity=2, verbosity=0)
+    return float(cation.get_potential_energy() - neutral.get_potential_energy())
 
 
-def fingerprints(smiles: list[str], bits: int = 1024) -> np.ndarray:
-    """Morgan count fingerprints (radius 2): the surrogate's features."""
+_TABLE: dict[str, float] = {}
+
+
+def replayed_ip(smiles: str, seconds: float = 0.16) -> float:
+    """The ground-truth file's value after ``seconds`` of sleep: for trying the knobs fast (``--replay``)."""
+    import time
+
+    if not _TABLE:
+        _TABLE.update(load_pool()[1])
+    time.sleep(seconds)
+    return _TABLE[smiles]
+
+
+def load_pool(n: int | None = None, seed: int = 0) -> tuple[list[str], dict[str, float]]:
+    """The candidate SMILES (``n`` drawn at random, default all) and their ground-truth IPs from the data file."""
+    with open(DATA) as f:
+        rows = [r for r in csv.DictReader(f) if not r["smiles"].startswith("#") and r["ip_ev"] != "nan"]
+    if n is not None and n < len(rows):
+        rows = [rows[i] for i in np.random.default_rng(seed).choice(len(rows), n, replace=False)]
+    return [r["smiles"] for r in rows], {r["smiles"]: float(r["ip_ev"]) for r in rows}
+
+
+DESCRIPTORS = ("H per heavy atom", "heavy atoms", "aromatic rings", "molar refractivity", "TPSA", "logP",
+               "fraction sp3", "H-bond donors", "Bertz complexity")
+
+
+def descriptors(smiles: list[str]) -> np.ndarray:
+    """Cheap label-free RDKit descriptors, one row per molecule (columns: DESCRIPTORS)."""
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import Descriptors, rdMolDescriptors
+
+    RDLogger.DisableLog("rdApp.*")
+    out = []
+    for s in smiles:
+        m = Chem.MolFromSmiles(s)
+        heavy = m.GetNumHeavyAtoms()
+        hydrogens = sum(a.GetTotalNumHs() for a in m.GetAtoms())
+        out.append([hydrogens / heavy, heavy, rdMolDescriptors.CalcNumAromaticRings(m), Descriptors.MolMR(m),
+                    Descriptors.TPSA(m), Descriptors.MolLogP(m), rdMolDescriptors.CalcFractionCSP3(m),
+                    rdMolDescriptors.CalcNumHBD(m), Descriptors.BertzCT(m)])
+    return np.asarray(out, dtype=float)
+
+
+def features(smiles: list[str], bits: int = 1024) -> np.ndarray:
+    """The models' features: Morgan count fingerprints (radius 2) and the descriptors."""
     from rdkit import Chem, RDLogger
     from rdkit.Chem import rdFingerprintGenerator
 
     RDLogger.DisableLog("rdApp.*")
     generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=bits)
-    out = np.zeros((len(smiles), bits), dtype=np.float32)
-    for i, s in enumerate(smiles):
-        mol = Chem.MolFromSmiles(s)
-        if mol is not None:
-            out[i] = generator.GetCountFingerprintAsNumPy(mol)
-    return out
-
-
-def vertical_ip(elements: list[str], xyz: list[list[float]]) -> float:
-    """GFN2-xTB vertical ionisation potential (eV): E(cation) - E(neutral) at the QM9 geometry."""
-    from ase import Atoms
-    from tblite.ase import TBLite
-
-    neutral = Atoms(elements, positions=xyz)
-    neutral.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    cation = Atoms(elements, positions=xyz)
-    cation.calc = TBLite(method="GFN2-xTB", charge=1, multiplicity=2, verbosity=0)
-    return float(cation.get_potential_energy() - neutral.get_potential_energy())
-
-
-def fit_forest(x: np.ndarray, y: np.ndarray, seed: int = 0):
-    """A random forest whose per-tree spread is the uncertainty (cheap and it tracks the error)."""
-    from sklearn.ensemble import RandomForestRegressor
-
-    model = RandomForestRegressor(n_estimators=100, min_samples_leaf=1, random_state=seed,
-                                  n_jobs=int(os.environ.get("OMP_NUM_THREADS", "1")))
-    return model.fit(x, y)
-
-
-def predict_with_std(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    per_tree = np.stack([tree.predict(x) for tree in model.estimators_])
-    return per_tree.mean(axis=0), per_tree.std(axis=0)
+    fps = np.stack([generator.GetCountFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles]).astype(float)
+    return np.hstack([fps, descriptors(smiles)])

@@ -11,7 +11,10 @@ The loop most ML-out campaigns write by hand, as one agent:
 - the acquisition function (or a `Portfolio`) turns the predictions into the next queue.
 
 ``simulate`` may be a `Surrogate` attached to the campaign: confident answers then cost no
-simulation (they are journaled as steering events and never used as training labels).
+simulation (they are journaled as steering events and never used as training labels), except
+answers that could enter the best ``verify_top`` values so far (within ``verify_margin``: a
+model that regresses to the mean underrates the extremes), which are simulated anyway:
+the surrogate saves the simulations that do not matter, and every discovery is verified.
 Every simulation is tagged ``candidate=ID`` so `Trace.from_journal` reads the run back.
 """
 
@@ -41,6 +44,7 @@ class ActiveLearner(agents.Agent):
                  acquisition: str | AcquisitionFunction | Portfolio = "ucb", slots: int = 1, retrain_after: int = 8,
                  min_train: int = 8, diversity: float = 0.0, pool: str = "simulate", train_pool: str = "train",
                  infer_pool: str = "infer", infer_chunks: int = 1, name: str = "learner", seed: int = 0,
+                 verify_top: int = 0, verify_margin: float = 0.0,
                  args: Callable[[Any], tuple] = lambda c: (c,), task_options: dict[str, Any] | None = None) -> None:
         self.candidates = list(candidates)
         self.x = np.asarray(features, dtype=float)
@@ -51,6 +55,8 @@ class ActiveLearner(agents.Agent):
         self.slots, self.retrain_after, self.min_train = slots, retrain_after, min_train
         self.diversity, self.pool, self.train_pool, self.infer_pool = diversity, pool, train_pool, infer_pool
         self.infer_chunks, self.name, self.args = infer_chunks, name, args
+        self.verify_top, self.verify_margin = verify_top, verify_margin
+        self.verified = 0
         self.task_options = dict(task_options or {})
         self.rng = np.random.default_rng(seed)
         self.queue: list[int] = [int(i) for i in self.rng.permutation(len(self.candidates))]
@@ -112,6 +118,8 @@ class ActiveLearner(agents.Agent):
         version = self.registry.register(self.name, result.value, metrics={"points": float(len(self._train_x))},
                                          source=result.key)
         self.models += 1
+        if isinstance(self.simulate, Surrogate) and self.simulate.retrain_every == 0:
+            self.simulate.set_model(result.value, version.version)  # one model serves both
         remaining = np.array([i for i in range(len(self.candidates)) if i not in self.submitted], dtype=int)
         if len(remaining):
             self._rank_round += 1
@@ -157,6 +165,18 @@ class ActiveLearner(agents.Agent):
         self._fill(ctx)
 
     # ---- helpers -------------------------------------------------------------------------------------
+    def _promising(self, answer: float) -> bool:
+        """Could this surrogate answer enter the best ``verify_top`` values so far (give or take ``verify_margin``)?"""
+        if self.verify_top <= 0:
+            return False
+        ranked = sorted(self.values.values(), reverse=self.goal == "max")
+        if len(ranked) < self.verify_top:
+            return True
+        edge = ranked[self.verify_top - 1]
+        if self.goal == "min":
+            return answer < edge + self.verify_margin
+        return answer > edge - self.verify_margin
+
     def _needs_members(self) -> bool:
         acqs = (self.acquisition.members.values() if isinstance(self.acquisition, Portfolio)
                 else [self.acquisition])
@@ -189,9 +209,12 @@ class ActiveLearner(agents.Agent):
             if isinstance(self.simulate, Surrogate):
                 future = self.simulate.submit_task(ctx, args, {}, **options)
                 if future.substituted:
-                    self.substituted[index] = future.result()
+                    self.substituted[index] = answer = future.result()
                     self.order.append((index, "surrogate"))
-                    continue
+                    if not self._promising(answer):
+                        continue
+                    self.verified += 1  # an answer good enough to matter is simulated anyway
+                    future = self.simulate.submit_task(ctx, args, {}, force=True, **options)
             else:
                 future = ctx.submit(Function(self.simulate, args, **options))
             self.keys[future.task_id] = index

@@ -139,12 +139,15 @@ class Trace:
     def solved(self, goal: Goal) -> tuple[int, float] | None:
         """(simulations, seconds since the start) when the goal was met, or None if it never was.
 
-        Surrogate answers cost no simulation, but a hit they answered counts as found (see `hits_by`).
+        Only simulations count as finding a hit: a surrogate's answer is not a verification
+        (`hits_by` says how many hits the surrogate answered besides).
         """
         found: set = set()
         n = 0
         for ev in self.evaluations:
-            n += ev.source == "simulation"
+            if ev.source != "simulation":
+                continue
+            n += 1
             if ev.ok and ev.candidate in goal.hits:
                 found.add(ev.candidate)
                 if len(found) >= goal.needed:
@@ -152,12 +155,12 @@ class Trace:
         return None
 
     def hits_by(self, goal: Goal) -> dict[str, int]:
-        """How many distinct hits each source (simulation, surrogate) found over the whole run."""
-        out: dict[str, set] = {}
+        """Distinct hits found over the whole run: simulated, and answered only by a surrogate (never simulated)."""
+        out: dict[str, set] = {"simulation": set(), "surrogate": set()}
         for ev in self.evaluations:
             if ev.ok and ev.candidate in goal.hits:
-                out.setdefault(ev.source, set()).add(ev.candidate)
-        return {k: len(v) for k, v in out.items()}
+                out[ev.source].add(ev.candidate)
+        return {"simulation": len(out["simulation"]), "surrogate": len(out["surrogate"] - out["simulation"])}
 
     @property
     def simulations(self) -> int:
@@ -295,9 +298,9 @@ class Report:
         else:
             lines.append(f"The run reached it after {self.run_simulations} simulations, {self.run_seconds:.1f} s "
                          "after its start (wall clock, training and overheads included).")
-        if self.hits_by.get("surrogate"):
-            lines.append(f"  ({self.hits_by['surrogate']} of the hits it found were answered by the surrogate within "
-                         "its error bound, not simulated.)")
+        only_model = self.hits_by.get("surrogate", 0)
+        if only_model:
+            lines.append(f"  (The surrogate alone answered {only_model} more hit(s), never simulated: not counted.)")
         for row in self.rows:
             if row["simulations"] is None:
                 lines.append(f"  vs {row['baseline']}: never solves it ({row['how']}).")

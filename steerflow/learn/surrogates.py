@@ -16,8 +16,8 @@ Guard rails: no substitution before ``min_points`` real points; inputs the model
 outside the data's range while there are fewer than ``domain_points`` points) go to the real
 function and are counted by reason, never answered by the model.
 
-Retraining: every ``retrain_every`` new real points, in the background, so callers never
-wait: a thread when called in-process, or, once `attach`ed to a campaign, a training task in
+Retraining: every ``retrain_every`` new real points (0: never; models then come from
+`set_model`, e.g. a learner's), in the background, so callers never wait: a thread when called in-process, or, once `attach`ed to a campaign, a training task in
 its own pool whose result is swapped in by the surrogate's agent (so a resumed campaign makes
 the same decisions again). Statistics are live (``.stats``) and, when attached, in the journal
 (meta ``surrogate:NAME``); trained models go to the model registry.
@@ -138,8 +138,8 @@ class Surrogate:
                  seed: int = 0, name: str | None = None) -> None:
         if not 0.0 <= audit_fraction <= 1.0:
             raise ValueError(f"audit_fraction={audit_fraction}: give a fraction between 0 and 1.")
-        if min_points < 2 or retrain_every < 1:
-            raise ValueError("min_points must be >= 2 and retrain_every >= 1.")
+        if min_points < 2 or retrain_every < 0:
+            raise ValueError("min_points must be >= 2 and retrain_every >= 0 (0: models come from set_model).")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "surrogate")
         self.featurize = featurize or (lambda *args, **kwargs: [float(a) for a in args])
@@ -241,8 +241,12 @@ class Surrogate:
         """
         return self.submit_task(where, args, kwargs)
 
-    def submit_task(self, where: Any, args: tuple, kwargs: dict, **options: Any) -> Future:
-        """`submit` with task options for this call (pool, tags, timeout …) on top of ``attach``'s."""
+    def submit_task(self, where: Any, args: tuple, kwargs: dict, force: bool = False, **options: Any) -> Future:
+        """`submit` with task options for this call (pool, tags, timeout …) on top of ``attach``'s.
+
+        ``force``: run the real function whatever the model says (e.g. to verify a promising
+        answer); the model's prediction still checks it.
+        """
         from ..task import Function
 
         if self._campaign is None:
@@ -250,7 +254,7 @@ class Surrogate:
                                f".attach(campaign, pool=...) first, or call it in-process.")
         merged = {**self._task_options, **options}
         merged["tags"] = (*self._task_options.get("tags", ()), *options.get("tags", ()), f"surrogate:{self.name}")
-        x, decision, mean, std = self._decide(args, kwargs)
+        x, decision, mean, std = self._decide(args, kwargs, force)
         if decision == "surrogate":
             done: Future = Future()
             done.set_result(float(mean))  # type: ignore[arg-type]
@@ -299,7 +303,8 @@ class Surrogate:
         pad = self.domain_margin * np.maximum(high - low, 1e-12)
         return bool(np.any(x < low - pad) or np.any(x > high + pad))
 
-    def _decide(self, args: tuple, kwargs: dict) -> tuple[np.ndarray | None, str, float | None, float | None]:
+    def _decide(self, args: tuple, kwargs: dict,
+                force: bool = False) -> tuple[np.ndarray | None, str, float | None, float | None]:
         """("surrogate" | "audit" | "check" | "real", prediction) for one call."""
         x, reason = self._features(args, kwargs)
         if reason in ("featurize", "shape", "nan"):
@@ -315,7 +320,7 @@ class Surrogate:
             if not (math.isfinite(m) and math.isfinite(s)):
                 self.stats.fallbacks["model"] = self.stats.fallbacks.get("model", 0) + 1
                 return x, "real", None, None
-            if self.controller.confident(s):
+            if not force and self.controller.confident(s):
                 if self._rng.random() >= self.audit_fraction:
                     self.stats.surrogate_calls += 1
                     self._journal()
@@ -361,7 +366,21 @@ class Surrogate:
         return y
 
     # ---- retraining ------------------------------------------------------------------------------
+    def set_model(self, model: Any, version: int | None = None) -> None:
+        """Answer with ``model`` from now on (e.g. a learner's newest registered version).
+
+        With ``retrain_every=0`` this is the only way the surrogate gets a model: one model
+        serves the learner and the surrogate, trained once.
+        """
+        with self._lock:
+            self.model = model
+            self.stats.retrains += 1
+            self.stats.model_version = version if version is not None else self.stats.model_version + 1
+        self._journal(force=True)
+
     def _maybe_retrain(self) -> None:
+        if self.retrain_every == 0:
+            return
         with self._lock:
             n = len(self._y)
             due = n >= self.min_points and (self.model is None or self._new_points >= self.retrain_every)
