@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import steerflow as sf  # noqa: E402
-from science import DESCRIPTORS, descriptors, features, load_pool, replayed_ip, vertical_ip  # noqa: E402
+from science import DESCRIPTORS, features, load_pool, replayed_ip, vertical_ip  # noqa: E402
 from steerflow import learn  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--dir", default=time.strftime("runs/al-ip-%Y%m%d-%H%M%S"),
                         help="campaign directory (default: a new runs/al-ip-DATE-TIME; give it with --resume)")
     parser.add_argument("--candidates", type=int, default=None, help="molecules in the pool (default: all in the file)")
-    parser.add_argument("--budget", type=int, default=300, help="xTB simulations the learner may run")
+    parser.add_argument("--budget", type=int, default=400, help="xTB simulations the learner may run")
     parser.add_argument("--first", type=int, default=48, help="random simulations before the first model")
     parser.add_argument("--retrain-after", type=int, default=24, help="new results between two models")
     parser.add_argument("--kappa", type=float, default=1.0, help="UCB exploration weight (mean - kappa * std)")
@@ -55,7 +55,7 @@ def main() -> None:
 
     print(f"campaign directory: {args.dir}  (continue a killed run with --resume --dir {args.dir})")
     smiles, truth = load_pool(args.candidates, seed=args.seed)
-    x = features(smiles)
+    x, desc = features(smiles)
     row = {s: i for i, s in enumerate(smiles)}
     cores = sf.Allocation.detect().total_cores
     # One core beyond the machine's for training and inference: they are short next to the
@@ -73,24 +73,23 @@ def main() -> None:
     # ML-about + ML-out: the learner retrains beside the simulations; UCB chooses the next ones
     learner = camp.add_agent(learn.ActiveLearner(
         smiles, x, ip, budget=args.budget, goal="min", acquisition=learn.acquisition.UCB(args.kappa),
-        model=learn.Forest(n_estimators=100, max_features=0.3, seed=args.seed), slots=cores,
+        model=learn.Forest(n_estimators=64, max_features=0.2, seed=args.seed), slots=cores,
         retrain_after=args.retrain_after, min_train=args.first, name="ip-forest", seed=args.seed,
         verify_top=max(2, round(args.top * len(smiles))), verify_margin=args.verify_margin))
     summary = camp.run()
-    report = evaluate(args, camp.directory, smiles, truth, learner, ip, summary)
+    report = evaluate(args, camp.directory, smiles, truth, desc, learner, ip, summary)
     with open(os.path.join(args.dir, "report.json"), "w") as f:
         json.dump(report, f, indent=2, default=float)
     print(f"\nReport: {os.path.join(args.dir, 'report.json')} and learning-curves.png; models: "
           f"steerflow.learn.load({args.dir!r}, 'ip-forest', version=N)")
 
 
-def evaluate(args, directory, smiles, truth, learner, ip, summary) -> dict:
+def evaluate(args, directory, smiles, truth, d, learner, ip, summary) -> dict:
     """Effective performance from the journal, against random order and label-free rankings."""
     values = {i: truth[s] for i, s in enumerate(smiles)}
     count = max(2, round(args.top * len(smiles)))
     goal = learn.Goal.top(values, count=count, needed=max(1, round(args.find * count)), goal="min")
     trace = learn.Trace.from_journal(directory, pool="simulate")
-    d = descriptors(smiles)
     fixed = learn.Heuristic("fewest H per heavy atom (chosen in advance: it won on QM9)",
                             scores=dict(enumerate(d[:, 0])), goal="min")
     fixed.how = "the pool ranked by the rule, lowest first (needs no label), checked against the true values"
@@ -120,12 +119,16 @@ def evaluate(args, directory, smiles, truth, learner, ip, summary) -> dict:
           f"{len(simulated)} simulations matched the ground-truth file within {drift:.4f} eV. "
           f"Campaign wall time {summary['elapsed_s']:.1f} s on {trace.slots} simulation slots.")
     best_found = min((values[c] for c, _ in simulated), default=float("nan"))
+    from steerflow.observe.report import build
+
+    util = build(str(directory), os.path.join(str(directory), "report"))["utilization_mean_pct"]["cores"]
+    print(f"Utilisation of the cores over the run: {util:.0f} % (steerflow report {directory}).")
     _plot(args.dir, trace, values, goal, [fixed, best])
     return {"effective_performance": result.as_dict(), "surrogate": stats.as_dict(), "surrogate_speedup": speed,
             "models": learner.models, "rankings": learner.rankings, "ground_truth_max_deviation_ev": drift,
             "best_simulated_ip_ev": best_found, "pool_minimum_ev": min(values.values()),
             "candidates": len(smiles), "simulations": len(simulated), "elapsed_s": summary["elapsed_s"],
-            "heuristic_after_the_fact_simulations": best_sims}
+            "heuristic_after_the_fact_simulations": best_sims, "mean_core_utilisation_pct": util}
 
 
 def _plot(directory: str, trace, values: dict, goal, heuristics) -> None:

@@ -69,7 +69,7 @@ class ActiveLearner(agents.Agent):
         self.order: list[tuple[int, str]] = []    # (index, "simulated" | "surrogate") in the order they came back
         self._train_x: list[int] = []
         self._new = 0
-        self.training = False
+        self.training = False  # a model is training or ranking the pool
         self._ranking: dict[int, Any] = {}
         self._rank_round = 0
         self._rank_parts = 0
@@ -111,8 +111,8 @@ class ActiveLearner(agents.Agent):
         self._fill(ctx)
 
     def _trained(self, result: Any, ctx: Any) -> None:
-        self.training = False
         if not result.ok:
+            self.training = False
             self._maybe_train(ctx)
             return
         version = self.registry.register(self.name, result.value, metrics={"points": float(len(self._train_x))},
@@ -132,12 +132,19 @@ class ActiveLearner(agents.Agent):
                 ctx.submit(Function(predict_rows, ((version.path, version.sha256), self.x[part], members),
                                     pool=self.infer_pool,
                                     tags=(f"learner:{self.name}:infer", f"round={self._rank_round}", f"part={n}")))
-        self._maybe_train(ctx)
+        else:
+            self.training = False
+            self._maybe_train(ctx)
 
     def _ranked(self, result: Any, ctx: Any) -> None:
         round_ = int(next(t for t in result.tags if t.startswith("round="))[6:])
-        if round_ != self._rank_round or not result.ok:
-            return  # an older ranking, overtaken by a newer model
+        if round_ != self._rank_round:
+            return
+        if not result.ok:  # this ranking failed: keep the current queue, let the next model try
+            self._rank_round += 1
+            self.training = False
+            self._maybe_train(ctx)
+            return
         self._ranking[int(next(t for t in result.tags if t.startswith("part="))[5:])] = result.value
         if len(self._ranking) < self._rank_parts:
             return
@@ -162,6 +169,8 @@ class ActiveLearner(agents.Agent):
         chosen = set(head)
         self.queue = head + [i for i in self.queue if i not in chosen]
         self.rankings += 1
+        self.training = False  # train -> rank -> select is one step; the next model may start now
+        self._maybe_train(ctx)
         self._fill(ctx)
 
     # ---- helpers -------------------------------------------------------------------------------------
