@@ -3,6 +3,16 @@
 A task's processes are found twice over: by its process group (each launch starts a new
 session) and by walking parent links in /proc, which also catches children that left the
 group with setsid.
+
+Nothing a task starts outlives it. The warm worker and the executable wrapper (this file run
+as a script: ``python -I -S proctree.py --parent PID [--cpus 0,1] -- program args``) are child
+subreapers (``PR_SET_CHILD_SUBREAPER``): a process a task started that is orphaned, a
+double-forked daemon or a child in its own session, is re-parented to them instead of to
+init, so it stays in the tree below them. When the task ends (returns, fails, exits), they
+kill everything left below them and reap it; a cancel, a timeout or the campaign's shutdown
+kill the whole tree from the driver. A task therefore cannot leave a detached service behind:
+start long-lived services from the campaign script itself (outside tasks) and stop them there.
+Only stdlib imports: the wrapper runs with ``-I -S`` and must start fast.
 """
 
 from __future__ import annotations
@@ -94,3 +104,110 @@ def _send(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# ---- child subreapers: the worker and the executable wrapper ------------------------------------------
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> bool:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except Exception:  # noqa: BLE001 - not Linux: best effort
+        return False
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process its children (not init's), so none escapes the tree."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def has_children() -> bool:
+    """Whether this process has any child, live or zombie (one syscall; the common answer is no)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
+def kill_descendants() -> int:
+    """SIGKILL every process below this one (frozen first, so none forks meanwhile) and reap them all.
+
+    Returns how many were killed. Only for a process whose children are all its task's (the
+    worker between tasks, the wrapper after its program): it reaps every child.
+    """
+    me = os.getpid()
+    found = descendants(me)
+    for p in found:
+        _send(p, signal.SIGSTOP)
+    found = descendants(me)
+    for p in found:
+        _send(p, signal.SIGKILL)
+        _send(p, signal.SIGCONT)
+    while True:  # every one of them ends as our child (we are their subreaper): wait for all
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+    return len(found)
+
+
+def _wrap(argv: list[str]) -> None:
+    """Run a program as a subreaper's only child; kill what it leaves behind; exit as it exited."""
+    parent, cpus = None, None
+    while argv and argv[0] != "--":
+        option, value, argv = argv[0], argv[1], argv[2:]
+        if option == "--parent":
+            parent = int(value)
+        elif option == "--cpus":
+            cpus = [int(c) for c in value.split(",")]
+    argv = argv[1:]
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the driver, as the program does (set below)
+    if parent is not None and os.getppid() != parent:
+        os._exit(137)  # the driver died before we could ask to die with it
+    become_subreaper()
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    swallowed = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+    for sig in swallowed:  # the engine signals the whole tree (the program gets its own copy); we wait for it
+        signal.signal(sig, lambda signum, frame: None)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for sig in (*swallowed, signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.execvp(argv[0], argv)
+        except BaseException as exc:  # noqa: BLE001
+            os.write(2, f"steerflow: cannot run {argv[0] if argv else '(nothing)'}: {exc}\n".encode(errors="replace"))
+        os._exit(127)
+    status = 0
+    while True:
+        try:
+            done, code = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if done == pid:
+            status = code
+            break
+    kill_descendants()
+    if os.WIFSIGNALED(status):  # die of the same signal, so the engine sees what the program saw
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _wrap(sys.argv[1:])

@@ -5,9 +5,11 @@ All launch knowledge lives here (mpirun, srun, plain subprocess), so engines onl
 
 from __future__ import annotations
 
+import os
 import shlex
-import shutil
+import sys
 
+from .. import proctree
 from ..resources import Allocation
 from ..scheduler import Placement
 from ..task import Executable
@@ -25,8 +27,6 @@ RANK_WRAPPER = (
     'if command -v taskset >/dev/null; then exec $die taskset -c "$cpus" "$@"; else exec $die "$@"; fi'
 )
 
-_HAVE_TASKSET = shutil.which("taskset") is not None
-_SETPRIV = shutil.which("setpriv")
 
 
 def binding_env(allocation: Allocation, placement: Placement) -> dict[str, str]:
@@ -59,7 +59,7 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
     if spec.launcher == "none":
         node = allocation.nodes[slots[0].node]
         cpus = node.physical_cpus(slots[0].cores)
-        cmd = (["taskset", "-c", ",".join(map(str, cpus))] if _HAVE_TASKSET else []) + program
+        cmd = reaper_command(cpus) + program
     else:
         env["STEERFLOW_RANK_CPUS"] = ";".join(
             ",".join(map(str, allocation.nodes[s.node].physical_cpus(s.cores))) for s in slots)
@@ -72,9 +72,20 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
             cmd = mpirun_command(allocation, slots, local) + wrapped
         else:
             cmd = srun_command(spec, allocation, slots) + wrapped
-    if _SETPRIV:  # the task dies with the driver even if the driver is SIGKILLed
-        cmd = [_SETPRIV, "--pdeathsig", "KILL", *cmd]
+    if spec.launcher != "none":
+        cmd = reaper_command(None) + cmd
     return cmd, env
+
+
+def reaper_command(cpus: list[int] | None) -> list[str]:
+    """The wrapper every program runs under (`steerflow.proctree` as a script): it binds the CPUs,
+    dies with the driver even if the driver is SIGKILLed, and, as a child subreaper, kills whatever
+    the program left behind (daemons, children in their own session) when it ends.
+    """
+    cmd = [sys.executable, "-I", "-S", proctree.__file__, "--parent", str(os.getpid())]
+    if cpus:
+        cmd += ["--cpus", ",".join(map(str, cpus))]
+    return [*cmd, "--"]
 
 
 def host_list(allocation: Allocation, slots: list, local: bool) -> str:

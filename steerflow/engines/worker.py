@@ -2,7 +2,8 @@
 
 It stays alive between tasks so imports and loaded models stay loaded. Before each task it
 binds itself to the task's CPUs and sets the task's environment (CUDA_VISIBLE_DEVICES,
-OMP_NUM_THREADS, STEERFLOW_*). It dies with the driver (PR_SET_PDEATHSIG).
+OMP_NUM_THREADS, STEERFLOW_*). It dies with the driver (PR_SET_PDEATHSIG). It is a child
+subreaper: whatever a task started is killed when the task ends (see `steerflow.proctree`).
 
 Protocol (length-prefixed pickles over two pipes): the driver sends
 ``(task_id, fn_key, fn_bytes | None, payload, cpus, env)``, or ``None`` to stop; the worker
@@ -66,10 +67,11 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     import pickle
     import signal
 
-    from steerflow import serialize
+    from steerflow import proctree, serialize
     from steerflow.errors import Preempted
 
     set_parent_death_signal()
+    proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
     running = [0]  # the number of the task whose function runs now (0: none)
     wanted = [0]  # the highest task number the driver asked to preempt
     if cfd >= 0:
@@ -143,6 +145,8 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
             t_end = t_end or time.time()
             reply = (task_id, False, blob, tb, (t_recv, t_start or t_end, t_end, time.time()))
         args = kwargs = value = None  # (the error path) no mapping of the arguments outlives the task
+        if proctree.has_children():  # nothing a task starts outlives it (one syscall when it started nothing)
+            proctree.kill_descendants()
         held = serialize.mapped_paths()  # the task kept a reference into its arguments' shared memory: say so, once
         if held and not held <= reported:
             write_all(wfd, _frame(pickle.dumps(("held", task_id, sorted(held - reported)), 5)))
