@@ -79,8 +79,7 @@ class Campaign:
                                   "later with `steerflow resume DIR`.")
         requested = Path(directory).resolve()
         self.directory, forced = launch.place(requested)  # `steerflow resume` says where each campaign lives now
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.directory, 0o700)
+        dirlock.prepare(self.directory)
         self._lock_fd = dirlock.acquire(self.directory)
         exists = (self.directory / "journal.db").exists()
         if resume is None or forced:

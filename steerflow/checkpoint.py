@@ -24,9 +24,13 @@ def save(obj: Any) -> None:
     target = path()
     os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
     tmp = f"{target}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with open(tmp, "wb", opener=_private) as f:
         pickle.dump(obj, f, protocol=5)
     os.replace(tmp, target)
+
+
+def _private(name: str, flags: int) -> int:
+    return os.open(name, flags, 0o600)
 
 
 def load(default: Any = None) -> Any:

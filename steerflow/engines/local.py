@@ -269,7 +269,7 @@ class LocalEngine:
         stem = out_dir / f"{launch.task_id}.{launch.attempt}"
         stream = _Stream(f"{stem}.partial")
         env["STEERFLOW_PARTIAL"] = stream.path
-        files = [open(f"{stem}.out", "wb"), open(f"{stem}.err", "wb")]
+        files = [open(f"{stem}.out", "wb", opener=_private), open(f"{stem}.err", "wb", opener=_private)]
         try:
             proc = subprocess.Popen(cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=files[0],
                                     stderr=files[1], start_new_session=True)
@@ -471,6 +471,11 @@ class LocalEngine:
 
 
 _STOP = pickle.dumps(None)
+
+
+def _private(name: str, flags: int) -> int:
+    """Task output files are the user's alone (0600), as the journal and results are."""
+    return os.open(name, flags, 0o600)
 
 
 def _close_stream(stream: _Stream) -> None:
