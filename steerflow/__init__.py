@@ -20,7 +20,7 @@ _EXPORTS = {
     "Scheduler": "scheduler", "Request": "scheduler", "Placement": "scheduler",
     "SteerflowError": "errors", "TaskSpecError": "errors", "TaskFailed": "errors", "TaskTimeout": "errors",
     "WorkerLost": "errors", "DependencyFailed": "errors", "AllocationError": "errors",
-    "RuntimeClosed": "errors", "RuntimeBroken": "errors",
+    "RuntimeClosed": "errors", "RuntimeBroken": "errors", "JournalError": "errors",
     "Preempted": "errors", "CampaignLocked": "errors", "SpecError": "errors",
     "Campaign": "campaign", "task": "campaign", "AgentError": "campaign",
     "Agent": "agents", "Context": "agents", "Result": "agents", "SteeringError": "agents",
@@ -53,9 +53,8 @@ if TYPE_CHECKING:
                          on_start, on_timer)
     from .campaign import AgentError, Campaign, task
     from .engines.local import LocalEngine
-    from .errors import (AllocationError, CampaignLocked, DependencyFailed, Preempted, RuntimeBroken, RuntimeClosed,
-                         SpecError,
-                         SteerflowError, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost)
+    from .errors import (AllocationError, CampaignLocked, DependencyFailed, JournalError, Preempted, RuntimeBroken,
+                         RuntimeClosed, SpecError, SteerflowError, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost)
     from .futures import ExecResult, TaskFuture
     from .resources import Allocation, Node
     from .runtime import Runtime, TaskRecord

@@ -34,7 +34,7 @@ from . import pools as pools_mod
 from . import journal as journal_mod
 from .agents import Context, Handler, Partial, Result, SteeringError, handlers_of
 from .engines.base import Engine
-from .errors import CampaignLocked, CampaignStopped, RuntimeBroken, TaskFailed, first_line
+from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed, first_line
 from .futures import TaskFuture
 from .resources import Allocation
 from .runtime import Runtime, TaskRecord
@@ -304,6 +304,11 @@ class Campaign:
             if display is not None:
                 display.stop()
             self._close(drain)
+        if self.journal.error is not None:
+            raise JournalError(f"The campaign in {self.directory} stopped: its journal could not be written "
+                               f"({journal_mod.describe_error(self.journal.error)}). What was committed before is "
+                               f"intact; free space (or fix the cause), then `steerflow resume {self.directory}`."
+                               ) from self.journal.error
         if self._agent_error is not None:
             raise AgentError(self._stop_reason or str(self._agent_error)) from self._agent_error
         failure = self._runtime.failure
@@ -324,6 +329,9 @@ class Campaign:
             if self._runtime.failure is not None:
                 failure = self._runtime.failure
                 self._stop_reason = f"the runtime's loop failed ({type(failure).__name__}: {failure})"
+                break
+            if self.journal.error is not None:  # never run on unjournaled: stop taking new work
+                self._stop_reason = f"the journal could not be written ({journal_mod.describe_error(self.journal.error)})"
                 break
             if stop is not None and stop.met(self.ctx):
                 self._stop_reason = "stop condition met"

@@ -60,6 +60,14 @@ class RuntimeClosed(SteerflowError, RuntimeError):
     """The runtime was shut down; nothing more can be submitted to it."""
 
 
+class JournalError(SteerflowError):
+    """The campaign's journal could not be written (a full disk, say): the campaign stopped.
+
+    What was committed before is intact; ``__cause__`` is the real error. Free space (or fix
+    the cause) and resume the campaign.
+    """
+
+
 class RuntimeBroken(SteerflowError, RuntimeError):
     """The runtime's own loop failed (a bug, not a task's fault): every pending task fails with this cause.
 

@@ -147,39 +147,58 @@ class Journal:
             item = q.get()
             batch: dict[str, list[tuple]] = {}
             n = 0
+            failure: BaseException | None = None
             deadline = time.monotonic() + 0.005  # gather for at most 5 ms
             while True:
                 if item is None:
                     stop = True
                     break
-                kind, row = item
-                if kind == "result_obj":
-                    kind, row = "result", self._result_row(*row)
-                rows = batch.get(kind)
-                if rows is None:
-                    rows = batch[kind] = []
-                rows.append(row)
                 n += 1
+                if self.error is None and failure is None:  # after a failure, nothing more is written
+                    kind, row = item
+                    try:
+                        if kind == "result_obj":
+                            kind, row = "result", self._result_row(*row)
+                    except Exception as exc:  # noqa: BLE001 - e.g. ENOSPC writing results/KEY.pkl
+                        failure = exc
+                    else:
+                        rows = batch.get(kind)
+                        if rows is None:
+                            rows = batch[kind] = []
+                        rows.append(row)
                 if n >= 5000 or time.monotonic() > deadline:
                     break
                 try:
                     item = q.get_nowait()
                 except queue.Empty:
                     break
-            if n:
-                try:
-                    self._commit(conn, batch)
-                except Exception as exc:  # noqa: BLE001 - e.g. disk full: say so once, keep the campaign going
-                    if self.error is None:
-                        import sys
-                        print(f"steerflow: the journal {self.path} could not be written ({exc}); "
-                              "what follows is not recorded and a resume may repeat it.", file=sys.stderr)
-                    self.error = exc
-                self.rows += n
+            if n and self.error is None:
+                if failure is None:
+                    try:
+                        self._commit(conn, batch)
+                    except Exception as exc:  # noqa: BLE001
+                        failure = exc
+                if failure is None:
+                    self.rows += n
+                else:
+                    self._fail(failure)
             self.busy_s = time.thread_time()  # all CPU this thread used (waiting on the queue uses none)
             with self._flushed:
                 self._written += n
                 self._flushed.notify_all()
+
+    def _fail(self, exc: BaseException) -> None:
+        """A write failed (a full disk, say): keep the journal a consistent prefix, say why, let the campaign stop.
+
+        The failed batch was rolled back and nothing after it is written, so a resume sees the
+        campaign as it was just before; the campaign stops taking new work (see `Campaign.run`).
+        """
+        self.error = exc  # type: ignore[assignment]
+        import sys
+
+        print(f"steerflow: the journal {self.path} could not be written: {describe_error(exc)}. The campaign stops; "
+              "what was committed before is intact. Free space (or fix the cause), then `steerflow resume "
+              f"{self.directory}`.", file=sys.stderr)
 
     def _result_row(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
                     started: float, ended: float, timing: bytes | None = None) -> tuple:
@@ -195,8 +214,12 @@ class Journal:
         results.mkdir(mode=0o700, exist_ok=True)
         path = results / f"{key}.pkl"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+        except BaseException:
+            path.unlink(missing_ok=True)  # a partial file is never referenced: give its space back
+            raise
         return (key, ok, None, str(path), error, started, ended, timing)
 
     @staticmethod
@@ -211,7 +234,10 @@ class Journal:
                     conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already ended the transaction (it does on SQLITE_FULL): keep the real cause
             raise
 
     # ---- direct, synchronous operations (driver start-up) --------------------------------
@@ -229,6 +255,16 @@ def pack_timing(ready: float, times: tuple[float, ...]) -> bytes:
     if len(times) == 4:
         return TIMING.pack(ready or nan, *times)
     return TIMING.pack(ready or nan, nan, nan, nan, nan)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The real cause of a failed write, with its errno or SQLite code (``No space left on device (ENOSPC)``)."""
+    if isinstance(exc, OSError) and exc.errno:
+        import errno as errno_mod
+
+        return f"{exc.strerror or exc} ({errno_mod.errorcode.get(exc.errno, exc.errno)})"
+    code = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({code})" if code else f"{type(exc).__name__}: {exc}"
 
 
 # ---- reading (resume, status, reports) ------------------------------------------------------
