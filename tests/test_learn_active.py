@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import sqlite3
 import time
 
@@ -23,8 +25,21 @@ def pool(seed: int = 0, n: int = 300):
     return x, y
 
 
-def simulate(value: float) -> float:
-    time.sleep(0.05)  # the "expensive" simulation
+def simulate(value: float, directory: str) -> float:
+    """The "expensive" simulation. It stands for simulations that cost far more than training: the
+    17th waits (bounded) until a first model exists and the 41st until a second one does, whatever
+    the machine's load does to the training tasks' speed."""
+    import uuid
+
+    os.makedirs(os.path.join(directory, "sims"), exist_ok=True)
+    open(os.path.join(directory, "sims", uuid.uuid4().hex), "w").close()
+    started = len(os.listdir(os.path.join(directory, "sims")))
+    need = 2 if started > 40 else 1 if started > 16 else 0
+    models = os.path.join(directory, "models", "learner")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and need and (len(glob.glob(os.path.join(models, "v*.json"))) < need):
+        time.sleep(0.01)
+    time.sleep(0.02)
     return value
 
 
@@ -33,7 +48,8 @@ def run_learner(tmp_path, acquisition, seed=0, budget=80):
     camp = sf.Campaign(tmp_path / f"c-{seed}", allocation=sf.Allocation.declare(nodes=1, cores=3), progress=False,
                        pools={"simulate": {"cores": 2}, "train": {"cores": 1}, "infer": {"cores": 1}})
     learner = camp.add_agent(ActiveLearner(list(y), x, simulate, budget=budget, acquisition=acquisition, slots=2,
-                                           retrain_after=8, model=Forest(n_estimators=20), seed=seed))
+                                           retrain_after=8, model=Forest(n_estimators=20), seed=seed,
+                                           args=lambda value: (value, str(camp.directory))))
     camp.run()
     return camp, learner, x, y
 
@@ -52,7 +68,7 @@ def test_ucb_learner_beats_random_order_and_keeps_simulating_while_it_trains(tmp
         for pool in ("simulate", "train", "infer")}
     conn.close()
     overlapping = [t for t in spans["train"] if any(s < t[1] and e > t[0] for s, e in spans["simulate"])]
-    assert len(overlapping) >= 1  # simulations ran while the model trained
+    assert len(overlapping) >= 2  # simulations ran while the model trained
     assert [v.version for v in ModelRegistry(camp.directory).versions("learner")] == list(range(1, learner.models + 1))
 
 
