@@ -243,3 +243,15 @@ def test_a_preempted_attempt_is_in_the_timeline(tmp_path):
     tl = timeline.read(tmp_path / "c")
     assert [(h.attempt, h.outcome) for h in sorted(tl.holds, key=lambda h: h.start)] == [(1, "preempted"), (2, "done")]
     assert metrics.compute(tl)["attempts"] == {"done": 1, "preempted": 1}
+
+
+def test_eta_uses_the_task_budget_of_the_stop_condition(tmp_path):
+    import steerflow as sf
+
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False)
+    for i in range(4):
+        camp.submit(Function(abs, args=(-i,)))
+    camp.run(stop=sf.stop.tasks(10))  # ends idle after 4 of a budget of 10
+    snap = metrics.snapshot(tmp_path / "c")
+    assert snap["eta_basis"] == "task budget of 10" and snap["finished"] == 4
+    assert snap["eta_s"] == pytest.approx(6 / snap["throughput_tasks_per_s"])

@@ -449,23 +449,30 @@ def snapshot_from(tl: Timeline, window_s: float = 60.0) -> dict[str, Any]:
     span = min(window_s, max(tl.last - tl.first, 1e-9))
     throughput = recent / span if ends else 0.0
     finished = sum(states.get(s, 0) for s in FINISHED)
-    left = len(tl.tasks) - finished - states.get("interrupted", 0)
-    size = tl.meta.get("size")
-    if isinstance(size, int) and size > len(tl.tasks):
-        left += size - len(tl.tasks)
+    stop = tl.meta.get("stop") if isinstance(tl.meta.get("stop"), dict) else {}
+    elapsed = tl.last - tl.first if tl.tasks else 0.0
+    if stop.get("tasks"):  # the campaign's task budget (stop.tasks(N)): its known size
+        left, basis = max(0, int(stop["tasks"]) - finished), f"task budget of {int(stop['tasks']):,}"
+    else:
+        left, basis = len(tl.tasks) - finished - states.get("interrupted", 0), "tasks submitted so far"
+    eta = left / throughput if throughput > 0 and left > 0 else (0.0 if left == 0 else None)
+    if stop.get("wall_s") and tl.live:
+        wall_left = max(0.0, float(stop["wall_s"]) - elapsed)
+        if eta is None or wall_left < eta:
+            eta, basis = wall_left, "wall limit"
     busy_c = sum(h.cores for h in tl.holds if h.outcome == "running")
     busy_g = sum(h.gpus for h in tl.holds if h.outcome == "running")
     return {"tasks": dict(states), "finished": finished, "submitted": len(tl.tasks),
             "busy_cores": busy_c, "busy_gpus": busy_g, "cores": tl.cores, "gpus": tl.gpus,
-            "throughput_tasks_per_s": throughput,
-            "eta_s": left / throughput if throughput > 0 and left > 0 else (0.0 if left == 0 else None),
-            "elapsed_s": tl.last - tl.first if tl.tasks else 0.0, "live": tl.live}
+            "throughput_tasks_per_s": throughput, "eta_s": eta, "eta_basis": basis, "elapsed_s": elapsed,
+            "live": tl.live}
 
 
 def snapshot(directory: str | Path, now: float | None = None) -> dict[str, Any]:
-    """Counts by state, busy cores/GPUs now, throughput over the last minute and an ETA for the known tasks.
+    """Counts by state, busy cores/GPUs now, throughput over the last minute and an ETA.
 
-    The ETA counts the tasks submitted so far (plus a declared size, meta 'size', where a campaign
-    states one); an adaptive campaign that keeps submitting will take longer.
+    The ETA is for the campaign's task budget where its stop condition has one (stop.tasks(N)), else
+    for the tasks submitted so far (an adaptive campaign that keeps submitting takes longer); a wall
+    limit caps it. ``eta_basis`` says which. This is what a terminal view can show beside the dashboard.
     """
     return snapshot_from(read(directory, now=now if now is not None else time.time(), events=False))

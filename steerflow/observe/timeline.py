@@ -101,7 +101,7 @@ def read(directory: str | Path, now: float | None = None, events: bool = True) -
     try:
         meta = {}
         for k, v in conn.execute("SELECT key, value FROM meta"):
-            if k in ("allocation", "layout", "command", "created", "size") or k.startswith(LEARNING_META):
+            if k in ("allocation", "layout", "created", "stop", "ended") or k.startswith(LEARNING_META):
                 try:
                     meta[k] = json.loads(v)
                 except ValueError:
