@@ -72,7 +72,7 @@ class Attempt:
 class TaskRecord:
     """The runtime's view of one task; read by listeners (journal, campaign, status)."""
 
-    __slots__ = ("id", "spec", "state", "future", "request", "payload", "deps", "waiting_on", "dependents",
+    __slots__ = ("id", "spec", "state", "_future", "request", "payload", "deps", "waiting_on", "dependents",
                  "placement", "attempts", "lost", "kill_reason", "submitted", "ready", "started", "ended", "result_blob",
                  "output", "inputs", "__weakref__")
 
@@ -97,6 +97,28 @@ class TaskRecord:
         self.result_blob: bytes | None = None  # the pickled value as it came back (the journal reuses it)
         self.output: serialize.Encoded | None = None  # that value, while dependents may take it by reference
         self.inputs: list[TaskRecord] = []  # tasks whose results this one's arguments may refer to
+
+    @property
+    def future(self) -> TaskFuture | None:
+        """The task's future; once the task has finished, only while someone else still holds it (else None).
+
+        A finished record does not keep its value alive: results streaming through a runtime
+        are freed as their users let go of them, as with any executor.
+        """
+        future = self._future
+        return future() if future.__class__ is weakref.ref else future
+
+    @future.setter
+    def future(self, future: TaskFuture) -> None:
+        self._future = future
+
+    def let_go(self) -> None:
+        """Finished for good: keep the record (state, attempts, times), drop what only a running task needs."""
+        future = self._future
+        if future.__class__ is not weakref.ref:
+            self._future = weakref.ref(future)
+        self.deps = []
+        self.result_blob = None
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.spec!r} {self.state.value}>"
@@ -227,7 +249,7 @@ class Runtime(Executor):
     def cancel(self, task: TaskFuture | int) -> bool:
         """Cancel a task (kill it if running). False if it had already finished."""
         future = task if isinstance(task, TaskFuture) else self._records[task].future
-        return future.cancel()
+        return future.cancel() if future is not None else False
 
     def suspend(self, task: TaskFuture | int) -> None:
         """Stop a running task's processes where they are; it keeps its resources."""
@@ -710,6 +732,7 @@ class Runtime(Executor):
                 self._fail_dependency(dependent, record)
         if output is not None:
             self._settle(record)
+        record.let_go()
 
     def _settle(self, record: TaskRecord) -> None:
         """Once no task reads a result by reference, its files leave /dev/shm (the future keeps a mapping if it must)."""
@@ -717,7 +740,8 @@ class Runtime(Executor):
         if output is None or output.readers > 0:
             return
         if not output.settled:
-            output.settle(pin=not record.future.loaded)
+            future = record.future
+            output.settle(pin=future is not None and not future.loaded)
         record.output = None  # later dependents get the value (it is not kept twice)
 
     def _fail_dependency(self, record: TaskRecord, dep: TaskRecord) -> None:

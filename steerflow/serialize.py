@@ -85,6 +85,11 @@ def dumps(obj: Any) -> bytes:
     kind = type(obj)
     if (kind is bytes or kind is bytearray) and len(obj) >= threshold:  # a large result, found without pickling twice
         obj = _BigBytes(obj)
+    elif kind is tuple and len(obj) == 2 and type(obj[0]) is tuple:  # a task's (args, kwargs): look at the args
+        for arg in obj[0]:
+            if (type(arg) is bytes or type(arg) is bytearray) and len(arg) >= threshold:
+                obj = _lift_bytes(obj, threshold)
+                break
 
     def keep_inband(buf: pickle.PickleBuffer) -> bool:  # False: out-of-band
         try:

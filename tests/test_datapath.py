@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from steerflow import Function, serialize
+from steerflow import Function, TaskState, serialize
 
 from .conftest import wait_until
 
@@ -54,23 +54,37 @@ def test_small_bytes_stay_in_the_pickle():
     assert not serialize.in_shared_memory(data) and serialize.loads(data) == (b"x" * 1000, {})
 
 
+def result_files(runtime) -> dict[int, list[str]]:
+    """Task id -> the shared-memory files its result came back in (seen by a listener as it finishes)."""
+    blobs: dict[int, list[str]] = {}
+
+    def listen(record, state):
+        if state is TaskState.DONE and record.result_blob is not None:
+            blobs[record.id] = serialize.shm_paths(record.result_blob)
+
+    runtime.add_listener(listen)
+    return blobs
+
+
 def test_a_result_goes_to_its_dependents_by_reference(runtime):
+    blobs = result_files(runtime)
     source = runtime.submit(make_array, MB // 8, 0.5)  # 1 MB of float64
     # the dependents map the very file the source's worker wrote: nothing went through the driver
     files = runtime.submit(backing_files, source).result(timeout=60)
-    (path,) = serialize.shm_paths(runtime.task(source.task_id).result_blob)
+    (path,) = blobs[source.task_id]
     assert path in files
     assert source.result().sum() == np.arange(MB // 8, dtype=np.float64).sum()
 
 
 def test_fan_out_and_fan_in_by_reference_leave_no_file_behind(runtime):
+    blobs = result_files(runtime)
     source = runtime.submit(make_bytes, MB)
     middle = [runtime.submit(make_bytes, MB, bytes([65 + i % 26])) for i in range(6)]
     readers = [runtime.submit(total_len, source, m) for m in middle]
     sink = runtime.submit(total_len, *middle)
     assert [r.result(timeout=120) for r in readers] == [2 * MB] * 6
     assert sink.result(timeout=120) == 6 * MB
-    paths = [serialize.shm_paths(runtime.task(f.task_id).result_blob)[0] for f in (source, *middle)]
+    paths = [blobs[f.task_id][0] for f in (source, *middle)]
     # every result's last reader has finished: its file is gone from /dev/shm ...
     assert wait_until(lambda: not any(os.path.exists(p) for p in paths))
     # ... and the driver can still load each value (it kept a mapping, not a copy)
@@ -120,3 +134,28 @@ def _keep_sum(array: np.ndarray) -> float:
 def _check_kept() -> float | None:
     kept = _KEPT.get("a")
     return None if kept is None else float(kept.sum())
+
+
+def test_results_streamed_through_map_are_freed_as_they_are_consumed(make_runtime):
+    """Driver memory and /dev/shm stay flat while 1 MB results stream by: nothing keeps a consumed value."""
+    from steerflow import Allocation
+
+    rt = make_runtime(allocation=Allocation.declare(nodes=1, cores=2))
+    blobs = result_files(rt)
+    before = _rss_mb()
+    total = 0
+    for value in rt.map(make_bytes, [MB] * 150):
+        total += len(value)
+        del value
+    assert total == 150 * MB
+    assert wait_until(lambda: not any(os.path.exists(p) for paths in blobs.values() for p in paths))
+    import gc
+
+    gc.collect()
+    assert _rss_mb() - before < 60, "the driver kept the streamed results"
+    assert all(r.future is None for r in rt.tasks())  # finished records do not hold futures (or values)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -123,26 +123,29 @@ EXECUTORS: dict[str, tuple[Callable[[int], Any], tuple[bool, ...]]] = {
 def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 2, repeat: int = 3,
             shapes: tuple[str, ...] = SHAPES, executors: tuple[str, ...] = ("steerflow", "pool", "dask"),
             ) -> dict[str, float]:
-    """Median seconds per (executor, mode, shape, size), every executor measured in this run, interleaved.
+    """Median seconds per (executor, mode, shape, size); the executors take turns on each measurement.
 
     Keys: ``<executor>_<futures|resolved>_<shape>_<0mb|1mb>_s``.
     """
     times: dict[str, list[float]] = {}
     for _ in range(repeat):
-        for name in executors:
-            make, modes = EXECUTORS[name]
-            made = make(workers)
-            if made is None:
-                continue
-            _, submit, result, close = made
-            try:
-                run_shape("bag", submit, result, 2 * workers, 0, True)  # warm up the workers
-                for shape in shapes:
-                    for size in sizes:
+        running = []  # every executor is started first, then each measurement runs them back to back
+        try:
+            for name in executors:
+                make, modes = EXECUTORS[name]
+                made = make(workers)
+                if made is not None:
+                    _, submit, result, close = made
+                    run_shape("bag", submit, result, 2 * workers, 0, True)  # warm up the workers
+                    running.append((name, modes, submit, result, close))
+            for shape in shapes:
+                for size in sizes:
+                    for name, modes, submit, result, _ in running:
                         for resolve in modes:
                             key = f"{name}_{'resolved' if resolve else 'futures'}_{shape}_{size >> 20}mb_s"
                             times.setdefault(key, []).append(run_shape(shape, submit, result, n, size, resolve))
-            finally:
+        finally:
+            for *_, close in running:
                 close()
     return {key: statistics.median(values) for key, values in times.items()}
 
