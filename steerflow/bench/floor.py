@@ -163,7 +163,7 @@ def mixed_efficiency(workers: int = 2, tasks: list[tuple[str, int, float]] | Non
     tmp = tempfile.mkdtemp(prefix="steerflow-bench-")
     try:
         with Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp) as rt:
-            rt.submit(noop).result()
+            wait([rt.submit(sleep_for, 0.2) for _ in range(workers)])  # every worker started and warm
             t0 = time.perf_counter()
             futures = [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else Function(sleep_for, (d,), cores=c))
                        for k, c, d in tasks]
@@ -172,7 +172,7 @@ def mixed_efficiency(workers: int = 2, tasks: list[tuple[str, int, float]] | Non
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     with ProcessPoolExecutor(workers) as ex:
-        ex.submit(noop).result()
+        wait([ex.submit(sleep_for, 0.2) for _ in range(workers)])
         t0 = time.perf_counter()
         wait([ex.submit(run_exe, d) if k == "exe" else ex.submit(sleep_for, d) for k, c, d in tasks])
         pool = time.perf_counter() - t0
