@@ -367,10 +367,11 @@ def _map(path: str, size: int, consume: bool) -> memoryview:
         os.close(fd)
     region = (lib.ctypes.c_ubyte * size).from_address(addr)
     if consume:
-        lib.finalize(region, lib.munmap, addr, size)
+        unmap = lib.finalize(region, lib.munmap, addr, size)
     else:  # the file stays: remember that this process maps it, so nobody rewrites it under us
         _live[path] = _live.get(path, 0) + 1
-        lib.finalize(region, _unmap, addr, size, path)
+        unmap = lib.finalize(region, _unmap, addr, size, path)
+    unmap.atexit = False  # the process's exit unmaps everything at once (one by one took seconds for many results)
     return memoryview(region)
 
 
