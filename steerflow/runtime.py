@@ -20,7 +20,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,100 +27,18 @@ from . import engines, partial, serialize
 from .engines.base import Engine, Event, Launch
 from .engines.local import LocalEngine
 from .errors import DependencyFailed, RuntimeBroken, RuntimeClosed, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
+from .admission import check_fits
 from .futures import ExecResult, TaskFuture, find_futures, substitute
+from .mapping import chunks, map_results, run_chunk
 from .resources import Allocation
-from .scheduler import Placement, Request, Scheduler
+from .scheduler import Request, Scheduler
+from .records import GC_THRESHOLD, Attempt, TaskRecord, tune_gc
 from .task import Executable, Function, TaskSpec, TaskState
 
 Listener = Callable[["TaskRecord", TaskState], None]
 PartialListener = Callable[["TaskRecord", int, Any], None]
 
-GC_THRESHOLD = 10_000
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
-
-
-def tune_gc(threshold: int | None = GC_THRESHOLD) -> None:
-    """Raise Python's generation-0 collection threshold (700 by default) in the driver.
-
-    A driver that holds a hundred thousand live tasks otherwise spends ~30 % of the scheduler's
-    time in the cyclic collector, which re-walks them on every full collection (measured:
-    `steerflow bench scheduler`, 49,700 -> 62,600 placements/s). Dask's scheduler throttles its
-    collector for the same reason. Only ever raises the threshold; None leaves it alone.
-    """
-    import gc
-
-    if threshold is not None:
-        first, *rest = gc.get_threshold()
-        if first < threshold:
-            gc.set_threshold(threshold, *rest)
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One try of a task: where it ran, when, and how it ended."""
-
-    number: int
-    nodes: tuple[str, ...]
-    started: float
-    ended: float = 0.0
-    outcome: str = ""
-    message: str = ""
-    times: tuple[float, ...] = ()  # the engine's (received, started, returned, result serialised), if known
-
-
-class TaskRecord:
-    """The runtime's view of one task; read by listeners (journal, campaign, status)."""
-
-    __slots__ = ("id", "spec", "state", "_future", "request", "payload", "deps", "waiting_on", "dependents",
-                 "placement", "attempts", "lost", "kill_reason", "submitted", "ready", "started", "ended", "result_blob",
-                 "output", "inputs", "__weakref__")
-
-    def __init__(self, task_id: int, spec: TaskSpec, future: TaskFuture, request: Request) -> None:
-        self.id = task_id
-        self.spec = spec
-        self.state = TaskState.NEW
-        self.future = future
-        self.request = request
-        self.payload: bytes | None = None
-        self.deps: list[TaskFuture] = []
-        self.waiting_on = 0
-        self.dependents: list[TaskRecord] = []
-        self.placement: Placement | None = None
-        self.attempts: list[Attempt] = []
-        self.lost = 0
-        self.kill_reason = ""
-        self.submitted = time.time()
-        self.ready = 0.0  # its dependencies were met and it was queued for placement
-        self.started = 0.0
-        self.ended = 0.0
-        self.result_blob: bytes | None = None  # the pickled value as it came back (the journal reuses it)
-        self.output: serialize.Encoded | None = None  # that value, while dependents may take it by reference
-        self.inputs: list[TaskRecord] = []  # tasks whose results this one's arguments may refer to
-
-    @property
-    def future(self) -> TaskFuture | None:
-        """The task's future; once the task has finished, only while someone else still holds it (else None).
-
-        A finished record does not keep its value alive: results streaming through a runtime
-        are freed as their users let go of them, as with any executor.
-        """
-        future = self._future
-        return future() if future.__class__ is weakref.ref else future
-
-    @future.setter
-    def future(self, future: TaskFuture) -> None:
-        self._future = future
-
-    def let_go(self) -> None:
-        """Finished for good: keep the record (state, attempts, times), drop what only a running task needs."""
-        future = self._future
-        if future.__class__ is not weakref.ref:
-            self._future = weakref.ref(future)
-        self.deps = []
-        self.result_blob = None
-
-    def __repr__(self) -> str:
-        return f"<Task {self.id} {self.spec!r} {self.state.value}>"
 
 
 class Runtime(Executor):
@@ -233,8 +150,8 @@ class Runtime(Executor):
             options["timeout"] = task_timeout
         items: Iterator[tuple] = zip(*iterables)
         if chunksize > 1:
-            items = zip(itertools.repeat(fn), _chunks(items, chunksize))
-            fn = _run_chunk
+            items = zip(itertools.repeat(fn), chunks(items, chunksize))
+            fn = run_chunk
         submit = self.submit
 
         def launch(args: tuple) -> TaskFuture:
@@ -244,7 +161,7 @@ class Runtime(Executor):
             futures = deque(launch(args) for args in items)
         else:
             futures = deque(launch(args) for args in itertools.islice(items, buffersize))
-        return _map_results(futures, items if buffersize is not None else None, launch, end, chunksize > 1)
+        return map_results(futures, items if buffersize is not None else None, launch, end, chunksize > 1)
 
     def cancel(self, task: TaskFuture | int) -> bool:
         """Cancel a task (kill it if running). False if it had already finished."""
@@ -347,44 +264,10 @@ class Runtime(Executor):
                  spec.pool)
         if shape in self._fits:
             return
-        self._check_fits_once(spec)
+        check_fits(spec, self.allocation, self._scheduler)
         if len(self._fits) >= 4096:
             self._fits.clear()
         self._fits.add(shape)
-
-    def _check_fits_once(self, spec: TaskSpec) -> None:
-        alloc = self.allocation
-        if isinstance(spec, Function):
-            if spec.cores > alloc.max_cores_per_node:
-                raise TaskSpecError("cores", spec.cores, f"exceeds the {alloc.max_cores_per_node} cores of the "
-                                    "largest node; a function task runs on one node.", alloc.max_cores_per_node)
-            if spec.gpus > alloc.max_gpus_per_node:
-                raise TaskSpecError("gpus", spec.gpus, f"exceeds the {alloc.max_gpus_per_node} GPUs of the "
-                                    "largest node.", alloc.max_gpus_per_node)
-        else:
-            if spec.cores_per_rank > alloc.max_cores_per_node:
-                raise TaskSpecError("cores_per_rank", spec.cores_per_rank, "exceeds the "
-                                    f"{alloc.max_cores_per_node} cores of the largest node.",
-                                    alloc.max_cores_per_node)
-            if spec.gpus_per_rank > alloc.max_gpus_per_node:
-                raise TaskSpecError("gpus_per_rank", spec.gpus_per_rank, "exceeds the "
-                                    f"{alloc.max_gpus_per_node} GPUs of the largest node.", alloc.max_gpus_per_node)
-            if spec.ranks * spec.cores_per_rank > alloc.total_cores:
-                raise TaskSpecError("ranks", spec.ranks, f"x cores_per_rank={spec.cores_per_rank} needs "
-                                    f"{spec.ranks * spec.cores_per_rank} cores; the whole allocation has "
-                                    f"{alloc.total_cores}.", alloc.total_cores)
-            if spec.nodes is not None and spec.nodes > len(alloc.nodes):
-                raise TaskSpecError("nodes", spec.nodes, f"exceeds the {len(alloc.nodes)} nodes of the allocation.",
-                                    len(alloc.nodes))
-        if spec.memory_mb and alloc.max_memory_mb_per_node and spec.memory_mb > alloc.max_memory_mb_per_node * (
-                spec.nodes or spec.ranks):
-            raise TaskSpecError("memory_mb", spec.memory_mb, "exceeds the memory of the nodes it could use "
-                                f"({alloc.max_memory_mb_per_node} MB per node).", alloc.max_memory_mb_per_node)
-        request = Request(0, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank,
-                          -(-spec.memory_mb // spec.ranks), spec.nodes, spec.priority, spec.pool)
-        reason = self._scheduler.never_fits(request)
-        if reason:
-            raise TaskSpecError("resources", request, reason)
 
     # ---- the loop (loop thread only) -------------------------------------------------------------
     def _loop(self) -> None:
@@ -810,40 +693,6 @@ def _tail(path: Path, size: int = 2000) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return "(no output)"
-
-
-def _chunks(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
-
-
-def _run_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
-    """Runs in the worker: one task for ``chunksize`` calls of ``map``."""
-    return [fn(*args) for args in chunk]
-
-
-def _map_results(futures: deque[TaskFuture], more: Iterator[tuple] | None, launch: Callable[[tuple], TaskFuture],
-                 end: float | None, chunked: bool) -> Iterator[Any]:
-    """The results of `Runtime.map`, in order; releases each future once its value is yielded."""
-    try:
-        while futures:
-            future = futures.popleft()
-            if more is not None:  # buffersize: one new task for each one consumed
-                args = next(more, None)
-                if args is not None:
-                    futures.append(launch(args))
-            try:
-                value = future.result(None if end is None else end - time.monotonic())
-            finally:
-                future.cancel()  # no-op once done; cancels it on a timeout or an interrupt
-            del future
-            if chunked:
-                yield from value
-            else:
-                yield value
-    finally:
-        for future in futures:
-            future.cancel()
 
 
 def _shutdown_at_exit(ref: weakref.ref) -> None:

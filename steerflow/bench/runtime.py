@@ -148,7 +148,7 @@ def measure_dask(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
 
     def start() -> Any:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+                               dashboard_address="127.0.0.1:0")
         return Client(cluster), cluster
 
     def stop(pair: Any) -> None:

@@ -100,7 +100,7 @@ def dask_executor(workers: int) -> tuple[Any, Callable[..., Any], Callable[[Any]
 
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address="127.0.0.1:0")
     client = Client(cluster)
 
     def submit(fn: Callable[..., Any], *args: Any) -> Any:
