@@ -7,7 +7,8 @@ are the usual decorated methods. Rules that act on pipeline *stages* get the bui
 through `Rule.attach` (every pipeline task is tagged with its stage's name) and may check a
 loaded spec in `Rule.check`, so a wrong stage name fails when the spec loads, not mid-run.
 
-Registered here: ``stop-when``, ``retry-failed``, ``top-k-refine`` and ``rebalance``.
+Registered here: ``stop-when``, ``retry-failed``, ``top-k-refine`` and ``rebalance``; ``acquire`` (in
+acquire.py) picks what an on-demand stage runs next with a `steerflow.learn` acquisition function.
 """
 
 from __future__ import annotations
@@ -337,3 +338,6 @@ class Rebalance(Rule):
         self._fired = True
         for pool, (cores, gpus) in self.quotas.items():
             ctx.set_quota(pool, cores=cores, gpus=gpus)
+
+
+from . import acquire  # noqa: E402,F401 - registers the "acquire" rule (acquisition functions from steerflow.learn)
