@@ -26,6 +26,7 @@ class DaskCluster:
     address: str = ""
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
     tls: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # for every worker
 
     def start_scheduler(self, timeout: float = 60) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ class DaskCluster:
 
     def start_worker(self, name: str, cores: int = 2, gpus: int = 0, host: str = "localhost",
                      cpus: str | None = None, gpu_ids: str | None = None) -> subprocess.Popen:
-        env = {"STEERFLOW_NODE_NAME": name, "STEERFLOW_NODE_HOST": host}
+        env = {"STEERFLOW_NODE_NAME": name, "STEERFLOW_NODE_HOST": host, **self.extra_env}
         if cpus:
             env["STEERFLOW_NODE_CPUS"] = cpus
         if gpu_ids:

@@ -36,6 +36,12 @@ GPU_IDS = {"node0": "0,1", "node1": "2,3", "node2": "4,5"}  # distinct, so a rep
 
 def start_cluster(directory: Path, names=("node0", "node1", "node2")) -> DaskCluster:
     cluster = DaskCluster(directory)
+    # a decoy `tests` package ahead on the workers' path, as some libraries install one into
+    # site-packages: the campaign's own `tests` must still resolve on the nodes
+    decoy = directory / "decoy"
+    (decoy / "tests").mkdir(parents=True)
+    (decoy / "tests" / "__init__.py").write_text("")
+    cluster.extra_env["PYTHONPATH"] = str(decoy)
     cluster.start_scheduler()
     for name in names:
         cluster.start_worker(name, cores=2, gpus=2, host=HOSTS[name], gpu_ids=GPU_IDS[name])
@@ -403,6 +409,11 @@ def test_declared_allocation_runs_on_the_first_workers(cluster, tmp_path):
                  run_dir=tmp_path / "run") as rt:
         reports = [rt.submit(Function(where, gpus=1)).result(timeout=120) for _ in range(2)]
         assert all(r[0] in ("node0", "node1") for r in reports)
+    from steerflow.errors import AllocationError
+
+    with pytest.raises(AllocationError, match="declares 4 nodes but the Dask cluster has 3"):
+        Runtime(Allocation.declare(nodes=4, cores=1), engine=DaskEngine(cluster.address, min_nodes=3),
+                run_dir=tmp_path / "run2")
 
 
 def test_tls_cluster_refuses_a_client_without_the_campaign_certificates(tmp_path):

@@ -195,9 +195,13 @@ class DaskEngine(ClusterSide):
         """Start the sessions. A declared allocation (not the discovered one) runs its node i on worker i."""
         known = self.discover()
         self._run_dir = Path(run_dir).resolve()
-        with self._lock:
-            if allocation is not known and allocation.nodes != known.nodes:
+        if allocation is not known and allocation.nodes != known.nodes:
+            try:
                 self._map = self._map_declared(allocation)
+            except AllocationError:
+                self.shutdown()  # the runtime will not start: nothing else would close the cluster
+                raise
+        with self._lock:
             self._view = allocation
             self._started = True
             links = [link for link in self._links.values() if link.online]

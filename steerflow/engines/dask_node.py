@@ -106,6 +106,17 @@ def _expand_ids(spec: str) -> list[int]:
     return out
 
 
+def adopt_import_path(driver_path: list[str]) -> None:
+    """Put the driver's import path entries that this node can see (a shared file system) first.
+
+    In the driver's order and ahead of this worker's own entries, so a name resolves as it did
+    where the function was pickled (a `tests` package that some library installs into
+    site-packages must not shadow the campaign's own `tests`).
+    """
+    new = [entry for entry in driver_path if entry and entry not in sys.path and os.path.isdir(entry)]
+    sys.path[0:0] = new
+
+
 class NodePlugin(WorkerPlugin):
     """A Dask worker plugin: declares the node and serves driver sessions on the worker's comms."""
 
@@ -140,9 +151,7 @@ class NodeAgent:
         self._sessions: set[_Session] = set()
 
     async def session(self, comm: Any, run_dir: str = "", nodes: Any = None, path: list[str] | None = None) -> None:
-        for entry in path or ():  # the driver's import path, where this node sees it too (shared file system)
-            if entry and entry not in sys.path and os.path.isdir(entry):
-                sys.path.append(entry)
+        adopt_import_path(path or [])
         loop = asyncio.get_running_loop()
         session = _Session(self.node, run_dir, nodes, comm, loop)
         self._sessions.add(session)
