@@ -141,7 +141,9 @@ def make_app(directory: str | Path, token: str, refresh: float = 2.0, figure_eve
         def set_default_headers(self) -> None:
             self.set_header("Cache-Control", "no-store")
             self.set_header("X-Content-Type-Options", "nosniff")
-            self.set_header("Referrer-Policy", "no-referrer")
+            self.set_header("Referrer-Policy", "no-referrer")  # the token never leaves in a Referer
+            self.set_header("X-Frame-Options", "DENY")  # no other page can frame it
+            self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
 
         async def compute(self) -> dict[str, Any]:
             return await asyncio.get_running_loop().run_in_executor(None, cache.data)
