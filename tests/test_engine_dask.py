@@ -143,14 +143,13 @@ def test_cancel_kills_the_remote_process_tree(engine_runtime, tmp_path):
     rt = engine_runtime()
     pidfile = tmp_path / "pid"
     future = rt.submit(Function(sleeper, args=(60, str(pidfile))))
-    assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60)
-    pid = int(pidfile.read_text())
+    pid = _pid_of_running(future, pidfile)
     child = rt.submit(Executable(["sleep", "60"]))
-    assert wait_until(lambda: child.state is TaskState.RUNNING, timeout=60)
+    assert wait_until(lambda: child.state is TaskState.RUNNING, timeout=60), _why(child, "the program to run")
     t0 = time.monotonic()
     future.cancel()
     child.cancel()
-    assert wait_until(lambda: not _alive(pid), timeout=10)
+    assert wait_until(lambda: not _alive(pid), timeout=10), f"process {pid} still alive 10 s after cancel"
     assert time.monotonic() - t0 < 10
     assert future.cancelled() and child.cancelled()
 
@@ -159,14 +158,13 @@ def test_suspend_resume_and_preempt_reach_the_remote_process(engine_runtime, tmp
     rt = engine_runtime()
     pidfile = tmp_path / "pid"
     future = rt.submit(Function(sleeper, args=(60, str(pidfile))))
-    assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60)
-    pid = int(pidfile.read_text())
+    pid = _pid_of_running(future, pidfile)
     rt.suspend(future)
-    assert wait_until(lambda: _state(pid) == "T", timeout=10)
+    assert wait_until(lambda: _state(pid) == "T", timeout=10), f"not stopped: state {_state(pid)!r}"
     rt.resume(future)
-    assert wait_until(lambda: _state(pid) in ("S", "R"), timeout=10)
+    assert wait_until(lambda: _state(pid) in ("S", "R"), timeout=10), f"not resumed: state {_state(pid)!r}"
     rt.preempt(future, grace=5)  # Preempted is raised in the function: it runs again later
-    assert wait_until(lambda: len(rt.task(future.task_id).attempts) >= 2, timeout=30)
+    assert wait_until(lambda: len(rt.task(future.task_id).attempts) >= 2, timeout=30), _why(future, "a second attempt")
     assert rt.task(future.task_id).attempts[0].outcome == "preempted"
     future.cancel()
 
@@ -280,7 +278,8 @@ def test_worker_loss_retries_elsewhere_nodes_join_and_no_workers_fails_cleanly(t
         try:
             log = tmp_path / "log"
             futures = [rt.submit(slow_square, i, str(log)) for i in range(18)]
-            assert wait_until(lambda: log.exists() and "node2" in log.read_text(), timeout=60)
+            assert wait_until(lambda: log.exists() and "node2" in log.read_text(), timeout=60), \
+                _why(futures[0], "a task on node2")
             cluster.kill_worker("node2")
             assert [f.result(timeout=120) for f in futures] == [i * i for i in range(18)]
             lost = [t for t in rt.tasks() if any(a.outcome == "lost" for a in t.attempts)]
@@ -291,14 +290,15 @@ def test_worker_loss_retries_elsewhere_nodes_join_and_no_workers_fails_cleanly(t
             cluster.start_worker("node3", cores=2, gpus=2, host="localhost", gpu_ids="6,7")
             cluster.start_worker("node2", cores=2, gpus=2, host=HOSTS["node2"], gpu_ids=GPU_IDS["node2"])
             assert wait_until(lambda: {n.name for n in rt.allocation.nodes} >= {"node3"}
-                              and not _on_loop(rt, lambda: rt.scheduler.offline_nodes), timeout=60)
+                              and not _on_loop(rt, lambda: rt.scheduler.offline_nodes), timeout=60), \
+                f"nodes {[n.name for n in rt.allocation.nodes]}, offline {_on_loop(rt, lambda: rt.scheduler.offline_nodes)}"
             assert rt.allocation.total_cores == 8
             reports = [f.result(timeout=120) for f in [rt.submit(Function(where, gpus=2)) for _ in range(8)]]
             assert {"node2", "node3"} <= {r[0] for r in reports}
             # every worker gone: what still waits fails with that cause instead of hanging
             rt.engine.no_nodes_timeout = 1.0
             first = rt.submit(sleeper, 60, str(tmp_path / "pid"))
-            assert wait_until(lambda: (tmp_path / "pid").exists(), timeout=60)
+            _pid_of_running(first, tmp_path / "pid")
             for name in list(cluster.workers):
                 cluster.kill_worker(name)
             later = rt.submit(square, 2)
@@ -341,12 +341,14 @@ def test_driver_killed_mid_campaign_resumes(cluster, tmp_path):
     first = subprocess.Popen([sys.executable, str(script), str(directory), str(marks)], env=env,
                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert wait_until(lambda: len(os.listdir(marks)) >= 7, timeout=120), first.stderr.read1().decode()
+        assert wait_until(lambda: len(os.listdir(marks)) >= 7, timeout=120), \
+            f"only {len(os.listdir(marks))} of 7 tasks started; driver stderr: {first.stderr.read1().decode()}"
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
     # the killed driver's tasks die with its comm
-    assert wait_until(lambda: not any(descendants(p.pid) for p in cluster.workers.values()), timeout=15)
+    assert wait_until(lambda: not any(descendants(p.pid) for p in cluster.workers.values()), timeout=15), \
+        {name: descendants(p.pid) for name, p in cluster.workers.items()}
     done_before = _journaled_keys(directory)
     second = subprocess.run([sys.executable, str(script), str(directory), str(marks)],
                             env=dict(env, STEERFLOW_RESUME="1"), capture_output=True, text=True, timeout=180)
@@ -441,6 +443,17 @@ def test_tls_cluster_refuses_a_client_without_the_campaign_certificates(tmp_path
 
 # ---- helpers ------------------------------------------------------------------------------------
 
+def _why(future, what: str) -> str:
+    """What a failed wait says: the task's state, and its error if it ended."""
+    error = future.exception(timeout=0) if future.done() and not future.cancelled() else None
+    return f"waited for {what}; task {future.task_id} is {future.state.value}" + (f": {error!r}" if error else "")
+
+
+def _pid_of_running(future, pidfile: Path) -> int:
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60), _why(future, "it to start")
+    return int(pidfile.read_text())
+
+
 def _alive(pid: int) -> bool:
     return _state(pid) not in ("", "Z")
 
@@ -456,7 +469,7 @@ def _state(pid: int) -> str:
 def _on_loop(rt: Runtime, fn):
     box: list = []
     rt.call_soon(lambda: box.append(fn()))
-    assert wait_until(lambda: bool(box), timeout=10)
+    assert wait_until(lambda: bool(box), timeout=10), "the runtime's loop did not run a call within 10 s"
     return box[0]
 
 
