@@ -22,8 +22,8 @@ from steerflow import learn
 class PolicyConfig:
     """Everything that decides which molecules the policy picks (tuned offline with tune.py)."""
 
-    batch: int = 32
-    initial: int = 64           # random molecules before the first model (two batches: the pipeline's depth)
+    batch: int = 16             # 16 beat 32 in the offline replays (half of the top 1 %: 209/221 vs 290/266)
+    initial: int = 32           # random molecules before the first model (two batches: the pipeline's depth)
     acquisition: str = "ucb"
     kappa: float = 1.0          # UCB: mean - kappa * std (we look for the LOWEST IP)
     n_estimators: int = 100

@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--cache", default="runs/03-cache")
     parser.add_argument("--truth", default=GROUND_TRUTH, help="the cached ground truth (made by sweep.py)")
     parser.add_argument("--json", help="append one JSON line with the result to this file")
+    parser.add_argument("--until", choices=["half", "ninety"], default="ninety",
+                        help="stop a replay once half (cheaper) or 90 %% of the top 1 %% is found")
     for field in dataclasses.fields(PolicyConfig):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default) if field.type != "bool"
                             else lambda s: s.lower() in ("1", "true", "yes"), default=field.default)
@@ -94,7 +96,7 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         start = time.time()
-        order = replay(x, y, config, seed, args.budget, stop_after=(hits, ninety))
+        order = replay(x, y, config, seed, args.budget, stop_after=(hits, half if args.until == "half" else ninety))
         a, b = sims_to(order, hits, half), sims_to(order, hits, ninety)
         results.append((a, b))
         print(f"  seed {seed}: half at {a}, 90 % at {b}  ({time.time() - start:.0f} s)", flush=True)

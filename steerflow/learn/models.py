@@ -87,8 +87,10 @@ class Forest:
         """Per-tree predictions, shape (trees, rows): samples for Thompson sampling."""
         if self.estimator is None:
             raise RuntimeError("This Forest has not been fitted yet; call fit(X, y) first.")
-        x = as_matrix(x)
-        return np.stack([tree.predict(x) for tree in self.estimator.estimators_])
+        x = np.ascontiguousarray(as_matrix(x), dtype=np.float32)  # trees predict in float32: convert once, not per tree
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"This Forest was fitted on {self.n_features} features; got rows of {x.shape[1]}.")
+        return np.stack([tree.predict(x, check_input=False) for tree in self.estimator.estimators_])
 
     def predict(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         per_tree = self.members(x)
