@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import math
@@ -180,8 +181,10 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
         "core_s_by_pool": usage["core_s_by_pool"], "tasks_by_pool": usage["tasks_by_pool"],
         "driver_starts": usage["driver_starts"], "simulations": len(trace.evaluations),
         "failed_simulations": sum(not e.ok for e in trace.evaluations),
-        "mean_simulation_s": trace.mean_cost(), "models": len(designer.models), "top_ups": designer.top_ups,
-        "mean_fit_s": float(np.mean([m["fit_s"] for m in designer.models])) if designer.models else None,
+        "mean_simulation_s": trace.mean_cost(),
+        "models": len(designer.models) if designer else len(glob.glob(os.path.join(camp_dir, "models", "*", "*.pkl"))),
+        "top_ups": designer.top_ups if designer else None,
+        "mean_fit_s": float(np.mean([m["fit_s"] for m in designer.models])) if designer and designer.models else None,
         "max_abs_ip_difference_vs_cache_ev": drift, "lowest_ip_found_ev": min(fresh.values()) if fresh else None,
         "pool_lowest_ip_ev": float(y.min()), "seed": args.seed, "budget": args.budget, "policy": config.as_dict(),
         "reports": {k: r.as_dict() for k, r in reports.items()},

@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--kappa", type=float, default=PolicyConfig.kappa, help="UCB exploration weight")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
     parser.add_argument("--truth", default=GROUND_TRUTH, help="the cached ground truth (made by sweep.py)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only analyse DIR's journal as it is (e.g. a run stopped early), without running anything")
     parser.add_argument("--cache", default="runs/03-cache",
                         help="where the analysis keeps the pool's RDKit descriptors (for the heuristic baselines)")
     args = parser.parse_args()
@@ -168,6 +170,9 @@ def main() -> None:
 
     rows = load_pool(args.size, args.truth)
     config = PolicyConfig(batch=args.batch, kappa=args.kappa, initial=2 * args.batch)
+    if args.report_only:
+        analyse(directory, rows, None, config, args)
+        return
     camp_dir = os.path.join(directory, "campaign")
     cores = sf.Allocation.detect().total_cores
     camp = sf.Campaign(camp_dir, pools={"simulate": {"cores": cores}, "learn": {"cores": 1}},
