@@ -189,10 +189,23 @@ def dumps_inband(obj: Any) -> bytes:
     return data
 
 
+_owner = 0  # the pid named in new files' names (0: this process)
+
+
+def owned_by(pid: int) -> None:
+    """Name new files after ``pid`` instead of this process, so `cleanup_stale` keeps them while ``pid`` lives.
+
+    A worker writes results that its driver hands on to later tasks by reference: they must
+    outlive the worker (it may be killed with a task) for as long as the driver is alive.
+    """
+    global _owner
+    _owner = pid
+
+
 def _new_file() -> tuple[str, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     while True:
-        path = os.path.join(SHM_DIR, f"{PREFIX}{os.getpid()}-{os.urandom(8).hex()}")
+        path = os.path.join(SHM_DIR, f"{PREFIX}{_owner or os.getpid()}-{os.urandom(8).hex()}")
         try:
             return path, os.open(path, flags, 0o600)
         except FileExistsError:  # pragma: no cover - 64 random bits

@@ -159,3 +159,36 @@ def test_results_streamed_through_map_are_freed_as_they_are_consumed(make_runtim
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+
+def pid_and_bytes(size: int) -> tuple[int, bytes]:
+    return os.getpid(), b"s" * size
+
+
+def second_len(pair: tuple[int, bytes]) -> int:
+    return len(pair[1])
+
+
+def wait_for_file(path: str) -> None:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_result_outlives_the_worker_that_made_it(runtime, tmp_path):
+    """Its worker dies (a crash, or a kill with another task) while a dependent still waits for the result:
+    the files are named after the driver, so any runtime's clean-up of dead processes' files keeps them."""
+    import signal
+
+    gate = str(tmp_path / "gate")
+    source = runtime.submit(pid_and_bytes, MB)
+    held = runtime.submit(Function(wait_for_file, args=(gate,), after=[source]))
+    dependent = runtime.submit(Function(second_len, args=(source,), after=[held]))
+    pid = source.result(timeout=60)[0]
+    os.kill(pid, signal.SIGKILL)  # the worker that wrote the result dies
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read()
+                      .rsplit(")", 1)[1].split()[0] == "Z", timeout=30)
+    serialize.cleanup_stale()  # what any runtime starting on this machine does
+    open(gate, "w").close()
+    assert dependent.result(timeout=60) == MB

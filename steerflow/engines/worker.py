@@ -71,6 +71,7 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     from steerflow.errors import Preempted
 
     set_parent_death_signal()
+    serialize.owned_by(os.getppid())  # results outlive this worker while the driver hands them on
     proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
     running = [0]  # the number of the task whose function runs now (0: none)
     wanted = [0]  # the highest task number the driver asked to preempt
