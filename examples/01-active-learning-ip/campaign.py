@@ -53,7 +53,6 @@ def main() -> None:
                         "each) instead of running xTB: for trying knobs fast; its timings are not measurements")
     args = parser.parse_args()
 
-    print(f"campaign directory: {args.dir}  (continue a killed run with --resume --dir {args.dir})")
     smiles, truth = load_pool(args.candidates, seed=args.seed)
     x, desc = features(smiles)
     row = {s: i for i, s in enumerate(smiles)}
@@ -63,6 +62,8 @@ def main() -> None:
     allocation = sf.Allocation.declare(nodes=1, cores=cores + 1)
     pools = {"simulate": {"cores": cores}, "train": {"cores": 1}, "infer": {"cores": 1}}
     camp = sf.Campaign(args.dir, allocation=allocation, pools=pools, resume=args.resume or None)
+    args.dir = str(camp.directory)  # where it really is: under `steerflow resume DIR`, DIR (not a new time stamp)
+    print(f"campaign directory: {args.dir}  (continue a killed run with `steerflow resume {args.dir}`)")
 
     # ML-in: the simulation behind a surrogate; it answers with the learner's newest model
     ip = learn.Surrogate(replayed_ip if args.replay else vertical_ip, featurize=lambda s: x[row[s]],
