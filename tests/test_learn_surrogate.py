@@ -49,7 +49,7 @@ def drive(s: Surrogate, f: Noisy, n: int, seed: int = 0):
     return np.array(substituted), np.array(errors)
 
 
-@pytest.mark.parametrize("bound", [0.05, 0.1])
+@pytest.mark.parametrize("bound", [0.05, pytest.param(0.1, marks=pytest.mark.slow)])
 def test_error_bound_holds_on_held_out_checks_and_substitution_rises(bound):
     f = Noisy()
     s = Surrogate(f, error_bound=bound, min_points=20, retrain_every=10, seed=0, model=Forest(n_estimators=25))
