@@ -185,3 +185,35 @@ def test_as_campaign_tasks_confident_answers_resolve_at_once(tmp_path):
     journaled = json.loads(meta["surrogate:slow_square"])
     assert journaled["surrogate_calls"] == st.surrogate_calls and journaled["error_bound"] == 0.2
     assert pools == {"simulate", "train"} and events[0] == st.surrogate_calls
+
+
+@pytest.mark.slow
+def test_the_controller_refuses_where_the_model_is_poor():
+    """A rough region (a > 0.6) the forest cannot follow: substitution stays lower there, the error near the bound."""
+    rough = lambda a, b: truth(a, b) + (0.4 * np.sin(60 * a) if a > 0.6 else 0.0)  # noqa: E731
+
+    class Rough(Noisy):
+        def __call__(self, a, b):
+            self.calls += 1
+            return rough(a, b) + float(self.rng.normal(0, self.sd))
+
+    f = Rough()
+    s = Surrogate(f, error_bound=0.05, min_points=20, retrain_every=10, seed=0, model=Forest(n_estimators=25))
+    rng = np.random.default_rng(0)
+    check = Rough(seed=99)
+    by_region: dict[bool, list[bool]] = {True: [], False: []}
+    errors = []
+    for i in range(600):
+        a, b = rng.random(2)
+        before = f.calls
+        value = s(a, b)
+        substituted = f.calls == before
+        if i >= 300:
+            by_region[a > 0.6].append(substituted)
+        if substituted:
+            errors.append(abs(value - check(a, b)))
+        if i % 100 == 99:
+            s.wait_trained()
+    smooth_rate, rough_rate = np.mean(by_region[False]), np.mean(by_region[True])
+    assert rough_rate < smooth_rate, (rough_rate, smooth_rate)
+    assert np.mean(errors) < 1.3 * 0.05  # measured 0.053: near the bound, not at the 0.13 a broken controller gives
