@@ -21,10 +21,12 @@ import json
 import os
 import pickle
 import queue
+import sqlite3
 import sys
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,19 +97,14 @@ class Campaign:
         self.resumed = bool(resume and exists)
         self.journal = journal_mod.Journal(self.directory)
         self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
+        # On resume the journal is read as the script submits (by key) and as the replay goes (by seq), not loaded
+        # whole: a million-task journal resumes in bounded memory. _stored: results of keys not yet delivered.
         self._stored: dict[int, journal_mod.StoredResult] = {}
-        self._known: dict[int, str] = {}
-        self._replay_log: list[tuple] = []
+        self._resume_conn: sqlite3.Connection | None = None
+        self._seq, self._undelivered, self._started_before = 0, set(), False
         if self.resumed:
-            conn = journal_mod.connect(self.journal.path, readonly=True)
-            try:
-                self._stored = journal_mod.read_results(conn)
-                self._known = journal_mod.read_known_tasks(conn)
-                self._replay_log = list(journal_mod.read_steering(conn))
-            finally:
-                conn.close()
-        self._seq = (self._replay_log[-1][0] if self._replay_log else 0)
-        self._replayed_keys = {row[2] for row in self._replay_log if row[1] == "result"}
+            self._resume_conn = journal_mod.connect(self.journal.path, readonly=True)
+            self._seq, self._undelivered, self._started_before = journal_mod.replay_outline(self._resume_conn)
         quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
         engine = engines.resolve(engine)
         self.allocation = allocation or engines.discover(engine) or Allocation.auto()
@@ -125,9 +122,12 @@ class Campaign:
         self._run_id = self.journal.start_run(self.allocation.total_cores, self.allocation.total_gpus)
         self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self._handlers: list[Handler] = []
+        # tasks whose result the agents have not seen yet; once they have, the journal is the record and the
+        # campaign keeps only a count (and a future for as long as someone else holds it): memory stays flat
         self._futures: dict[int, TaskFuture] = {}
         self._specs: dict[int, TaskSpec] = {}
-        self._delivered: set[int] = set()
+        self._done_futures: weakref.WeakValueDictionary[int, TaskFuture] = weakref.WeakValueDictionary()
+        self._final_counts: dict[str, int] = {}
         self._next_key = 1
         self._active = 0  # submitted, result not yet delivered
         self._results_seen = 0
@@ -176,18 +176,20 @@ class Campaign:
         with self._lock:
             key = self._next_key
             self._next_key += 1
-            stored = self._stored.get(key)
+            known, stored = (journal_mod.lookup_task(self._resume_conn, key) if self._resume_conn is not None
+                             else (None, None))
             fingerprint = _fingerprint(spec)
-            if stored is not None and self._known.get(key) != fingerprint:
-                warnings.warn(f"Task {key} was {self._known.get(key)!r} in the journal but is {fingerprint!r} now: "
+            if stored is not None and known != fingerprint:
+                warnings.warn(f"Task {key} was {known!r} in the journal but is {fingerprint!r} now: "
                               "the campaign is not deterministic; running it again.", stacklevel=2)
                 stored = None
             self._specs[key] = spec
             self._active += 1
             if stored is not None:
+                self._stored[key] = stored
                 future = self._resolved_future(key, stored)
             else:
-                if key not in self._known:
+                if known is None:
                     self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
                                      ",".join(spec.tags), spec.priority, fingerprint, time.time(),
                                      blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
@@ -209,14 +211,14 @@ class Campaign:
             future.set_exception(value)
         else:
             future.set_exception(TaskFailed(stored.error or f"Task {key} failed."))
-        if key not in self._replayed_keys:
+        if key in self._undelivered:
             self._events.put(("result", key))  # finished before the crash but never delivered
         return future
 
     def cancel(self, task: TaskFuture | int) -> bool:
         key = self._key(task)
-        future = self._futures[key]
-        return future.cancel()
+        future = self._futures.get(key)
+        return future.cancel() if future is not None else False  # else its result was delivered: finished
 
     def set_quota(self, pool: str, cores: int | None = None, gpus: int | None = None) -> None:
         for name, value in (("cores", cores), ("gpus", gpus)):
@@ -322,7 +324,7 @@ class Campaign:
         for handler in self._handlers:
             handler.next_due = now + handler.seconds
         self._replay()
-        if not any(kind == "start" for _, kind, *_ in self._replay_log):
+        if not self._started_before:
             self._deliver(("start",))
         next_control = 0.0
         while self._stop_reason is None:
@@ -359,11 +361,11 @@ class Campaign:
                     display.update()
 
     def _replay(self) -> None:
-        if not self._replay_log:
+        if self._resume_conn is None:
             return
         self._replaying = True
         try:
-            for _, kind, key, name, payload in self._replay_log:
+            for _, kind, key, name, payload in journal_mod.read_steering(self._resume_conn):
                 if self._stop_reason is not None:
                     break
                 if kind == "result":
@@ -394,10 +396,14 @@ class Campaign:
         kind = item[0]
         if kind == "result":
             key = item[1]
-            if key in self._delivered:
-                return
-            self._delivered.add(key)
-            result = self._result(key)
+            future = self._futures.pop(key, None)
+            if future is None:
+                return  # delivered already
+            spec = self._specs.pop(key)
+            result = self._result(key, future, spec)
+            state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
+            self._final_counts[state] = self._final_counts.get(state, 0) + 1
+            self._done_futures[key] = future
             if log:
                 self.journal.put("steer", self._next_seq(), "result", key, None, None, time.time())
             self._active -= 1
@@ -417,7 +423,9 @@ class Campaign:
                 self.unhandled[key] = self.failures.get(key) or first_line(result.error)
         elif kind == "partial":
             _, key, attempt, index, value, stamp = item
-            spec = self._specs[key]
+            spec = self._specs.get(key)  # type: ignore[assignment]
+            if spec is None:
+                return  # its result was delivered already
             if log:
                 self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
                                  pickle.dumps(value, 5), time.time())
@@ -458,10 +466,8 @@ class Campaign:
             else:
                 print(f"steerflow: {message}", file=sys.stderr)
 
-    def _result(self, key: int) -> Result:
-        spec = self._specs[key]
-        future = self._futures[key]
-        record = self._runtime._records.get(key)
+    def _result(self, key: int, future: TaskFuture, spec: TaskSpec) -> Result:
+        record = self._runtime.record(key)
         error: BaseException | None = None
         value = None
         if future.cancelled():
@@ -469,7 +475,7 @@ class Campaign:
         else:
             error = future.exception()
             value = None if error is not None else future.result()
-        stored = self._stored.get(key)
+        stored = self._stored.pop(key, None)
         return Result(key=key, name=spec.label(), pool=spec.pool, tags=spec.tags,  # type: ignore[attr-defined]
                       ok=error is None, value=value, error=error,
                       args=spec.args if isinstance(spec, Function) else tuple(spec.argv),  # type: ignore
@@ -559,15 +565,15 @@ class Campaign:
 
     def _key(self, task: TaskFuture | int) -> int:
         key = task.task_id if isinstance(task, TaskFuture) else task
-        if not isinstance(key, int) or key not in self._futures:
+        if not isinstance(key, int) or isinstance(key, bool) or not 1 <= key < self._next_key:
             raise SteeringError(f"{task!r} is not a task of this campaign; pass a future from submit() or its key.")
         return key
 
     def _runtime_id(self, task: TaskFuture | int, action: str) -> int:
         key = self._key(task)
-        if key not in self._runtime._records:
-            raise SteeringError(f"Cannot {action} task {key}: it finished before this driver started (its result "
-                                "came from the journal).")
+        if self._runtime.record(key) is None:
+            raise SteeringError(f"Cannot {action} task {key}: it has finished (or finished before this driver "
+                                "started, and its result came from the journal).")
         return key
 
     def _poll_control(self) -> None:
@@ -586,16 +592,17 @@ class Campaign:
             self.journal.put("control_done", row_id)
 
     def summary(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for key, future in self._futures.items():
+        counts = dict(self._final_counts)
+        for key, future in list(self._futures.items()):
             state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
             counts[state] = counts.get(state, 0) + 1
-        return {"directory": str(self.directory), "tasks": len(self._futures), "states": counts,
+        return {"directory": str(self.directory), "tasks": self._next_key - 1, "states": counts,
                 "results_seen": self._results_seen, "elapsed_s": self._elapsed(), "stop_reason": self._stop_reason,
                 "resumed": self.resumed, "unhandled_failures": len(self.unhandled)}
 
     def futures(self) -> dict[int, TaskFuture]:
-        return dict(self._futures)
+        """Futures of the tasks not yet delivered to the agents, and of delivered ones someone still holds."""
+        return dict(sorted({**self._done_futures, **self._futures}.items()))
 
     @property
     def runtime(self) -> Runtime:
@@ -613,6 +620,8 @@ class Campaign:
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         self._blobs.close()
+        if self._resume_conn is not None:
+            self._resume_conn.close()
         dirlock.release(self._lock_fd)
         launch.ended(self.directory, self.unhandled)
 

@@ -73,6 +73,11 @@ def _bench(args: argparse.Namespace) -> int:
 
         result = bench.run(repeat=args.repeat)
         _print_table(f"steerflow bench runtime (median of {args.repeat})", result, bench.TARGETS)
+    elif args.what == "scale":
+        from .bench import scale
+
+        result = scale.run(tasks=args.tasks)
+        _print_table(f"steerflow bench scale ({args.tasks:,} tasks)", result, scale.TARGETS)
     elif args.what == "steering":
         from .bench import steering
 
@@ -419,11 +424,13 @@ def _parser() -> argparse.ArgumentParser:
     dash.set_defaults(handler=_dashboard)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table (and write JSON with --json)")
-    bench.add_argument("what", choices=["runtime", "steering", "scheduler"])
+    bench.add_argument("what", choices=["runtime", "steering", "scheduler", "scale"])
     bench.add_argument("--json", help="write the results to this JSON file")
     bench.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is kept")
     bench.add_argument("--engine", choices=["local", "dask"], default="local",
                        help="runtime: measure the Dask engine (3 worker processes) against plain Dask and local")
+    bench.add_argument("--tasks", type=int, default=1_000_000,
+                       help="scale: tasks per part (the targets are for 1,000,000; use fewer for a smoke test)")
     bench.set_defaults(handler=_bench)
     return parser
 

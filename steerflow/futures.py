@@ -29,6 +29,7 @@ class TaskFuture(Future[T]):
         super().__init__()
         self._runtime = runtime
         self.task_id = task_id
+        self._record: Any = None  # the runtime's record once the task finished (kept as long as this future)
 
     def result(self, timeout: float | None = None) -> T:
         """The task's value; a result still in its wire form is loaded here, in the caller's thread, once."""
@@ -61,7 +62,9 @@ class TaskFuture(Future[T]):
 
     @property
     def state(self) -> TaskState:
-        record = self._runtime._records.get(self.task_id) if self._runtime is not None else None
+        record = self._record
+        if record is None and self._runtime is not None:
+            record = self._runtime._records.get(self.task_id)
         if record is not None:
             return record.state
         if self.cancelled():  # a future resolved from the journal on resume

@@ -301,5 +301,27 @@ def read_steering(conn: sqlite3.Connection) -> Iterator[tuple[int, str, int | No
     yield from conn.execute("SELECT seq, kind, key, name, payload FROM steering ORDER BY seq")
 
 
+def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool]:
+    """What a resume needs before replaying, without loading the journal: the last steering seq, the keys
+    whose results were committed but never delivered to the agents (the crash window), and whether the
+    campaign had started."""
+    last = conn.execute("SELECT MAX(seq) FROM steering").fetchone()[0] or 0
+    undelivered = {row[0] for row in conn.execute(
+        "SELECT key FROM results WHERE key NOT IN (SELECT key FROM steering WHERE kind = 'result' AND key IS NOT NULL)")}
+    started = conn.execute("SELECT 1 FROM steering WHERE kind = 'start' LIMIT 1").fetchone() is not None
+    return int(last), undelivered, started
+
+
+def lookup_task(conn: sqlite3.Connection, key: int) -> tuple[str | None, StoredResult | None]:
+    """A task's fingerprint (None: not in the journal) and its stored result (None: it has none): one indexed read."""
+    row = conn.execute("SELECT t.fingerprint, r.key, r.ok, r.value, r.path, r.error, r.started, r.ended "
+                       "FROM tasks t LEFT JOIN results r ON r.key = t.key WHERE t.key = ?", (key,)).fetchone()
+    if row is None:
+        return None, None
+    if row[1] is None:
+        return row[0], None
+    return row[0], StoredResult(row[1], bool(row[2]), row[3], row[4], row[5], row[6], row[7])
+
+
 def read_known_tasks(conn: sqlite3.Connection) -> dict[int, str]:
     return dict(conn.execute("SELECT key, fingerprint FROM tasks"))

@@ -68,7 +68,9 @@ class Runtime(Executor):
         serialize.cleanup_stale()  # shared memory left by drivers or workers that crashed
         self._scheduler = Scheduler(self.allocation, quotas=quotas, max_bypass=max_bypass)
         self._fits: set[tuple] = set()  # task shapes already known to fit the allocation
-        self._records: dict[int, TaskRecord] = {}
+        self._records: dict[int, TaskRecord] = {}  # unfinished tasks (and finished ones whose output is in use)
+        # finished tasks' records live as long as their futures (the future holds its record): memory stays flat
+        self._finished: weakref.WeakValueDictionary[int, TaskRecord] = weakref.WeakValueDictionary()
         self._ids = itertools.count(1)
         self._inbox: deque[tuple] = deque()
         self._wake_pending = False
@@ -165,7 +167,10 @@ class Runtime(Executor):
 
     def cancel(self, task: TaskFuture | int) -> bool:
         """Cancel a task (kill it if running). False if it had already finished."""
-        future = task if isinstance(task, TaskFuture) else self._records[task].future
+        if isinstance(task, TaskFuture):
+            return task.cancel()
+        record = self._records.get(task)
+        future = record.future if record is not None else None
         return future.cancel() if future is not None else False
 
     def suspend(self, task: TaskFuture | int) -> None:
@@ -209,10 +214,21 @@ class Runtime(Executor):
         self._post(("call", fn))
 
     def task(self, task_id: int) -> TaskRecord:
-        return self._records[task_id]
+        """A task's record: while it runs, and after it finished for as long as someone holds its future."""
+        record = self.record(task_id)
+        if record is None:
+            raise KeyError(f"Task {task_id} is not known to this runtime: it never was, or it finished and nobody "
+                           "holds its future any more (finished records are not kept; a campaign's journal has them).")
+        return record
+
+    def record(self, task_id: int) -> TaskRecord | None:
+        """Like `task`, or None."""
+        record = self._records.get(task_id)
+        return record if record is not None else self._finished.get(task_id)
 
     def tasks(self) -> list[TaskRecord]:
-        return list(self._records.values())
+        """Unfinished tasks, and finished ones whose futures someone still holds."""
+        return [*self._records.values(), *self._finished.values()]
 
     @property
     def scheduler(self) -> Scheduler:
@@ -316,9 +332,13 @@ class Runtime(Executor):
         if op == "submit":
             self._on_submit(message[1])
         elif op == "cancel":
-            self._cancel(self._records[message[1]])
+            record = self._records.get(message[1])
+            if record is not None:  # else it finished meanwhile
+                self._cancel(record)
         elif op == "suspend" or op == "resume":
-            record = self._records[message[1]]
+            record = self._records.get(message[1])
+            if record is None:
+                return
             if op == "suspend" and record.state is TaskState.RUNNING:
                 self.engine.suspend(record.id)
                 self._set_state(record, TaskState.PAUSED)
@@ -326,7 +346,9 @@ class Runtime(Executor):
                 self.engine.resume(record.id)
                 self._set_state(record, TaskState.RUNNING)
         elif op == "preempt":
-            self._preempt(self._records[message[1]], *message[2:])
+            record = self._records.get(message[1])
+            if record is not None:
+                self._preempt(record, *message[2:])
         elif op == "quota":
             self._scheduler.set_quota(message[1], message[2], message[3])
         elif op == "listen":
@@ -454,6 +476,8 @@ class Runtime(Executor):
         kind = event.kind
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
             attempt.outcome = "cancelled"
+            if record.output is None:
+                self._retire(record)  # its resources are back: nothing more will come about it
             return
         if record.kill_reason == "preempt" and kind != "ok" and not (kind == "exit" and event.code == 0):
             attempt.outcome = "preempted"
@@ -616,6 +640,21 @@ class Runtime(Executor):
         if output is not None:
             self._settle(record)
         record.let_go()
+        if record.output is None and record.placement is None:  # (a task killed while it ran: once confirmed)
+            self._retire(record)
+
+    def _retire(self, record: TaskRecord) -> None:
+        """A finished task leaves the runtime's tables; its future keeps the record, as long as someone holds it.
+
+        The record holds its future weakly (`TaskRecord.let_go`), so there is no cycle: dropping the
+        future frees both at once, and a million finished tasks leave nothing behind in the driver.
+        """
+        if self._records.pop(record.id, None) is None:
+            return
+        future = record.future
+        if future is not None:
+            future._record = record
+            self._finished[record.id] = record
 
     def _settle(self, record: TaskRecord) -> None:
         """Once no task reads a result by reference, its files leave /dev/shm (the future keeps a mapping if it must)."""
@@ -626,6 +665,8 @@ class Runtime(Executor):
             future = record.future
             output.settle(pin=future is not None and not future.loaded)
         record.output = None  # later dependents get the value (it is not kept twice)
+        if record.state.finished and record.placement is None:
+            self._retire(record)
 
     def _fail_dependency(self, record: TaskRecord, dep: TaskRecord) -> None:
         self._finish(record, TaskState.FAILED, DependencyFailed(

@@ -71,18 +71,26 @@ def test_map_returns_before_the_results_exist(runtime):
     assert list(results) == ["fast"]
 
 
+def watch(runtime):
+    """Every task the runtime saw, with its latest state and description (finished records are not kept)."""
+    seen = {}
+    runtime.add_listener(lambda record, state: seen.__setitem__(record.id, (state, record.spec)))
+    return seen
+
+
 def test_map_timeout_is_for_the_whole_iteration_and_cancels_the_rest(runtime):
     assert list(runtime.map(sleep_and_return, [0.1, 0.1], range(2), timeout=120)) == [0, 1]  # workers warm
-    before = len(runtime.tasks())
+    seen = watch(runtime)
     got = []
     with pytest.raises(TimeoutError):  # the iterator's deadline, not a task's own timeout (that is TaskTimeout)
         for value in runtime.map(sleep_and_return, [0.0, 0.0, 60.0, 0.0], range(4), timeout=5):
             got.append(value)
     assert got == [0, 1][:len(got)]  # in order, up to the deadline (both, unless the machine stalls)
     # the task that timed out (and those after it) are cancelled, not left running for a minute
-    mapped = sorted(runtime.tasks(), key=lambda r: r.id)[before:]
-    assert wait_until(lambda: all(r.state.finished for r in mapped), timeout=30)
-    assert mapped[2].state is TaskState.CANCELLED
+    assert wait_until(lambda: len(seen) == 4 and all(state.finished for state, _ in list(seen.values())),
+                      timeout=30)
+    states = [seen[i][0] for i in sorted(seen)]
+    assert states[2] is TaskState.CANCELLED
 
 
 def test_map_raises_the_task_error_at_its_position(runtime):
@@ -93,26 +101,29 @@ def test_map_raises_the_task_error_at_its_position(runtime):
 
 
 def test_map_chunksize_groups_calls_into_fewer_tasks(runtime):
-    before = len(runtime.tasks())
+    seen = watch(runtime)
     assert list(runtime.map(pow, range(25), itertools.repeat(2), chunksize=10)) == [i * i for i in range(25)]
-    assert len(runtime.tasks()) - before == 3
+    assert len(seen) == 3
     with pytest.raises(ValueError):
         runtime.map(pow, range(3), range(3), chunksize=0)
 
 
 def test_map_buffersize_reads_an_endless_iterable_lazily(runtime):
+    seen = watch(runtime)
     results = runtime.map(pow, itertools.count(), itertools.repeat(2), buffersize=4)
     assert [next(results) for _ in range(10)] == [i * i for i in range(10)]
-    assert len(runtime.tasks()) <= 10 + 4
+    assert len(seen) <= 10 + 4
     results.close()
 
 
 def test_map_takes_task_options_as_extra_keywords(runtime):
+    seen = watch(runtime)
     results = runtime.map(os.getpid, cores=2, pool="wide", task_timeout=30, timeout=30)
     assert list(results) == []  # no iterables: no calls
     pids = list(runtime.map(sleep_and_return, [0.0] * 4, range(4), cores=2, pool="wide", task_timeout=30))
     assert pids == [0, 1, 2, 3]
-    assert {r.spec.cores for r in runtime.tasks()} == {2} and {r.spec.timeout for r in runtime.tasks()} == {30}
+    specs = [spec for _, spec in seen.values()]
+    assert len(specs) == 4 and {s.cores for s in specs} == {2} and {s.timeout for s in specs} == {30}
 
 
 def test_submit_after_shutdown_raises_runtime_error(make_runtime):
