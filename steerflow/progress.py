@@ -63,12 +63,14 @@ class ProgressDisplay:
     def _render(self, width: int | None = None) -> RenderableType:
         camp = self.campaign
         width = width or (self._live.console.width if hasattr(self, "_live") else 80)
-        by_pool: dict[str, dict[str, int]] = {}
+        # finished tasks are counts (the runtime keeps no finished records); unfinished ones are read live
+        by_pool = {pool: dict(c) for pool, c in list(camp.runtime.finished_counts.items())}
         busy: dict[str, int] = {}
         for record in list(camp.runtime._records.values()):
             pool = record.spec.pool  # type: ignore[attr-defined]
             counts = by_pool.setdefault(pool, {})
-            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+            if not record.state.finished:
+                counts[record.state.value] = counts.get(record.state.value, 0) + 1
             if record.placement is not None:
                 busy[pool] = busy.get(pool, 0) + sum(len(s.cores) for s in record.placement.slots)
         now = time.monotonic()

@@ -71,6 +71,7 @@ class Runtime(Executor):
         self._records: dict[int, TaskRecord] = {}  # unfinished tasks (and finished ones whose output is in use)
         # finished tasks' records live as long as their futures (the future holds its record): memory stays flat
         self._finished: weakref.WeakValueDictionary[int, TaskRecord] = weakref.WeakValueDictionary()
+        self.finished_counts: dict[str, dict[str, int]] = {}  # pool -> final state -> tasks (for live displays)
         self._ids = itertools.count(1)
         self._inbox: deque[tuple] = deque()
         self._wake_pending = False
@@ -601,6 +602,10 @@ class Runtime(Executor):
                 value: Any = None) -> None:
         record.ended = time.time()
         self._active -= 1
+        counts = self.finished_counts.get(record.spec.pool)
+        if counts is None:
+            counts = self.finished_counts[record.spec.pool] = {}
+        counts[state.value] = counts.get(state.value, 0) + 1
         future = record.future
         try:
             if state is TaskState.DONE:

@@ -132,8 +132,9 @@ def test_dependent_stage_receives_inputs_in_fanout_order(tmp_path):
     """)
     assert values(pipeline, "summary") == [{"inputs": [9, 1, 4], "extra": [3], "tag": "done"}]
     assert values(pipeline, "last") == [14]
-    summary_started = pipeline.campaign.runtime._records[pipeline.futures["summary"][0].task_id].started
-    assert all(pipeline.campaign.runtime._records[f.task_id].ended <= summary_started for f in pipeline.futures["sq"])
+    task = pipeline.campaign.runtime.task  # finished records live as long as their futures (held here)
+    summary_started = task(pipeline.futures["summary"][0].task_id).started
+    assert all(task(f.task_id).ended <= summary_started for f in pipeline.futures["sq"])
 
 
 def test_stop_when_stops_the_campaign(tmp_path):
@@ -229,9 +230,9 @@ def test_rebalance_moves_quota_when_a_stage_is_done(tmp_path):
     pipeline = spec.load(path).prepare(tmp_path / "run", progress=False)
     pipeline.campaign.run(stop=stop.wall("60s"))
     assert values(pipeline, "second") == [25]  # it could only run once the quota moved
-    records = pipeline.campaign.runtime._records
-    assert records[pipeline.futures["second"][0].task_id].started >= max(
-        records[f.task_id].ended for f in pipeline.futures["first"])
+    task = pipeline.campaign.runtime.task
+    assert task(pipeline.futures["second"][0].task_id).started >= max(
+        task(f.task_id).ended for f in pipeline.futures["first"])
 
 
 def test_build_stop_condition_and_resume(tmp_path):
