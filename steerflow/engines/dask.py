@@ -13,8 +13,9 @@ event, so the scheduler grows without a restart); a worker whose comm breaks or 
 the scheduler takes its node offline, and its tasks are reported lost (the runtime retries
 them elsewhere). A node whose worker comes back under the same name and shape is online again.
 
-All async work happens on one event-loop thread owned by the engine; the runtime's loop
-thread only queues messages and waits on an eventfd, as with the local engine.
+Until the campaign starts, an event-loop thread of the engine connects and discovers the
+nodes; then the runtime's loop thread takes the event loop over and runs it inside `wait`, so
+a result is read, handled and the next launch written by one thread, with no hand-offs.
 """
 
 from __future__ import annotations

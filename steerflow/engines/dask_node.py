@@ -8,9 +8,10 @@ back batches of events. No task goes through Dask's scheduler, so there is no ba
 interval on the hot path.
 
 Per session the agent runs a `NodeEngine` (the local engine, launching multi-node MPI with
-a real host list) in its own thread: warm worker processes for functions, subprocesses for
-programs, with the same binding as the local engine. When the driver's comm closes (the
-driver died or shut down), that session's processes are killed.
+a real host list) on the worker's own event loop (its epoll descriptor is a loop reader): warm
+worker processes for functions, subprocesses for programs, with the same binding as the local
+engine. When the driver's comm closes (the driver died or shut down), that session's processes
+are killed.
 
 Declaring a node (environment of the ``dask worker`` process, or ``--resources``):
 ``--resources "cores=8,gpus=2"`` (else SLURM_CPUS_ON_NODE, else the CPUs we may run on;
