@@ -74,7 +74,7 @@ def morgan_counts(smiles: list[str], bits: int = 2048, radius: int = 2) -> np.nd
 
 def surrogate_matrix(smiles: list[str], bits: int = 2048, use_descriptors: bool = True) -> np.ndarray:
     """The surrogate's input: Morgan counts, then the cheap descriptors (float32, NaN/inf replaced by 0)."""
-    parts = [morgan_counts(smiles, bits)]
+    parts = [morgan_counts(smiles, bits)] if bits > 0 else []  # bits=0: descriptors only
     if use_descriptors:
         parts.append(descriptors(smiles, cheap_only=True)[1].astype(np.float32))
     x = np.hstack(parts)
