@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the policy (first random batch, forest)")
     parser.add_argument("--batch", type=int, default=PolicyConfig.batch, help="simulations per model")
     parser.add_argument("--kappa", type=float, default=PolicyConfig.kappa, help="UCB exploration weight")
+    parser.add_argument("--bits", type=int, default=PolicyConfig.bits,
+                        help="Morgan count bits in the surrogate's features (0: RDKit descriptors only)")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
     parser.add_argument("--truth", default=GROUND_TRUTH, help="the cached ground truth (made by sweep.py)")
     parser.add_argument("--report-only", action="store_true",
@@ -169,7 +171,7 @@ def main() -> None:
           flush=True)
 
     rows = load_pool(args.size, args.truth)
-    config = PolicyConfig(batch=args.batch, kappa=args.kappa, initial=2 * args.batch)
+    config = PolicyConfig(batch=args.batch, kappa=args.kappa, initial=2 * args.batch, bits=args.bits)
     if args.report_only:
         analyse(directory, rows, None, config, args)
         return
