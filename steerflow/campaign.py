@@ -311,11 +311,13 @@ class Campaign:
                                f"({journal_mod.describe_error(self.journal.error)}). What was committed before is "
                                f"intact; free space (or fix the cause), then `steerflow resume {self.directory}`."
                                ) from self.journal.error
-        if self._agent_error is not None:
-            raise AgentError(self._stop_reason or str(self._agent_error)) from self._agent_error
         failure = self._runtime.failure
+        # An agent whose submit met the broken runtime is a consequence, not the cause: report the runtime.
+        if self._agent_error is not None and not (failure is not None and isinstance(self._agent_error, RuntimeBroken)):
+            raise AgentError(self._stop_reason or str(self._agent_error)) from self._agent_error
         if failure is not None:
-            raise RuntimeBroken(f"The campaign stopped: {self._stop_reason}. What finished is in the journal; "
+            reason = f"the runtime's loop failed ({type(failure).__name__}: {failure})"
+            raise RuntimeBroken(f"The campaign stopped: {reason}. What finished is in the journal; "
                                 "resume it once the cause is fixed.") from failure
         return self.summary()
 

@@ -87,3 +87,21 @@ def test_a_loop_failure_stops_the_campaign_with_an_error(tmp_path):
     with pytest.raises(RuntimeBroken, match="loop failed"):
         camp.run()
     assert len(done) >= 2
+
+
+def test_an_agent_that_submits_into_the_broken_runtime_reports_the_runtime_failure(tmp_path):
+    """The agent's failing submit is a consequence: run() names the runtime's failure, not the agent."""
+    engine = BreakingEngine()
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=1), engine=engine, progress=False)
+
+    @camp.on_result()
+    def on_result(result, ctx):
+        engine.broken = True
+        engine.wakeup()
+        assert wait_until(lambda: camp.runtime.failure is not None, timeout=30)
+        ctx.submit(operator.add, 1, 1)  # raises RuntimeBroken inside the agent
+
+    camp.submit(operator.add, 1, 2)
+    with pytest.raises(RuntimeBroken, match="loop failed") as info:
+        camp.run()
+    assert isinstance(info.value.__cause__, RuntimeError)
