@@ -17,7 +17,7 @@ import tempfile
 import time
 from typing import Any
 
-from .runtime import _alive, _measure, lognormal_durations, measure_dask, measure_steerflow, sleep_for
+from .runtime import process_alive, measure_executor, lognormal_durations, measure_dask, measure_steerflow, sleep_for
 
 KEYS = ("throughput_tasks_per_s", "rtt_p50_ms", "rtt_p99_ms", "hetero_efficiency_pct",
         "hetero_efficiency_vs_lower_bound_pct", "first_result_s", "peak_rss_mb")
@@ -36,7 +36,7 @@ def measure_engine(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200,
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     durations = durations or lognormal_durations()
     tmp = tempfile.mkdtemp(prefix="steerflow-bench-dask-")
-    result = _measure(lambda: Runtime(engine=_engine(workers), run_dir=tmp),
+    result = measure_executor(lambda: Runtime(engine=_engine(workers), run_dir=tmp),
                       lambda rt, fn, args: rt.submit(fn, *args), lambda rt: rt.shutdown(),
                       workers, n_tasks, n_rtt, durations)
     result["cancel_ms"] = measure_cancel_ms(workers)
@@ -61,7 +61,7 @@ def measure_cancel_ms(workers: int = 3, repeats: int = 5) -> float:
                 time.sleep(0.002)
             t0 = time.perf_counter()
             future.cancel()
-            while pid is not None and _alive(pid):
+            while pid is not None and process_alive(pid):
                 time.sleep(0.0005)
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)

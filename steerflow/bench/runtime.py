@@ -77,7 +77,7 @@ class RssSampler:
             self._stop.wait(0.05)
 
 
-def _measure(make: Callable[[], Any], submit: Callable[[Any, Callable, tuple], Any], close: Callable[[Any], None],
+def measure_executor(make: Callable[[], Any], submit: Callable[[Any, Callable, tuple], Any], close: Callable[[Any], None],
              workers: int, n_tasks: int, n_rtt: int, durations: list[float],
              wait_all: Callable[[list], Any] = wait) -> dict[str, float]:
     with RssSampler() as rss:
@@ -119,7 +119,7 @@ def measure_steerflow(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
 
     durations = durations or lognormal_durations()
     tmp = tempfile.mkdtemp(prefix="steerflow-bench-")
-    result = _measure(lambda: Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp),
+    result = measure_executor(lambda: Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp),
                       lambda rt, fn, args: rt.submit(fn, *args), lambda rt: rt.shutdown(),
                       workers, n_tasks, n_rtt, durations)
     result["cancel_ms"] = measure_cancel_ms()
@@ -129,7 +129,7 @@ def measure_steerflow(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
 def measure_floor(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
                   durations: list[float] | None = None) -> dict[str, float]:
     durations = durations or lognormal_durations()
-    return _measure(lambda: ProcessPoolExecutor(workers), lambda ex, fn, args: ex.submit(fn, *args),
+    return measure_executor(lambda: ProcessPoolExecutor(workers), lambda ex, fn, args: ex.submit(fn, *args),
                     lambda ex: ex.shutdown(), workers, n_tasks, n_rtt, durations)
 
 
@@ -155,7 +155,7 @@ def measure_dask(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
         pair[0].close()
         pair[1].close()
 
-    return _measure(start, lambda pair, fn, args: pair[0].submit(fn, *args, pure=False), stop,
+    return measure_executor(start, lambda pair, fn, args: pair[0].submit(fn, *args, pure=False), stop,
                     workers, n_tasks, n_rtt, durations, wait_all=dask_wait)
 
 
@@ -177,7 +177,7 @@ def measure_cancel_ms(repeats: int = 5) -> float:
             pid = _worker_pid_of(rt, future.task_id)
             t0 = time.perf_counter()
             future.cancel()
-            while pid is not None and _alive(pid):
+            while pid is not None and process_alive(pid):
                 time.sleep(0.0005)
             times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
@@ -191,7 +191,8 @@ def _worker_pid_of(rt: Any, task_id: int) -> int | None:
     return pids[0]
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a reaped or exited pid reads as gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
