@@ -21,7 +21,6 @@ import json
 import os
 import pickle
 import queue
-import sqlite3
 import sys
 import threading
 import time
@@ -34,12 +33,14 @@ from typing import Any
 from . import agents, blobs, control, dirlock, engines, launch
 from . import pools as pools_mod
 from . import journal as journal_mod
-from .agents import Context, Handler, Partial, Result, SteeringError, handlers_of
+from .agents import Context, Handler, SteeringError, handlers_of
 from .engines.base import Engine
 from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed, first_line
 from .futures import TaskFuture
+from .replay import JournalReplay, resolved_future
 from .resources import Allocation
 from .runtime import Runtime, TaskRecord
+from .steering import SteeringLoop
 from .stop import Condition
 from .task import Function, TaskSpec, TaskState
 
@@ -63,7 +64,7 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
-class Campaign:
+class Campaign(SteeringLoop):
     """Tasks, agents, an allocation, an engine and a journal in one directory.
 
     ``resume``: True resumes if the directory holds a journal (and starts fresh otherwise);
@@ -97,14 +98,9 @@ class Campaign:
         self.resumed = bool(resume and exists)
         self.journal = journal_mod.Journal(self.directory)
         self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
-        # On resume the journal is read as the script submits (by key) and as the replay goes (by seq), not loaded
-        # whole: a million-task journal resumes in bounded memory. _stored: results of keys not yet delivered.
-        self._stored: dict[int, journal_mod.StoredResult] = {}
-        self._resume_conn: sqlite3.Connection | None = None
-        self._seq, self._undelivered, self._started_before = 0, set(), False
-        if self.resumed:
-            self._resume_conn = journal_mod.connect(self.journal.path, readonly=True)
-            self._seq, self._undelivered, self._started_before = journal_mod.replay_outline(self._resume_conn)
+        # On resume the journal is read as the script submits and as the replay goes, never loaded whole.
+        self._resume = JournalReplay(self.journal.path) if self.resumed else None
+        self._seq = self._resume.last_seq if self._resume is not None else 0
         quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
         engine = engines.resolve(engine)
         self.allocation = allocation or engines.discover(engine) or Allocation.auto()
@@ -176,8 +172,7 @@ class Campaign:
         with self._lock:
             key = self._next_key
             self._next_key += 1
-            known, stored = (journal_mod.lookup_task(self._resume_conn, key) if self._resume_conn is not None
-                             else (None, None))
+            known, stored = self._resume.lookup(key) if self._resume is not None else (None, None)
             fingerprint = _fingerprint(spec)
             if stored is not None and known != fingerprint:
                 warnings.warn(f"Task {key} was {known!r} in the journal but is {fingerprint!r} now: "
@@ -186,8 +181,10 @@ class Campaign:
             self._specs[key] = spec
             self._active += 1
             if stored is not None:
-                self._stored[key] = stored
-                future = self._resolved_future(key, stored)
+                self._resume.stored[key] = stored  # type: ignore[union-attr]
+                future = resolved_future(key, stored)
+                if key in self._resume.undelivered:  # type: ignore[union-attr]
+                    self._events.put(("result", key))  # finished before the crash but never delivered
             else:
                 if known is None:
                     self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
@@ -196,23 +193,6 @@ class Campaign:
                                      spec.ranks * spec.gpus_per_rank)
                 future = self._runtime.submit_spec(spec, task_id=key)
             self._futures[key] = future
-        return future
-
-    def _resolved_future(self, key: int, stored: journal_mod.StoredResult) -> TaskFuture:
-        future: TaskFuture = TaskFuture(None, key)
-        try:
-            value = stored.load()
-        except Exception as exc:  # noqa: BLE001
-            value = TaskFailed(f"Task {key}'s stored result could not be read: {exc}")
-            stored.ok = False
-        if stored.ok:
-            future.set_result(value)
-        elif isinstance(value, BaseException):
-            future.set_exception(value)
-        else:
-            future.set_exception(TaskFailed(stored.error or f"Task {key} failed."))
-        if key in self._undelivered:
-            self._events.put(("result", key))  # finished before the crash but never delivered
         return future
 
     def cancel(self, task: TaskFuture | int) -> bool:
@@ -321,172 +301,6 @@ class Campaign:
                                 "resume it once the cause is fixed.") from failure
         return self.summary()
 
-    def _steer(self, stop: Condition | None, display: Any, stop_when_idle: bool) -> None:
-        now = time.monotonic()
-        for handler in self._handlers:
-            handler.next_due = now + handler.seconds
-        self._replay()
-        if not self._started_before:
-            self._deliver(("start",))
-        next_control = 0.0
-        while self._stop_reason is None:
-            if self._runtime.failure is not None:
-                failure = self._runtime.failure
-                self._stop_reason = f"the runtime's loop failed ({type(failure).__name__}: {failure})"
-                break
-            if self.journal.error is not None:  # never run on unjournaled: stop taking new work
-                self._stop_reason = f"the journal could not be written ({journal_mod.describe_error(self.journal.error)})"
-                break
-            if stop is not None and stop.met(self.ctx):
-                self._stop_reason = "stop condition met"
-                break
-            if stop_when_idle and self._active == 0 and self._events.empty():
-                self._stop_reason = "idle: every task has finished"
-                break
-            now = time.monotonic()
-            wake = min([h.next_due for h in self._handlers if h.kind == "timer"] + [now + 0.25])
-            try:
-                item = self._events.get(timeout=max(0.0, wake - now))
-            except queue.Empty:
-                item = None
-            if item is not None:
-                self._deliver(item)
-            now = time.monotonic()
-            for handler in self._handlers:
-                if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
-                    handler.next_due = now + handler.seconds
-                    self._deliver(("timer", handler.label))
-            if now >= next_control:
-                next_control = now + 0.25
-                self._poll_control()
-                if display is not None:
-                    display.update()
-
-    def _replay(self) -> None:
-        if self._resume_conn is None:
-            return
-        self._replaying = True
-        try:
-            for _, kind, key, name, payload in journal_mod.read_steering(self._resume_conn):
-                if self._stop_reason is not None:
-                    break
-                if kind == "result":
-                    if key not in self._futures:
-                        warnings.warn(f"The journal delivered task {key}'s result, but this run has not submitted "
-                                      "it at that point: the campaign is not deterministic.", stacklevel=1)
-                        continue
-                    self._deliver(("result", key), log=False)
-                elif kind == "partial" and key in self._futures:
-                    attempt, index, stamp = json.loads(name)
-                    self._partials[key] = max(self._partials.get(key, 0), index + 1)
-                    self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
-                elif kind == "event":
-                    for i, (pending, _) in enumerate(self._pending_emits):
-                        if pending == name:
-                            del self._pending_emits[i]
-                            break
-                    self._deliver(("event", name, pickle.loads(payload) if payload else None), log=False)
-                elif kind in ("timer", "start"):
-                    self._deliver((kind, name), log=False)
-        finally:
-            self._replaying = False
-        for name, payload in self._pending_emits:  # raised before the crash, never delivered
-            self._events.put(("event", name, payload))
-        self._pending_emits.clear()
-
-    def _deliver(self, item: tuple, log: bool = True) -> None:
-        kind = item[0]
-        if kind == "result":
-            key = item[1]
-            future = self._futures.pop(key, None)
-            if future is None:
-                return  # delivered already
-            spec = self._specs.pop(key)
-            result = self._result(key, future, spec)
-            state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
-            self._final_counts[state] = self._final_counts.get(state, 0) + 1
-            self._done_futures[key] = future
-            if log:
-                self.journal.put("steer", self._next_seq(), "result", key, None, None, time.time())
-            self._active -= 1
-            self._results_seen += 1
-            handled = result.ok
-            for handler in self._handlers:
-                if handler.kind == "result" and handler.matches(result):
-                    handled = handled or getattr(getattr(handler.fn, "__self__", None), "handles_failures", True)
-                    if handler.every == 1:
-                        self._call(handler, result, self.ctx)
-                    else:
-                        handler.buffer.append(result)
-                        if len(handler.buffer) >= handler.every:
-                            batch, handler.buffer = handler.buffer, []
-                            self._call(handler, batch, self.ctx)
-            if not (handled or result.handled or result.cancelled):
-                self.unhandled[key] = self.failures.get(key) or first_line(result.error)
-        elif kind == "partial":
-            _, key, attempt, index, value, stamp = item
-            spec = self._specs.get(key)  # type: ignore[assignment]
-            if spec is None:
-                return  # its result was delivered already
-            if log:
-                self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
-                                 pickle.dumps(value, 5), time.time())
-            partial = Partial(key, spec.label(), spec.pool, spec.tags, index, value, attempt, stamp,  # type: ignore
-                              replayed=not log)
-            for handler in self._handlers:
-                if handler.kind == "partial" and handler.matches(partial):
-                    self._call(handler, partial, self.ctx)
-        elif kind == "event":
-            _, name, payload = item
-            if log:
-                self.journal.put("steer", self._next_seq(), "event", None, name, _pickle_or_none(payload), time.time())
-            for handler in self._handlers:
-                if handler.kind == "event" and handler.name == name:
-                    self._call(handler, payload, self.ctx)
-        elif kind == "timer":
-            if log:
-                self.journal.put("steer", self._next_seq(), "timer", None, item[1], None, time.time())
-            for handler in self._handlers:
-                if handler.kind == "timer" and handler.label == item[1]:
-                    self._call(handler, self.ctx)
-        elif kind == "start":
-            if log:
-                self.journal.put("steer", self._next_seq(), "start", None, None, None, time.time())
-            for handler in self._handlers:
-                if handler.kind == "start":
-                    self._call(handler, self.ctx)
-
-    def _call(self, handler: Handler, *args: Any) -> None:
-        try:
-            handler.fn(*args)
-        except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
-            message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
-            self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
-            if self.on_agent_error == "stop":
-                self._agent_error = exc
-                self._request_stop(message)
-            else:
-                print(f"steerflow: {message}", file=sys.stderr)
-
-    def _result(self, key: int, future: TaskFuture, spec: TaskSpec) -> Result:
-        record = self._runtime.record(key)
-        error: BaseException | None = None
-        value = None
-        if future.cancelled():
-            error = TaskFailed(f"Task {key} was cancelled.")
-        else:
-            error = future.exception()
-            value = None if error is not None else future.result()
-        stored = self._stored.pop(key, None)
-        return Result(key=key, name=spec.label(), pool=spec.pool, tags=spec.tags,  # type: ignore[attr-defined]
-                      ok=error is None, value=value, error=error,
-                      args=spec.args if isinstance(spec, Function) else tuple(spec.argv),  # type: ignore
-                      kwargs=spec.kwargs if isinstance(spec, Function) else {},
-                      submitted=record.submitted if record else 0.0,
-                      started=record.started if record else (stored.started if stored else 0.0),
-                      ended=record.ended if record else (stored.ended if stored else 0.0),
-                      cancelled=future.cancelled(), replayed=record is None)
-
     # ---- runtime listener (runtime thread: keep it short) -------------------------------
     def _on_state(self, record: TaskRecord, state: TaskState) -> None:
         key = record.id
@@ -578,21 +392,6 @@ class Campaign:
                                 "started, and its result came from the journal).")
         return key
 
-    def _poll_control(self) -> None:
-        """Requests from `steerflow cancel` (another process); see `steerflow.control`."""
-        for row_id, op, arg in self._control.new():
-            if op == "cancel":
-                try:
-                    self.cancel(int(arg))
-                except (SteeringError, KeyError, ValueError) as exc:
-                    print(f"steerflow: cannot cancel {arg}: {exc}", file=sys.stderr)
-            elif op == "stop":
-                reason = "stopped from the command line (steerflow cancel --stop)"
-                self._request_stop(reason)
-                if arg == "script":  # the whole script stops: its later campaigns refuse to start
-                    launch.stop_script(f"The campaign in {self.directory} was {reason}")
-            self.journal.put("control_done", row_id)
-
     def summary(self) -> dict[str, Any]:
         counts = dict(self._final_counts)
         for key, future in list(self._futures.items()):
@@ -622,15 +421,10 @@ class Campaign:
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         self._blobs.close()
-        if self._resume_conn is not None:
-            self._resume_conn.close()
+        if self._resume is not None:
+            self._resume.close()
         dirlock.release(self._lock_fd)
         launch.ended(self.directory, self.unhandled)
-
-    def _deliver_end(self) -> None:
-        for handler in self._handlers:
-            if handler.kind == "end":
-                self._call(handler, self.ctx)
 
     def close(self) -> None:
         """Stop without running (for campaigns that were built but not run)."""
@@ -646,6 +440,3 @@ class Campaign:
 def _fingerprint(spec: TaskSpec) -> str:
     return f"{type(spec).__name__}:{spec.label()}:{spec.pool}"  # type: ignore[attr-defined]
 
-
-def _pickle_or_none(payload: Any) -> bytes | None:
-    return None if payload is None else pickle.dumps(payload, 5)

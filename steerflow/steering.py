@@ -1,0 +1,220 @@
+"""The steering thread: events delivered to the agents one at a time, in journal order.
+
+`Campaign.run` calls `_steer`, which first replays a resumed journal's steering events to the
+handlers (so agents rebuild their state by doing what they did before), then delivers new
+results, partial values, timers, named events and `steerflow cancel` requests until the
+campaign stops. Every delivery is journaled before the submissions its handlers make.
+This is a part of `Campaign` (a mixin over its state), kept apart so each file has one concern.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import queue
+import sys
+import time
+import warnings
+from typing import Any
+
+from . import journal as journal_mod
+from . import launch
+from .agents import Handler, Partial, Result, SteeringError
+from .errors import TaskFailed, first_line
+from .futures import TaskFuture
+from .stop import Condition
+from .task import Function, TaskSpec
+
+
+class SteeringLoop:
+    """The steering-thread half of `Campaign`: it uses the campaign's state and defines none."""
+
+    def _steer(self, stop: Condition | None, display: Any, stop_when_idle: bool) -> None:
+        now = time.monotonic()
+        for handler in self._handlers:
+            handler.next_due = now + handler.seconds
+        self._replay()
+        if self._resume is None or not self._resume.started_before:
+            self._deliver(("start",))
+        next_control = 0.0
+        while self._stop_reason is None:
+            if self._runtime.failure is not None:
+                failure = self._runtime.failure
+                self._stop_reason = f"the runtime's loop failed ({type(failure).__name__}: {failure})"
+                break
+            if self.journal.error is not None:  # never run on unjournaled: stop taking new work
+                self._stop_reason = f"the journal could not be written ({journal_mod.describe_error(self.journal.error)})"
+                break
+            if stop is not None and stop.met(self.ctx):
+                self._stop_reason = "stop condition met"
+                break
+            if stop_when_idle and self._active == 0 and self._events.empty():
+                self._stop_reason = "idle: every task has finished"
+                break
+            now = time.monotonic()
+            wake = min([h.next_due for h in self._handlers if h.kind == "timer"] + [now + 0.25])
+            try:
+                item = self._events.get(timeout=max(0.0, wake - now))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                self._deliver(item)
+            now = time.monotonic()
+            for handler in self._handlers:
+                if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
+                    handler.next_due = now + handler.seconds
+                    self._deliver(("timer", handler.label))
+            if now >= next_control:
+                next_control = now + 0.25
+                self._poll_control()
+                if display is not None:
+                    display.update()
+
+    def _replay(self) -> None:
+        if self._resume is None:
+            return
+        self._replaying = True
+        try:
+            for _, kind, key, name, payload in self._resume.steering():
+                if self._stop_reason is not None:
+                    break
+                if kind == "result":
+                    if key not in self._futures:
+                        warnings.warn(f"The journal delivered task {key}'s result, but this run has not submitted "
+                                      "it at that point: the campaign is not deterministic.", stacklevel=1)
+                        continue
+                    self._deliver(("result", key), log=False)
+                elif kind == "partial" and key in self._futures:
+                    attempt, index, stamp = json.loads(name)
+                    self._partials[key] = max(self._partials.get(key, 0), index + 1)
+                    self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
+                elif kind == "event":
+                    for i, (pending, _) in enumerate(self._pending_emits):
+                        if pending == name:
+                            del self._pending_emits[i]
+                            break
+                    self._deliver(("event", name, pickle.loads(payload) if payload else None), log=False)
+                elif kind in ("timer", "start"):
+                    self._deliver((kind, name), log=False)
+        finally:
+            self._replaying = False
+        for name, payload in self._pending_emits:  # raised before the crash, never delivered
+            self._events.put(("event", name, payload))
+        self._pending_emits.clear()
+
+    def _deliver(self, item: tuple, log: bool = True) -> None:
+        kind = item[0]
+        if kind == "result":
+            key = item[1]
+            future = self._futures.pop(key, None)
+            if future is None:
+                return  # delivered already
+            spec = self._specs.pop(key)
+            result = self._result(key, future, spec)
+            state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
+            self._final_counts[state] = self._final_counts.get(state, 0) + 1
+            self._done_futures[key] = future
+            if log:
+                self.journal.put("steer", self._next_seq(), "result", key, None, None, time.time())
+            self._active -= 1
+            self._results_seen += 1
+            handled = result.ok
+            for handler in self._handlers:
+                if handler.kind == "result" and handler.matches(result):
+                    handled = handled or getattr(getattr(handler.fn, "__self__", None), "handles_failures", True)
+                    if handler.every == 1:
+                        self._call(handler, result, self.ctx)
+                    else:
+                        handler.buffer.append(result)
+                        if len(handler.buffer) >= handler.every:
+                            batch, handler.buffer = handler.buffer, []
+                            self._call(handler, batch, self.ctx)
+            if not (handled or result.handled or result.cancelled):
+                self.unhandled[key] = self.failures.get(key) or first_line(result.error)
+        elif kind == "partial":
+            _, key, attempt, index, value, stamp = item
+            spec = self._specs.get(key)  # type: ignore[assignment]
+            if spec is None:
+                return  # its result was delivered already
+            if log:
+                self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
+                                 pickle.dumps(value, 5), time.time())
+            partial = Partial(key, spec.label(), spec.pool, spec.tags, index, value, attempt, stamp,  # type: ignore
+                              replayed=not log)
+            for handler in self._handlers:
+                if handler.kind == "partial" and handler.matches(partial):
+                    self._call(handler, partial, self.ctx)
+        elif kind == "event":
+            _, name, payload = item
+            if log:
+                self.journal.put("steer", self._next_seq(), "event", None, name, _pickle_or_none(payload), time.time())
+            for handler in self._handlers:
+                if handler.kind == "event" and handler.name == name:
+                    self._call(handler, payload, self.ctx)
+        elif kind == "timer":
+            if log:
+                self.journal.put("steer", self._next_seq(), "timer", None, item[1], None, time.time())
+            for handler in self._handlers:
+                if handler.kind == "timer" and handler.label == item[1]:
+                    self._call(handler, self.ctx)
+        elif kind == "start":
+            if log:
+                self.journal.put("steer", self._next_seq(), "start", None, None, None, time.time())
+            for handler in self._handlers:
+                if handler.kind == "start":
+                    self._call(handler, self.ctx)
+
+    def _call(self, handler: Handler, *args: Any) -> None:
+        try:
+            handler.fn(*args)
+        except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
+            message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
+            self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
+            if self.on_agent_error == "stop":
+                self._agent_error = exc
+                self._request_stop(message)
+            else:
+                print(f"steerflow: {message}", file=sys.stderr)
+
+    def _result(self, key: int, future: TaskFuture, spec: TaskSpec) -> Result:
+        record = self._runtime.record(key)
+        error: BaseException | None = None
+        value = None
+        if future.cancelled():
+            error = TaskFailed(f"Task {key} was cancelled.")
+        else:
+            error = future.exception()
+            value = None if error is not None else future.result()
+        stored = self._resume.stored.pop(key, None) if self._resume is not None else None
+        return Result(key=key, name=spec.label(), pool=spec.pool, tags=spec.tags,  # type: ignore[attr-defined]
+                      ok=error is None, value=value, error=error,
+                      args=spec.args if isinstance(spec, Function) else tuple(spec.argv),  # type: ignore
+                      kwargs=spec.kwargs if isinstance(spec, Function) else {},
+                      submitted=record.submitted if record else 0.0,
+                      started=record.started if record else (stored.started if stored else 0.0),
+                      ended=record.ended if record else (stored.ended if stored else 0.0),
+                      cancelled=future.cancelled(), replayed=record is None)
+
+    def _poll_control(self) -> None:
+        """Requests from `steerflow cancel` (another process); see `steerflow.control`."""
+        for row_id, op, arg in self._control.new():
+            if op == "cancel":
+                try:
+                    self.cancel(int(arg))
+                except (SteeringError, KeyError, ValueError) as exc:
+                    print(f"steerflow: cannot cancel {arg}: {exc}", file=sys.stderr)
+            elif op == "stop":
+                reason = "stopped from the command line (steerflow cancel --stop)"
+                self._request_stop(reason)
+                if arg == "script":  # the whole script stops: its later campaigns refuse to start
+                    launch.stop_script(f"The campaign in {self.directory} was {reason}")
+            self.journal.put("control_done", row_id)
+
+    def _deliver_end(self) -> None:
+        for handler in self._handlers:
+            if handler.kind == "end":
+                self._call(handler, self.ctx)
+
+
+def _pickle_or_none(payload: Any) -> bytes | None:
+    return None if payload is None else pickle.dumps(payload, 5)
