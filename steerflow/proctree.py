@@ -207,6 +207,15 @@ def _wrap(argv: list[str]) -> None:
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 
 
+def process_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (a reaped or exited pid reads as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:  # gone, possibly between open and read
+        return False
+
+
 if __name__ == "__main__":
     import sys
 

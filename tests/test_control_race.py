@@ -12,6 +12,7 @@ import pytest
 
 from steerflow import Allocation, Function, TaskState
 from steerflow.engines.local import LocalEngine
+from steerflow.proctree import process_alive
 
 from .conftest import wait_until
 
@@ -62,13 +63,6 @@ class RecordingEngine(LocalEngine):
         self.suspends_sent += 1
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 def _proc_state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
@@ -111,7 +105,7 @@ def test_preempt_while_the_worker_unpickles_the_arguments(make_runtime, tmp_path
         gate.touch()  # only now may the unpickling end and the function start
         assert future.result(timeout=60) == "new"
         assert _outcomes(rt, future) == ["preempted", "done"]
-        assert _alive(int(inside.read_text()))  # preempting a function keeps its warm worker
+        assert process_alive(int(inside.read_text()))  # preempting a function keeps its warm worker
 
 
 def big_closure_task(size):
@@ -144,13 +138,13 @@ def test_cancel_at_any_moment_kills_and_never_runs(make_runtime, tmp_path):
     assert wait_until(inside.exists, timeout=30)  # while unpickling
     worker = int(inside.read_text())
     assert future.cancel()
-    assert wait_until(lambda: not _alive(worker), timeout=10)
+    assert wait_until(lambda: not process_alive(worker), timeout=10)
     assert rt.task(future.task_id).state is TaskState.CANCELLED
     assert rt.submit(os.getpid).result(timeout=30) != worker  # the only core is free again
     ran = side.read_text().split() if side.exists() else []
     assert len(ran) <= ROUNDS  # tasks cancelled after their launch may have started; each was killed
     for pid in map(int, ran):
-        assert not _alive(pid)
+        assert not process_alive(pid)
 
 
 def _mark_then_hold(path, *ballast):

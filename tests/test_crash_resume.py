@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from steerflow.proctree import descendants
+from steerflow.proctree import descendants, process_alive
 
 SCRIPT = Path(__file__).parent / "campaigns" / "crash_campaign.py"
 INITIAL, TOTAL = 10, 300
@@ -41,13 +41,6 @@ def finished(directory: Path) -> dict[int, bytes]:
 def runs(sidefx: Path) -> dict[int, int]:
     return {int(p.name): len(p.read_text().splitlines()) for p in sidefx.iterdir()}
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except OSError:
-        return False
 
 
 def _wait(predicate, timeout: float) -> bool:
@@ -88,8 +81,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_reruns_nothing(tmp_path):
         assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()
         proc.stderr.close()
         # the workers die with their driver (PR_SET_PDEATHSIG), each one of them, and soon
-        assert _wait(lambda: not any(_alive(p) for p in started), 10), \
-            f"kill {i}: processes outlived their driver: {[p for p in started if _alive(p)]}"
+        assert _wait(lambda: not any(process_alive(p) for p in started), 10), \
+            f"kill {i}: processes outlived their driver: {[p for p in started if process_alive(p)]}"
         now = finished(directory)
         counts = runs(sidefx)
         lost = {k for k in before if now.get(k) != before[k]}

@@ -9,19 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from steerflow.proctree import descendants
+from steerflow.proctree import descendants, process_alive
 
 from .conftest import wait_until
 
 SCRIPT = Path(__file__).parent / "campaigns" / "busy_driver.py"
 
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except OSError:
-        return False
 
 
 def test_sigkilled_driver_leaves_no_worker_program_or_rank(tmp_path):
@@ -39,11 +32,11 @@ def test_sigkilled_driver_leaves_no_worker_program_or_rank(tmp_path):
         pids = {n: int((tmp_path / f"{n}.pid").read_text()) for n in names}
         started |= set(descendants(driver.pid))  # workers, launch wrappers, mpirun and its helpers too
         assert set(pids.values()) <= started
-        assert all(alive(p) for p in pids.values())
+        assert all(process_alive(p) for p in pids.values())
         os.kill(driver.pid, signal.SIGKILL)  # the driver alone: everything else must follow by itself
         driver.wait(timeout=30)
-        assert wait_until(lambda: not any(alive(p) for p in started), timeout=10), \
-            {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ") for p in started if alive(p)}
+        assert wait_until(lambda: not any(process_alive(p) for p in started), timeout=10), \
+            {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ") for p in started if process_alive(p)}
         passed = True
     finally:
         if driver.poll() is None:
@@ -51,7 +44,7 @@ def test_sigkilled_driver_leaves_no_worker_program_or_rank(tmp_path):
             driver.wait()
         driver.stderr.close()
         for p in (set() if passed else started) | set(descendants(os.getpid())):  # a failed test leaves nothing
-            if p != driver.pid and alive(p):
+            if p != driver.pid and process_alive(p):
                 try:
                     os.kill(p, signal.SIGKILL)
                 except ProcessLookupError:

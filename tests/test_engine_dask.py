@@ -24,7 +24,7 @@ distributed = pytest.importorskip("distributed")
 
 from steerflow import Allocation, Campaign, Executable, Function, Runtime, TaskState  # noqa: E402
 from steerflow.engines.dask import DaskEngine  # noqa: E402
-from steerflow.proctree import descendants  # noqa: E402
+from steerflow.proctree import descendants, process_alive  # noqa: E402
 
 from .conftest import needs_mpirun, wait_until  # noqa: E402
 from .dask_cluster import DaskCluster  # noqa: E402
@@ -149,7 +149,7 @@ def test_cancel_kills_the_remote_process_tree(engine_runtime, tmp_path):
     t0 = time.monotonic()
     future.cancel()
     child.cancel()
-    assert wait_until(lambda: not _alive(pid), timeout=10), f"process {pid} still alive 10 s after cancel"
+    assert wait_until(lambda: not process_alive(pid), timeout=10), f"process {pid} still alive 10 s after cancel"
     assert time.monotonic() - t0 < 10
     assert future.cancelled() and child.cancelled()
 
@@ -453,9 +453,6 @@ def _pid_of_running(future, pidfile: Path) -> int:
     assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=60), _why(future, "it to start")
     return int(pidfile.read_text())
 
-
-def _alive(pid: int) -> bool:
-    return _state(pid) not in ("", "Z")
 
 
 def _state(pid: int) -> str:

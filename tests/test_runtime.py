@@ -13,6 +13,7 @@ import pytest
 
 from steerflow import (Allocation, DependencyFailed, Executable, Function, TaskFailed, TaskState, TaskTimeout,
                        WorkerLost)
+from steerflow.proctree import process_alive
 
 from .conftest import needs_mpirun, wait_until
 
@@ -116,13 +117,6 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):  # gone, possibly between open and read
-        return False
-
 
 def test_cancel_kills_running_function_and_its_children(runtime, tmp_path):
     pidfile = tmp_path / "pids"
@@ -132,7 +126,7 @@ def test_cancel_kills_running_function_and_its_children(runtime, tmp_path):
     t0 = time.monotonic()
     assert future.cancel()
     assert future.cancelled()
-    assert wait_until(lambda: not _alive(worker_pid) and not _alive(sleeper_pid), timeout=5, interval=0.002)
+    assert wait_until(lambda: not process_alive(worker_pid) and not process_alive(sleeper_pid), timeout=5, interval=0.002)
     assert time.monotonic() - t0 < 1.0  # the benchmark measures it (target 100 ms); this bounds it loosely
     # the worker was replaced and the runtime goes on
     assert runtime.submit(add, 2, 2).result(timeout=30) == 4
@@ -145,9 +139,9 @@ def test_cancel_running_executable(runtime, tmp_path):
                                                     "exec sleep 60"]))
     assert wait_until(pidfile.exists)
     pid = int(pidfile.read_text())
-    assert _alive(pid)
+    assert process_alive(pid)
     assert future.cancel()
-    assert wait_until(lambda: not _alive(pid), timeout=10)  # the program itself is gone ...
+    assert wait_until(lambda: not process_alive(pid), timeout=10)  # the program itself is gone ...
     assert future.cancelled() and runtime.task(future.task_id).state is TaskState.CANCELLED  # ... and so recorded
     # its core is released once the kill is confirmed: two more 1-core tasks can run
     assert [f.result(timeout=30) for f in [runtime.submit(add, 1, 1), runtime.submit(add, 2, 2)]] == [2, 4]

@@ -17,7 +17,8 @@ import tempfile
 import time
 from typing import Any
 
-from .runtime import process_alive, measure_executor, lognormal_durations, measure_dask, measure_steerflow, sleep_for
+from ..proctree import process_alive
+from .runtime import measure_executor, lognormal_durations, measure_dask, measure_steerflow, sleep_for
 
 KEYS = ("throughput_tasks_per_s", "rtt_p50_ms", "rtt_p99_ms", "hetero_efficiency_pct",
         "hetero_efficiency_vs_lower_bound_pct", "first_result_s", "peak_rss_mb")

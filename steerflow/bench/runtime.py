@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..proctree import process_alive
+
 
 def noop() -> None:
     return None
@@ -189,15 +191,6 @@ def _worker_pid_of(rt: Any, task_id: int) -> int | None:
     while not pids:
         time.sleep(0.0005)
     return pids[0]
-
-
-def process_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (a reaped or exited pid reads as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):  # gone, possibly between open and read
-        return False
 
 
 def run(repeat: int = 3, workers: int = 2, shapes_n: int = 300) -> dict[str, float]:

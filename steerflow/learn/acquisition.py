@@ -13,13 +13,14 @@ scoring random candidates drawn inside it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = ["AcquisitionFunction", "RandomChoice", "Greedy", "UCB", "ExpectedImprovement", "ProbabilityOfImprovement",
-           "Thompson", "register", "get", "names", "select", "propose", "promote", "batch_spread"]
+           "Thompson", "register", "get", "names", "select", "propose", "promote", "batch_spread",
+           "best_found"]
 
 _REGISTRY: dict[str, type[AcquisitionFunction]] = {}
 
@@ -247,3 +248,12 @@ def batch_spread(features: Any, indices: Sequence[int]) -> float:
         return 0.0
     d = np.linalg.norm(sub[:, None, :] - sub[None, :, :], axis=2)
     return float(d.sum() / (len(sub) * (len(sub) - 1)))
+
+
+def best_found(values: Mapping[int, float], candidates: Sequence[Any], goal: str) -> tuple[Any, float] | None:
+    """The best candidate measured so far and its value (``None`` before the first result)."""
+    if not values:
+        return None
+    pick = min if goal == "min" else max
+    index = pick(values, key=values.__getitem__)
+    return candidates[index], values[index]

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import agents
 from ..task import Function
-from .acquisition import AcquisitionFunction, get, select
+from .acquisition import AcquisitionFunction, best_found, get, select
 from .performance import candidate_tag
 from .portfolio import Portfolio
 from .surrogates import Surrogate
@@ -233,8 +233,4 @@ class ActiveLearner(agents.Agent):
     # ---- results ---------------------------------------------------------------------------------------
     def best(self) -> tuple[Any, float] | None:
         """The best simulated candidate and its value."""
-        if not self.values:
-            return None
-        pick = min if self.goal == "min" else max
-        index = pick(self.values, key=self.values.__getitem__)
-        return self.candidates[index], self.values[index]
+        return best_found(self.values, self.candidates, self.goal)

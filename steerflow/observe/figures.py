@@ -197,6 +197,18 @@ def _gantt_aggregated(ax: Any, tl: Timeline, colours: dict[str, Any], core_at: d
             f"{rows} rows x {BINS} bins; x: failed/preempted/requeued attempts, sampled)")
 
 
+def _stack_busy(ax: Any, tl: Timeline, pools: list[str], colours: dict[str, Any], edges: np.ndarray,
+                x: np.ndarray, *, gpus: bool) -> np.ndarray:
+    """Stack each pool's busy cores (or GPUs) per bin; returns the stacked total."""
+    total = np.zeros(BINS)
+    for pool in pools:
+        times, busy_cores, busy_gpus = metrics.busy_steps(tl, pool)
+        level = metrics.binned(times, busy_gpus if gpus else busy_cores, edges)
+        ax.fill_between(x, total, total + level, step="post", color=colours[pool], label=pool, linewidth=0)
+        total += level
+    return total
+
+
 def utilisation(tl: Timeline, idle: dict[str, Any] | None = None) -> bytes:
     plt = _plt()
     edges = _edges(tl)
@@ -206,12 +218,7 @@ def utilisation(tl: Timeline, idle: dict[str, Any] | None = None) -> bytes:
     rows = 2 if tl.gpus else 1
     fig, axes = plt.subplots(rows, 1, figsize=(11, 3.4 * rows), squeeze=False)
     ax = axes[0][0]
-    total = np.zeros(BINS)
-    for pool in pools:
-        times, busy_c, _ = metrics.busy_steps(tl, pool)
-        level = metrics.binned(times, busy_c, edges)
-        ax.fill_between(x, total, total + level, step="post", color=colours[pool], label=pool, linewidth=0)
-        total += level
+    total = _stack_busy(ax, tl, pools, colours, edges, x, gpus=False)
     idle = idle if idle is not None else metrics.idle_while_queued(tl, series=True)
     if idle.get("times") is not None and idle["times"].size > 1:
         waste = metrics.binned(idle["times"], idle["idle_cores"], edges)
@@ -225,12 +232,7 @@ def utilisation(tl: Timeline, idle: dict[str, Any] | None = None) -> bytes:
     ax.set_xlim(0, x[-1] if x.size else 1)
     if tl.gpus:
         ax = axes[1][0]
-        total = np.zeros(BINS)
-        for pool in pools:
-            times, _, busy_g = metrics.busy_steps(tl, pool)
-            level = metrics.binned(times, busy_g, edges)
-            ax.fill_between(x, total, total + level, step="post", color=colours[pool], label=pool, linewidth=0)
-            total += level
+        _stack_busy(ax, tl, pools, colours, edges, x, gpus=True)
         ax.axhline(tl.gpus, color="black", linestyle="--", linewidth=1, label=f"{tl.gpus} GPUs")
         ax.set_ylabel("GPUs")
         ax.set_title("Busy GPUs by pool", fontsize=10)

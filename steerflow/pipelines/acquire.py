@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..agents import Result, SteeringError, on_result, on_start
+from ..learn.acquisition import best_found
 from .rules import Rule, RuleError, register
 
 
@@ -134,8 +135,5 @@ class Acquire(Rule):
         return float(value)
 
     def best(self) -> tuple[Any, float] | None:
-        if not self.values:
-            return None
-        pick = min if self.goal == "min" else max
-        index = pick(self.values, key=self.values.__getitem__)
-        return self.candidates[index], self.values[index]
+        """The best simulated candidate and its value."""
+        return best_found(self.values, self.candidates, self.goal)
