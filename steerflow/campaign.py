@@ -171,7 +171,6 @@ class Campaign(SteeringLoop):
             spec = Function(task, args, kwargs, **getattr(task, OPTIONS_ATTR, {}))
         with self._lock:
             key = self._next_key
-            self._next_key += 1
             known, stored = self._resume.lookup(key) if self._resume is not None else (None, None)
             fingerprint = _fingerprint(spec)
             if stored is not None and known != fingerprint:
@@ -179,19 +178,26 @@ class Campaign(SteeringLoop):
                               "the campaign is not deterministic; running it again.", stacklevel=2)
                 stored = None
             self._specs[key] = spec
-            self._active += 1
+            self._active += 1  # before the runtime may finish it: the steering loop must never see it idle
             if stored is not None:
                 self._resume.stored[key] = stored  # type: ignore[union-attr]
                 future = resolved_future(key, stored)
                 if key in self._resume.undelivered:  # type: ignore[union-attr]
                     self._events.put(("result", key))  # finished before the crash but never delivered
             else:
-                if known is None:
+                def journal_it() -> None:  # once the runtime accepted it: a rejected submit leaves no row
                     self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
                                      ",".join(spec.tags), spec.priority, fingerprint, time.time(),
                                      blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
                                      spec.ranks * spec.gpus_per_rank)
-                future = self._runtime.submit_spec(spec, task_id=key)
+                try:
+                    future = self._runtime.submit_spec(spec, task_id=key, on_accept=journal_it if known is None
+                                                       else None)
+                except BaseException:
+                    del self._specs[key]  # rejected: no key used, nothing counted, nothing journaled
+                    self._active -= 1
+                    raise
+            self._next_key += 1
             self._futures[key] = future
         return future
 

@@ -96,8 +96,13 @@ class Runtime(RuntimeLoop, Executor):
             spec = Function(fn, args, kwargs)
         return self.submit_spec(spec)
 
-    def submit_spec(self, spec: TaskSpec, task_id: int | None = None) -> TaskFuture:
-        """Queue a task description under an id of the caller's choosing (the campaign's stable keys)."""
+    def submit_spec(self, spec: TaskSpec, task_id: int | None = None,
+                    on_accept: Callable[[], None] | None = None) -> TaskFuture:
+        """Queue a task description under an id of the caller's choosing (the campaign's stable keys).
+
+        ``on_accept`` runs once every check passed, just before the task is queued: a campaign journals the
+        task there, so a rejected submit leaves no row behind and a state row never precedes its task's.
+        """
         if self._closing:
             if self.failure is not None:
                 raise RuntimeBroken(f"The runtime's loop failed ({type(self.failure).__name__}: {self.failure}); "
@@ -120,6 +125,8 @@ class Runtime(RuntimeLoop, Executor):
             if not deps:
                 record.payload = self._encode_args(spec, spec.args, spec.kwargs)
         record.deps = deps
+        if on_accept is not None:
+            on_accept()
         self._records[task_id] = record
         self._post(("submit", record))
         if self._dead:  # the loop ended while we queued it: nobody will run it
