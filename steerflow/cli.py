@@ -26,6 +26,8 @@ from .dirlock import holder as driver_pid
 from .errors import CampaignLocked, CampaignStopped, SpecError, SteerflowError
 from .rundirs import NotACampaign
 
+WATCH_MIN_S = 0.1  # `status --watch`: the shortest time between redraws
+
 
 def _console():
     from rich.console import Console
@@ -321,9 +323,12 @@ def _status(args: argparse.Namespace) -> int:
     try:
         with Live(render(found), console=_console(), refresh_per_second=4, screen=False) as live:
             print(f"watching {args.dir} every {args.watch:g} s; Ctrl-C ends", file=sys.stderr, flush=True)
-            while True:
-                time.sleep(args.watch)
+            cost = 0.0
+            while True:  # bounded: a redraw costs at most a fifth of the time between redraws
+                time.sleep(max(args.watch, WATCH_MIN_S, 4 * cost))
+                started = time.monotonic()
                 live.update(render(rundirs.find(args.dir)))
+                cost = time.monotonic() - started
     except KeyboardInterrupt:
         return 0
 

@@ -2,16 +2,20 @@
 
 Redrawn by the steering thread a few times a second; it only reads counters. It fits an
 80-column terminal: one line of progress (the task budget and wall limit the stop condition
-knows), a row per pool with its throughput over the last minute, and the latest failures with
-the first line of their error.
+knows), a row per pool with its throughput over the last minute, the live numbers the dashboard
+and `steerflow status` show (busy cores/GPUs, throughput, ETA with its basis: the same
+`steerflow.observe.live` snapshot of the journal, taken by a background thread at most every
+second, less often when the journal is so large that a snapshot costs more than 5 % of that),
+and the latest failures with the first line of their error.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -20,6 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .observe import live
 from .stop import limits
 
 if TYPE_CHECKING:
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 WINDOW_S = 60.0  # throughput is measured over the last minute
 FAILURES_SHOWN = 3
 LONGEST_SHOWN = 3
+SNAPSHOT_EVERY_S = 1.0  # the live numbers' refresh; stretched to 20x a snapshot's cost (<= 5 % of a core)
 
 
 class ProgressDisplay:
@@ -36,17 +42,41 @@ class ProgressDisplay:
     def __init__(self, campaign: Campaign) -> None:
         self.campaign = campaign
         self._samples: deque[tuple[float, dict[str, int]]] = deque()
+        self.snapshot: dict[str, Any] | None = None  # the latest live numbers from the journal
+        self._reader = live.Reader(campaign.directory)
+        self._stopping = threading.Event()
+        self._sampler: threading.Thread | None = None
         self._live = Live(self._render(), console=Console(stderr=True), refresh_per_second=4, transient=False)
 
     def start(self) -> None:
+        self._sampler = threading.Thread(target=self._sample, name="steerflow-progress", daemon=True)
+        self._sampler.start()
         self._live.start()
 
     def update(self) -> None:
         self._live.update(self._render())
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=5)
+        self.refresh_snapshot()  # the final numbers
         self.update()
         self._live.stop()
+        self._reader.close()
+
+    def refresh_snapshot(self) -> dict[str, Any] | None:
+        """Take the live numbers from the journal now (the sampler thread does this every second)."""
+        try:
+            self.snapshot = self._reader.snapshot()
+        except Exception:  # noqa: BLE001 - a display never stops a campaign; the numbers just go stale
+            pass
+        return self.snapshot
+
+    def _sample(self) -> None:
+        while not self._stopping.is_set():
+            self.refresh_snapshot()
+            self._stopping.wait(max(SNAPSHOT_EVERY_S, 20 * self._reader.cost_s))
 
     def title(self, width: int = 80) -> str:
         """``steerflow · SCRIPT · DIRECTORY``, the directory shortened from the left to fit ``width``."""
@@ -95,6 +125,8 @@ class ProgressDisplay:
                           f"{rate:.1f}" if now - t0 >= 1 else "-", f"{busy.get(pool, 0)}/{cap if cap is not None else total}")
         parts: list[RenderableType] = [Text(self.title(width), style="bold", no_wrap=True, overflow="ellipsis"),
                                        table, self._progress_line()]
+        if self.snapshot is not None:
+            parts.append(Text("now: " + live.describe(self.snapshot), overflow="fold"))
         running = sorted((r for r in list(camp.runtime._records.values())
                           if r.state.value == "running" and r.placement is not None), key=lambda r: r.started)
         if running:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import rundirs
+from .observe import live
 
 COLUMNS = (("new", "new"), ("waiting", "wait"), ("running", "run"), ("paused", "paus"), ("done", "done"),
            ("failed", "fail"), ("cancelled", "canc"), ("interrupted", "intr"))
@@ -30,7 +31,12 @@ def render(directories: list[Path]) -> RenderableType:
     if len(directories) > 1:
         parts.append(Text(f"{len(directories)} campaigns: " + ", ".join(d.name for d in directories), style="bold"))
     for directory in directories:
-        parts.append(render_one(rundirs.status(directory)))
+        info = rundirs.status(directory)
+        try:  # the live numbers the run's terminal view and the dashboard show (steerflow.observe.live)
+            info["live"] = live.snapshot(directory)
+        except Exception:  # noqa: BLE001 - e.g. a journal still being created: the counts alone
+            pass
+        parts.append(render_one(info))
     return Group(*parts)
 
 
@@ -76,6 +82,8 @@ def render_one(info: dict[str, Any]) -> RenderableType:
         budget.append(f"wall {_ago(info['now'] - started)} of {_ago(limits['wall_s'])}")
     if budget:
         parts.append(Text("progress: " + "; ".join(budget)))
+    if info.get("live"):
+        parts.append(Text("now: " + live.describe(info["live"])))
     states = [(s, h) for s, h in COLUMNS if any(c.get(s) for c in info["pools"].values()) or s in ("done", "failed")]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("pool", overflow="ellipsis", max_width=20)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import metrics, report, timeline
+from . import live, metrics, report, timeline
 
 RUNNING_SHOWN = 50
 
@@ -82,11 +82,7 @@ def view(tl: timeline.Timeline) -> dict[str, Any]:
     running_rows = [{"key": h.key, "name": tl.tasks.get(h.key, ("?",))[0], "pool": h.pool, "where": h.where or "",
                      "attempt": h.attempt, "for_s": tl.now - h.start} for h in running]
     fails = report.failures(tl)
-    eta = snap["eta_s"]
-    status = (f"{'running' if tl.live else 'no driver running'}; {snap['finished']:,} of {snap['submitted']:,} "
-              f"tasks finished; {snap['busy_cores']}/{snap['cores']} cores and {snap['busy_gpus']}/{snap['gpus']} "
-              f"GPUs busy now; {snap['throughput_tasks_per_s']:.2f} tasks/s over the last minute; ETA "
-              + ("unknown" if eta is None else f"{eta:,.0f} s ({snap['eta_basis']})"))
+    status = f"{'running' if tl.live else 'no driver running'}; " + live.describe(snap)
     running_html = ("<table><tr><th>task</th><th>pool</th><th>where</th><th>attempt</th><th>for (s)</th></tr>"
                     + "".join(f"<tr><td>{r['key']} {html.escape(str(r['name']))}</td><td>{html.escape(r['pool'])}</td>"
                               f"<td>{html.escape(r['where'])}</td><td>{r['attempt']}</td><td>{r['for_s']:.1f}</td></tr>"

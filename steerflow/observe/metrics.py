@@ -22,13 +22,13 @@ Definitions (all in seconds of the driver's clock unless named *_pct or *_ms):
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import live as live_mod
 from .timeline import FINISHED, Timeline, read
 
 OVERHEADS = ("scheduling", "launch", "data_in", "data_out", "result_return")
@@ -442,37 +442,21 @@ def learning_series(block: dict[str, Any]) -> list[tuple[str, list[tuple[float, 
     return out
 
 
-def snapshot_from(tl: Timeline, window_s: float = 60.0) -> dict[str, Any]:
+def snapshot_from(tl: Timeline, window_s: float = live_mod.WINDOW_S) -> dict[str, Any]:
+    """`live.numbers` of a timeline already read: the same definitions as `snapshot`."""
     states = Counter(t[4] for t in tl.tasks.values())
     ends = [r[3] for r in tl.results.values() if r[3]]
     recent = sum(1 for e in ends if e >= tl.last - window_s)
-    span = min(window_s, max(tl.last - tl.first, 1e-9))
-    throughput = recent / span if ends else 0.0
-    finished = sum(states.get(s, 0) for s in FINISHED)
-    stop = tl.meta.get("stop") if isinstance(tl.meta.get("stop"), dict) else {}
-    elapsed = tl.last - tl.first if tl.tasks else 0.0
-    if stop.get("tasks"):  # the campaign's task budget (stop.tasks(N)): its known size
-        left, basis = max(0, int(stop["tasks"]) - finished), f"task budget of {int(stop['tasks']):,}"
-    else:
-        left, basis = len(tl.tasks) - finished - states.get("interrupted", 0), "tasks submitted so far"
-    eta = left / throughput if throughput > 0 and left > 0 else (0.0 if left == 0 else None)
-    if stop.get("wall_s") and tl.live:
-        wall_left = max(0.0, float(stop["wall_s"]) - elapsed)
-        if eta is None or wall_left < eta:
-            eta, basis = wall_left, "wall limit"
-    busy_c = sum(h.cores for h in tl.holds if h.outcome == "running")
-    busy_g = sum(h.gpus for h in tl.holds if h.outcome == "running")
-    return {"tasks": dict(states), "finished": finished, "submitted": len(tl.tasks),
-            "busy_cores": busy_c, "busy_gpus": busy_g, "cores": tl.cores, "gpus": tl.gpus,
-            "throughput_tasks_per_s": throughput, "eta_s": eta, "eta_basis": basis, "elapsed_s": elapsed,
-            "live": tl.live}
+    running = [h for h in tl.holds if h.outcome == "running"]
+    stop = tl.meta.get("stop") if isinstance(tl.meta.get("stop"), dict) else None
+    return live_mod.numbers(states, sum(h.cores for h in running), sum(h.gpus for h in running), tl.cores, tl.gpus,
+                            recent, bool(ends), tl.first, tl.last, tl.live, stop, window_s)
 
 
 def snapshot(directory: str | Path, now: float | None = None) -> dict[str, Any]:
-    """Counts by state, busy cores/GPUs now, throughput over the last minute and an ETA.
+    """Counts by state, busy cores/GPUs now, throughput over the last minute and an ETA with its basis.
 
-    The ETA is for the campaign's task budget where its stop condition has one (stop.tasks(N)), else
-    for the tasks submitted so far (an adaptive campaign that keeps submitting takes longer); a wall
-    limit caps it. ``eta_basis`` says which. This is what a terminal view can show beside the dashboard.
+    Cheap (SQL aggregates, no replay; see `steerflow.observe.live`): what the terminal views show beside
+    the dashboard, which computes the same from its timeline (`snapshot_from`).
     """
-    return snapshot_from(read(directory, now=now if now is not None else time.time(), events=False))
+    return live_mod.snapshot(directory, now)
