@@ -94,18 +94,42 @@ def _peer(workers: int, n_tasks: int, durations: list[float]) -> dict[str, float
         return None
 
 
-def run(repeat: int = 3, workers: int = 3, n_tasks: int = 2000) -> dict[str, float]:
-    durations = lognormal_durations()
+def run(repeat: int = 3, workers: int = 3, n_tasks: int = 2000, n_shapes: int = 300,
+        n_campaign: int = 3000, n_sleeps: int = 200, n_mixed: int = 120) -> dict[str, float | None]:
+    """Every key of `steerflow bench runtime` (local), for the Dask engine; peers and floor in the same run.
+
+    ``floor_*``: the local engine (what the Dask engine adds is the hop to the nodes); ``peer_dask_*``
+    and ``dask_*``: plain Dask futures on a LocalCluster of the same shape (the same numbers under
+    the issue's names and the local benchmark's names).
+    """
+    from . import dask_rows
+    from .scheduler import placements_per_second
+
+    durations = lognormal_durations(n_sleeps)
     ours = [measure_engine(workers, n_tasks=n_tasks, durations=durations) for _ in range(repeat)]
-    result: dict[str, float] = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
+    result: dict[str, float | None] = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
     peers = [r for r in (_peer(workers, n_tasks, durations) for _ in range(repeat)) if r is not None]
     for key in KEYS:
-        if peers:
-            result[f"peer_dask_{key}"] = statistics.median(r[key] for r in peers)
+        value = statistics.median(r[key] for r in peers) if peers else None
+        result[f"peer_dask_{key}"] = value
+        result[f"dask_{key}"] = value
     result["peer_dask_runs_ok"] = len(peers)
     floor = [measure_steerflow(workers, n_tasks=n_tasks, durations=durations) for _ in range(repeat)]
     for key in (*KEYS, "cancel_ms"):
         result[f"floor_{key}"] = statistics.median(r[key] for r in floor)
+    result["rtt_p50_vs_floor"] = result["rtt_p50_ms"] / result["floor_rtt_p50_ms"]  # type: ignore[operator]
+    for part in (lambda: dask_rows.main_rtt_p50_ms(workers), lambda: dask_rows.campaign_throughput(n_campaign, workers),
+                 lambda: dask_rows.mixed_efficiency(workers, n_mixed)):
+        runs = [part() for _ in range(repeat)]
+        for key in runs[0]:
+            result[key] = statistics.median(r[key] for r in runs)
+    result["rtt_main_p50_vs_floor"] = result["rtt_main_p50_ms"] / result["floor_rtt_main_p50_ms"]  # type: ignore[operator]
+    result["campaign_throughput_vs_floor"] = (result["campaign_throughput_tasks_per_s"]  # type: ignore[operator]
+                                              / result["floor_campaign_throughput_tasks_per_s"])
+    result["mixed_efficiency_gap_pts"] = result["floor_mixed_efficiency_pct"] - result["mixed_efficiency_pct"]  # type: ignore[operator]
+    result.update(dask_rows.shape_rows(n=n_shapes, workers=workers, repeat=repeat))
+    # our scheduler places for the Dask engine exactly as for the local one: the same measurement
+    result["placements_per_s_10k_nodes"] = placements_per_second(nodes=10_000)["placements_per_s"]
     result["repeat"] = repeat
     result["workers"] = workers
     result["n_tasks"] = n_tasks
@@ -116,3 +140,4 @@ def run(repeat: int = 3, workers: int = 3, n_tasks: int = 2000) -> dict[str, flo
 
 TARGETS = {"throughput_tasks_per_s": (">=", 1500), "rtt_p50_ms": ("<=", 3.0),
            "hetero_efficiency_pct": (">=", 98.0), "cancel_ms": ("<=", 100)}
+"""The issue's targets for the Dask engine (3 worker processes on one machine)."""

@@ -42,7 +42,7 @@ from ..scheduler import Placement
 from ..task import Function
 from . import shared, wire
 from .base import Event, Launch
-from .local import LocalEngine
+from .local import DEFAULT_BINDING, Binding, LocalEngine
 
 PLUGIN_NAME = "steerflow-node"
 HANDLER = "steerflow_session"
@@ -52,6 +52,32 @@ class NodeEngine(LocalEngine):
     """The local engine on one node of a multi-node allocation: MPI launches get a real host list."""
 
     local = False
+
+    def __init__(self, workers: int | None = None) -> None:
+        super().__init__(workers)
+        self._prespawned: list = []
+
+    def prespawn(self) -> None:
+        """Start the warm workers now, before the driver sends the allocation (their imports are most
+        of a node's start-up, and they overlap with the driver's discovery); `start` adopts them."""
+        n = self.initial_workers or len(os.sched_getaffinity(0))
+        self._prespawned.extend(LocalEngine._spawn_worker(self, DEFAULT_BINDING) for _ in range(n))
+
+    def _spawn_worker(self, binding: Binding) -> Any:
+        if binding == DEFAULT_BINDING and self._prespawned:
+            return self._prespawned.pop()
+        return super()._spawn_worker(binding)
+
+    def _worker_died(self, worker: Any, events: list[Event]) -> None:
+        if worker in self._prespawned:  # died before the allocation came: `start` must not adopt it
+            self._prespawned.remove(worker)
+            self._idle.append(worker)  # (so the base class removes it and starts its replacement)
+        super()._worker_died(worker, events)
+
+    def shutdown(self) -> None:
+        self._idle.extend(self._prespawned)  # never started: stopped with the rest
+        self._prespawned.clear()
+        super().shutdown()
 
     def fileno(self) -> int:
         """The engine's epoll descriptor: readable when a worker, a child or a wake-up has something."""
@@ -196,10 +222,13 @@ class _Session:
         self.payloads: dict[int, bytes] = {}
         self.shared_keys: list[str] = []
         self.outbox = wire.Outbox(comm, loop)
+        self.outbox.same_thread = True  # every put comes from the worker's event loop
         self.warming = 0
         loop.add_reader(self.engine.fileno(), self._on_ready)
         if self.allocation is not None:
             self.engine.start(self.allocation, self.run_dir)
+        else:
+            self.engine.prespawn()
 
     def post(self, ops: list) -> None:
         """Apply a batch from the driver (on the loop thread), then report what it caused at once."""

@@ -90,12 +90,14 @@ class Outbox:
                 return
             self._scheduled = True
         if self.same_thread or threading.get_ident() == self._loop_thread:
-            self.loop.call_soon(self._start)  # no self-pipe write needed from the loop's own thread
+            # the loop's own thread: the write task's first step (the socket write) runs in the loop's
+            # next iteration, not two iterations later (a call_soon that then creates the task)
+            self.loop.create_task(self._drain())
         else:
             self.loop.call_soon_threadsafe(self._start)
 
     def _start(self) -> None:
-        asyncio.ensure_future(self._drain())
+        self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         self._loop_thread = threading.get_ident()
