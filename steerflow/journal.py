@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS control (id INTEGER PRIMARY KEY AUTOINCREMENT, op TEX
     done INTEGER DEFAULT 0);
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER, started REAL, ended REAL,
     cores INTEGER, gpus INTEGER);
+CREATE TABLE IF NOT EXISTS series (name TEXT, ts REAL, value BLOB);
 CREATE INDEX IF NOT EXISTS states_key ON states(key);
 """
 
@@ -67,6 +68,7 @@ _STATEMENTS = {
     "meta": "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
     "control_done": "UPDATE control SET done = 1 WHERE id = ?",
     "run_end": "UPDATE runs SET ended = ? WHERE id = ?",
+    "series": "INSERT INTO series (name, ts, value) VALUES (?, ?, ?)",  # see pack_series
 }
 
 
@@ -255,6 +257,16 @@ def pack_timing(ready: float, times: tuple[float, ...]) -> bytes:
     if len(times) == 4:
         return TIMING.pack(ready or nan, *times)
     return TIMING.pack(ready or nan, nan, nan, nan, nan)
+
+
+def pack_series(values: tuple[float | None, ...]) -> bytes:
+    """A ``series`` row's value: float64s (NaN for None), named once by meta ``series:NAME`` (a JSON list).
+
+    Append-only time series of a learning-layer statistic, e.g. a surrogate's audited error
+    against its bound; whoever writes them keeps them thin (see learn/surrogates.py).
+    """
+    nan = float("nan")
+    return struct.pack(f"<{len(values)}d", *(nan if v is None else float(v) for v in values))
 
 
 def describe_error(exc: BaseException) -> str:

@@ -20,7 +20,10 @@ Retraining: every ``retrain_every`` new real points (0: never; models then come 
 `set_model`, e.g. a learner's), in the background, so callers never wait: a thread when called in-process, or, once `attach`ed to a campaign, a training task in
 its own pool whose result is swapped in by the surrogate's agent (so a resumed campaign makes
 the same decisions again). Statistics are live (``.stats``) and, when attached, in the journal
-(meta ``surrogate:NAME``); trained models go to the model registry.
+(meta ``surrogate:NAME``, the latest; and the ``series`` table, name ``surrogate:NAME``, their
+history: time, calls, audits, mean audited error, recent error, bound, substitution rate,
+threshold, thinned so that a long run keeps a few thousand rows); trained models go to the
+model registry.
 """
 
 from __future__ import annotations
@@ -39,6 +42,17 @@ import numpy as np
 from .models import fit_model, make_model
 
 __all__ = ["Controller", "Surrogate", "SurrogateStats", "surrogate"]
+
+SERIES_FIELDS = ("calls", "audits", "audit_error", "recent_error", "bound", "substitution_rate", "threshold")
+SERIES_MIN_GAP_S = 1.0  # journaled history: at most one row a second,
+SERIES_POINTS = 500  # and at most about this many per e-fold of run time (rows ~ 500 ln(T / 500 s) past 500 s)
+
+
+def series_due(now: float, first: float | None, last: float | None) -> bool:
+    """Whether a history row is due at ``now``: rows thin out as the run grows old, so a day keeps ~3,000."""
+    if first is None or last is None:
+        return True
+    return now - last >= max(SERIES_MIN_GAP_S, (now - first) / SERIES_POINTS)
 
 
 class Controller:
@@ -163,6 +177,9 @@ class Surrogate:
         self._pending: dict[int, tuple[np.ndarray | None, float | None, float | None, bool]] = {}
         self._registry: Any = None
         self._last_journal = 0.0
+        self._series_first: float | None = None  # monotonic times of the first and the latest history row
+        self._series_last: float | None = None
+        self._series_calls = -1  # calls at the latest history row: a row only when something happened
         self._thread: threading.Thread | None = None
         self.__wrapped__ = fn
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -227,7 +244,7 @@ class Surrogate:
 
             @agents.on_end
             def end(self, ctx: Any) -> None:
-                surrogate._journal(force=True)
+                surrogate._journal(force=True, final=True)
 
         campaign.add_agent(_Agent())
         return self
@@ -446,7 +463,7 @@ class Surrogate:
                 time.sleep(0.005)
         return False
 
-    def _journal(self, force: bool = False) -> None:
+    def _journal(self, force: bool = False, final: bool = False) -> None:
         campaign = self._campaign
         if campaign is None:
             return
@@ -455,7 +472,26 @@ class Surrogate:
             import json
 
             self._last_journal = now
-            campaign.journal.put("meta", f"surrogate:{self.name}", json.dumps(self.stats.as_dict()))
+            stats = self.stats.as_dict()
+            campaign.journal.put("meta", f"surrogate:{self.name}", json.dumps(stats))
+            if stats["calls"] != self._series_calls and (final or series_due(now, self._series_first,
+                                                                              self._series_last)):
+                self._journal_series(campaign, stats, now)
+
+    def _journal_series(self, campaign: Any, stats: dict[str, Any], now: float) -> None:
+        from ..journal import pack_series
+
+        if self._series_first is None:
+            import json
+
+            self._series_first = now
+            campaign.journal.put("meta", f"series:surrogate:{self.name}", json.dumps(SERIES_FIELDS))
+        self._series_last, self._series_calls = now, stats["calls"]
+        pairs = list(self.controller.pairs)
+        recent = sum(e for _, e in pairs) / len(pairs) if pairs else None
+        row = (stats["calls"], stats["audits"], stats["mean_audit_error"], recent, stats["error_bound"],
+               stats["substitution_rate"], stats["threshold"])
+        campaign.journal.put("series", f"surrogate:{self.name}", time.time(), pack_series(row))
 
 
 def surrogate(fn: Callable[..., Any] | None = None, **options: Any) -> Any:

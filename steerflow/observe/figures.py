@@ -309,16 +309,25 @@ def overheads(over: dict[str, Any]) -> bytes:
 
 
 def learning_curves(block: dict[str, Any]) -> bytes | None:
-    series = [(title, pts) for title, pts in metrics.learning_series(block) if len(pts) > 1][:8]
+    """Learning curves: a surrogate's error against its bound (the bound dashed), rates, events, model metrics."""
+    series = [(title, lines) for title, lines in metrics.learning_series(block)
+              if max((len(p) for p in lines.values()), default=0) > 1][:8]
     if not series:
         return None
     plt = _plt()
     cols = 2 if len(series) > 1 else 1
     rows = -(-len(series) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
-    for ax, (title, pts) in zip(axes.flat, series):
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker=".", markersize=3)
+    for ax, (title, lines) in zip(axes.flat, series):
+        for label, pts in lines.items():
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            bound = label == "error bound"
+            ax.plot(xs, ys, label=label or None, color="black" if bound else None, linestyle="--" if bound else "-",
+                    drawstyle="steps-post" if bound else "default", marker=None if bound else ".", markersize=3)
+        if len(lines) > 1:
+            ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("seconds since the first submission", fontsize=8)
     for ax in list(axes.flat)[len(series):]:

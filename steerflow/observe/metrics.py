@@ -381,6 +381,9 @@ def learning(tl: Timeline) -> dict[str, Any]:
                  "metrics": value.get("metrics") or {}})
         elif key.startswith(("effective_performance", "surrogate")):
             block[key] = value
+    history = journaled_series(tl)
+    if history:
+        block["series"] = history
     if models:
         block["models"] = {name: sorted(v, key=lambda m: m["version"] or 0) for name, v in models.items()}
     surrogates = surrogate_rates(tl)
@@ -400,6 +403,24 @@ def learning(tl: Timeline) -> dict[str, Any]:
     if events:
         block["events"] = events
     return block
+
+
+def journaled_series(tl: Timeline, points: int = 2000) -> dict[str, dict[str, list[float]]]:
+    """The learning layer's journaled series (e.g. ``surrogate:NAME``: its audited error against its bound
+    over time), by name: ``t`` (seconds since the first submission) and one list per field, at most
+    ``points`` long (evenly thinned, the last row kept)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, rows in sorted(tl.series.items()):
+        fields = tl.meta.get(f"series:{name}")
+        step = max(1, -(-len(rows) // points))
+        kept = rows[::step] if rows[-1:] == rows[::step][-1:] else rows[::step] + rows[-1:]
+        entry: dict[str, list[float]] = {"t": [ts - tl.first for ts, _ in kept]}
+        width = max(len(v) for _, v in kept)
+        names = list(fields) if isinstance(fields, list) and len(fields) == width else [f"v{i}" for i in range(width)]
+        for i, field_name in enumerate(names):
+            entry[field_name] = [v[i] if i < len(v) and v[i] == v[i] else None for _, v in kept]
+        out[name] = entry
+    return out
 
 
 def surrogate_rates(tl: Timeline, points: int = 2000) -> dict[str, list[tuple[float, float]]]:
@@ -429,16 +450,30 @@ def surrogate_rates(tl: Timeline, points: int = 2000) -> dict[str, list[tuple[fl
     return out
 
 
-def learning_series(block: dict[str, Any]) -> list[tuple[str, list[tuple[float, float]]]]:
-    """Curves to draw: each event field over time, and each model metric over its versions' times."""
-    out = [(f"{name}: {field}", pts) for name, entry in block.get("events", {}).items()
-           for field, pts in entry["series"].items()]
-    out += [(f"surrogate {name}: substitution rate", pts) for name, pts in block.get("substitution_rate", {}).items()]
+def learning_series(block: dict[str, Any]) -> list[tuple[str, dict[str, list[tuple[float, float]]]]]:
+    """Panels to draw, each (title, {line label: points}): a surrogate's audited and recent error against its
+    bound, then each event field over time, and each model metric over its versions' times."""
+    out: list[tuple[str, dict[str, list[tuple[float, float]]]]] = []
+    for name, entry in block.get("series", {}).items():
+        lines = {label: [(t, v) for t, v in zip(entry["t"], entry[field]) if v is not None]
+                 for field, label in (("audit_error", "audited error (mean)"), ("recent_error", "recent error"),
+                                      ("bound", "error bound")) if field in entry}
+        if any(lines.values()):
+            out.append((f"{name}: error against its bound", {k: v for k, v in lines.items() if v}))
+    for name, entry in block.get("series", {}).items():
+        if "substitution_rate" in entry:
+            out.append((f"{name}: substitution rate", {"": [(t, v) for t, v in zip(entry["t"], entry[
+                "substitution_rate"]) if v is not None]}))
+    journaled = set(block.get("series", {}))
+    out += [(f"{name}: {field}", {"": pts}) for name, entry in block.get("events", {}).items()
+            for field, pts in entry["series"].items()]
+    out += [(f"surrogate {name}: substitution rate", {"": pts}) for name, pts in block.get("substitution_rate", {}).items()
+            if f"surrogate:{name}" not in journaled]
     for name, versions in block.get("models", {}).items():
         fields = sorted({k for v in versions for k, x in v["metrics"].items() if isinstance(x, (int, float))})
         for field in fields:
-            out.append((f"model {name}: {field}", [(v["created_s"], float(v["metrics"][field])) for v in versions
-                                                   if isinstance(v["metrics"].get(field), (int, float))]))
+            out.append((f"model {name}: {field}", {"": [(v["created_s"], float(v["metrics"][field])) for v in versions
+                                                         if isinstance(v["metrics"].get(field), (int, float))]}))
     return out
 
 

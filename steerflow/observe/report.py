@@ -143,6 +143,8 @@ def tables(result: dict[str, Any], fails: list[dict[str, Any]]) -> str:
             elif key == "substitution_rate":
                 parts.append(_table({f"surrogate {name}": {"substitution rate (cumulative)": pts[-1][1]}
                                      for name, pts in value.items() if pts}))
+            elif key == "series":
+                parts.append(_table({name: series_summary(entry) for name, entry in value.items()}))
             elif key.startswith("surrogate:") and isinstance(value, dict):
                 shown = {k: v for k, v in value.items() if isinstance(v, (int, float, str)) or v is None}
                 parts.append(f"<h3>{html.escape(key)}</h3>" + _table({"latest": shown}))
@@ -154,6 +156,20 @@ def tables(result: dict[str, Any], fails: list[dict[str, Any]]) -> str:
                 parts.append(f"<h3>{html.escape(key)}</h3><pre>{html.escape(json.dumps(value, indent=1, default=str))}"
                              "</pre>")
     return "".join(parts)
+
+
+def series_summary(entry: dict[str, list]) -> dict[str, Any]:
+    """A journaled learning series in one row: its length, the latest values, and for a surrogate the
+    share of its history whose audited error was over the bound."""
+    row: dict[str, Any] = {"points": len(entry["t"]), "over s": entry["t"][-1] if entry["t"] else 0.0}
+    for field, values in entry.items():
+        if field != "t" and values:
+            row[f"latest {field}"] = values[-1]
+    errors, bounds = entry.get("audit_error") or [], entry.get("bound") or []
+    pairs = [(e, b) for e, b in zip(errors, bounds) if e is not None and b is not None]
+    if pairs:
+        row["audited error over the bound (% of points)"] = 100 * sum(e > b for e, b in pairs) / len(pairs)
+    return row
 
 
 def _table(rows: dict[str, dict[str, Any]]) -> str:

@@ -20,6 +20,7 @@ import json
 import math
 import pickle
 import sqlite3
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class Timeline:
     holds: list[Hold] = field(default_factory=list)
     waits: list[Wait] = field(default_factory=list)
     events: list[tuple[float, str, Any]] = field(default_factory=list)  # learning-layer events
+    series: dict[str, list[tuple[float, tuple[float, ...]]]] = field(default_factory=dict)  # name -> (ts, values)
     meta: dict[str, Any] = field(default_factory=dict)
     first: float = 0.0  # first submission
     last: float = 0.0  # last thing that happened (or now, while live)
@@ -101,7 +103,7 @@ def read(directory: str | Path, now: float | None = None, events: bool = True) -
     try:
         meta = {}
         for k, v in conn.execute("SELECT key, value FROM meta"):
-            if k in ("allocation", "layout", "created", "stop", "ended") or k.startswith(LEARNING_META):
+            if k in ("allocation", "layout", "created", "stop", "ended") or k.startswith(LEARNING_META + ("series:",)):
                 try:
                     meta[k] = json.loads(v)
                 except ValueError:
@@ -132,6 +134,7 @@ def read(directory: str | Path, now: float | None = None, events: bool = True) -
                 except Exception:  # noqa: BLE001 - e.g. a class this process cannot import
                     pass
         replay = _replay(states, tasks, results, runs)
+        series = read_series(conn) if events else {}
     finally:
         conn.close()
     live = holder(directory) is not None
@@ -145,7 +148,22 @@ def read(directory: str | Path, now: float | None = None, events: bool = True) -
         nodes = [("node", cores, gpus)]
     submitted = [t[3] for t in tasks.values() if t[3]]
     return Timeline(directory, end, live, nodes, cores, gpus, quotas, tasks, results, replay.holds,
-                    replay.waits, learning, meta, min(submitted) if submitted else end, end)
+                    replay.waits, learning, series, meta, min(submitted) if submitted else end, end)
+
+
+def read_series(conn: sqlite3.Connection, after: int = 0,
+                into: dict[str, list[tuple[float, tuple[float, ...]]]] | None = None
+                ) -> dict[str, list[tuple[float, tuple[float, ...]]]]:
+    """The ``series`` rows (journal.pack_series) after rowid ``after``, by name; none in an older journal."""
+    out = into if into is not None else {}
+    try:
+        rows = conn.execute("SELECT name, ts, value FROM series WHERE rowid > ? ORDER BY rowid", (after,))
+        for name, ts, value in rows:
+            if value and len(value) % 8 == 0:
+                out.setdefault(name, []).append((ts or 0.0, struct.unpack(f"<{len(value) // 8}d", value)))
+    except sqlite3.OperationalError:  # a journal from before the series table
+        pass
+    return out
 
 
 @dataclass
