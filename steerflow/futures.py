@@ -7,7 +7,9 @@ whole process tree, and the future is cancelled at once.
 from __future__ import annotations
 
 from collections.abc import Callable
+import threading
 from concurrent.futures import Future
+from concurrent.futures._base import FINISHED
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -73,6 +75,56 @@ class TaskFuture(Future[T]):
 
     def __repr__(self) -> str:
         return f"<TaskFuture task={self.task_id} {self._state.lower()}>"
+
+
+#: shared by every `SettledFuture`: their state never changes, so nobody waits on it, and it is never held long
+_SETTLED = threading.Condition()
+
+
+class SettledFuture(TaskFuture[T]):
+    """A future born finished: a task's outcome read from the journal on resume.
+
+    A resume builds one per journaled task (a million for a million-task journal), so it skips
+    what a running task's future needs and this one never uses: a lock and condition of its own
+    (it shares one, which only `concurrent.futures.wait` ever takes), and a lock round trip per
+    question. It behaves as a finished `TaskFuture` in every other way.
+    """
+
+    def __init__(self, task_id: int, value: Any = None, error: BaseException | None = None) -> None:
+        # Future.__init__'s fields, set as they are once a future finished (no Condition built per future)
+        self._condition = _SETTLED
+        self._state = FINISHED
+        self._result = value
+        self._exception = error
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
+        self._runtime = None
+        self.task_id = task_id
+        self._record = None
+
+    def result(self, timeout: float | None = None) -> T:
+        if self._exception is not None:
+            raise self._exception
+        return self._result  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        return self._exception
+
+    def done(self) -> bool:
+        return True
+
+    def cancelled(self) -> bool:
+        return False
+
+    def cancel(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return False
+
+    @property
+    def state(self) -> TaskState:
+        return TaskState.FAILED if self._exception is not None else TaskState.DONE
 
 
 @dataclass(frozen=True)

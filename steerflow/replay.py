@@ -13,11 +13,24 @@ from pathlib import Path
 
 from . import journal as journal_mod
 from .errors import TaskFailed
-from .futures import TaskFuture
+from .futures import SettledFuture, TaskFuture
+
+
+#: journaled tasks read per query, in key order: one query serves this many submissions (inline results are at
+#: most 64 KB each, so a chunk holds at most 16 MB, and usually a few KB)
+CHUNK = 256
+
+_TASKS_FROM = ("SELECT t.key, t.fingerprint, r.key, r.ok, r.value, r.path, r.error, r.started, r.ended "
+               "FROM tasks t LEFT JOIN results r ON r.key = t.key WHERE t.key >= ? ORDER BY t.key LIMIT ?")
 
 
 class JournalReplay:
-    """What a resumed campaign reads from its journal: the outline, each key's stored result, the steering events."""
+    """What a resumed campaign reads from its journal: the outline, each key's stored result, the steering events.
+
+    Keys are looked up in the order the script submits them, which is the order they were given,
+    so they are read a chunk at a time in key order (one query per `CHUNK` keys instead of one per
+    key); a key out of that order (a script that changed) starts a new chunk there.
+    """
 
     def __init__(self, path: Path) -> None:
         self.conn = journal_mod.connect(path, readonly=True)
@@ -25,10 +38,28 @@ class JournalReplay:
         self.last_seq, self.undelivered, self.started_before = journal_mod.replay_outline(self.conn)
         #: results of keys submitted again but not yet delivered to the agents
         self.stored: dict[int, journal_mod.StoredResult] = {}
+        self.last_key = self.conn.execute("SELECT MAX(key) FROM tasks").fetchone()[0] or 0
+        self._chunk: dict[int, tuple] = {}
+        self._low = self._high = 0  # the keys [low, high) the chunk covers (a key in it but absent: not journaled)
 
     def lookup(self, key: int) -> tuple[str | None, journal_mod.StoredResult | None]:
         """The key's fingerprint in the journal (None: not there) and its stored result (None: it has none)."""
-        return journal_mod.lookup_task(self.conn, key)
+        if key > self.last_key:
+            return None, None  # past the journal: new work
+        if not self._low <= key < self._high:
+            self._read_chunk(key)
+        row = self._chunk.pop(key, None)
+        if row is None:
+            return None, None
+        if row[2] is None:
+            return row[1], None
+        return row[1], journal_mod.StoredResult(row[2], bool(row[3]), row[4], row[5], row[6], row[7], row[8])
+
+    def _read_chunk(self, key: int) -> None:
+        rows = self.conn.execute(_TASKS_FROM, (key, CHUNK)).fetchall()
+        self._chunk = {row[0]: row for row in rows}
+        self._low = key
+        self._high = rows[-1][0] + 1 if len(rows) == CHUNK else self.last_key + 1
 
     def steering(self) -> Iterator[tuple[int, str, int | None, str | None, bytes | None]]:
         """The journaled steering events, in their original order."""
@@ -40,16 +71,13 @@ class JournalReplay:
 
 def resolved_future(key: int, stored: journal_mod.StoredResult) -> TaskFuture:
     """A future already holding the journaled outcome of task ``key`` (a result it cannot read is a failure)."""
-    future: TaskFuture = TaskFuture(None, key)
     try:
         value = stored.load()
     except Exception as exc:  # noqa: BLE001
         value = TaskFailed(f"Task {key}'s stored result could not be read: {exc}")
         stored.ok = False
     if stored.ok:
-        future.set_result(value)
-    elif isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_exception(TaskFailed(stored.error or f"Task {key} failed."))
-    return future
+        return SettledFuture(key, value)
+    if isinstance(value, BaseException):
+        return SettledFuture(key, error=value)
+    return SettledFuture(key, error=TaskFailed(stored.error or f"Task {key} failed."))

@@ -177,7 +177,8 @@ class SteeringLoop:
                 print(f"steerflow: {message}", file=sys.stderr)
 
     def _result(self, key: int, future: TaskFuture, spec: TaskSpec) -> Result:
-        record = self._runtime.record(key)
+        stored = self._resume.stored.pop(key, None) if self._resume is not None else None
+        record = self._runtime.record(key) if stored is None else None  # a stored result never ran in this driver
         error: BaseException | None = None
         value = None
         if future.cancelled():
@@ -185,7 +186,6 @@ class SteeringLoop:
         else:
             error = future.exception()
             value = None if error is not None else future.result()
-        stored = self._resume.stored.pop(key, None) if self._resume is not None else None
         return Result(key=key, name=spec.label(), pool=spec.pool, tags=spec.tags,  # type: ignore[attr-defined]
                       ok=error is None, value=value, error=error,
                       args=spec.args if isinstance(spec, Function) else tuple(spec.argv),  # type: ignore
