@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+# util-linux's setpriv sets PR_SET_PDEATHSIG before it execs the command: the kernel kills the
+# process when the thread that started it (the test process's main thread) dies
+SETPRIV = shutil.which("setpriv")
 
 
 @dataclass
@@ -65,6 +69,8 @@ class DaskCluster:
         return proc
 
     def _spawn(self, cmd: list[str], label: str, env: dict[str, str]) -> subprocess.Popen:
+        if SETPRIV:  # killed with the test process, even by SIGKILL (then no fixture tear-down runs)
+            cmd = [SETPRIV, "--pdeathsig", "KILL", *cmd]
         log = open(self.directory / f"{label}.log", "ab")
         full_env = dict(os.environ, **env)
         full_env.pop("STEERFLOW_ENGINE", None)

@@ -198,6 +198,43 @@ def test_a_campaign_with_dependencies_retries_and_an_executable(cluster, tmp_pat
     assert 81 in results
 
 
+def test_worker_timestamps_of_dask_tasks_are_journaled_on_the_drivers_clock(cluster, tmp_path):
+    """Each result's packed timing (ready, w_recv, w_start, w_end, w_sent) comes from the node, as locally,
+    so observe can split a Dask task's overheads (launch, data in/out, result return)."""
+    import math
+    import sqlite3
+
+    from steerflow.journal import TIMING
+    from steerflow.observe import metrics, timeline
+
+    camp = Campaign(tmp_path / "c", engine=DaskEngine(cluster.address, min_nodes=3), progress=False)
+    for i in range(9):
+        camp.submit(square, i)
+    camp.submit(Executable(["sh", "-c", "echo $STEERFLOW_NODE"]))
+    camp.run()
+    conn = sqlite3.connect(f"file:{tmp_path / 'c' / 'journal.db'}?mode=ro", uri=True)
+    rows = conn.execute("SELECT key, started, ended, timing FROM results WHERE ok = 1").fetchall()
+    conn.close()
+    assert len(rows) == 10
+    for key, started, ended, blob in rows:
+        ready, w_recv, w_start, w_end, w_sent = TIMING.unpack(blob)
+        assert all(math.isfinite(t) for t in (ready, w_recv, w_start, w_end, w_sent)), (key, TIMING.unpack(blob))
+        # one clock: the driver placed it, then the node received, ran and sent it, then the driver saw it end
+        assert ready <= started <= w_recv <= w_start <= w_end <= w_sent <= ended, (key, started, ended,
+                                                                                   TIMING.unpack(blob))
+    split = metrics.overheads(timeline.read(tmp_path / "c"))
+    assert split["parts"]["launch"]["tasks"] == 10 and split["parts"]["result_return"]["tasks"] == 10, split
+
+
+def test_clock_offset_is_measured_only_beyond_its_error():
+    from steerflow.engines.dask_comms import clock_offset
+
+    assert clock_offset(None, 10.0, 10.002) == 0.0
+    assert clock_offset(10.0015, 10.0, 10.002) == 0.0  # within the exchange's half round trip: same clock
+    assert clock_offset(110.001, 10.0, 10.002) == pytest.approx(100.0)  # a node 100 s ahead
+    assert clock_offset(9.9, 10.0, 10.002) == pytest.approx(-0.101)
+
+
 CAMPAIGN_TESTS = ["test_adaptive_campaign_adds_kills_and_moves_pools", "test_every_n_results_timer_and_start_end",
                   "test_resume_replays_results_and_does_not_rerun", "test_failing_task_does_not_take_the_campaign_down",
                   "test_suspend_and_resume_from_an_agent", "test_resume_with_dependencies_on_replayed_results",

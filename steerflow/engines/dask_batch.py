@@ -42,8 +42,45 @@ def jobqueue_kwargs(spec: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
         spec["resource_spec"] = f"select=1:ncpus={cores}" + (f":ngpus={gpus}" if gpus else "") + \
             f":mem={kwargs['memory']}"
     kwargs["job_extra_directives"] = directives
+    options = dict(spec.pop("scheduler_options", None) or {})
+    options.setdefault("dashboard_address", None)  # no dashboard port unless asked (jobqueue's default: :8787)
+    kwargs["scheduler_options"] = options
     kwargs.update(spec)
+    if options["dashboard_address"] is None:
+        kwargs.setdefault("scheduler_cls", quiet_scheduler())
     return SYSTEMS[system], kwargs, nodes
+
+
+def quiet_scheduler() -> type:
+    """Dask's scheduler without its HTTP server: it listens on its comm port only.
+
+    Dask's scheduler always serves HTTP (dashboard, /health, /metrics, task names) on a second
+    port, 8787 or the next free one, on all its interfaces, even with ``dashboard_address=None``;
+    on a shared login node anyone could read it. The engine passes this class when no dashboard
+    was asked for (``scheduler_options={"dashboard_address": ":8787"}`` brings it back).
+    """
+    global _QUIET
+    if _QUIET is None:
+        from distributed import Scheduler
+
+        class QuietScheduler(Scheduler):
+            def start_http_server(self, routes: Any, dashboard_address: Any, default_port: int = 0,
+                                  ssl_options: Any = None) -> None:
+                if dashboard_address is not None:
+                    super().start_http_server(routes, dashboard_address, default_port, ssl_options)
+                    return
+                from distributed.http.routing import RoutingApplication
+                from tornado.httpserver import HTTPServer
+
+                self.http_application = RoutingApplication(routes)
+                self.http_server = HTTPServer(self.http_application)  # never listens
+
+        QuietScheduler.__module__ = __name__
+        _QUIET = QuietScheduler
+    return _QUIET
+
+
+_QUIET: type | None = None
 
 
 async def start_jobqueue(spec: dict[str, Any], security: Any = None) -> tuple[Any, Any]:

@@ -15,6 +15,7 @@ import logging
 import pickle
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ class NodeLink:
     known_shared: set[str] = field(default_factory=set)
     online: bool = True
     ready: bool = False
+    clock: float = 0.0  # the node's clock minus the driver's (0 when within the measurement's error)
 
 
 class ClusterSide:
@@ -125,7 +127,12 @@ class ClusterSide:
         if self.security is not None:
             spec.setdefault("security", self.security)
             spec.setdefault("protocol", "tls://")
-        return await LocalCluster(asynchronous=True, **spec)
+        cluster = LocalCluster(asynchronous=True, **spec)
+        if spec["dashboard_address"] is None:  # no HTTP port on the scheduler unless asked (see quiet_scheduler)
+            from .dask_batch import quiet_scheduler
+
+            cluster.scheduler_spec["cls"] = quiet_scheduler()
+        return await cluster
 
     async def _start_jobqueue(self, spec: dict[str, Any]) -> Any:
         from .dask_batch import start_jobqueue
@@ -150,8 +157,10 @@ class ClusterSide:
         try:
             kwargs = self.security.get_connection_args("client") if self.security is not None else {}
             comm = await connect(address, **kwargs)
+            sent = time.time()
             await comm.write({"op": HANDLER, "reply": False, "path": [p for p in sys.path if p]})
             hello = await comm.read()
+            clock = clock_offset(hello.get("time"), sent, time.time())
         except Exception as exc:  # noqa: BLE001 - retried at the next poll
             log.debug("could not open a session with %s: %s", address, exc)
             self._connecting.discard(address)
@@ -162,6 +171,7 @@ class ClusterSide:
         if link is None:
             await comm.close()
             return
+        link.clock = clock
         await self._read(link)
 
     def _adopt(self, address: str, node: Node, comm: Any) -> NodeLink | None:
@@ -201,7 +211,10 @@ class ClusterSide:
                 msg = await link.comm.read()
                 batch = pickle.loads(msg["b"])
                 out = []
+                clock = link.clock
                 for kind, task_id, attempt, value, text, code, times in batch:
+                    if clock and times:  # the worker's timestamps, on the driver's clock
+                        times = tuple(t - clock for t in times)
                     if kind == "log":
                         log.warning("%s", text)
                         continue
@@ -243,6 +256,16 @@ class ClusterSide:
             await self.client.close()
         if self.cluster is not None:
             await self.cluster.close()
+
+
+def clock_offset(node_time: float | None, sent: float, received: float, slack: float = 0.002) -> float:
+    """The node's clock minus the driver's, from one exchange (the node read its clock between
+    ``sent`` and ``received``); 0.0 when it is within the exchange's own error, as on one machine
+    (shifting by a guess would put a worker's timestamps before the driver's launch)."""
+    if node_time is None:
+        return 0.0
+    offset = node_time - (sent + received) / 2
+    return offset if abs(offset) > (received - sent) / 2 + slack else 0.0
 
 
 def _node_from(fields: dict[str, Any]) -> Node:

@@ -182,7 +182,7 @@ class NodeAgent:
         loop = asyncio.get_running_loop()
         session = _Session(self.node, run_dir, nodes, comm, loop)
         self._sessions.add(session)
-        await comm.write({"node": self.node})
+        await comm.write({"node": self.node, "time": time.time()})  # the driver puts our timestamps on its clock
         try:
             while True:
                 msg = await comm.read()

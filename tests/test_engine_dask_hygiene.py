@@ -1,0 +1,112 @@
+"""The Dask engine's servers listen only where they must, and a killed test run leaves no Dask process.
+
+- the scheduler of a jobqueue (or LocalCluster) the engine starts opens no HTTP/dashboard port
+  unless asked: its process listens on the scheduler's comm port only;
+- the test fixture's `dask scheduler` / `dask worker` processes die with the test process, even
+  when it is SIGKILLed (no tear-down runs then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")
+
+from steerflow.proctree import process_alive  # noqa: E402
+
+from .conftest import wait_until  # noqa: E402
+from .dask_cluster import SETPRIV  # noqa: E402
+
+
+def _listening() -> set[int]:
+    return {c.laddr.port for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+def _new_ports_of_a_jobqueue_scheduler(**scheduler_options) -> tuple[set[int], int]:
+    pytest.importorskip("dask_jobqueue")
+    from steerflow.engines.dask_batch import start_jobqueue
+
+    async def main() -> tuple[set[int], int]:
+        before = _listening()
+        # no pilot job is submitted (nodes=0): only the scheduler starts, in this process
+        cluster, _ = await start_jobqueue({"system": "slurm", "nodes": 0, "cores": 1,
+                                           "scheduler_options": {"host": "127.0.0.1", **scheduler_options}})
+        try:
+            port = int(cluster.scheduler_address.rsplit(":", 1)[1])
+            return _listening() - before, port
+        finally:
+            await cluster.close()
+
+    return asyncio.run(main())
+
+
+def test_jobqueue_scheduler_listens_only_on_its_comm_port():
+    new, port = _new_ports_of_a_jobqueue_scheduler()
+    assert new == {port}, f"the scheduler opened ports {sorted(new)}; only its comm port {port} was expected"
+
+
+def test_jobqueue_scheduler_serves_a_dashboard_when_asked():
+    new, port = _new_ports_of_a_jobqueue_scheduler(dashboard_address="127.0.0.1:0")
+    assert port in new and len(new) == 2, new
+
+
+def test_local_cluster_scheduler_has_no_http_server():
+    from steerflow.engines.dask import DaskEngine
+
+    engine = DaskEngine(cluster={"n_workers": 1, "resources": {"cores": 1}})
+    try:
+        engine.discover()
+        scheduler = engine.cluster.scheduler
+        assert scheduler.services == {}, scheduler.services  # Dask's own would list "dashboard"
+        assert [listener.listen_address.startswith("tcp://127.0.0.1:") for listener in scheduler.listeners] == [True]
+    finally:
+        engine.shutdown()
+
+
+_HOLDER = r'''
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from tests.dask_cluster import DaskCluster
+cluster = DaskCluster(Path(sys.argv[1]))
+cluster.start_scheduler()
+cluster.start_worker("n0", cores=1)
+cluster.wait_workers(1)
+print(json.dumps(cluster.pids()), flush=True)
+time.sleep(600)
+'''
+
+
+@pytest.mark.skipif(SETPRIV is None, reason="setpriv (util-linux) is not installed: the fixture cannot set PDEATHSIG")
+def test_fixture_cluster_dies_with_a_killed_test_process(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "c"), str(root)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    pids: list[int] = []
+    try:
+        line = holder.stdout.readline()  # bounded: the holder's own waits are bounded (60 s, 90 s)
+        assert line, "the holder process did not start its Dask cluster"
+        pids = json.loads(line)
+        assert len(pids) == 2 and all(process_alive(p) for p in pids)
+        os.kill(holder.pid, signal.SIGKILL)  # as when pytest is killed: no fixture tear-down runs
+        holder.wait(timeout=10)
+        assert wait_until(lambda: not any(process_alive(p) for p in pids), timeout=20), \
+            [p for p in pids if process_alive(p)]
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait(timeout=10)
+        for pid in pids:  # (only if the test failed: they are gone otherwise)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
