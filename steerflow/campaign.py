@@ -24,6 +24,7 @@ import queue
 import sys
 import threading
 import time
+import types
 import warnings
 import weakref
 from collections.abc import Callable
@@ -125,6 +126,9 @@ class Campaign(SteeringLoop):
         self._done_futures: weakref.WeakValueDictionary[int, TaskFuture] = weakref.WeakValueDictionary()
         self._final_counts: dict[str, int] = {}
         self._next_key = 1
+        # per function: its task options and a Function validated with them (see _describe)
+        self._templates: weakref.WeakKeyDictionary[Callable[..., Any], tuple[dict[str, Any], Function]] = \
+            weakref.WeakKeyDictionary()
         self._active = 0  # submitted, result not yet delivered
         self._results_seen = 0
         self._waiting_by_pool: dict[str, int] = {}
@@ -168,7 +172,7 @@ class Campaign(SteeringLoop):
                 raise TypeError("Give arguments inside the Function(...) description, not to submit().")
             spec = task
         else:
-            spec = Function(task, args, kwargs, **getattr(task, OPTIONS_ATTR, {}))
+            spec = self._describe(task, args, kwargs)
         with self._lock:
             key = self._next_key
             known, stored = self._resume.lookup(key) if self._resume is not None else (None, None)
@@ -200,6 +204,17 @@ class Campaign(SteeringLoop):
             self._next_key += 1
             self._futures[key] = future
         return future
+
+    def _describe(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:
+        """``Function(fn, args, kwargs, **fn's task options)``, with the options validated once per function."""
+        options = getattr(fn, OPTIONS_ATTR, {})
+        if type(fn) is not types.FunctionType or "after" in options:  # methods, partials, callable objects,
+            return Function(fn, args, kwargs, **options)  # and options holding futures: built in full
+        cached = self._templates.get(fn)
+        if cached is None or cached[0] != options:  # (options changed since: validate them again)
+            cached = (dict(options), Function(print, (), None, **options))  # not fn: the key must stay weak
+            self._templates[fn] = cached
+        return cached[1].with_call(fn, args, kwargs)
 
     def cancel(self, task: TaskFuture | int) -> bool:
         key = self._key(task)

@@ -172,6 +172,26 @@ class Function(TaskSpec):
         self.gpus = _int_at_least("gpus", gpus, 0)
         self._common(memory_mb, priority, timeout, retries, pool, tags, after, name)
 
+    def with_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:
+        """``fn(*args, **kwargs)`` with this description's options, which are not checked again: submitting one
+        function many times validates its options once (a campaign keeps one template per function)."""
+        if not callable(fn):
+            raise TaskSpecError("fn", fn, "is not callable; pass a function, lambda or callable object.")
+        spec = Function.__new__(Function)
+        spec.fn = fn
+        spec.args = tuple(_sequence("args", args, "positional arguments"))
+        if not isinstance(kwargs, Mapping):
+            raise TaskSpecError("kwargs", kwargs, f"must be a mapping of keyword arguments (a dict), not "
+                                f"{type(kwargs).__name__}.")
+        spec.kwargs = dict(kwargs)
+        for key in spec.kwargs:
+            _text("kwargs", key, "a keyword name (a string)")
+        spec.cores, spec.gpus = self.cores, self.gpus
+        spec.memory_mb, spec.priority, spec.timeout, spec.retries = (self.memory_mb, self.priority, self.timeout,
+                                                                     self.retries)
+        spec.pool, spec.tags, spec.after, spec.name = self.pool, self.tags, self.after, self.name
+        return spec
+
     @property
     def cores_per_rank(self) -> int:
         return self.cores
