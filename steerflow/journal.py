@@ -204,7 +204,8 @@ class Journal:
 
     def _result_row(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
                     started: float, ended: float, timing: bytes | None = None) -> tuple:
-        if blob is None or len(blob) > INLINE_LIMIT or serialize.shm_paths(blob):
+        if (blob is None or len(blob) > INLINE_LIMIT or serialize.shm_paths(blob)
+                or isinstance(blob, serialize.Elsewhere)):  # a reference to data kept on a node: store the value
             try:
                 blob = serialize.dumps_inband(value)
             except Exception as exc:  # noqa: BLE001 - an unpicklable result is kept as text

@@ -161,6 +161,13 @@ def _lift_bytes(obj: Any, threshold: int, depth: int = 3) -> Any:
     return tuple(lifted) if kind is tuple else lifted
 
 
+class Elsewhere(bytes):
+    """A result's wire form that only refers to its data, kept elsewhere (a node's memory, by an engine).
+
+    Not self-contained: whoever stores results (the journal) stores the loaded value instead.
+    """
+
+
 class Ref:
     """A pickled value carried inside another payload: the worker loads it where it lands.
 

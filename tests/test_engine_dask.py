@@ -301,6 +301,52 @@ def test_a_shared_object_goes_to_each_node_once_and_tasks_map_it(engine_runtime,
         handle.release()
 
 
+def big_array(megabytes: int):
+    import numpy as np
+
+    return np.full(megabytes * 131072, 7.0)  # float64: in the node's shared memory, kept there
+
+
+def read_big(arr, barrier: str, n: int) -> tuple[str, float, str, int]:
+    node = where(barrier, n)[0]
+    return node, float(arr.sum()), _mapped_from(arr.ctypes.data).split(" (deleted)")[0], os.getppid()
+
+
+def test_a_large_result_stays_on_its_node_and_dependents_read_it_by_reference(engine_runtime, cluster, tmp_path):
+    pytest.importorskip("numpy")
+    import gc
+
+    from steerflow.serialize import Encoded
+
+    rt = engine_runtime()
+    produced = rt.submit(big_array, 8)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    readers = [rt.submit(read_big, produced, str(barrier), 6) for _ in range(6)]  # 6 at once: every node
+    results = [f.result(timeout=120) for f in readers]
+    owner = produced._record.attempts[-1].nodes[0]
+    agents = {name: proc.pid for name, proc in cluster.workers.items()}
+    assert all(total == 8 * 131072 * 7.0 for _, total, _, _ in results)
+    for node, _, path, agent in results:  # each read a file of its own node: the result, or that node's copy
+        assert agent == agents[node] and Path(path).name.startswith(f"steerflow-{agent}-"), (node, path, agents)
+    on_owner = {path for node, _, path, _ in results if node == owner}
+    elsewhere = {node for node, _, _, _ in results if node != owner}
+    assert len(on_owner) == 1 and len(elsewhere) == 2, results  # no copy on its own node; one per other node
+    paths = {path for _, _, path, _ in results}
+    # the driver holds a reference only: never the data, until it asks for the value
+    assert type(produced._result) is Encoded and len(produced._result.blob) < 4096
+    with open("/proc/self/maps") as f:
+        assert not any(p in f.read() for p in paths)
+    assert all(os.path.exists(p) for p in paths)  # kept while the driver's future may still ask
+    value = produced.result(timeout=60)  # fetched from its node now
+    assert value.shape == (8 * 131072,) and value[-1] == 7.0
+    # freed after the last consumer: the readers ended and the driver let go of its future
+    del produced, readers, value
+    gc.collect()
+    assert wait_until(lambda: not any(os.path.exists(p) for p in paths), timeout=30), \
+        [p for p in paths if os.path.exists(p)]
+
+
 def slow_square(x: int, log: str) -> int:
     with open(log, "a") as f:
         f.write(f"{x} {os.environ['STEERFLOW_NODE']}\n")

@@ -34,7 +34,7 @@ from .. import serialize
 from ..errors import AllocationError
 from ..resources import Allocation, Node
 from ..task import Function
-from . import shared, wire
+from . import dask_refs, shared, wire
 from .base import Event, Launch
 from .dask_comms import ClusterSide, natural_key, NodeLink
 
@@ -108,6 +108,9 @@ class DaskEngine(ClusterSide):
         self._present = 0  # workers the scheduler had when we connected: discover() waits for them all
         self._map: list[int] | None = None   # runtime node index -> our node index, for a declared allocation
         self._view: Allocation | None = None  # the allocation the runtime schedules on
+        self._refs: dict[str, int] = {}  # large results kept on nodes (dask_refs): key -> the node keeping it
+        self._copies: dict[str, set[int]] = {}  # key -> the other nodes that were told to copy it
+        self._dropped: deque[str] = deque()  # keys whose last holder on the driver let go (any thread)
 
     @classmethod
     def from_env(cls, address: str | None = None) -> DaskEngine:
@@ -284,9 +287,17 @@ class DaskEngine(ClusterSide):
         else:
             what = wire.dumps_spec(spec)
         payload = launch.payload
+        needs: list[tuple[str, str]] = []
         if payload is not None:
             payload = wire.payload_for_wire(payload)
-        link.pending.append(("launch", launch.task_id, launch.attempt, what, tuple(slots), payload))
+            if self._refs:  # results kept on other nodes that this task reads: that node copies them first
+                for key in dask_refs.keys_in(payload, self._refs):
+                    owner = self._refs[key]
+                    if owner != link.index and (owner_link := self._links.get(owner)) is not None:
+                        needs.append((key, owner_link.address))
+                        self._copies.setdefault(key, set()).add(link.index)
+        op: tuple = ("launch", launch.task_id, launch.attempt, what, tuple(slots), payload)
+        link.pending.append((*op, needs) if needs else op)
         self._tasks[launch.task_id] = (first, launch.attempt, nodes)
 
     def _function_key(self, fn: object) -> tuple[int, bytes]:
@@ -344,7 +355,23 @@ class DaskEngine(ClusterSide):
         except OSError:
             pass
 
+    def _ref_dropped(self, key: str) -> None:
+        """Any thread (a `RemoteBlob`'s last holder let go): the nodes free it at the next `wait`."""
+        self._dropped.append(key)
+        if not self._closed:
+            self.wakeup()
+
     def _flush(self) -> None:
+        while self._dropped:
+            key = self._dropped.popleft()
+            holders = self._copies.pop(key, set())
+            owner = self._refs.pop(key, None)
+            if owner is not None:
+                holders.add(owner)
+            for index in holders:
+                link = self._links.get(index)
+                if link is not None and link.online:
+                    link.pending.append(("drop", key))
         for link in self._links.values():
             if link.pending:
                 items, link.pending = link.pending, []

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..resources import Node
-from . import wire
+from . import dask_refs, wire
 from .base import Event
 from .dask_node import HANDLER, NodePlugin
 
@@ -70,11 +70,15 @@ class ClusterSide:
     _map: list[int] | None
     _events: Any
     _main_task: asyncio.Task
+    _refs: dict[str, int]
 
     def wakeup(self) -> None:  # DaskEngine's
         raise NotImplementedError
 
     def _hello(self, index: int) -> list[tuple]:  # DaskEngine's
+        raise NotImplementedError
+
+    def _ref_dropped(self, key: str) -> None:  # DaskEngine's
         raise NotImplementedError
 
     async def _main(self, ready: threading.Event) -> None:
@@ -188,6 +192,7 @@ class ClusterSide:
                 index = len(self._nodes)
                 self._nodes.append(node)
             link = NodeLink(index, address, comm, wire.Outbox(comm, self._loop))  # type: ignore[arg-type]
+            dask_refs.register(address, self.security)  # where `future.result()` fetches what this node keeps
             link.outbox.same_thread = self._owned
             self._links[index] = link
             self._by_address[address] = index
@@ -221,6 +226,9 @@ class ClusterSide:
                     if kind == "ready":
                         link.ready = True
                         continue
+                    if kind == "ok" and text:  # a large result kept on the node: our handle on it
+                        value = dask_refs.RemoteBlob(value, text, self._ref_dropped)
+                        self._refs[text] = link.index
                     out.append(Event(kind, task_id, attempt, value, text, code, times))
                 events.extend(out)
                 self.wakeup()

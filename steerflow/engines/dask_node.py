@@ -40,7 +40,7 @@ from ..resources import Allocation, Node, detect_gpus
 from ..placement import Slot
 from ..scheduler import Placement
 from ..task import Function
-from . import shared, wire
+from . import dask_refs, shared, wire
 from .base import Event, Launch
 from .local import DEFAULT_BINDING, Binding, LocalEngine
 
@@ -152,8 +152,9 @@ class NodePlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         position = worker.name if isinstance(worker.name, int) else 0
-        agent = NodeAgent(declare_node(dict(worker.state.total_resources), position=position))
+        agent = NodeAgent(declare_node(dict(worker.state.total_resources), position=position), worker)
         worker.handlers[HANDLER] = agent.session
+        worker.handlers[dask_refs.FETCH_HANDLER] = agent.fetch
         worker._steerflow_agent = agent  # noqa: SLF001 - kept alive with the worker
 
     def teardown(self, worker: Any) -> None:
@@ -173,14 +174,31 @@ class NodeAgent:
     Each driver schedules the nodes as if it owned them: give concurrent campaigns their own workers.
     """
 
-    def __init__(self, node: dict[str, Any]) -> None:
+    def __init__(self, node: dict[str, Any], worker: Any = None) -> None:
         self.node = node
+        self.worker = worker
         self._sessions: set[_Session] = set()
+
+    def address(self) -> str:
+        """This worker's address, where other nodes and the driver fetch the results kept here."""
+        return getattr(self.worker, "contact_address", None) or getattr(self.worker, "address", "")
+
+    def connection_args(self) -> dict[str, Any]:
+        security = getattr(self.worker, "security", None)
+        return security.get_connection_args("worker") if security is not None else {}
+
+    async def fetch(self, key: str = "") -> bytes | str:
+        """A result kept on this node (or this node's copy of one), as a self-contained pickle."""
+        for session in self._sessions:
+            envelope = session.kept.get(key) or session.copies.get(key, (None, None))[1]
+            if envelope is not None:
+                return serialize.dumps_inband(serialize.loads(envelope, consume=False))
+        return f"node {self.node['name']} holds no result {key}"
 
     async def session(self, comm: Any, run_dir: str = "", nodes: Any = None, path: list[str] | None = None) -> None:
         adopt_import_path(path or [])
         loop = asyncio.get_running_loop()
-        session = _Session(self.node, run_dir, nodes, comm, loop)
+        session = _Session(self.node, run_dir, nodes, comm, loop, self)
         self._sessions.add(session)
         await comm.write({"node": self.node, "time": time.time()})  # the driver puts our timestamps on its clock
         try:
@@ -209,8 +227,13 @@ class _Session:
     """
 
     def __init__(self, node: dict[str, Any], run_dir: str, nodes: Any, comm: Any,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, agent: NodeAgent | None = None) -> None:
         self.node = node
+        self.agent = agent
+        self.kept: dict[str, bytes] = {}  # results kept here: key -> envelope (this node's shared memory)
+        self.copies: dict[str, tuple[str, bytes]] = {}  # other nodes' results copied here: key -> (index, envelope)
+        self.fetching: dict[str, asyncio.Future] = {}
+        self.parked: list[tuple[tuple, set[str]]] = []  # launches waiting for copies: (op, keys still missing)
         self.run_dir = Path(run_dir) if run_dir else Path(os.environ.get("TMPDIR", "/tmp"))
         self.comm = comm
         self.loop = loop
@@ -256,6 +279,10 @@ class _Session:
         self.payloads.clear()
         for key in self.shared_keys:
             shared.drop(key)
+        for key in [*self.kept, *self.copies]:
+            self._drop(key)
+        for future in self.fetching.values():
+            future.cancel()
 
     def _on_ready(self) -> None:
         if self.stopping:
@@ -282,7 +309,15 @@ class _Session:
         kind = op[0]
         engine = self.engine
         if kind == "launch":
-            _, task_id, attempt, what, slots, payload = op
+            _, task_id, attempt, what, slots, payload, *rest = op
+            needs = rest[0] if rest else ()
+            missing = {key for key, _ in needs if key not in self.kept and key not in self.copies}
+            if missing:  # other nodes' results this task reads: copy them here first, then launch
+                for key, owner in needs:
+                    if key in missing and key not in self.fetching:
+                        self.fetching[key] = asyncio.ensure_future(self._copy(key, owner))
+                self.parked.append((op[:6], missing))
+                return
             if isinstance(what, int):
                 spec: Any = self.functions.get(what)
                 if spec is None:
@@ -310,6 +345,8 @@ class _Session:
                 engine.set_allocation(allocation)
         elif kind == "run_dir":
             self.run_dir = Path(op[1])
+        elif kind == "drop":
+            self._drop(op[1])
         elif kind == "kill":
             engine.kill(op[1])
         elif kind == "preempt":
@@ -318,6 +355,51 @@ class _Session:
             engine.suspend(op[1])
         elif kind == "resume":
             engine.resume(op[1])
+
+    async def _copy(self, key: str, owner: str) -> None:
+        """Copy another node's result into this node's shared memory, then start the launches waiting for it."""
+        error: BaseException | None = None
+        try:
+            data = await dask_refs.fetch_async(owner, key, self.agent.connection_args() if self.agent else {})
+            envelope = serialize.dumps(pickle.loads(data))
+            del data
+            index = dask_refs.copy_index(key, os.getpid())
+            with open(index, "xb", opener=_private) as f:
+                f.write(envelope)
+            self.copies[key] = (index, envelope)
+        except BaseException as exc:  # noqa: BLE001 - the waiting launches fail with it
+            error = exc
+        finally:
+            self.fetching.pop(key, None)
+        if self.stopping:
+            return
+        waiting, self.parked = self.parked, []
+        for op, missing in waiting:
+            if error is not None and key in missing:
+                self._failed(op, RuntimeError(f"its input {key} could not be copied from {owner}: {error}"))
+                continue
+            missing.discard(key)
+            if missing:
+                self.parked.append((op, missing))
+                continue
+            try:
+                self._apply(op)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(op, exc)
+        self._on_ready()
+
+    def _drop(self, key: str) -> None:
+        """The driver let go of a kept result (no consumer left): free this node's files of it."""
+        envelope = self.kept.pop(key, None)
+        if envelope is not None:
+            serialize.release(envelope)
+        copy = self.copies.pop(key, None)
+        if copy is not None:
+            serialize.release(copy[1])
+            try:
+                os.unlink(copy[0])
+            except FileNotFoundError:
+                pass
 
     def _warm_up(self, index: int | None) -> None:
         """Run a no-op in each warm worker; the driver hears "ready" when all answered.
@@ -335,7 +417,7 @@ class _Session:
             slot = Slot(index, (k % node.cores,), (), 0)
             self.engine.launch(Launch(-(k + 1), 1, noop, Placement(None, (slot,)), payload))  # type: ignore[arg-type]
 
-    def _failed(self, op: tuple, exc: Exception) -> None:
+    def _failed(self, op: tuple, exc: BaseException) -> None:
         text = traceback.format_exc()
         if op[0] == "launch":
             blob = serialize.dumps_inband(RuntimeError(
@@ -349,9 +431,19 @@ class _Session:
 
     def _encode(self, event: Event) -> tuple:
         value = event.value
-        if event.kind in ("ok", "error") and value is not None:
+        text = event.text
+        if event.kind == "ok" and value is not None and serialize.in_shared_memory(value) and self.agent is not None:
+            key = dask_refs.new_key()  # a large result stays here; the driver gets a reference (dask_refs)
+            self.kept[key] = value
+            value = dask_refs.reference(key, os.getpid(), self.agent.address(), value)
+            text = key
+        elif event.kind in ("ok", "error") and value is not None:
             value = wire.result_for_wire(value)
-        return (event.kind, event.task_id, event.attempt, value, event.text, event.code, event.times)
+        return (event.kind, event.task_id, event.attempt, value, text, event.code, event.times)
 
     def _send(self, events: list[tuple]) -> None:
         self.outbox.put(events)
+
+
+def _private(name: str, flags: int) -> int:
+    return os.open(name, flags, 0o600)

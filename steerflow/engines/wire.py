@@ -19,6 +19,7 @@ from typing import Any
 import cloudpickle
 
 from .. import serialize
+from . import dask_refs
 from ..resources import Allocation, Node
 
 LOCAL_SHM_MIN = serialize.SHM_THRESHOLD
@@ -44,7 +45,8 @@ def loads_spec(data: bytes) -> Any:
 def payload_for_wire(payload: bytes) -> bytes:
     """A self-contained copy of a task's arguments (the driver's shared memory stays where it is)."""
     if serialize.in_shared_memory(payload):
-        return serialize.dumps_inband(serialize.loads(payload, consume=False))
+        with dask_refs.keeping():  # references to results kept on nodes stay references
+            return serialize.dumps_inband(serialize.loads(payload, consume=False))
     return payload
 
 
@@ -52,7 +54,8 @@ def payload_here(payload: bytes) -> bytes:
     """Arguments that came over the wire: large ones go back into this node's shared memory."""
     if len(payload) >= LOCAL_SHM_MIN:
         try:
-            return serialize.dumps(serialize.loads(payload))
+            with dask_refs.keeping():
+                return serialize.dumps(serialize.loads(payload))
         except Exception:  # noqa: BLE001 - the worker loads it (and reports the error) itself
             return payload
     return payload
