@@ -21,8 +21,8 @@ Cost
     buckets, so a best-fit node is found in a few big-int operations whatever the node
     count. Contiguous whole-node runs are found with shifts over a bitmask of fully free
     nodes. Memory-limited requests scan the nodes of a bucket for one with enough memory.
-    Slots are immutable and cached, so one :class:`Slot` object serves every placement that
-    gets the same cores and GPUs of a node (fewer objects for the garbage collector).
+    Taking room records masks only (a *held* tuple of ints, which the garbage collector stops
+    tracking); :func:`slots_of` turns one into :class:`Slot` objects when they are read.
 
 The scheduler subclasses :class:`NodeIndex` so that its hot path reaches this state as plain
 attributes and methods of one object, with no extra lookups or calls; the ``_`` names below
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from .resources import Node
 
 _UNTRACKED_MEMORY = 1 << 62  # free memory of a node whose memory is unknown (memory_mb=0)
-_SLOT_CACHE_MAX = 1 << 20
 
 
 @dataclass(slots=True, frozen=True)
@@ -71,6 +70,21 @@ def _first_run(mask: int, n: int) -> int:
     return (mask & -mask).bit_length() - 1
 
 
+def slots_of(held: tuple, k: int, g: int, m: int) -> list[Slot]:
+    """The slots of the ranks one held tuple ``(node, core mask, GPU mask, cores, GPUs, MB)`` gave.
+
+    Ranks took the lowest free indices in turn, so rank ``r`` has the ``r``-th group of ``k``
+    set bits of the core mask (lowest first) and the ``r``-th group of ``g`` of the GPU mask.
+    """
+    node, cm, gmask, c, _, mm = held
+    t = c // k
+    cores = _bits(cm)
+    gpus = _bits(gmask)
+    if t == 1:
+        return [Slot(node, cores, gpus, m)]
+    return [Slot(node, cores[r * k:(r + 1) * k], gpus[r * g:(r + 1) * g], m) for r in range(t)]
+
+
 class NodeIndex:
     """Free cores, GPUs and memory of each node, indexed by free room; see the module docstring.
 
@@ -92,6 +106,7 @@ class NodeIndex:
         self._min_c = min(self._cores)
         self._min_g = min(self._gpus)
         self._gs = gs = max(self._gpus) + 1                    # bucket stride
+        # nodes by (free cores, free GPUs); _pos: each node's index in its bucket (removal swaps in the last)
         self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
         self._pos = [0] * n
         self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
@@ -101,8 +116,6 @@ class NodeIndex:
         self._isfree = [True] * n
         self._wf = (1 << n) - 1                                # fully free nodes
         self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
-        self._slot_cache: dict[tuple[int, int, int, int], tuple[Slot]] = {}  # -> (slot,)
-        self._last_one: tuple[Slot] = ()  # type: ignore[assignment]  # (slot,) of the last rank taken
 
     # ---- node buckets --------------------------------------------------------------------------
     def _bucket(self, i: int) -> None:
@@ -116,19 +129,32 @@ class NodeIndex:
             self._rows |= 1 << r
 
     def _unbucket(self, i: int) -> None:
-        r = self._nc[i]
-        g = self._ng[i]
-        b = self._buckets[r * self._gs + g]
+        self._move(i, self._nc[i], self._ng[i], -1, 0)
+
+    def _move(self, i: int, r0: int, g0: int, r: int, g: int) -> None:
+        """Node i's free (cores, GPUs) went from (r0, g0) to (r, g): move it to its new bucket."""
+        buckets = self._buckets
+        pos = self._pos
+        gs = self._gs
+        b = buckets[r0 * gs + g0]
         last = b.pop()
         if last != i:
-            p = self._pos[i]
+            p = pos[i]
             b[p] = last
-            self._pos[last] = p
+            pos[last] = p
         elif not b:
-            rm = self._rowmask[r] & ~(1 << g)
-            self._rowmask[r] = rm
+            rowmask = self._rowmask
+            rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
             if not rm:
-                self._rows &= ~(1 << r)
+                self._rows &= ~(1 << r0)
+        if r < 0:
+            return  # (taken out of the buckets only)
+        b = buckets[r * gs + g]
+        pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            self._rowmask[r] |= 1 << g
+            self._rows |= 1 << r
 
     # ---- finding room ------------------------------------------------------------------------------
     def _best_node(self, c: int, g: int, m: int) -> int:
@@ -213,53 +239,49 @@ class NodeIndex:
         return total
 
     # ---- taking and giving back resources -----------------------------------------------------
-    def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot]) -> tuple:
-        """Give t ranks of (k cores, g GPUs, m MB) on node i, lowest indices first; append their slots.
+    def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot] | None = None) -> tuple:
+        """Give t ranks of (k cores, g GPUs, m MB) on node i, lowest indices first.
 
-        Returns what was taken: (node, core mask, GPU mask, cores, GPUs, MB). Slots are immutable,
-        so one Slot object serves every placement that gets the same cores and GPUs of a node
-        (fewer objects for the garbage collector to follow on a busy machine). ``_last_one``
-        is then the cached ``(slot,)`` of the last rank taken.
+        Returns what was taken: (node, core mask, GPU mask, cores, GPUs, MB). Rank ``r`` has the
+        ``r``-th group of ``k`` lowest cores of that mask (and of ``g`` GPUs): :func:`slots_of`
+        builds the slots from it. They are built here only when ``slots`` is given (appended to
+        it): the scheduler's hot path builds none (its `Placement` builds them when read).
         """
+        c = t * k
+        gg = t * g
+        fc = self._fc[i]
+        if c == 1:
+            rest = fc & (fc - 1)  # without its lowest free core
+        else:
+            rest = fc
+            for _ in range(c):
+                rest &= rest - 1
+        cm = fc ^ rest
+        self._fc[i] = rest
+        gmask = 0
+        if gg:
+            fg = self._fg[i]
+            restg = fg
+            for _ in range(gg):
+                restg &= restg - 1
+            gmask = fg ^ restg
+            self._fg[i] = restg
         nc = self._nc
         ng = self._ng
         r0 = nc[i]
         g0 = ng[i]
-        self._unbucket(i)
-        fc = self._fc[i]
-        fg = self._fg[i]
-        cache = self._slot_cache
-        cm = gmask = 0
-        for _ in range(t):
-            rc = rg = 0
-            for _ in range(k):
-                low = fc & -fc
-                fc ^= low
-                rc |= low
-            for _ in range(g):
-                low = fg & -fg
-                fg ^= low
-                rg |= low
-            cm |= rc
-            gmask |= rg
-            key = (i, rc, rg, m)
-            one = cache.get(key)
-            if one is None:
-                if len(cache) >= _SLOT_CACHE_MAX:
-                    cache.clear()
-                one = cache[key] = (Slot(i, _bits(rc), _bits(rg), m),)
-            slots.append(one[0])
-        self._last_one = one
-        self._fc[i] = fc
-        self._fg[i] = fg
-        nc[i] = r0 - t * k
-        ng[i] = g0 - t * g
-        self._fm[i] -= t * m
-        self._bucket(i)
+        r = nc[i] = r0 - c
+        g1 = ng[i] = g0 - gg
+        if m:
+            self._fm[i] -= t * m
+        self._move(i, r0, g0, r, g1)
         if self._isfree[i]:
             self._isfree[i] = False
             self._wf ^= 1 << i
-        return (i, cm, gmask, t * k, t * g, t * m)
+        held = (i, cm, gmask, c, gg, t * m)
+        if slots is not None:
+            slots.extend(slots_of(held, k, g, m))
+        return held
 
     def _take_whole(self, start: int, n: int, ranks: int, k: int, g: int, m: int, slots: list[Slot]) -> list[tuple]:
         """Give ALL of nodes start..start+n-1 to ``ranks`` ranks, block-wise; append the slots.
@@ -282,13 +304,17 @@ class NodeIndex:
     def _give(self, held: tuple) -> None:
         """Take back what one held tuple ``(node, core mask, GPU mask, cores, GPUs, MB)`` describes."""
         i, cm, gmask, c, g, m = held
-        self._unbucket(i)
         self._fc[i] |= cm
-        self._fg[i] |= gmask
-        r = self._nc[i] = self._nc[i] + c
-        gg = self._ng[i] = self._ng[i] + g
+        if gmask:
+            self._fg[i] |= gmask
+        nc = self._nc
+        ng = self._ng
+        r0 = nc[i]
+        g0 = ng[i]
+        r = nc[i] = r0 + c
+        gg = ng[i] = g0 + g
         fm = self._fm[i] = self._fm[i] + m
-        self._bucket(i)
+        self._move(i, r0, g0, r, gg)
         if r == self._cores[i] and gg == self._gpus[i] and fm == self._mem[i]:
             self._isfree[i] = True
             self._wf |= 1 << i

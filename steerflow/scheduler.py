@@ -48,18 +48,22 @@ Quotas
     evicted when it is lowered.
 
 Cost
-    A pass pops class heads from a heap (one entry per class, not per request) and skips a
-    class for the rest of the pass once its head fails. Finding a node costs a few big-int
-    operations whatever the node count (see :mod:`steerflow.placement`).
+    Waiting requests queue per shape and priority (first in, first out); a pass walks a short
+    sorted list of queue heads (one per shape and priority, not per request) and skips a shape
+    for the rest of the pass once its head fails. Finding a node costs a few big-int operations
+    whatever the node count (see :mod:`steerflow.placement`). A placed request is kept as a
+    tuple of ints and strings (which the garbage collector stops tracking), and its `Placement`
+    builds its `Slot` objects only when they are read.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+from collections import deque
 from dataclasses import dataclass
-from heapq import heappop, heappush
 
 # Slot is defined with the node bookkeeping but is part of this module's API too
-from .placement import NodeIndex, Slot, _first_run
+from .placement import NodeIndex, Slot, _first_run, slots_of
 from .resources import Allocation
 
 _NO_ROOM = 1
@@ -82,37 +86,68 @@ class Request:
     pool: str = "default"
 
 
-@dataclass(slots=True)
 class Placement:
-    """Where a request runs: one slot per rank, in rank order."""
+    """Where a request runs: ``slots``, one per rank, in rank order.
 
-    request: Request
-    slots: tuple[Slot, ...]
+    The scheduler records what it took as masks (``_held``) and builds the `Slot` objects
+    only when ``slots`` is first read, so a placement decision allocates one small object.
+    ``Placement(request, slots)`` makes one with its slots given.
+    """
 
+    __slots__ = ("request", "_slots", "_held")
 
-class _Entry:
-    __slots__ = ("req", "cls", "bypass", "alive")
+    def __init__(self, request: Request, slots: tuple[Slot, ...] | None = None, held: tuple = ()) -> None:
+        self.request = request
+        self._slots = slots
+        self._held = held  # (node, core mask, GPU mask, cores, GPUs, MB), or a tuple of them (several nodes)
 
-    def __init__(self, req: Request, cls: _Class) -> None:
-        self.req = req
-        self.cls = cls
-        self.bypass = 0
-        self.alive = True
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        slots = self._slots
+        if slots is None:
+            held = self._held
+            req = self.request
+            k, g, m = req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank
+            if held[0].__class__ is int:
+                slots = tuple(slots_of(held, k, g, m))
+            else:
+                slots = tuple(slot for part in held for slot in slots_of(part, k, g, m))
+            self._slots = slots
+        return slots
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Placement:
+            return NotImplemented
+        return self.request == other.request and self.slots == other.slots  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Placement(request={self.request!r}, slots={self.slots!r})"
 
 
 class _Class:
-    """Waiting requests of one shape, in order; ``head_seq`` marks its live entry in the head heap."""
+    """Waiting requests of one shape and one priority, first in first out.
 
-    __slots__ = ("key", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "heap", "head_seq")
+    ``key`` is the shape without the priority: requests of one key form what the module
+    docstring calls a class, and the queue of its highest priority holds its head. Only the
+    head of a queue is tried, and ``bypass`` is that head's counter (0 for a new head).
+    """
 
-    def __init__(self, key: tuple) -> None:
+    __slots__ = ("key", "ckey", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "queue",
+                 "prio", "bypass", "usage")
+
+    def __init__(self, key: tuple, priority: int) -> None:
         self.key = key
+        self.ckey = (*key, priority)
         self.pool, self.ranks, self.k, self.g, self.m, self.nodes = key
         self.need_c = self.ranks * self.k
         self.need_g = self.ranks * self.g
         self.shape = (self.k, self.g, self.m)
-        self.heap: list[tuple[int, int, _Entry]] = []
-        self.head_seq = -1
+        self.prio = -priority
+        self.queue: deque[tuple[int, Request]] = deque()  # (submission number, request)
+        self.bypass = 0
+        self.usage: list[int] = [0, 0]
 
 
 class Scheduler(NodeIndex):
@@ -127,18 +162,20 @@ class Scheduler(NodeIndex):
         NodeIndex.__init__(self, allocation.nodes)
         self._free_c = sum(self._cores)
         self._free_g = sum(self._gpus)
-        self._classes: dict[tuple, _Class] = {}
+        self._classes: dict[tuple, _Class] = {}  # (shape key, priority) -> its queue
+        # the head of every non-empty queue, as (-priority, submission number, queue), kept sorted: the order
+        # of a pass; a few entries (one per shape and priority), so inserting is a short memmove
         self._heads: list[tuple[int, int, _Class]] = []
-        self._waiting: dict[int, _Entry] = {}
-        self._placed: dict[int, Placement] = {}
-        # what each placed request holds: (pool, cores, gpus, (node, core mask, gpu mask, n cores, n gpus, MB)...)
-        # kept as plain tuples of str/int, which the garbage collector stops tracking
-        self._held: dict[int, tuple] = {}
+        self._waiting: dict[int, tuple[int, Request]] = {}  # request id -> its item in its queue
+        # request id -> (class key with priority, cores, GPUs, held tuple(s)): what each placed request holds.
+        # Only str/int tuples, which the garbage collector stops tracking: the scheduler keeps no object per
+        # running task (a full machine holds ~10^5 of them), so it adds nothing to the collector's walks.
+        self._placed: dict[int, tuple] = {}
         self._usage: dict[str, list[int]] = {}
         self._quota: dict[str, tuple[int | None, int | None]] = {}
         self._seq = 0
-        self._aside: list[tuple[int, int, _Class]] = []
-        self._blocked: list[tuple[_Entry, int, int]] = []
+        self._blocked: list[tuple[_Class, int, int]] = []
+        self._failed: set[tuple] = set()
         self._pool_stop: dict[str, int] = {}
         self._pool_count: dict[str, int] = {}
         self._closed: set[str] = set()
@@ -151,30 +188,24 @@ class Scheduler(NodeIndex):
     def _try(self, cls: _Class, req: Request, fails: dict[tuple, int]) -> Placement | int:
         """Place ``req`` now, or say why not. ``fails``: per rank shape, the fewest ranks that
         failed for want of room in this pass (room only shrinks during a pass)."""
-        pool = cls.pool
-        quota = self._quota.get(pool)
-        usage = self._usage.get(pool)
+        usage = cls.usage
+        quota = self._quota.get(cls.pool) if self._quota else None
         if cls.nodes is not None:
             return self._try_whole(cls, req, quota, usage)
         need_c = cls.need_c
         need_g = cls.need_g
-        if quota is not None and usage is not None:
+        if quota is not None:
             qc, qg = quota
             if (qc is not None and usage[0] + need_c > qc) or (qg is not None and usage[1] + need_g > qg):
-                return _NO_QUOTA
-        elif quota is not None:
-            qc, qg = quota
-            if (qc is not None and need_c > qc) or (qg is not None and need_g > qg):
                 return _NO_QUOTA
         if need_c > self._free_c or need_g > self._free_g:
             return _NO_ROOM
         ranks, k, g, m = cls.ranks, cls.k, cls.g, cls.m
         if fails and fails.get(cls.shape, 1 << 62) <= ranks:
             return _NO_ROOM
-        slots: list[Slot] = []
         i = self._best_node(need_c, need_g, ranks * m)
         if i >= 0:
-            held: tuple = self._take(i, ranks, k, g, m, slots)
+            held: tuple = self._take(i, ranks, k, g, m)
         else:
             spread = self._spread(ranks, k, g, m) if ranks > 1 else None
             if spread is None:
@@ -182,26 +213,22 @@ class Scheduler(NodeIndex):
                     fails[cls.shape] = ranks
                 return _NO_ROOM
             spread.sort()
-            held = tuple([self._take(node, t, k, g, m, slots) for node, t in spread])
+            held = tuple([self._take(node, t, k, g, m) for node, t in spread])
         self._free_c -= need_c
         self._free_g -= need_g
-        if usage is None:
-            usage = self._usage[pool] = [0, 0]
         usage[0] += need_c
         usage[1] += need_g
-        placement = Placement(req, self._last_one if ranks == 1 else tuple(slots))
-        self._placed[req.id] = placement
-        self._held[req.id] = (pool, need_c, need_g, *held) if i >= 0 else (pool, need_c, need_g, held)
-        return placement
+        self._placed[req.id] = (cls.ckey, need_c, need_g, held)
+        return Placement(req, None, held)
 
-    def _try_whole(self, cls: _Class, req: Request, quota: tuple | None, usage: list[int] | None) -> Placement | int:
+    def _try_whole(self, cls: _Class, req: Request, quota: tuple | None, usage: list[int]) -> Placement | int:
         n = cls.nodes
         assert n is not None
         start = _first_run(self._wf & self._eligible_mask(cls.ranks, cls.k, cls.g, cls.m, n), n)
         if start < 0:
             if quota is not None:  # report the quota when it would block even the smallest nodes
                 qc, qg = quota
-                uc, ug = usage or (0, 0)
+                uc, ug = usage
                 if (qc is not None and uc + n * self._min_c > qc) or (qg is not None and ug + n * self._min_g > qg):
                     return _NO_QUOTA
             return _NO_ROOM
@@ -210,68 +237,74 @@ class Scheduler(NodeIndex):
         need_g = sum(self._gpus[i] for i in window)
         if quota is not None:
             qc, qg = quota
-            uc, ug = usage or (0, 0)
+            uc, ug = usage
             if (qc is not None and uc + need_c > qc) or (qg is not None and ug + need_g > qg):
                 return _NO_QUOTA
         slots: list[Slot] = []
         held = self._take_whole(start, n, cls.ranks, cls.k, cls.g, cls.m, slots)
         self._free_c -= need_c
         self._free_g -= need_g
-        if usage is None:
-            usage = self._usage[cls.pool] = [0, 0]
         usage[0] += need_c
         usage[1] += need_g
-        placement = Placement(req, tuple(slots))
-        self._placed[req.id] = placement
-        self._held[req.id] = (cls.pool, need_c, need_g, tuple(held))
-        return placement
+        held_t = tuple(held)
+        self._placed[req.id] = (cls.ckey, need_c, need_g, held_t)
+        return Placement(req, tuple(slots), held_t)
 
     # ---- public API -------------------------------------------------------------------------------
     def submit(self, req: Request) -> None:
         """Queue a ready request. Raises ValueError for a duplicate id or a request that can never run."""
         rid = req.id
-        if rid in self._waiting or rid in self._placed:
-            raise ValueError(f"Request id {rid} is already {'waiting' if rid in self._waiting else 'placed'}; "
+        waiting = self._waiting
+        if rid in waiting or rid in self._placed:
+            raise ValueError(f"Request id {rid} is already {'waiting' if rid in waiting else 'placed'}; "
                              "ids must be unique among waiting and placed requests.")
-        key = (req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes)
-        cls = self._classes.get(key)
+        ckey = (req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes,
+                req.priority)
+        cls = self._classes.get(ckey)
         if cls is None:
-            reason = self.never_fits(req)
-            if reason is not None:
-                raise ValueError(f"Request {rid} can never run here: {reason}")
-            if len(self._classes) >= 4096:  # forget empty classes of shapes no longer used
-                self._classes = {key_: c for key_, c in self._classes.items() if c.heap}
-            cls = self._classes[key] = _Class(key)
-        entry = _Entry(req, cls)
-        self._waiting[rid] = entry
+            cls = self._new_class(req, ckey)
         seq = self._seq = self._seq + 1
-        item = (-req.priority, seq, entry)
-        heappush(cls.heap, item)
-        if cls.heap[0] is item:
-            cls.head_seq = seq
-            heappush(self._heads, (item[0], seq, cls))
+        item = waiting[rid] = (seq, req)
+        queue = cls.queue
+        queue.append(item)
+        if len(queue) == 1:
+            insort(self._heads, (cls.prio, seq, cls))
 
-    def _advance(self, cls: _Class) -> None:
-        """Drop dead entries off the class's front and push its new head (or forget the class)."""
-        heap = cls.heap
-        while heap and not heap[0][2].alive:
-            heappop(heap)
-        if heap:
-            top = heap[0]
-            cls.head_seq = top[1]
-            heappush(self._heads, (top[0], top[1], cls))
-        else:
-            cls.head_seq = -1  # empty; kept for the next request of its shape
+    def _new_class(self, req: Request, ckey: tuple) -> _Class:
+        reason = self.never_fits(req)
+        if reason is not None:
+            raise ValueError(f"Request {req.id} can never run here: {reason}")
+        if len(self._classes) >= 4096:  # forget empty queues of shapes no longer used
+            self._classes = {key_: c for key_, c in self._classes.items() if c.queue}
+        cls = self._classes[ckey] = _Class(ckey[:6], req.priority)
+        usage = self._usage.get(req.pool)
+        if usage is None:
+            usage = self._usage[req.pool] = [0, 0]
+        cls.usage = usage  # cores and GPUs the pool holds now (one list per pool, shared by its classes)
+        return cls
+
+    def _advance(self, cls: _Class, lo: int = 0) -> None:
+        """The queue lost its head: drop withdrawn items off its front and list its new head (at ``lo`` or after)."""
+        queue = cls.queue
+        cls.bypass = 0
+        waiting = self._waiting
+        while queue and waiting.get(queue[0][1].id) is not queue[0]:
+            queue.popleft()  # withdrawn while not at the head
+        if queue:
+            insort(self._heads, (cls.prio, queue[0][0], cls), lo)
 
     def withdraw(self, req_id: int) -> bool:
         """Remove a waiting request; False if it is not waiting."""
-        entry = self._waiting.pop(req_id, None)
-        if entry is None:
+        item = self._waiting.pop(req_id, None)
+        if item is None:
             return False
-        entry.alive = False
-        cls = entry.cls
-        if cls.heap[0][2] is entry:
-            heappop(cls.heap)
+        req = item[1]
+        cls = self._classes[(req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank,
+                             req.nodes, req.priority)]
+        if cls.queue[0] is item:
+            cls.queue.popleft()
+            heads = self._heads
+            del heads[bisect_left(heads, (cls.prio, item[0]))]
             self._advance(cls)
         return True
 
@@ -285,32 +318,37 @@ class Scheduler(NodeIndex):
         max_bypass = self.max_bypass
         waiting = self._waiting
         # scratch containers, reused from pass to pass (left empty after each)
-        aside = self._aside          # class heads skipped for the rest of this pass
-        blocked = self._blocked      # (entry, kind, placements when it blocked); kind 0: room, 1: quota
+        blocked = self._blocked      # (queue, kind, placements when it blocked); kind 0: room, 1: quota
         pool_stop = self._pool_stop  # pool -> its placement count at which a quota-blocked request reserves it
         pool_count = self._pool_count
         closed = self._closed        # pools reserved by a quota-blocked request
         fails = self._fails          # rank shape -> fewest ranks that found no room in this pass
+        failed = self._failed        # shape keys whose head failed in this pass: their other queues wait behind it
         stop = 1 << 62               # the pass ends when this many placements were made
         placed = 0
-        while heads and placed < limit_ and placed < stop:
-            item = heappop(heads)
-            cls = item[2]
-            if cls.head_seq != item[1]:
-                continue  # stale: the class's head changed since
+        i = 0
+        while i < len(heads) and placed < limit_ and placed < stop:
+            cls = heads[i][2]
             pool = cls.pool
-            if closed and pool in closed:
-                aside.append(item)
+            if (closed and pool in closed) or (failed and cls.key in failed):
+                i += 1
                 continue
-            entry = cls.heap[0][2]
-            result = self._try(cls, entry.req, fails)
+            queue = cls.queue
+            req = queue[0][1]
+            result = self._try(cls, req, fails)
             if result.__class__ is Placement:
                 out.append(result)  # type: ignore[arg-type]
                 placed += 1
-                del waiting[entry.req.id]
-                entry.alive = False
-                heappop(cls.heap)
-                self._advance(cls)
+                del waiting[req.id]
+                queue.popleft()
+                del heads[i]
+                cls.bypass = 0
+                if queue:  # its next request is tried in this pass too, in its turn
+                    nxt = queue[0]
+                    if waiting.get(nxt[1].id) is nxt:
+                        insort(heads, (cls.prio, nxt[0], cls), i)
+                    else:
+                        self._advance(cls, i)
                 if blocked:
                     c = pool_count[pool] = pool_count.get(pool, 0) + 1
                     if pool_stop and pool_stop.get(pool) == c:
@@ -318,12 +356,13 @@ class Scheduler(NodeIndex):
                 if not self._free_c:
                     break  # every request needs a core: nothing more can start
                 continue
-            aside.append(item)
-            left = max_bypass - entry.bypass
+            i += 1
+            failed.add(cls.key)
+            left = max_bypass - cls.bypass
             if result == _NO_ROOM:
                 if left <= 0:
                     break  # reservation: nothing after it starts
-                blocked.append((entry, 0, placed))
+                blocked.append((cls, 0, placed))
                 if placed + left < stop:
                     stop = placed + left
             else:
@@ -331,19 +370,17 @@ class Scheduler(NodeIndex):
                     closed.add(pool)
                     continue
                 c = pool_count.get(pool, 0)
-                blocked.append((entry, 1, c))
+                blocked.append((cls, 1, c))
                 if pool_stop.get(pool, 1 << 62) > c + left:
                     pool_stop[pool] = c + left
         if blocked:
-            for entry, kind, at in blocked:
-                entry.bypass += (placed - at) if kind == 0 else (pool_count.get(entry.cls.pool, 0) - at)
+            for cls, kind, at in blocked:
+                cls.bypass += (placed - at) if kind == 0 else (pool_count.get(cls.pool, 0) - at)
             blocked.clear()
             pool_count.clear()
             pool_stop.clear()
-        if aside:
-            for item in aside:
-                heappush(heads, item)
-            aside.clear()
+        if failed:
+            failed.clear()
         if closed:
             closed.clear()
         if fails:
@@ -352,20 +389,19 @@ class Scheduler(NodeIndex):
 
     def release(self, req_id: int) -> None:
         """A placed request ended: free its resources. KeyError if it is not placed."""
-        held = self._held.pop(req_id, None)
-        if held is None:
+        placed = self._placed.pop(req_id, None)
+        if placed is None:
             raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
                            "whose task has ended.")
-        del self._placed[req_id]
-        pool, cores, gpus, nodes = held[0], held[1], held[2], held[3]
-        if nodes.__class__ is int:  # one node, stored flat
-            self._give(held[3:])
+        ckey, cores, gpus, held = placed
+        if held[0].__class__ is int:  # one node, stored flat
+            self._give(held)
         else:
-            for h in nodes:
+            for h in held:
                 self._give(h)
         self._free_c += cores
         self._free_g += gpus
-        usage = self._usage[pool]
+        usage = self._usage[ckey[0]]
         usage[0] -= cores
         usage[1] -= gpus
         if self._offline:
@@ -543,17 +579,34 @@ class Scheduler(NodeIndex):
         return len(self._placed)
 
     def placed(self, req_id: int) -> Placement | None:
-        return self._placed.get(req_id)
+        """Where a placed request runs (rebuilt from what the scheduler holds: an equal `Request`), or None."""
+        placed = self._placed.get(req_id)
+        if placed is None:
+            return None
+        pool, ranks, k, g, m, nodes, priority = placed[0]
+        req = Request(req_id, ranks, k, g, m, nodes, priority, pool)
+        held = placed[3]
+        if nodes is not None:  # whole nodes: the slots list what each rank uses, as placed
+            slots: list[Slot] = []
+            share = [(j + 1) * ranks // len(held) - j * ranks // len(held) for j in range(len(held))]
+            for h, t in zip(held, share):
+                i = h[0]
+                slots.extend(slots_of((i, (1 << t * k) - 1, (1 << t * g) - 1, t * k, t * g, t * m), k, g, m))
+            return Placement(req, tuple(slots), held)
+        return Placement(req, None, held)
 
     def is_waiting(self, req_id: int) -> bool:
         return req_id in self._waiting
 
     def bypasses(self, req_id: int) -> int:
         """How many placements have bypassed this waiting request while it was blocked at its class's head."""
-        entry = self._waiting.get(req_id)
-        if entry is None:
+        item = self._waiting.get(req_id)
+        if item is None:
             raise KeyError(f"Request {req_id} is not waiting.")
-        return entry.bypass
+        req = item[1]
+        cls = self._classes[(req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank,
+                             req.nodes, req.priority)]
+        return cls.bypass if cls.queue[0] is item else 0
 
     def free_cores(self) -> int:
         return self._free_c

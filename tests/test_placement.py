@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from steerflow.placement import NodeIndex, Slot, _bits, _first_run
+from steerflow.placement import NodeIndex, Slot, _bits, _first_run, slots_of
 from steerflow.resources import Allocation, Node
 
 
@@ -34,7 +34,6 @@ def test_take_lowest_indices_and_best_fit():
     held = ix._take(1, 2, 1, 1, 0, slots)
     assert slots == [Slot(1, (0,), (0,), 0), Slot(1, (1,), (1,), 0)]
     assert held == (1, 0b11, 0b11, 2, 2, 0)
-    assert ix._last_one == (slots[-1],)
     # node 1 now has the fewest free cores that still hold 2 cores
     assert ix._best_node(2, 0, 0) == 1
     assert ix._best_node(2, 1, 0) in (0, 2)  # node 1 has no GPU left
@@ -44,13 +43,34 @@ def test_take_lowest_indices_and_best_fit():
     assert ix._wf == 0b111 and ix._nc == [4, 4, 4] and ix._ng == [2, 2, 2]
 
 
-def test_slots_are_shared_between_equal_takes():
-    ix = index(nodes=1, cores=2)
-    a: list[Slot] = []
-    b: list[Slot] = []
-    ix._give(ix._take(0, 1, 1, 0, 0, a))
-    ix._take(0, 1, 1, 0, 0, b)
-    assert a[0] is b[0]
+def test_slots_built_from_a_held_tuple_match_a_rank_by_rank_take():
+    """The hot path records masks only; `slots_of` must give each rank what a rank-by-rank take gives."""
+    rng = random.Random(11)
+    for _ in range(300):
+        cores, gpus = rng.randint(1, 40), rng.randint(0, 8)
+        ix = index(nodes=1, cores=cores, gpus=gpus)
+        for _ in range(rng.randint(0, 3)):  # some room already taken, in pieces, to fragment the masks
+            if ix._nc[0] >= 1:
+                ix._take(0, 1, rng.randint(1, ix._nc[0]), 0, 0)
+        if ix._nc[0] < 1:
+            continue
+        k = rng.randint(1, ix._nc[0])
+        g = rng.randint(0, ix._ng[0] // max(1, ix._nc[0] // k)) if gpus else 0
+        t = rng.randint(1, min(ix._nc[0] // k, ix._ng[0] // g if g else 99))
+        fc, fg = ix._fc[0], ix._fg[0]
+        want = []
+        for _ in range(t):  # rank by rank, lowest free indices first
+            rc = _bits(fc)[:k]
+            rg = _bits(fg)[:g]
+            for c in rc:
+                fc &= ~(1 << c)
+            for x in rg:
+                fg &= ~(1 << x)
+            want.append(Slot(0, rc, rg, 5))
+        got: list[Slot] = []
+        held = ix._take(0, t, k, g, 5, got)
+        assert got == want and slots_of(held, k, g, 5) == want
+        assert ix._fc[0] == fc and ix._fg[0] == fg
 
 
 def test_spread_roomiest_first_and_memory():
