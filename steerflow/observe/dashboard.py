@@ -29,37 +29,48 @@ RUNNING_SHOWN = 50
 
 
 class _Cache:
-    """The latest metrics and figures, recomputed at most every ``refresh`` (figures: ``figure_every``) seconds."""
+    """The page's data, refreshed from the journal incrementally (`timeline.Follower`: only new rows are read).
+
+    Three paces, each stretched by its own cost so that a huge journal costs the machine at most about
+    half a core however often browsers poll: the live part (status line, running tasks, failures) every
+    ``refresh`` s or twice the read's cost; every metric every ``refresh`` s or four times its cost;
+    figures every ``figure_every`` s or five times their cost.
+    """
 
     def __init__(self, directory: Path, refresh: float, figure_every: float) -> None:
         self.directory = directory
         self.refresh = refresh
         self.figure_every = figure_every
         self._lock = threading.Lock()
+        self._follower = timeline.Follower(directory)
         self._data: dict[str, Any] | None = None
-        self._data_at = 0.0
+        self._data_at = self._metrics_at = 0.0
+        self._metrics: dict[str, Any] | None = None
         self._figures: dict[str, bytes] = {}
         self._figures_at = 0.0
-        self._cost = self._figure_cost = 0.0  # seconds the last computation took
+        self._cost = self._metrics_cost = self._figure_cost = 0.0  # seconds the last computation took
         self.version = 0
 
     def data(self) -> dict[str, Any]:
-        """The page's data; recomputed when older than ``refresh`` s, or than twice its last cost when that is
-        larger (figures: ``figure_every`` s, or five times their cost), so a huge journal costs the machine at
-        most about half a core however often browsers poll."""
+        """The page's data (see the class docstring for how fresh each part is)."""
         with self._lock:  # one computation at a time; concurrent pollers share its answer
             now = time.monotonic()
             if self._data is None or now - self._data_at >= max(self.refresh, 2 * self._cost):
-                tl = timeline.read(self.directory)
-                self._data = view(tl)
+                tl = self._follower.read()
                 self._data_at = now
-                self._cost = time.monotonic() - now
+                if self._metrics is None or now - self._metrics_at >= max(self.refresh, 4 * self._metrics_cost):
+                    started = time.monotonic()
+                    self._metrics = metrics.compute(tl)
+                    self._metrics_at = now
+                    self._metrics_cost = time.monotonic() - started
+                self._data = view(tl, self._metrics)
+                self._cost = time.monotonic() - now - (self._metrics_cost if self._metrics_at == now else 0.0)
                 if now - self._figures_at >= max(self.figure_every, 5 * self._figure_cost):
                     started = time.monotonic()
                     try:
                         from . import figures
 
-                        self._figures = figures.all_figures(tl, self._data["metrics"])
+                        self._figures = figures.all_figures(tl, self._metrics)
                     except ImportError:
                         self._figures = {}
                     self._figures_at = now
@@ -74,9 +85,10 @@ class _Cache:
         return self._figures.get(name)
 
 
-def view(tl: timeline.Timeline) -> dict[str, Any]:
-    """What the page shows, as numbers and ready-escaped HTML fragments."""
-    result = metrics.compute(tl)
+def view(tl: timeline.Timeline, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the page shows, as numbers and ready-escaped HTML fragments (``result``: `metrics.compute` of
+    this timeline or a recent one, where the caller has it; the live numbers are always this timeline's)."""
+    result = result if result is not None else metrics.compute(tl)
     snap = metrics.snapshot_from(tl)
     running = sorted((h for h in tl.holds if h.outcome == "running"), key=lambda h: h.start)[:RUNNING_SHOWN]
     running_rows = [{"key": h.key, "name": tl.tasks.get(h.key, ("?",))[0], "pool": h.pool, "where": h.where or "",

@@ -81,9 +81,7 @@ class Reader:
         with self._lock:
             started = time.perf_counter()
             if self._conn is None:
-                open_journal(self.directory).close()  # a clear error where there is no journal
-                self._conn = sqlite3.connect(f"file:{self.directory / 'journal.db'}?mode=ro", uri=True, timeout=10,
-                                             check_same_thread=False)
+                self._conn = open_journal(self.directory, any_thread=True)
             live = holder(self.directory) is not None
             try:
                 snap = _read(self._conn, live, now, window_s)

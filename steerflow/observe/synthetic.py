@@ -79,3 +79,33 @@ def write(directory: str | Path, tasks: int = 100_000, nodes: int = 64, cores: i
     conn.commit()
     conn.close()
     return path
+
+
+def append(directory: str | Path, tasks: int = 1000, seed: int = 1) -> None:
+    """Add ``tasks`` finished tasks after the journal's last one, as a running campaign would between two
+    refreshes of a dashboard (task, waiting/running/done state rows, result), in one transaction."""
+    rng = random.Random(seed)
+    conn = sqlite3.connect(Path(directory) / "journal.db")
+    first_key = (conn.execute("SELECT max(key) FROM tasks").fetchone()[0] or 0) + 1
+    t = conn.execute("SELECT max(ts) FROM states").fetchone()[0] or time.time()
+    pools = list(POOLS)
+    task_rows, state_rows, result_rows = [], [], []
+    for key in range(first_key, first_key + tasks):
+        pool = pools[rng.randrange(len(pools))]
+        submitted = t + 0.001 * (key - first_key)
+        placed = submitted + 0.001
+        ended = placed + rng.uniform(0.05, 0.2)
+        task_rows.append((key, f"{pool}_task", "Function", pool, "", 0, f"fp{key}", submitted, b"", 1, 0, "done"))
+        state_rows += [(key, "waiting", submitted, 0, None), (key, "running", placed, 1, f"node000[c{key % 32}]"),
+                       (key, "done", ended, 1, None)]
+        result_rows.append((key, 1, None, None, None, placed, ended,
+                            journal.TIMING.pack(submitted, placed + 0.0005, placed + 0.0007, ended - 0.001,
+                                                ended - 0.0008)))
+    with conn:
+        conn.executemany("INSERT INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, spec, "
+                         "cores, gpus, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", task_rows)
+        conn.executemany("INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)", state_rows)
+        conn.executemany("UPDATE tasks SET attempts = 1 WHERE key = ?", [(r[0],) for r in task_rows])
+        conn.executemany("INSERT INTO results (key, ok, value, path, error, started, ended, timing)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", result_rows)
+    conn.close()
