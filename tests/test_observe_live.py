@@ -148,3 +148,62 @@ def test_the_sql_snapshot_equals_the_timeline_snapshot_on_a_synthetic_journal(tm
     replayed = metrics.snapshot_from(metrics.read(tmp_path / "syn"))
     assert sql == replayed
     assert sql["finished"] == 3000 and sql["cores"] == 32 and sql["gpus"] == 8 and sql["throughput_tasks_per_s"] > 0
+
+
+def _read_until(fd: int, seen: list[bytes], text: bytes, timeout: float = 60) -> bool:
+    import select
+
+    deadline = time.monotonic() + timeout
+    while text not in b"".join(seen) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                seen.append(os.read(fd, 65536))
+            except OSError:  # the other side closed
+                break
+    return text in b"".join(seen)
+
+
+def test_steerflow_run_on_a_terminal_and_status_watch_show_the_same_live_line(tmp_path):
+    """End to end, on terminals (ptys): the run's own display and `status --watch` print the same numbers."""
+    import pty
+    import signal
+
+    script = Path(__file__).parent / "campaigns" / "gated_progress.py"
+    directory, gates = tmp_path / "camp", tmp_path / "gates"
+    gates.mkdir()
+    (gates / "go-0").touch()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), COLUMNS="200", LINES="50", TERM="xterm")
+    expected = b"1 of 3 tasks finished; 2/2 cores and 0/0 GPUs busy now"
+    procs: list[subprocess.Popen] = []
+    fds: list[int] = []
+    try:
+        for argv in (["run", str(script), str(directory), str(gates)], ["status", str(directory), "--watch", "0.2"]):
+            if argv[0] == "status":
+                assert wait_until(lambda: (directory / "journal.db").exists(), timeout=60)
+            master, slave = pty.openpty()
+            fds.append(master)
+            procs.append(subprocess.Popen([sys.executable, "-m", "steerflow.cli", *argv], env=env, stdin=slave,
+                                          stdout=slave, stderr=slave, start_new_session=True))
+            os.close(slave)
+        seen_run: list[bytes] = []
+        seen_watch: list[bytes] = []
+        assert _read_until(fds[0], seen_run, expected), b"".join(seen_run)[-3000:]
+        assert _read_until(fds[1], seen_watch, expected), b"".join(seen_watch)[-3000:]
+        for output in (seen_run, seen_watch):  # both name the same basis for the ETA
+            assert b"(task budget of 3)" in b"".join(output)
+        procs[1].send_signal(signal.SIGINT)
+        _read_until(fds[1], seen_watch, b"\0", timeout=0.5)  # keep the pty drained while it exits
+        assert procs[1].wait(timeout=30) == 0
+        for i in (1, 2):
+            (gates / f"go-{i}").touch()
+        assert _read_until(fds[0], seen_run, b"3 of 3 tasks finished; 0/2 cores"), b"".join(seen_run)[-3000:]
+        assert procs[0].wait(timeout=60) == 0
+    finally:
+        for i in range(3):
+            (gates / f"go-{i}").touch()
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for fd in fds:
+            os.close(fd)
