@@ -261,6 +261,29 @@ def test_large_arguments_and_results_travel_by_value_between_nodes(engine_runtim
     assert doubled[-1] == 2 * data[-1]
 
 
+def arg_file(arr, barrier: str, n: int) -> tuple[str, str]:
+    node = where(barrier, n)[0]
+    return node, _mapped_from(arr.ctypes.data).split(" (deleted)")[0]
+
+
+def test_large_arguments_map_the_drivers_shared_memory_on_its_machine_and_travel_to_others(engine_runtime,
+                                                                                        tmp_path):
+    np = pytest.importorskip("numpy")
+    rt = engine_runtime()
+    data = np.arange(1_000_000, dtype=np.float64)  # 8 MB: in the driver's shared memory
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    got = [f.result(timeout=120) for f in [rt.submit(arg_file, data, str(barrier), 6) for _ in range(6)]]
+    by_node: dict[str, set[str]] = {}
+    for node, path in got:
+        by_node.setdefault(node, set()).add(Path(path).name.split("-")[1])  # the pid the file is named after
+    assert set(by_node) == {"node0", "node1", "node2"}, got
+    # node2 declares this machine's host name: it maps the driver's files; node0/node1 declare other hosts
+    # (localhost, 127.0.0.1): their arguments came over the wire into their own agent's shared memory
+    assert by_node["node2"] == {str(os.getpid())}, got
+    assert str(os.getpid()) not in by_node["node0"] | by_node["node1"], got
+
+
 def shared_sum(arr, barrier: str, n: int) -> tuple[float, str, str]:
     where(barrier, n)
     return float(arr.sum()), os.environ["STEERFLOW_NODE"], _mapped_from(arr.ctypes.data)

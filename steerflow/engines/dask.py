@@ -289,11 +289,13 @@ class DaskEngine(ClusterSide):
         payload = launch.payload
         needs: list[tuple[str, str]] = []
         if payload is not None:
-            payload = wire.payload_for_wire(payload)
+            if not (self._nodes[link.index].host == dask_refs.this_host() and serialize.in_shared_memory(payload)):
+                payload = wire.payload_for_wire(payload)  # (on this machine, the node maps the driver's files)
             if self._refs:  # results kept on other nodes that this task reads: that node copies them first
                 for key in dask_refs.keys_in(payload, self._refs):
                     owner = self._refs[key]
-                    if owner != link.index and (owner_link := self._links.get(owner)) is not None:
+                    if (owner != link.index and (owner_link := self._links.get(owner)) is not None
+                            and self._nodes[owner].host != self._nodes[link.index].host):  # (else: its shm)
                         needs.append((key, owner_link.address))
                         self._copies.setdefault(key, set()).add(link.index)
         op: tuple = ("launch", launch.task_id, launch.attempt, what, tuple(slots), payload)

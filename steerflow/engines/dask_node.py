@@ -324,8 +324,8 @@ class _Session:
                     raise RuntimeError(self.fn_errors.get(what, "its function never arrived"))
             else:
                 spec = wire.loads_spec(what)
-            if payload is not None:
-                payload = wire.payload_here(payload)
+            if payload is not None and not serialize.in_shared_memory(payload):  # (else: the driver's, on this
+                payload = wire.payload_here(payload)                              # machine: it frees it)
                 if serialize.in_shared_memory(payload):
                     self.payloads[task_id] = payload
             engine.launch(Launch(task_id, attempt, spec, Placement(None, slots), payload))  # type: ignore[arg-type]
@@ -435,7 +435,7 @@ class _Session:
         if event.kind == "ok" and value is not None and serialize.in_shared_memory(value) and self.agent is not None:
             key = dask_refs.new_key()  # a large result stays here; the driver gets a reference (dask_refs)
             self.kept[key] = value
-            value = dask_refs.reference(key, os.getpid(), self.agent.address(), value)
+            value = dask_refs.reference(key, self.node["host"], os.getpid(), self.agent.address(), value)
             text = key
         elif event.kind in ("ok", "error") and value is not None:
             value = wire.result_for_wire(value)

@@ -5,10 +5,11 @@ not travel back: the node's agent keeps it and sends the driver a small referenc
 that, when loaded, calls `resolve`. Where it is loaded decides what happens:
 
 - in a task on the node that made it: the node's shared-memory files are mapped (no copy);
-- in a task on another node: that node's agent fetched a copy from the owner's agent before
+- in a task on another machine: that node's agent fetched a copy from the owner's agent before
   the task started (driver-told, node to node over the workers' Dask comms) into its own shared
   memory, and the task maps that copy;
-- in the driver (``future.result()``) or anywhere else: fetched from the owner's agent then.
+- in the driver (``future.result()``) or anywhere else: mapped if on the owner's machine (nodes
+  that declare the same host share its shared memory), else fetched from the owner's agent then.
 
 So the driver holds a reference until it asks for the value. The reference's bytes on the driver
 are a `RemoteBlob`: when the last holder lets go of it (the runtime once no dependent still
@@ -56,9 +57,14 @@ class _Remote:
         return resolve, self.args
 
 
-def reference(key: str, owner_pid: int, address: str, envelope: bytes) -> bytes:
-    """The driver's handle on a result kept by the agent ``owner_pid`` (at worker ``address``) on this host."""
-    return pickle.dumps(_Remote(key, socket.gethostname(), owner_pid, address, envelope), 5)
+def reference(key: str, host: str, owner_pid: int, address: str, envelope: bytes) -> bytes:
+    """The driver's handle on a result kept by the agent ``owner_pid`` (at worker ``address``) on ``host``."""
+    return pickle.dumps(_Remote(key, host, owner_pid, address, envelope), 5)
+
+
+def this_host() -> str:
+    """The machine this process runs on, named as nodes declare theirs (`dask_node.declare_node`)."""
+    return os.environ.get("STEERFLOW_NODE_HOST") or socket.gethostname().split(".")[0] or "localhost"
 
 
 @contextmanager
@@ -76,13 +82,19 @@ def resolve(key: str, host: str, owner_pid: int, address: str, envelope: bytes) 
     if getattr(_keeping, "on", False):
         return _Remote(key, host, owner_pid, address, envelope)
     parent = os.getppid()
-    if host == socket.gethostname() and owner_pid in (parent, os.getpid()):
+    same_host = host == this_host()
+    if same_host and owner_pid in (parent, os.getpid()):
         return serialize.loads(envelope, consume=False)  # a task on the node that made it: map its files
     try:
         with open(copy_index(key, parent), "rb") as f:  # a task on a node whose agent fetched a copy
             return serialize.loads(f.read(), consume=False)
     except FileNotFoundError:
         pass
+    if same_host:  # the same machine (another node's worker, or the driver): its shared memory, no copy
+        try:
+            return serialize.loads(envelope, consume=False)
+        except FileNotFoundError:
+            pass
     return pickle.loads(fetch(address, key))
 
 
@@ -91,40 +103,66 @@ def register(address: str, security: Any) -> None:
     _security[address] = security
 
 
-async def fetch_async(address: str, key: str, connection_args: dict[str, Any]) -> bytes:
-    """A kept result's value (a self-contained pickle) from the agent of the worker at ``address``."""
+async def fetch_async(address: str, key: str, connection_args: dict[str, Any], comm: Any = None) -> bytes:
+    """A kept result's value (a self-contained pickle) from the agent of the worker at ``address``.
+
+    With ``comm`` (an open comm to that worker), the request goes over it and it stays open.
+    """
     from distributed.comm import connect
 
-    comm = await connect(address, **connection_args)
+    own = comm is None
+    if own:
+        comm = await connect(address, **connection_args)
     try:
         await comm.write({"op": FETCH_HANDLER, "key": key, "reply": True})
         data = await comm.read()
     finally:
-        await comm.close()
+        if own:
+            await comm.close()
     if not isinstance(data, bytes):
         raise LookupError(f"The node at {address} no longer holds result {key}: {data}. It was dropped after "
                           "its last consumer, or its node restarted; rerun the task that made it.")
     return data
 
 
-def fetch(address: str, key: str) -> bytes:
-    """`fetch_async` from any thread, even one running an event loop (it runs on a thread of its own)."""
-    security = _security.get(address)
-    args = security.get_connection_args("client") if security is not None else {}
-    box: list[Any] = []
+class _Fetcher:
+    """A thread with its own event loop and one open comm per node: `fetch` from any thread, no set-up per call."""
 
-    def run() -> None:
-        try:
-            box.append(asyncio.run(fetch_async(address, key, args)))
-        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
-            box.append(exc)
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.comms: dict[str, Any] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+        threading.Thread(target=self.loop.run_forever, name="steerflow-fetch", daemon=True).start()
 
-    thread = threading.Thread(target=run, name="steerflow-fetch", daemon=True)
-    thread.start()
-    thread.join()
-    if isinstance(box[0], BaseException):
-        raise box[0]
-    return box[0]
+    async def get(self, address: str, key: str) -> bytes:
+        from distributed.comm import connect
+
+        lock = self.locks.setdefault(address, asyncio.Lock())
+        async with lock:  # one request at a time per comm
+            comm = self.comms.get(address)
+            if comm is None or comm.closed():
+                security = _security.get(address)
+                args = security.get_connection_args("client") if security is not None else {}
+                comm = self.comms[address] = await connect(address, **args)
+            try:
+                return await fetch_async(address, key, {}, comm)
+            except Exception:
+                self.comms.pop(address, None)
+                comm.abort()
+                raise
+
+
+_fetcher: _Fetcher | None = None
+_fetcher_lock = threading.Lock()
+
+
+def fetch(address: str, key: str, timeout: float = 600.0) -> bytes:
+    """`fetch_async` from any thread, even one running an event loop (it runs on the fetcher's thread)."""
+    global _fetcher
+    with _fetcher_lock:
+        if _fetcher is None:
+            _fetcher = _Fetcher()
+    return asyncio.run_coroutine_threadsafe(_fetcher.get(address, key), _fetcher.loop).result(timeout)
 
 
 def keys_in(payload: bytes | None, known: dict[str, Any]) -> list[str]:
