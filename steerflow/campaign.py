@@ -337,8 +337,7 @@ class Campaign(SteeringLoop):
         why = nodes  # a waiting row says why it waits (in its nodes column): an attempt's outcome, or 'deps'
         if state is TaskState.WAITING:
             why = record.attempts[-1].outcome if record.attempts else ("deps" if record.waiting_on else None)
-        put("state", key, state.value, now, len(record.attempts), why)
-        put("task_state", state.value, nodes, len(record.attempts), key)
+        put("state_change", key, state.value, now, len(record.attempts), why, nodes)  # history row + tasks row
         if state is TaskState.WAITING:
             if key not in self._waiting_keys:
                 self._waiting_keys.add(key)

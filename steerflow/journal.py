@@ -72,6 +72,10 @@ _STATEMENTS = {
 }
 
 
+GATHER_S = 0.005  # how long the writer gathers rows for one transaction once the first arrives
+_FLUSH = ("flush", ())  # queued by `Journal.flush`: commit now
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
@@ -109,6 +113,7 @@ class Journal:
                 os.chmod(f"{self.path}{suffix}", 0o600)
         self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._flushed = threading.Condition()
+        self._hurry = threading.Event()  # set by flush/close: the writer stops gathering and commits
         self._queued = 0
         self._written = 0
         self.busy_s = 0.0  # CPU time the writer spent committing: the journal's cost
@@ -134,26 +139,44 @@ class Journal:
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything queued so far is committed."""
         target = self._queued
+        self._queue.put(_FLUSH)  # the writer commits what it gathered at once instead of waiting for more
+        self._hurry.set()
         with self._flushed:
             self._flushed.wait_for(lambda: self._written >= target, timeout=timeout)
 
     def close(self) -> None:
         self._queue.put(None)
+        self._hurry.set()
         self._thread.join()
         self._conn.close()
 
     def _writer(self) -> None:
+        """Commit what is queued in batches: one transaction per GATHER_S (group commit), or sooner when asked.
+
+        A transaction and each wake-up of this thread cost a fixed amount whatever the batch's size,
+        so once a row arrives the writer waits GATHER_S (a timed wait no producer touches: no
+        wake-up per row), then takes everything queued by then in one transaction. `flush` and
+        `close` cut the wait short.
+        """
         conn, q = self._conn, self._queue
+        get, get_nowait, Empty = q.get, q.get_nowait, queue.Empty
+        hurry = self._hurry
         stop = False
+        full = False
         while not stop:
-            item = q.get()
+            item = get()
+            if not full and item is not None and item is not _FLUSH:
+                hurry.wait(GATHER_S)  # let the rows of the next few ms come: one commit for all of them
+            hurry.clear()
             batch: dict[str, list[tuple]] = {}
             n = 0
             failure: BaseException | None = None
-            deadline = time.monotonic() + 0.005  # gather for at most 5 ms
+            full = False
             while True:
                 if item is None:
                     stop = True
+                    break
+                if item is _FLUSH:
                     break
                 n += 1
                 if self.error is None and failure is None:  # after a failure, nothing more is written
@@ -161,6 +184,12 @@ class Journal:
                     try:
                         if kind == "result_obj":
                             kind, row = "result", self._result_row(*row)
+                        elif kind == "state_change":  # (key, state, ts, attempt, why, nodes): both rows at once
+                            rows = batch.get("state")
+                            if rows is None:
+                                rows = batch["state"] = []
+                            rows.append(row[:5])
+                            kind, row = "task_state", (row[1], row[5], row[3], row[0])
                     except Exception as exc:  # noqa: BLE001 - e.g. ENOSPC writing results/KEY.pkl
                         failure = exc
                     else:
@@ -168,11 +197,12 @@ class Journal:
                         if rows is None:
                             rows = batch[kind] = []
                         rows.append(row)
-                if n >= 5000 or time.monotonic() > deadline:
+                if n >= 20000:
+                    full = True  # more is waiting: no gathering pause before the next batch
                     break
                 try:
-                    item = q.get_nowait()
-                except queue.Empty:
+                    item = get_nowait()
+                except Empty:
                     break
             if n and self.error is None:
                 if failure is None:
@@ -234,6 +264,9 @@ class Journal:
             for kind, sql in _STATEMENTS.items():
                 rows = batch.get(kind)
                 if rows:
+                    if kind == "task_state" and len(rows) > 1:
+                        # each sets every column of its task's row: only a task's last one in the batch counts
+                        rows = list({row[3]: row for row in rows}.values())
                     conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:

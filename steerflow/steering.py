@@ -26,6 +26,9 @@ from .stop import Condition
 from .task import Function, TaskSpec
 
 
+DRAIN = 255  # events delivered at most per wake-up beyond the first, before timers and control are looked at
+
+
 class SteeringLoop:
     """The steering-thread half of `Campaign`: it uses the campaign's state and defines none."""
 
@@ -59,6 +62,16 @@ class SteeringLoop:
                 item = None
             if item is not None:
                 self._deliver(item)
+                # what else is queued now goes out on this wake-up: one thread wake-up per burst of results,
+                # not per result (the stop condition is still asked after every delivery)
+                for _ in range(DRAIN):
+                    if self._stop_reason is not None or (stop is not None and stop.met(self.ctx)):
+                        break
+                    try:
+                        item = self._events.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._deliver(item)
             now = time.monotonic()
             for handler in self._handlers:
                 if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
