@@ -10,7 +10,10 @@ subreapers (``PR_SET_CHILD_SUBREAPER``): a process a task started that is orphan
 double-forked daemon or a child in its own session, is re-parented to them instead of to
 init, so it stays in the tree below them. When the task ends (returns, fails, exits), they
 kill everything left below them and reap it; a cancel, a timeout or the campaign's shutdown
-kill the whole tree from the driver. A task therefore cannot leave a detached service behind:
+kill the whole tree from the driver. If the driver dies, even by SIGKILL, a guard (`guard`: the
+wrapper itself, or a fork of the worker made at its start) kills everything below it: the kernel
+tells it with a signal it handles (PR_SET_PDEATHSIG), where a worker killed outright by that
+signal would hand what it adopted to init. A task therefore cannot leave a detached service behind:
 start long-lived services from the campaign script itself (outside tasks) and stop them there.
 Only stdlib imports: the wrapper runs with ``-I -S`` and must start fast.
 """
@@ -99,6 +102,20 @@ def signal_tree(pid: int, sig: int = signal.SIGKILL, group: bool = True) -> None
             _send(p, signal.SIGCONT)
 
 
+def stop_below(pid: int) -> None:
+    """SIGSTOP every process below ``pid``, but not ``pid``: a guard (see `guard`) stays awake while its work is
+    suspended, so that it can still kill it all if the driver dies meanwhile. Walks again until nothing new shows
+    up (a process that forked between the walk and the signal), so none is left running."""
+    stopped: set[int] = set()
+    while True:
+        found = [p for p in descendants(pid) if p not in stopped]
+        if not found:
+            return
+        for p in found:
+            _send(p, signal.SIGSTOP)
+        stopped.update(found)
+
+
 def _send(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -160,35 +177,58 @@ def kill_descendants() -> int:
     return len(found)
 
 
-def _wrap(argv: list[str]) -> None:
-    """Run a program as a subreaper's only child; kill what it leaves behind; exit as it exited."""
-    parent, cpus = None, None
-    while argv and argv[0] != "--":
-        option, value, argv = argv[0], argv[1], argv[2:]
-        if option == "--parent":
-            parent = int(value)
-        elif option == "--cpus":
-            cpus = [int(c) for c in value.split(",")]
-    argv = argv[1:]
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the driver, as the program does (set below)
+#: what the kernel sends a guard when the driver dies (PR_SET_PDEATHSIG): a signal it handles, not SIGKILL, so that
+#: it kills what is below it before it goes; nothing else sends it (the engine's tree-wide signals are swallowed)
+DEATH_SIGNAL = getattr(signal, "SIGRTMIN", 34) + 2
+#: signals the engine sends a whole tree (preempt, terminal): the task's processes get their own copy; a guard waits
+SWALLOWED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _on_driver_death(signum: int, frame: object) -> None:
+    kill_descendants()  # everything below, frozen first: the worker or program, its children, what we adopted
+    os._exit(137)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
+
+
+def guard(parent: int | None, forward: tuple[int, ...] = (), close: tuple[int, ...] = (),
+          orphaned_status: int = 137) -> None:
+    """Fork. The child returns and does the work; this process stays as its guard and never returns.
+
+    The guard is a child subreaper above the work, so whatever the work starts (a child in its own
+    session, a double-forked daemon) stays below it. When the work ends, it kills and reaps what is
+    left and exits as the work did (same status, or the same signal). When the driver (``parent``)
+    dies, SIGKILL included, the kernel sends it `DEATH_SIGNAL`, and it kills everything below
+    before it goes: a worker or program killed by its own parent-death signal would leave what it
+    adopted to init. Signals in ``forward`` are passed on to the work; the other `SWALLOWED` ones
+    are ignored (the work gets its own copy). ``close``: fds the guard must not hold (the work's
+    pipes to the driver, so the driver sees them close when the work dies).
+    """
+    signal.signal(DEATH_SIGNAL, _on_driver_death)  # before asking for it: it must never kill us unhandled
+    _prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL)
     if parent is not None and os.getppid() != parent:
-        os._exit(137)  # the driver died before we could ask to die with it
+        os._exit(orphaned_status)  # the driver died before we could ask to be told: nothing started yet
     become_subreaper()
-    if cpus:
-        os.sched_setaffinity(0, cpus)
-    swallowed = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-    for sig in swallowed:  # the engine signals the whole tree (the program gets its own copy); we wait for it
-        signal.signal(sig, lambda signum, frame: None)
+    for sig in (*SWALLOWED, *forward):  # from now on: a signal meant for the work waits for the fork to be done
+        signal.signal(sig, _ignore)
+    me = os.getpid()
     pid = os.fork()
     if pid == 0:
+        for sig in (*SWALLOWED, *forward, DEATH_SIGNAL):
+            signal.signal(sig, signal.SIG_DFL)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the work dies with its guard, whatever kills the guard
+        if os.getppid() != me:
+            os._exit(137)
+        return
+    for sig in forward:
+        signal.signal(sig, lambda signum, frame: _send(pid, signum))
+    for fd in close:
         try:
-            for sig in (*swallowed, signal.SIGPIPE, signal.SIGXFSZ):
-                signal.signal(sig, signal.SIG_DFL)
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            os.execvp(argv[0], argv)
-        except BaseException as exc:  # noqa: BLE001
-            os.write(2, f"steerflow: cannot run {argv[0] if argv else '(nothing)'}: {exc}\n".encode(errors="replace"))
-        os._exit(127)
+            os.close(fd)
+        except OSError:
+            pass
     status = 0
     while True:
         try:
@@ -199,12 +239,34 @@ def _wrap(argv: list[str]) -> None:
             status = code
             break
     kill_descendants()
-    if os.WIFSIGNALED(status):  # die of the same signal, so the engine sees what the program saw
+    if os.WIFSIGNALED(status):  # die of the same signal, so the engine sees what the work saw
         sig = os.WTERMSIG(status)
         signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+def _wrap(argv: list[str]) -> None:
+    """Run a program below a guard (see `guard`): bound to its CPUs, killed with what it leaves behind."""
+    parent, cpus = None, None
+    while argv and argv[0] != "--":
+        option, value, argv = argv[0], argv[1], argv[2:]
+        if option == "--parent":
+            parent = int(value)
+        elif option == "--cpus":
+            cpus = [int(c) for c in value.split(",")]
+    argv = argv[1:]
+    guard(parent)
+    try:
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # (Python ignores these; a program expects the default)
+            signal.signal(sig, signal.SIG_DFL)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        os.execvp(argv[0], argv)
+    except BaseException as exc:  # noqa: BLE001
+        os.write(2, f"steerflow: cannot run {argv[0] if argv else '(nothing)'}: {exc}\n".encode(errors="replace"))
+    os._exit(127)
 
 
 def process_alive(pid: int) -> bool:

@@ -79,8 +79,8 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
 
 def reaper_command(cpus: list[int] | None) -> list[str]:
     """The wrapper every program runs under (`steerflow.proctree` as a script): it binds the CPUs,
-    dies with the driver even if the driver is SIGKILLed, and, as a child subreaper, kills whatever
-    the program left behind (daemons, children in their own session) when it ends.
+    dies with the driver even if the driver is SIGKILLed, taking everything below it along, and, as a child
+    subreaper, kills whatever the program left behind (daemons, children in their own session) when it ends.
     """
     cmd = [sys.executable, "-I", "-S", proctree.__file__, "--parent", str(os.getpid())]
     if cpus:

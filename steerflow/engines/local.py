@@ -337,8 +337,8 @@ class LocalEngine:
         if worker is not None:
             worker.stopped = True
         pid = self._pid_of(task_id)
-        if pid is not None:
-            proctree.signal_tree(pid, signal.SIGSTOP)
+        if pid is not None:  # below its guard (worker or program wrapper): the guard stays awake
+            proctree.stop_below(pid)
 
     def resume(self, task_id: int) -> None:
         worker = self._busy.get(task_id)

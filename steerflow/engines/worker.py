@@ -2,8 +2,9 @@
 
 It stays alive between tasks so imports and loaded models stay loaded. Before each task it
 binds itself to the task's CPUs and sets the task's environment (CUDA_VISIBLE_DEVICES,
-OMP_NUM_THREADS, STEERFLOW_*). It dies with the driver (PR_SET_PDEATHSIG). It is a child
-subreaper: whatever a task started is killed when the task ends (see `steerflow.proctree`).
+OMP_NUM_THREADS, STEERFLOW_*). It runs below a guard (`steerflow.proctree.guard`, a fork of it
+made at start) that kills the worker and everything below it when the driver dies, even by
+SIGKILL. It is a child subreaper: whatever a task started is killed when the task ends.
 
 Protocol (length-prefixed pickles over two pipes): the driver sends
 ``(task_id, fn_key, fn_bytes | None, payload, cpus, env)``, or ``None`` to stop; the worker
@@ -33,18 +34,6 @@ _HEADER = struct.Struct("!I")
 CONTROL = struct.Struct("!Q")  # on the control pipe: the worker's task number to preempt
 
 
-def set_parent_death_signal(sig: int = 9) -> None:
-    """Ask Linux to kill us when the driver dies, so no worker outlives it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    except Exception:  # noqa: BLE001 - best effort on non-Linux systems
-        pass
-
-
 def read_exact(fd: int, n: int) -> bytes:
     chunks = []
     while n:
@@ -70,8 +59,12 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     from steerflow import proctree, serialize
     from steerflow.errors import Preempted
 
-    set_parent_death_signal()
-    serialize.owned_by(os.getppid())  # results outlive this worker while the driver hands them on
+    driver = os.getppid()
+    # Below a guard process (a fork of this one) that kills everything under it when the driver dies, even by
+    # SIGKILL: dying by our own parent-death signal would hand what we adopted to init. It passes on preempts.
+    proctree.guard(driver, forward=(signal.SIGUSR1,), close=(rfd, wfd, cfd) if cfd >= 0 else (rfd, wfd),
+                   orphaned_status=0)
+    serialize.owned_by(driver)  # results outlive this worker while the driver hands them on
     proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
     running = [0]  # the number of the task whose function runs now (0: none)
     wanted = [0]  # the highest task number the driver asked to preempt
