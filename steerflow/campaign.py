@@ -186,23 +186,26 @@ class Campaign(SteeringLoop):
             if stored is not None:
                 self._resume.stored[key] = stored  # type: ignore[union-attr]
                 future = resolved_future(key, stored)
+                self._futures[key] = future  # (before its event: a steering thread delivers it at once)
                 if key in self._resume.undelivered:  # type: ignore[union-attr]
                     self._events.put(("result", key))  # finished before the crash but never delivered
             else:
-                def journal_it() -> None:  # once the runtime accepted it: a rejected submit leaves no row
-                    self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
-                                     ",".join(spec.tags), spec.priority, fingerprint, time.time(),
-                                     blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
-                                     spec.ranks * spec.gpus_per_rank)
+                def accepted(future: TaskFuture) -> None:  # every check passed, it is not queued yet
+                    if known is None:  # (journaled here: a rejected submit leaves no row)
+                        self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
+                                         ",".join(spec.tags), spec.priority, fingerprint, time.time(),
+                                         blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
+                                         spec.ranks * spec.gpus_per_rank)
+                    # before it can finish: a steering thread running while another thread submits finds its future
+                    self._futures[key] = future
                 try:
-                    future = self._runtime.submit_spec(spec, task_id=key, on_accept=journal_it if known is None
-                                                       else None)
+                    future = self._runtime.submit_spec(spec, task_id=key, on_accept=accepted)
                 except BaseException:
-                    del self._specs[key]  # rejected: no key used, nothing counted, nothing journaled
+                    self._futures.pop(key, None)  # rejected: no key used, nothing counted, nothing journaled
+                    del self._specs[key]
                     self._active -= 1
                     raise
             self._next_key += 1
-            self._futures[key] = future
         return future
 
     def _describe(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:

@@ -97,7 +97,7 @@ class Runtime(RuntimeLoop, Executor):
         return self.submit_spec(spec)
 
     def submit_spec(self, spec: TaskSpec, task_id: int | None = None,
-                    on_accept: Callable[[], None] | None = None) -> TaskFuture:
+                    on_accept: Callable[[TaskFuture], None] | None = None) -> TaskFuture:
         """Queue a task description under an id of the caller's choosing (the campaign's stable keys).
 
         ``on_accept`` runs once every check passed, just before the task is queued: a campaign journals the
@@ -126,7 +126,7 @@ class Runtime(RuntimeLoop, Executor):
                 record.payload = self._encode_args(spec, spec.args, spec.kwargs)
         record.deps = deps
         if on_accept is not None:
-            on_accept()
+            on_accept(future)
         self._records[task_id] = record
         self._post(("submit", record))
         if self._dead:  # the loop ended while we queued it: nobody will run it
