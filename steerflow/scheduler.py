@@ -324,6 +324,7 @@ class Scheduler(NodeIndex):
         closed = self._closed        # pools reserved by a quota-blocked request
         fails = self._fails          # rank shape -> fewest ranks that found no room in this pass
         failed = self._failed        # shape keys whose head failed in this pass: their other queues wait behind it
+        quotas = self._quota
         stop = 1 << 62               # the pass ends when this many placements were made
         placed = 0
         i = 0
@@ -335,7 +336,11 @@ class Scheduler(NodeIndex):
                 continue
             queue = cls.queue
             req = queue[0][1]
-            result = self._try(cls, req, fails)
+            if (cls.nodes is None and not (quotas and pool in quotas)
+                    and (cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k)):
+                result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
+            else:
+                result = self._try(cls, req, fails)
             if result.__class__ is Placement:
                 out.append(result)  # type: ignore[arg-type]
                 placed += 1
