@@ -91,6 +91,7 @@ def test_allocation_is_what_the_workers_declare(engine_runtime):
     assert all(n.cores == 2 and n.gpus == 2 for n in nodes.values())
     assert nodes["node1"].gpu_ids == ("2", "3") and nodes["node1"].host == "127.0.0.1"
     assert rt.allocation.source == "dask"
+    assert all(link.stream is not None for link in rt.engine._links.values())  # each session has its stream
 
 
 def test_tasks_land_on_the_node_and_gpus_the_scheduler_chose(engine_runtime, tmp_path):
@@ -539,6 +540,8 @@ def test_tls_cluster_refuses_a_client_without_the_campaign_certificates(tmp_path
         with Runtime(engine=DaskEngine(address, security=security_for(tmp_path / "certs")),
                      run_dir=tmp_path / "run") as rt:
             assert rt.submit(square, 7).result(timeout=120) == 49
+            streams = [link.stream for link in rt.engine._links.values()]  # the session streams use TLS too
+            assert streams and all(s is not None and s.get_extra_info("ssl_object") is not None for s in streams)
         with pytest.raises(Exception):  # no certificates: the TLS handshake fails
             Client(address, timeout=5)
         with pytest.raises(Exception):  # plain TCP to the TLS port is refused too

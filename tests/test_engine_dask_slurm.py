@@ -87,8 +87,10 @@ def test_a_jobqueue_spec_becomes_a_pilot_job_script(system):
     name, kwargs, nodes = jobqueue_kwargs({"system": system, "nodes": 3, "cores": 8, "gpus": 2, "memory": "16GB",
                                            "queue": "gpu", "account": "abc", "walltime": "01:00:00"})
     assert nodes == 3
+    assert kwargs["scheduler_options"]["dashboard_address"] is None  # no dashboard port unless asked
     job_cls = getattr(dask_jobqueue, name).job_cls
-    script = job_cls(scheduler="tls://10.0.0.1:8786", name="pilot", **kwargs).job_script()
+    job_kwargs = {k: v for k, v in kwargs.items() if k not in ("scheduler_options", "scheduler_cls")}  # the cluster's
+    script = job_cls(scheduler="tls://10.0.0.1:8786", name="pilot", **job_kwargs).job_script()
     assert "--resources cores=8,gpus=2" in script and "--nthreads 1" in script
     if system == "slurm":
         assert "#SBATCH --gres=gpu:2" in script and "#SBATCH --cpus-per-task=8" in script

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import sys
 import threading
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..resources import Node
-from . import dask_refs, wire
+from . import dask_fast, dask_refs, wire
 from .base import Event
 from .dask_node import HANDLER, NodePlugin
 
@@ -40,6 +41,7 @@ class NodeLink:
     known_shared: set[str] = field(default_factory=set)
     online: bool = True
     ready: bool = False
+    stream: Any = None  # the session's stream (dask_fast), when the node offered one
     clock: float = 0.0  # the node's clock minus the driver's (0 when within the measurement's error)
 
 
@@ -161,24 +163,44 @@ class ClusterSide:
         try:
             kwargs = self.security.get_connection_args("client") if self.security is not None else {}
             comm = await connect(address, **kwargs)
+            token = os.urandom(dask_fast.TOKEN_BYTES // 2).hex()
             sent = time.time()
-            await comm.write({"op": HANDLER, "reply": False, "path": [p for p in sys.path if p]})
+            await comm.write({"op": HANDLER, "reply": False, "path": [p for p in sys.path if p], "token": token})
             hello = await comm.read()
             clock = clock_offset(hello.get("time"), sent, time.time())
         except Exception as exc:  # noqa: BLE001 - retried at the next poll
             log.debug("could not open a session with %s: %s", address, exc)
             self._connecting.discard(address)
             return
+        holder: list[NodeLink] = []  # the session's stream (dask_fast) is up before any op is sent on it
+        stream = None
+        if hello.get("fast"):
+            try:
+                stream = await dask_fast.connect(tuple(hello["fast"]), kwargs.get("ssl_context"), token,
+                                                 lambda batch: self._on_batch(holder[0], batch),
+                                                 lambda exc: self._stream_lost(holder, exc))
+            except Exception as exc:  # noqa: BLE001 - the Dask comm carries the session then
+                log.info("node at %s: no session stream (%s); using the Dask comm", address, exc)
+        elif hello.get("fast_error"):
+            log.info("node at %s: no session stream (%s); using the Dask comm", address, hello["fast_error"])
         node = _node_from(hello["node"])
-        link = self._adopt(address, node, comm)
+        link = self._adopt(address, node, comm, stream)
         self._connecting.discard(address)
         if link is None:
+            if stream is not None:
+                stream.close()
             await comm.close()
             return
+        holder.append(link)
         link.clock = clock
         await self._read(link)
 
-    def _adopt(self, address: str, node: Node, comm: Any) -> NodeLink | None:
+    def _stream_lost(self, holder: list[NodeLink], exc: BaseException | None) -> None:
+        if holder and not self._closed:
+            link = holder[0]
+            self._node_gone(link.index, f"the session stream to its Dask worker {link.address} closed ({exc or 'EOF'})")
+
+    def _adopt(self, address: str, node: Node, comm: Any, stream: Any = None) -> NodeLink | None:
         with self._lock:
             index = next((i for i, n in enumerate(self._nodes) if n.name == node.name), None)
             if index is not None and (self._links[index].online or self._nodes[index] != node):
@@ -191,7 +213,9 @@ class ClusterSide:
             if index is None:
                 index = len(self._nodes)
                 self._nodes.append(node)
-            link = NodeLink(index, address, comm, wire.Outbox(comm, self._loop))  # type: ignore[arg-type]
+            outbox: Any = (wire.Outbox(comm, self._loop) if stream is None  # type: ignore[arg-type]
+                           else dask_fast.StreamOutbox(stream, self._loop))  # type: ignore[arg-type]
+            link = NodeLink(index, address, comm, outbox, stream=stream)
             dask_refs.register(address, self.security)  # where `future.result()` fetches what this node keeps
             link.outbox.same_thread = self._owned
             self._links[index] = link
@@ -210,31 +234,34 @@ class ClusterSide:
         return link
 
     async def _read(self, link: NodeLink) -> None:
-        events = self._events
+        """The Dask comm: batches (when there is no session stream), and its close, which means the node left."""
         try:
             while True:
                 msg = await link.comm.read()
-                batch = pickle.loads(msg["b"])
-                out = []
-                clock = link.clock
-                for kind, task_id, attempt, value, text, code, times in batch:
-                    if clock and times:  # the worker's timestamps, on the driver's clock
-                        times = tuple(t - clock for t in times)
-                    if kind == "log":
-                        log.warning("%s", text)
-                        continue
-                    if kind == "ready":
-                        link.ready = True
-                        continue
-                    if kind == "ok" and text:  # a large result kept on the node: our handle on it
-                        value = dask_refs.RemoteBlob(value, text, self._ref_dropped)
-                        self._refs[text] = link.index
-                    out.append(Event(kind, task_id, attempt, value, text, code, times))
-                events.extend(out)
-                self.wakeup()
+                self._on_batch(link, pickle.loads(msg["b"]))
         except Exception as exc:  # noqa: BLE001 - the comm broke: the node is gone
             if not self._closed:
                 self._node_gone(link.index, f"the comm to its Dask worker {link.address} closed ({exc or 'EOF'})")
+
+    def _on_batch(self, link: NodeLink, batch: list) -> None:
+        """A batch of events from a node (on the event loop): to the runtime, which is woken."""
+        out = []
+        clock = link.clock
+        for kind, task_id, attempt, value, text, code, times in batch:
+            if clock and times:  # the worker's timestamps, on the driver's clock
+                times = tuple(t - clock for t in times)
+            if kind == "log":
+                log.warning("%s", text)
+                continue
+            if kind == "ready":
+                link.ready = True
+                continue
+            if kind == "ok" and text:  # a large result kept on the node: our handle on it
+                value = dask_refs.RemoteBlob(value, text, self._ref_dropped)
+                self._refs[text] = link.index
+            out.append(Event(kind, task_id, attempt, value, text, code, times))
+        self._events.extend(out)
+        self.wakeup()
 
     def _node_gone(self, index: int, why: str) -> None:
         with self._lock:
@@ -248,6 +275,8 @@ class ClusterSide:
         log.warning("node %s is gone: %s", name, why)
         try:
             link.comm.abort()
+            if link.stream is not None:
+                link.stream.abort()
         except Exception:  # noqa: BLE001
             pass
         self.wakeup()
@@ -255,6 +284,8 @@ class ClusterSide:
     async def _close(self) -> None:
         self._main_task.cancel()
         for link in list(self._links.values()):
+            if link.stream is not None:
+                link.stream.close()
             if link.online:
                 try:
                     await link.comm.close()

@@ -40,7 +40,7 @@ from ..resources import Allocation, Node, detect_gpus
 from ..placement import Slot
 from ..scheduler import Placement
 from ..task import Function
-from . import dask_refs, shared, wire
+from . import dask_fast, dask_refs, shared, wire
 from .base import Event, Launch
 from .local import DEFAULT_BINDING, Binding, LocalEngine
 
@@ -195,12 +195,27 @@ class NodeAgent:
                 return serialize.dumps_inband(serialize.loads(envelope, consume=False))
         return f"node {self.node['name']} holds no result {key}"
 
-    async def session(self, comm: Any, run_dir: str = "", nodes: Any = None, path: list[str] | None = None) -> None:
+    async def session(self, comm: Any, run_dir: str = "", nodes: Any = None, path: list[str] | None = None,
+                      token: str | None = None) -> None:
         adopt_import_path(path or [])
         loop = asyncio.get_running_loop()
         session = _Session(self.node, run_dir, nodes, comm, loop, self)
         self._sessions.add(session)
-        await comm.write({"node": self.node, "time": time.time()})  # the driver puts our timestamps on its clock
+        hello: dict[str, Any] = {"node": self.node}
+        if token and len(token) == dask_fast.TOKEN_BYTES:  # the session's stream (dask_fast), beside this comm
+            try:
+                from distributed.comm.addressing import get_address_host
+
+                ssl = None
+                if getattr(self.worker, "security", None) is not None:
+                    ssl = self.worker.security.get_listen_args("worker").get("ssl_context")
+                hello["fast"], _ = await dask_fast.serve_once(
+                    get_address_host(self.address()), ssl, token, session.post, lambda exc: comm.abort(),
+                    session.use_stream)
+            except Exception as exc:  # noqa: BLE001 - the Dask comm carries the session then
+                hello["fast_error"] = f"{type(exc).__name__}: {exc}"
+        hello["time"] = time.time()  # the driver puts our timestamps on its clock
+        await comm.write(hello)
         try:
             while True:
                 msg = await comm.read()
@@ -246,6 +261,7 @@ class _Session:
         self.shared_keys: list[str] = []
         self.outbox = wire.Outbox(comm, loop)
         self.outbox.same_thread = True  # every put comes from the worker's event loop
+        self.stream: Any = None
         self.warming = 0
         loop.add_reader(self.engine.fileno(), self._on_ready)
         if self.allocation is not None:
@@ -262,9 +278,18 @@ class _Session:
                 self._failed(op, exc)
         self._on_ready()
 
+    def use_stream(self, protocol: Any) -> None:
+        """The driver connected the session's stream: events go back on it from now on."""
+        self.stream = protocol.transport
+        outbox = dask_fast.StreamOutbox(protocol.transport, self.loop)
+        outbox.same_thread = True
+        self.outbox = outbox  # type: ignore[assignment]
+
     def stop(self) -> None:
         if self.stopping:
             return
+        if self.stream is not None:
+            self.stream.close()
         self.stopping = True
         try:
             self.loop.remove_reader(self.engine.fileno())
