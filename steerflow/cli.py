@@ -321,14 +321,15 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     from rich.live import Live
 
+    readers: dict[Path, Any] = {}  # kept between redraws: each reads only the journal's new rows
     try:
-        with Live(render(found), console=_console(), refresh_per_second=4, screen=False) as live:
+        with Live(render(found, readers), console=_console(), refresh_per_second=4, screen=False) as live:
             print(f"watching {args.dir} every {args.watch:g} s; Ctrl-C ends", file=sys.stderr, flush=True)
             cost = 0.0
             while True:  # bounded: a redraw costs at most a fifth of the time between redraws
                 time.sleep(max(args.watch, WATCH_MIN_S, 4 * cost))
                 started = time.monotonic()
-                live.update(render(rundirs.find(args.dir)))
+                live.update(render(rundirs.find(args.dir), readers))
                 cost = time.monotonic() - started
     except KeyboardInterrupt:
         return 0

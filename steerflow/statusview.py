@@ -23,8 +23,11 @@ COLUMNS = (("new", "new"), ("waiting", "wait"), ("running", "run"), ("paused", "
 SHOWN_WHOLE = 4  # more campaigns than this under one path: one line each
 
 
-def render(directories: list[Path]) -> RenderableType:
-    """Every campaign at a path, one after the other (a multi-phase script shows each phase)."""
+def render(directories: list[Path], readers: dict[Path, live.Reader] | None = None) -> RenderableType:
+    """Every campaign at a path, one after the other (a multi-phase script shows each phase).
+
+    ``readers``: kept between redraws (`status --watch`), so each redraw reads only the journal's new rows.
+    """
     if len(directories) > SHOWN_WHOLE:
         return render_list(directories)
     parts: list[RenderableType] = []
@@ -33,7 +36,10 @@ def render(directories: list[Path]) -> RenderableType:
     for directory in directories:
         info = rundirs.status(directory)
         try:  # the live numbers the run's terminal view and the dashboard show (steerflow.observe.live)
-            info["live"] = live.snapshot(directory)
+            if readers is None:
+                info["live"] = live.snapshot(directory)
+            else:
+                info["live"] = readers.setdefault(directory, live.Reader(directory)).snapshot()
         except Exception:  # noqa: BLE001 - e.g. a journal still being created: the counts alone
             pass
         parts.append(render_one(info))

@@ -1,4 +1,4 @@
-"""Incremental reading (timeline.Follower): folding in only the new rows gives the same timeline as a full read.
+"""Incremental reading (timeline.Follower, live.Reader): folding in only the new rows gives what a full read gives.
 
 A finished journal is written again into a fresh one, step by step in time order as a driver would
 have written it (task rows, their state rows with the task row's state updated alike, results one
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from steerflow import Allocation, Campaign, Function, journal
-from steerflow.observe import metrics, synthetic, timeline
+from steerflow.observe import live, metrics, synthetic, timeline
 
 
 def fail_once(marker: str) -> str:
@@ -135,15 +135,19 @@ def test_a_follower_reads_what_a_full_read_reads_at_every_step(tmp_path, kind):
         source = tmp_path / "syn"
         synthetic.write(source, tasks=3000, nodes=2, cores=8, gpus=1)
     target = tmp_path / "grown"
-    follower = None
+    follower = reader = None
     reads = 0
     for _ in grow(source, target, steps=12):
         if follower is None:
-            follower = timeline.Follower(target)
-        same(follower.read(), timeline.read(target))
+            follower, reader = timeline.Follower(target), live.Reader(target)
+        full = timeline.read(target)
+        same(follower.read(), full)
+        assert reader.snapshot() == metrics.snapshot_from(full)  # the terminal views' live numbers, incrementally
         reads += 1
     same(follower.read(), timeline.read(source))
+    assert reader.snapshot() == metrics.snapshot_from(timeline.read(source)) == live.snapshot(source)
     follower.close()
+    reader.close()
     assert reads == 12
     full = timeline.read(source)
     assert len(full.holds) >= len(full.tasks) and full.waits  # the journal had something to follow
