@@ -209,6 +209,12 @@ def owned_by(pid: int) -> None:
     _owner = pid
 
 
+def owner_pid() -> int:
+    """The process this one works for: in a worker, the driver (or Dask node agent) that started it, as given to
+    `owned_by` (the worker's parent is its guard, see `steerflow.proctree.guard`); elsewhere the parent."""
+    return _owner or os.getppid()
+
+
 def _new_file() -> tuple[str, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     while True:

@@ -331,9 +331,21 @@ def big_array(megabytes: int):
     return np.full(megabytes * 131072, 7.0)  # float64: in the node's shared memory, kept there
 
 
+def _agent() -> int:
+    """The node agent this task's worker serves: its nearest ancestor that is not the worker (or the worker's guard,
+    a fork of it)."""
+    pid = os.getppid()
+    while True:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"steerflow.engines.worker" not in f.read():
+                return pid
+        with open(f"/proc/{pid}/stat") as f:
+            pid = int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def read_big(arr, barrier: str, n: int) -> tuple[str, float, str, int]:
     node = where(barrier, n)[0]
-    return node, float(arr.sum()), _mapped_from(arr.ctypes.data).split(" (deleted)")[0], os.getppid()
+    return node, float(arr.sum()), _mapped_from(arr.ctypes.data).split(" (deleted)")[0], _agent()
 
 
 def test_a_large_result_stays_on_its_node_and_dependents_read_it_by_reference(engine_runtime, cluster, tmp_path):

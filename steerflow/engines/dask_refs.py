@@ -81,7 +81,7 @@ def resolve(key: str, host: str, owner_pid: int, address: str, envelope: bytes) 
     """A kept result's value here: the owner's files on its node, a node's copy, else fetched (see the module)."""
     if getattr(_keeping, "on", False):
         return _Remote(key, host, owner_pid, address, envelope)
-    parent = os.getppid()
+    parent = serialize.owner_pid()  # the node agent that runs this worker (its parent is the worker's guard)
     same_host = host == this_host()
     if same_host and owner_pid in (parent, os.getpid()):
         return serialize.loads(envelope, consume=False)  # a task on the node that made it: map its files
