@@ -3,7 +3,8 @@
 Every simulation is real: tblite's GFN2-xTB on the neutral, cation and anion at an RDKit
 ETKDG + MMFF94 geometry (0.2-0.6 s on one core), one core per task (OMP_NUM_THREADS=1).
 The learning policy runs beside them as tasks of its own:
-- featurize (pool `learn`, once): Morgan counts + cheap RDKit descriptors of the whole pool, to a .npy file;
+- featurize (pool `learn`, once, in one chunk per core so the first model comes early): cheap RDKit
+  descriptors (+ Morgan counts with --bits) of the whole pool, to .npy files;
 - fit_and_rank (pool `learn`, after every batch of results): steerflow.learn's Forest on the
   results so far, registered in the model registry, scores the pool (mean, per-tree std);
 - the agent submits the next batch by UCB (steerflow.learn.select), pipelined: batch k+2 is chosen
@@ -38,6 +39,8 @@ from policy import PolicyConfig, fit_and_rank, pick  # noqa: E402
 from science import GROUND_TRUTH, read_ground_truth, xtb_properties  # noqa: E402
 
 FEATURIZE, FIT = "featurize", "fit"
+TARGETS = {"ip_ev": "vertical IP", "gap_ev": "HOMO-LUMO gap"}  # searched for the lowest values
+MODEL_NAMES = {"ip_ev": "ip-forest", "gap_ev": "gap-forest"}
 
 
 class Designer(sf.Agent):
@@ -47,9 +50,14 @@ class Designer(sf.Agent):
     resume), as steerflow's replay-based resume requires.
     """
 
-    def __init__(self, smiles: list[str], config: PolicyConfig, budget: int, seed: int, directory: str) -> None:
+    def __init__(self, smiles: list[str], config: PolicyConfig, budget: int, seed: int, directory: str,
+                 cores: int = 1, target: str = "ip_ev") -> None:
         self.smiles, self.config, self.budget, self.seed = smiles, config, min(budget, len(smiles)), seed
-        self.features_path = os.path.join(directory, "features.npy")
+        self.target = target                    # the simulation's output searched for its LOWEST values
+        self.cores = cores
+        chunks = max(1, min(cores, len(smiles)))  # featurize on every core at once: the first model comes sooner
+        self.features_paths = tuple(os.path.join(directory, f"features-{k}.npy") for k in range(chunks))
+        self.featurized_parts = 0
         self.registry_dir = directory
         self.submitted: list[int] = []
         self.values: dict[int, float] = {}      # pool index -> IP (eV), in completion order
@@ -60,7 +68,6 @@ class Designer(sf.Agent):
         self.models: list[dict] = []            # n_train, version, fit_s, score_s per model
         self.ranking: np.ndarray | None = None  # the newest model's order of the pool (best first)
         self.top_ups = 0                        # simulations submitted from a stale ranking while a model trained
-        self.cores = 1
         self.last_progress = 0
 
     # ---- submitting ----------------------------------------------------------------------
@@ -83,8 +90,9 @@ class Designer(sf.Agent):
             self.training = True
             self.trained_on = len(self.values)
             idx = list(self.values)
-            ctx.submit(sf.Function(fit_and_rank, args=(self.features_path, idx, [self.values[i] for i in idx],
-                                                       self.config, self.seed + len(idx), self.registry_dir),
+            ctx.submit(sf.Function(fit_and_rank, args=(self.features_paths, idx, [self.values[i] for i in idx],
+                                                       self.config, self.seed + len(idx), self.registry_dir,
+                                                       MODEL_NAMES[self.target]),
                                    pool="learn", cores=1, priority=10, timeout=1800, tags=(FIT,)))
         elif idle_soon and new == 0:  # every result failed since the last model: keep the cores busy anyway
             self._top_up(ctx, self.config.batch)
@@ -99,9 +107,11 @@ class Designer(sf.Agent):
     # ---- handlers ------------------------------------------------------------------------
     @sf.on_start
     def begin(self, ctx: sf.Context) -> None:
-        ctx.submit(sf.Function(surrogate_features, args=(self.smiles, self.features_path, self.config.bits,
-                                                         self.config.descriptors),
-                               pool="learn", cores=1, priority=10, timeout=1800, tags=(FEATURIZE,)))
+        bounds = np.linspace(0, len(self.smiles), len(self.features_paths) + 1).astype(int)
+        for path, lo, hi in zip(self.features_paths, bounds[:-1], bounds[1:]):
+            ctx.submit(sf.Function(surrogate_features, args=(self.smiles[lo:hi], path, self.config.bits,
+                                                             self.config.descriptors),
+                                   pool="learn", cores=1, priority=10, timeout=1800, tags=(FEATURIZE,)))
         first = np.random.default_rng(self.seed).permutation(len(self.smiles))[:self.config.initial]
         self._simulate(ctx, [int(i) for i in first])  # before any model: random picks
 
@@ -109,14 +119,14 @@ class Designer(sf.Agent):
     def simulated(self, result: sf.Result, ctx: sf.Context) -> None:
         i = learn.performance.candidate_from_tags(result.tags)
         if result.ok:
-            self.values[int(i)] = float(result.value["ip_ev"])
+            self.values[int(i)] = float(result.value[self.target])
         else:
             self.failed.append(int(i))
         if not ctx.replaying and self._done() - self.last_progress >= 100:
             self.last_progress = self._done()
             best = min(self.values.values()) if self.values else float("nan")
             print(f"[design] {self._done()}/{self.budget} simulations, {len(self.models)} models, "
-                  f"lowest IP so far {best:.3f} eV, {ctx.elapsed:.0f} s", flush=True)
+                  f"lowest {TARGETS[self.target]} so far {best:.3f} eV, {ctx.elapsed:.0f} s", flush=True)
         in_flight = len(self.submitted) - self._done()
         if (self.training or not self.features_ready) and in_flight < self.cores and len(self.submitted) < self.budget:
             self.top_ups += self.cores - in_flight
@@ -126,7 +136,8 @@ class Designer(sf.Agent):
     @sf.on_result(pool="learn", tag=FEATURIZE)
     def featurized(self, result: sf.Result, ctx: sf.Context) -> None:
         result.get()  # a featurization error stops the campaign with its message
-        self.features_ready = True
+        self.featurized_parts += 1
+        self.features_ready = self.featurized_parts == len(self.features_paths)
         self._maybe_train(ctx)
 
     @sf.on_result(pool="learn", tag=FIT)
@@ -142,7 +153,7 @@ class Designer(sf.Agent):
 
 def load_pool(size: int, truth: str = GROUND_TRUTH) -> list[dict]:
     """A fixed random subset of ``size`` molecules of the cached pool (all 5,000 by default), in pool order."""
-    rows = [r for r in read_ground_truth(truth) if np.isfinite(r["ip_ev"])]
+    rows = [r for r in read_ground_truth(truth) if np.isfinite(r["ip_ev"]) and np.isfinite(r["gap_ev"])]
     if size < len(rows):
         keep = sorted(np.random.default_rng(12345).permutation(len(rows))[:size])
         rows = [rows[int(i)] for i in keep]
@@ -159,6 +170,8 @@ def main() -> None:
     parser.add_argument("--kappa", type=float, default=PolicyConfig.kappa, help="UCB exploration weight")
     parser.add_argument("--bits", type=int, default=PolicyConfig.bits,
                         help="Morgan count bits in the surrogate's features (0: RDKit descriptors only)")
+    parser.add_argument("--target", default="ip_ev", choices=sorted(TARGETS),
+                        help="what to search for the lowest values of: the vertical IP (the issue's target) or the gap")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
     parser.add_argument("--truth", default=GROUND_TRUTH, help="the cached ground truth (made by sweep.py)")
     parser.add_argument("--report-only", action="store_true",
@@ -177,10 +190,12 @@ def main() -> None:
         return
     camp_dir = os.path.join(directory, "campaign")
     cores = sf.Allocation.detect().total_cores
-    camp = sf.Campaign(camp_dir, pools={"simulate": {"cores": cores}, "learn": {"cores": 1}},
+    # `learn` may use every core only while the pool is featurized (one chunk per core); after that
+    # one training task runs at a time, so it never holds more than one core.
+    camp = sf.Campaign(camp_dir, pools={"simulate": {"cores": cores}, "learn": {"cores": cores}},
                        resume=args.resume or None, progress=False)
-    designer = camp.add_agent(Designer([r["smiles"] for r in rows], config, args.budget, args.seed, camp_dir))
-    designer.cores = cores
+    designer = camp.add_agent(Designer([r["smiles"] for r in rows], config, args.budget, args.seed, camp_dir, cores,
+                                         args.target))
     if not camp.resumed:
         with open(os.path.join(directory, "settings.json"), "w") as f:
             json.dump({**vars(args), "dir": directory, "policy": config.as_dict()}, f, indent=2)
