@@ -31,13 +31,13 @@ def _rejections() -> list[Function]:
 
 
 def test_a_rejected_submit_journals_nothing_and_uses_no_key(tmp_path):
-    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False)
-    for spec in _rejections():
-        with pytest.raises(TaskSpecError):
-            camp.submit(spec)
-    future = camp.submit(Function(double, args=(21,)))
-    assert future.task_id == 1  # the rejected ones used no key
-    summary = camp.run(stop=stop.wall("60s"))  # idle, not waiting for tasks that never were
+    with Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False) as camp:
+        for spec in _rejections():
+            with pytest.raises(TaskSpecError):
+                camp.submit(spec)
+        future = camp.submit(Function(double, args=(21,)))
+        assert future.task_id == 1  # the rejected ones used no key
+        summary = camp.run(stop=stop.wall("60s"))  # idle, not waiting for tasks that never were
     assert summary["stop_reason"] == "idle: every task has finished"
     assert summary["tasks"] == 1 and summary["states"] == {"done": 1}
     assert future.result() == 42
@@ -83,22 +83,21 @@ def test_a_function_template_gives_the_description_function_would(options):
 
 
 def test_submit_follows_a_function_s_task_options_when_they_change(tmp_path):
-    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False)
-
     def triple(x):
         return 3 * x
 
-    triple._steerflow_options = {"pool": "a"}
-    camp.submit(triple, 1)
-    camp.submit(triple, 2)
-    triple._steerflow_options = {"pool": "b", "cores": 2}
-    camp.submit(triple, 3)
-    triple._steerflow_options["cores"] = 1  # changed in place
-    camp.submit(triple, 4)
-    with pytest.raises(TaskSpecError, match="cores"):  # validated again, and rejected by the allocation
-        triple._steerflow_options["cores"] = 3
-        camp.submit(triple, 5)
-    camp.run(stop=stop.wall("60s"))
+    with Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False) as camp:
+        triple._steerflow_options = {"pool": "a"}
+        camp.submit(triple, 1)
+        camp.submit(triple, 2)
+        triple._steerflow_options = {"pool": "b", "cores": 2}
+        camp.submit(triple, 3)
+        triple._steerflow_options["cores"] = 1  # changed in place
+        camp.submit(triple, 4)
+        with pytest.raises(TaskSpecError, match="cores"):  # validated again, and rejected by the allocation
+            triple._steerflow_options["cores"] = 3
+            camp.submit(triple, 5)
+        camp.run(stop=stop.wall("60s"))
     with sqlite3.connect(tmp_path / "c" / "journal.db") as conn:
         rows = conn.execute("SELECT key, pool, cores FROM tasks ORDER BY key").fetchall()
     assert rows == [(1, "a", 1), (2, "a", 1), (3, "b", 2), (4, "b", 1)]
