@@ -60,7 +60,11 @@ class ProgressDisplay:
         self._stopping.set()
         if self._sampler is not None:
             self._sampler.join(timeout=5)
-        self.refresh_snapshot()  # the final numbers
+        try:  # the final numbers: everything journaled so far, committed first
+            self.campaign.journal.flush(timeout=5)
+        except Exception:  # noqa: BLE001 - a display never stops a campaign
+            pass
+        self.refresh_snapshot()
         self.update()
         self._live.stop()
         self._reader.close()

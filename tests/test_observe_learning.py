@@ -36,11 +36,16 @@ def test_a_surrogate_campaign_journals_its_error_against_the_bound_over_time(tmp
                                name="noisy", seed=3).attach(camp, train_pool="train", pool="simulate")
     rng = np.random.default_rng(0)
     asked = [0]
+    deadline = time.monotonic() + 240  # bounded however loaded the machine is
 
     def ask(ctx) -> bool:
         """One call; True when it became a task (a real call)."""
         asked[0] += 1
         return not model.submit(ctx, *map(float, rng.random(2))).substituted
+
+    def enough() -> bool:
+        return (model.stats.audits >= 8 and model.stats.surrogate_calls >= 100) or asked[0] >= 5000 or \
+            time.monotonic() > deadline
 
     @camp.on_start
     def begin(ctx):
@@ -49,10 +54,18 @@ def test_a_surrogate_campaign_journals_its_error_against_the_bound_over_time(tmp
 
     @camp.on_result(pool="simulate")
     def more(result, ctx):
-        # one new real call per result (model answers come at once), until the model has been audited enough
-        while asked[0] < 1500 and (model.stats.audits < 8 or model.stats.surrogate_calls < 100):
+        # one new real call per result (model answers come at once), until the model has been audited enough;
+        # while the first model trains (a task: slow on a loaded machine), wait for it rather than call on
+        if model.model is None and model.stats.points >= 15:
+            return
+        while not enough():
             if ask(ctx):
                 break
+
+    @camp.on_result(pool="train")
+    def trained(result, ctx):
+        if not enough():  # calls on (the model may be swapped in just after this handler: one call is enough)
+            ask(ctx)
 
     camp.run()
     st = model.stats
