@@ -30,8 +30,10 @@ from typing import Any
 TARGETS = {
     "runtime_rss_growth_mb": ("<=", 100),
     "runtime_end_vs_start_throughput": (">=", 0.9),
+    "runtime_end_vs_start_cpu_throughput": (">=", 0.9),  # the same, per CPU-second of the driver (load-robust)
     "campaign_peak_rss_mb": ("<=", 400),
     "campaign_end_vs_start_throughput": (">=", 0.9),
+    "campaign_end_vs_start_cpu_throughput": (">=", 0.9),
     "resume_s": ("<=", 30),
     "resume_cpu_us_per_task": ("<=", 30),  # 30 s for 1,000,000: the same target, robust to a shared machine's load
 }
@@ -69,11 +71,12 @@ def runtime_part(tasks: int, batch: int = 10_000) -> dict[str, float]:
     run_dir = tempfile.mkdtemp(prefix="steerflow-scale-")
     rt = Runtime(Allocation.declare(nodes=1, cores=2), run_dir=run_dir)
     stamps: list[float] = []  # the time every `step`-th task's batch ended
+    cpu_stamps: list[float] = []  # the driver's CPU time then (all its threads): per-task cost, whatever the load
     step = max(1, min(batch, tasks))
     try:
         rss_first = 0.0
         done = 0
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         while done < tasks:
             n = min(step, tasks - done)
             futures = [rt.submit(noop) for _ in range(n)]
@@ -81,6 +84,7 @@ def runtime_part(tasks: int, batch: int = 10_000) -> dict[str, float]:
             del futures
             done += n
             stamps.append(time.perf_counter())
+            cpu_stamps.append(time.process_time())
             if not rss_first:
                 rss_first = rss_mb()
         elapsed = time.perf_counter() - t0
@@ -91,10 +95,14 @@ def runtime_part(tasks: int, batch: int = 10_000) -> dict[str, float]:
     window = max(1, min(100_000, tasks // 10) // step)
     first = window * step / (stamps[window - 1] - t0)
     last = window * step / (stamps[-1] - stamps[-window - 1]) if len(stamps) > window else first
+    cpu_first = (cpu_stamps[window - 1] - cpu0) / (window * step)
+    cpu_last = (cpu_stamps[-1] - cpu_stamps[-window - 1]) / (window * step) if len(stamps) > window else cpu_first
     return {"runtime_tasks": tasks, "runtime_rss_after_first_batch_mb": rss_first, "runtime_rss_end_mb": rss_end,
             "runtime_rss_growth_mb": rss_end - rss_first, "runtime_tasks_per_s": tasks / elapsed,
             "runtime_first_tasks_per_s": first, "runtime_last_tasks_per_s": last,
-            "runtime_end_vs_start_throughput": last / first, "runtime_peak_rss_mb": peak_rss_mb()}
+            "runtime_end_vs_start_throughput": last / first, "runtime_peak_rss_mb": peak_rss_mb(),
+            "runtime_first_cpu_us_per_task": 1e6 * cpu_first, "runtime_last_cpu_us_per_task": 1e6 * cpu_last,
+            "runtime_end_vs_start_cpu_throughput": cpu_first / cpu_last if cpu_last else 0.0}
 
 
 def campaign_part(directory: str, tasks: int, wave: int = 5_000, resume: bool = False) -> dict[str, float]:
@@ -107,6 +115,7 @@ def campaign_part(directory: str, tasks: int, wave: int = 5_000, resume: bool = 
     wave = max(1, min(wave, tasks))
     state = {"submitted": 0, "seen": 0}
     stamps: list[float] = []
+    cpu_stamps: list[float] = []
     every = max(1, min(1000, tasks // 100))
 
     def submit_wave(ctx: Any) -> None:
@@ -125,6 +134,7 @@ def campaign_part(directory: str, tasks: int, wave: int = 5_000, resume: bool = 
         state["seen"] += 1
         if state["seen"] % every == 0:
             stamps.append(time.perf_counter())
+            cpu_stamps.append(time.process_time())
         if state["seen"] % wave == 0:
             submit_wave(ctx)
 
@@ -137,6 +147,10 @@ def campaign_part(directory: str, tasks: int, wave: int = 5_000, resume: bool = 
            f"{prefix}_cpu_us_per_task": 1e6 * cpu / max(1, state["seen"])}
     if not resume:
         first, last = _rates(stamps, max(1, min(100_000, tasks // 10) // every))
+        cpu_first, cpu_last = _rates(cpu_stamps, max(1, min(100_000, tasks // 10) // every))
+        out.update({"campaign_end_vs_start_cpu_throughput": cpu_last / cpu_first if cpu_first else 0.0,
+                    "campaign_first_cpu_us_per_task": 1e6 / (cpu_first * every) if cpu_first else 0.0,
+                    "campaign_last_cpu_us_per_task": 1e6 / (cpu_last * every) if cpu_last else 0.0})
         out.update({"campaign_first_tasks_per_s": first * every, "campaign_last_tasks_per_s": last * every,
                     "campaign_end_vs_start_throughput": last / first if first else 0.0,
                     "campaign_done": summary["states"].get("done", 0)})
