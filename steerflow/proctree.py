@@ -139,6 +139,11 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (PR_SET_PDEATHSIG)."""
+    return _prctl(PR_SET_PDEATHSIG, sig)
+
+
 def become_subreaper() -> bool:
     """Make orphaned descendants of this process its children (not init's), so none escapes the tree."""
     return _prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -51,10 +51,7 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
     ranks then all go to localhost, bound to the physical CPUs behind their cores.
     """
     env: dict[str, str] = {}
-    program = list(spec.argv)
-    if spec.pre or spec.post:
-        script = "; ".join(["set -e", *spec.pre, '"$@"', *spec.post])
-        program = ["bash", "-c", script, "steerflow-task", *program]
+    program = program_argv(spec)
     slots = sorted(placement.slots, key=lambda s: s.node)  # ranks grouped by node, as mpirun maps them
     if spec.launcher == "none":
         node = allocation.nodes[slots[0].node]
@@ -75,6 +72,15 @@ def executable_command(spec: Executable, allocation: Allocation, placement: Plac
     if spec.launcher != "none":
         cmd = reaper_command(None) + cmd
     return cmd, env
+
+
+def program_argv(spec: Executable) -> list[str]:
+    """The program's own argv, inside ``bash -c`` when it has ``pre``/``post`` commands."""
+    program = list(spec.argv)
+    if spec.pre or spec.post:
+        script = "; ".join(["set -e", *spec.pre, '"$@"', *spec.post])
+        program = ["bash", "-c", script, "steerflow-task", *program]
+    return program
 
 
 def reaper_command(cpus: list[int] | None) -> list[str]:

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import proctree, serialize
 from ..resources import Allocation
 from ..task import Executable, Function
-from . import launchers
+from . import launchers, spawner
 from .base import Event, Launch
 from .worker import _HEADER, CONTROL, read_exact, write_all
 
@@ -53,6 +54,32 @@ class _Child:
         self.proc, self.pidfd, self.launch, self.files = proc, pidfd, launch, files
         self.spawned = time.time()
         self.stream: _Stream | None = None
+
+
+class _Spawner:
+    """The warm program launcher (`steerflow.engines.spawner`) and the exits it reported."""
+
+    __slots__ = ("proc", "rfd", "wfd", "exits")
+
+    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int) -> None:
+        self.proc, self.rfd, self.wfd = proc, rfd, wfd
+        self.exits: dict[int, int] = {}  # guard pid -> its code, read before its child record needed it
+
+
+class _Spawned:
+    """A program started by the launcher: what `_Child` needs of a `Popen` (its pid, its code once ended)."""
+
+    __slots__ = ("pid", "returncode", "_wait")
+
+    def __init__(self, pid: int, wait: Any) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._wait = wait
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = self._wait(self.pid)
+        return self.returncode
 
 
 class _Stream:
@@ -93,8 +120,10 @@ class LocalEngine:
 
     A warm worker keeps the GPU ids and thread count it was started with (its start-up
     environment), so it serves only tasks with that binding; a task bound otherwise gets an idle
-    worker of its binding or a new one. At most ``workers`` idle workers are kept: the one idle
+    worker of its binding or a new one. At most ``workers`` + 2 idle workers are kept: the one idle
     longest makes room. Same-shaped tasks keep reusing the workers that have their function loaded.
+    Plain programs start as a fork of a warm launcher (`steerflow.engines.spawner`); MPI programs,
+    and all programs if that launcher is gone, start through the wrapper (`launchers.reaper_command`).
     """
 
     local = True
@@ -111,6 +140,8 @@ class LocalEngine:
         self._busy: dict[int, _Worker] = {}
         self._dying: list[_Worker] = []  # killed workers whose last reply came before their end
         self._children: dict[int, _Child] = {}
+        self._spawner: _Spawner | None = None
+        self._spawned: dict[int, _Child] = {}  # guard pid -> its child record (programs the launcher started)
         self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
         self._next_key = 0
         self._binding_cache: dict[tuple, tuple[dict[str, str], list[int], Binding]] = {}
@@ -127,8 +158,68 @@ class LocalEngine:
         self._run_dir = Path(run_dir)
         self._checkpoints = os.path.join(str(self._run_dir), "checkpoints", "")
         n = self.initial_workers or min(len(os.sched_getaffinity(0)), allocation.total_cores)
-        self._max_idle = max(1, n)
+        # idle workers kept: the warm pool, plus room for two of other bindings (a 2-core or GPU task's), so a mixed
+        # set of shapes does not retire and start a worker (a Python start, 0.1-0.5 s) at every change of shape
+        self._max_idle = max(1, n) + 2
         self._idle.extend(self._spawn_worker(DEFAULT_BINDING) for _ in range(n))
+        self._spawner = self._start_spawner()
+
+    def _start_spawner(self) -> _Spawner | None:
+        """The warm program launcher; None where it cannot start (programs then start through the wrapper)."""
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "steerflow.engines.spawner", str(to_r), str(from_w),
+                                     str(os.getpid())], pass_fds=(to_r, from_w), start_new_session=True,
+                                    env=self._worker_env, stdin=subprocess.DEVNULL)
+        except OSError:
+            for fd in (to_r, to_w, from_r, from_w):
+                os.close(fd)
+            return None
+        os.close(to_r)
+        os.close(from_w)
+        launcher = _Spawner(proc, from_r, to_w)
+        self._sel.register(from_r, selectors.EVENT_READ, launcher)
+        return launcher
+
+    def _spawner_message(self, launcher: _Spawner) -> tuple | None:
+        """One reply of the launcher; an exit is recorded (and its child's end reported by `wait`). None: gone."""
+        try:
+            (size,) = spawner.HEADER.unpack(read_exact(launcher.rfd, 4))
+            reply = pickle.loads(read_exact(launcher.rfd, size))
+        except (EOFError, OSError):
+            self._spawner_died(launcher)
+            return None
+        if reply[0] == "exit":
+            launcher.exits[reply[1]] = reply[2]
+        return reply
+
+    def _spawner_died(self, launcher: _Spawner) -> None:
+        """The launcher is gone (it never should be): its programs are reported lost; programs use the wrapper."""
+        try:
+            self._sel.unregister(launcher.rfd)
+        except (KeyError, ValueError):
+            pass
+        for fd in (launcher.rfd, launcher.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        launcher.proc.wait()
+        if self._spawner is launcher:
+            self._spawner = None
+        for pid in list(self._spawned):
+            launcher.exits.setdefault(pid, -signal.SIGKILL)  # its guards died with it (their parent-death signal)
+
+    def _wait_spawned(self, pid: int) -> int:
+        """A launched program's code: read the launcher's replies until its exit is there."""
+        launcher = self._spawner
+        while launcher is not None:
+            if pid in launcher.exits:
+                return launcher.exits.pop(pid)
+            if self._spawner_message(launcher) is None:
+                return launcher.exits.pop(pid, -signal.SIGKILL)
+        return -signal.SIGKILL
 
     def _spawn_worker(self, binding: Binding) -> _Worker:
         to_worker_r, to_worker_w = os.pipe()
@@ -176,6 +267,24 @@ class LocalEngine:
         for child in self._children.values():
             child.proc.wait()
             self._close_child(child)
+        self._spawned.clear()
+        launcher, self._spawner = self._spawner, None
+        if launcher is not None:
+            try:
+                write_all(launcher.wfd, spawner.HEADER.pack(len(_STOP)) + _STOP)
+            except OSError:
+                pass
+            try:
+                launcher.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                launcher.proc.kill()
+                launcher.proc.wait()
+            try:
+                self._sel.unregister(launcher.rfd)
+            except (KeyError, ValueError):
+                pass
+            for fd in (launcher.rfd, launcher.wfd):
+                os.close(fd)
         self._idle.clear()
         self._busy.clear()
         self._dying.clear()
@@ -269,6 +378,9 @@ class LocalEngine:
         stem = out_dir / f"{launch.task_id}.{launch.attempt}"
         stream = _Stream(f"{stem}.partial")
         env["STEERFLOW_PARTIAL"] = stream.path
+        if spec.launcher == "none" and self._spawner is not None:
+            self._spawn_program(launch, env, f"{stem}.out", f"{stem}.err", stream)
+            return
         files = [open(f"{stem}.out", "wb", opener=_private), open(f"{stem}.err", "wb", opener=_private)]
         try:
             proc = subprocess.Popen(cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=files[0],
@@ -287,6 +399,41 @@ class LocalEngine:
         child.stream = stream
         self._children[launch.task_id] = child
         self._sel.register(pidfd, selectors.EVENT_READ, child)
+        self._sel.register(stream.rfd, selectors.EVENT_READ, (child, stream))
+
+    def _spawn_program(self, launch: Launch, env: dict[str, str], out: str, err: str, stream: _Stream) -> None:
+        """Start a plain (non-MPI) program through the warm launcher: a fork there, not a Python start here."""
+        spec = launch.spec
+        assert isinstance(spec, Executable) and self._allocation is not None and self._spawner is not None
+        slot = launch.placement.slots[0]
+        cpus = self._allocation.nodes[slot.node].physical_cpus(slot.cores)
+        argv = launchers.program_argv(spec)
+        bad = next((t for t in (*argv, *env, *env.values(), os.fspath(spec.cwd or "")) if "\0" in t), None)
+        if bad is not None or any("=" in name for name in env):  # what Popen refuses: the runtime fails it alone
+            _close_stream(stream)
+            raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
+                             else "illegal environment variable name")
+        launcher = self._spawner
+        request = pickle.dumps((launch.task_id, argv, env,
+                                None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus)), 5)
+        try:
+            write_all(launcher.wfd, spawner.HEADER.pack(len(request)) + request)
+            while True:
+                reply = self._spawner_message(launcher)
+                if reply is None:
+                    raise OSError("the program launcher exited")
+                if reply[0] == "started" and reply[1] == launch.task_id:
+                    break
+        except OSError as exc:
+            _close_stream(stream)
+            self._pending_events.append(Event("lost", launch.task_id, launch.attempt,
+                                              text=f"could not start {launchers.describe(spec.argv)}: {exc}", code=-1))
+            return
+        pid = reply[2]
+        child = _Child(_Spawned(pid, self._wait_spawned), -1, launch, [])  # type: ignore[arg-type]
+        child.stream = stream
+        self._children[launch.task_id] = child
+        self._spawned[pid] = child
         self._sel.register(stream.rfd, selectors.EVENT_READ, (child, stream))
 
     # ---- control -----------------------------------------------------------------------------
@@ -370,12 +517,26 @@ class LocalEngine:
                     pass
             elif isinstance(source, _Worker):
                 self._on_worker(source, events)
+            elif isinstance(source, _Spawner):
+                self._spawner_message(source)
             elif isinstance(source, tuple):  # a program's partial results
                 if source[0].stream is source[1]:
                     source[1].read(source[0].launch, events)
             else:
                 self._on_child(source, events)
+        if self._spawned:
+            self._reap_spawned(events)
         return events
+
+    def _reap_spawned(self, events: list[Event]) -> None:
+        """Programs whose exit the launcher reported (or whose launcher died): their ends, as `_on_child` says."""
+        launcher = self._spawner
+        exits = launcher.exits if launcher is not None else {}
+        for pid in [p for p in self._spawned if p in exits or launcher is None]:
+            child = self._spawned.pop(pid)
+            code = exits.pop(pid, -signal.SIGKILL)
+            child.proc.returncode = code
+            self._on_child(child, events)
 
     def _on_worker(self, worker: _Worker, events: list[Event]) -> None:
         try:
@@ -454,11 +615,12 @@ class LocalEngine:
                                 times=(child.spawned, child.spawned, now, now)))
 
     def _close_child(self, child: _Child) -> None:
-        try:
-            self._sel.unregister(child.pidfd)
-        except (KeyError, ValueError):
-            pass
-        os.close(child.pidfd)
+        if child.pidfd >= 0:  # (a program the launcher started has none: its exit comes from the launcher)
+            try:
+                self._sel.unregister(child.pidfd)
+            except (KeyError, ValueError):
+                pass
+            os.close(child.pidfd)
         for f in child.files:
             f.close()
         if child.stream is not None:

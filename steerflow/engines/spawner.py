@@ -1,0 +1,135 @@
+"""A warm launcher for programs: each program costs a fork here, not the start of a Python wrapper.
+
+A program runs below a guard (`steerflow.proctree.guard`): a child subreaper that binds nothing
+itself, kills whatever the program leaves behind when it ends, and kills the whole tree when
+its parent dies. Started as ``python -I -S proctree.py ... -- program`` for every task, that
+wrapper costs an interpreter start and its imports (20 ms on an idle core, 60-90 ms on a loaded
+one), more than many programs run. The local engine therefore starts this launcher once; for
+each program it forks a child that opens the task's output files, starts a new session, becomes
+the guard and forks the program (bound to its CPUs, in its environment and directory).
+
+The launcher dies with the driver (PR_SET_PDEATHSIG, SIGKILL): its guards then get their
+parent-death signal and kill their programs' trees, as they do when the driver itself is their
+parent. It is not a subreaper: what escapes a guard killed outright goes where it went before.
+
+Protocol (length-prefixed pickles, as the warm worker's): the engine sends ``(task_id, argv, env,
+cwd, out_path, err_path, cpus)``, or ``None`` to stop; the launcher answers ``("started",
+task_id, pid)`` at once, and ``("exit", pid, code)`` when a guard ends (``code`` as
+``Popen.returncode``: negative for a signal).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+
+from steerflow.engines.worker import read_exact, write_all
+
+HEADER = struct.Struct("!I")  # the frame length, as the warm worker's protocol has it
+_PRIVATE = 0o600
+
+
+def main(rfd: int, wfd: int, driver: int) -> None:
+    import selectors
+    import signal
+
+    from steerflow import proctree
+
+    proctree.die_with_parent(signal.SIGKILL)
+    if os.getppid() != driver:
+        os._exit(0)  # the driver died before we could ask to die with it
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # a guard ended: the wake-up pipe says so
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)  # tree-wide signals meant for programs: the launcher stays
+    sel = selectors.DefaultSelector()
+    sel.register(rfd, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
+    me = os.getpid()
+    while True:
+        for key, _ in sel.select():
+            if key.fd == wake_r:
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            else:
+                try:
+                    (size,) = HEADER.unpack(read_exact(rfd, 4))
+                    request = pickle.loads(read_exact(rfd, size))
+                except EOFError:
+                    return
+                if request is None:
+                    return
+                pid = _spawn(request, me, (rfd, wfd, wake_r, wake_w))
+                _send(wfd, ("started", request[0], pid))
+        while True:  # reap every guard that ended, after any request: no exit is ever missed
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            _send(wfd, ("exit", pid, os.waitstatus_to_exitcode(status)))
+
+
+def _send(wfd: int, message: tuple) -> None:
+    data = pickle.dumps(message, 5)
+    write_all(wfd, HEADER.pack(len(data)) + data)
+
+
+def _spawn(request: tuple, launcher: int, own_fds: tuple[int, ...]) -> int:
+    """Fork the guard of one program; returns its pid. The child never returns."""
+    import signal
+
+    from steerflow import proctree
+
+    task_id, argv, env, cwd, out_path, err_path, cpus = request
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # the guard-to-be: nothing of the launcher's own is kept
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE)
+        err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE)
+        for fd, target in ((null, 0), (out, 1), (err, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        for fd in own_fds:
+            os.close(fd)
+        if cwd is not None:
+            os.chdir(cwd)
+    except BaseException as exc:  # noqa: BLE001 - the engine sees status 127 and this line in the task's stderr
+        _fail(f"steerflow: could not set up {argv[0] if argv else '(nothing)'}: {exc}")
+    proctree.guard(launcher)  # returns in the program's process; the guard waits and exits as the program did
+    try:
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # (Python ignores these; a program expects the default)
+            signal.signal(sig, signal.SIG_DFL)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        os.execvpe(argv[0], argv, env)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(f"steerflow: cannot run {argv[0] if argv else '(nothing)'}: {exc}")
+    os._exit(127)
+
+
+def _fail(message: str) -> None:
+    try:
+        os.write(2, f"{message}\n".encode(errors="replace"))
+    finally:
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    try:
+        main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    except (BrokenPipeError, ConnectionResetError, EOFError, KeyboardInterrupt):
+        os._exit(0)  # the driver went away: its guards have been told by their parent's death
