@@ -3,7 +3,8 @@
 Pure logic (no I/O, no threads, standard library only). :class:`NodeIndex` keeps, per node
 of an allocation, bitmasks of its free core and GPU indices, its free counts and its free
 memory, and finds room for ranks; the scheduler (:mod:`steerflow.scheduler`) decides which
-request to place and builds on it.
+request to place and builds on it. :class:`Placement` (where a request runs) is defined here and
+exported by the scheduler.
 
 Finding room
     Best fit: the node with the fewest free cores, then the fewest free GPUs, that holds
@@ -32,8 +33,12 @@ are shared with it on purpose.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .resources import Node
+
+if TYPE_CHECKING:
+    from .scheduler import Request
 
 _UNTRACKED_MEMORY = 1 << 62  # free memory of a node whose memory is unknown (memory_mb=0)
 
@@ -68,6 +73,46 @@ def _first_run(mask: int, n: int) -> int:
     if not mask:
         return -1
     return (mask & -mask).bit_length() - 1
+
+
+class Placement:
+    """Where a request runs: ``slots``, one per rank, in rank order.
+
+    The scheduler records what it took as masks (``_held``) and builds the `Slot` objects
+    only when ``slots`` is first read, so a placement decision allocates one small object.
+    ``Placement(request, slots)`` makes one with its slots given.
+    """
+
+    __slots__ = ("request", "_slots", "_held")
+
+    def __init__(self, request: Request, slots: tuple[Slot, ...] | None = None, held: tuple = ()) -> None:
+        self.request = request
+        self._slots = slots
+        self._held = held  # (node, core mask, GPU mask, cores, GPUs, MB), or a tuple of them (several nodes)
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        slots = self._slots
+        if slots is None:
+            held = self._held
+            req = self.request
+            k, g, m = req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank
+            if held[0].__class__ is int:
+                slots = tuple(slots_of(held, k, g, m))
+            else:
+                slots = tuple(slot for part in held for slot in slots_of(part, k, g, m))
+            self._slots = slots
+        return slots
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Placement:
+            return NotImplemented
+        return self.request == other.request and self.slots == other.slots  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Placement(request={self.request!r}, slots={self.slots!r})"
 
 
 def slots_of(held: tuple, k: int, g: int, m: int) -> list[Slot]:

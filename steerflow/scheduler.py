@@ -62,8 +62,8 @@ from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 
-# Slot is defined with the node bookkeeping but is part of this module's API too
-from .placement import NodeIndex, Slot, _first_run, slots_of
+# Slot and Placement are defined with the node bookkeeping but are part of this module's API too
+from .placement import NodeIndex, Placement, Slot, _first_run, slots_of
 from .resources import Allocation
 
 _NO_ROOM = 1
@@ -84,46 +84,6 @@ class Request:
     #: higher runs first
     priority: int = 0
     pool: str = "default"
-
-
-class Placement:
-    """Where a request runs: ``slots``, one per rank, in rank order.
-
-    The scheduler records what it took as masks (``_held``) and builds the `Slot` objects
-    only when ``slots`` is first read, so a placement decision allocates one small object.
-    ``Placement(request, slots)`` makes one with its slots given.
-    """
-
-    __slots__ = ("request", "_slots", "_held")
-
-    def __init__(self, request: Request, slots: tuple[Slot, ...] | None = None, held: tuple = ()) -> None:
-        self.request = request
-        self._slots = slots
-        self._held = held  # (node, core mask, GPU mask, cores, GPUs, MB), or a tuple of them (several nodes)
-
-    @property
-    def slots(self) -> tuple[Slot, ...]:
-        slots = self._slots
-        if slots is None:
-            held = self._held
-            req = self.request
-            k, g, m = req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank
-            if held[0].__class__ is int:
-                slots = tuple(slots_of(held, k, g, m))
-            else:
-                slots = tuple(slot for part in held for slot in slots_of(part, k, g, m))
-            self._slots = slots
-        return slots
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not Placement:
-            return NotImplemented
-        return self.request == other.request and self.slots == other.slots  # type: ignore[attr-defined]
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Placement(request={self.request!r}, slots={self.slots!r})"
 
 
 class _Class:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from .. import proctree, serialize
 from ..resources import Allocation
@@ -54,32 +53,6 @@ class _Child:
         self.proc, self.pidfd, self.launch, self.files = proc, pidfd, launch, files
         self.spawned = time.time()
         self.stream: _Stream | None = None
-
-
-class _Spawner:
-    """The warm program launcher (`steerflow.engines.spawner`) and the exits it reported."""
-
-    __slots__ = ("proc", "rfd", "wfd", "exits")
-
-    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int) -> None:
-        self.proc, self.rfd, self.wfd = proc, rfd, wfd
-        self.exits: dict[int, int] = {}  # guard pid -> its code, read before its child record needed it
-
-
-class _Spawned:
-    """A program started by the launcher: what `_Child` needs of a `Popen` (its pid, its code once ended)."""
-
-    __slots__ = ("pid", "returncode", "_wait")
-
-    def __init__(self, pid: int, wait: Any) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-        self._wait = wait
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            self.returncode = self._wait(self.pid)
-        return self.returncode
 
 
 class _Stream:
@@ -140,7 +113,7 @@ class LocalEngine:
         self._busy: dict[int, _Worker] = {}
         self._dying: list[_Worker] = []  # killed workers whose last reply came before their end
         self._children: dict[int, _Child] = {}
-        self._spawner: _Spawner | None = None
+        self._spawner: spawner.Launcher | None = None
         self._spawned: dict[int, _Child] = {}  # guard pid -> its child record (programs the launcher started)
         self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
         self._next_key = 0
@@ -164,60 +137,37 @@ class LocalEngine:
         self._idle.extend(self._spawn_worker(DEFAULT_BINDING) for _ in range(n))
         self._spawner = self._start_spawner()
 
-    def _start_spawner(self) -> _Spawner | None:
+    def _start_spawner(self) -> spawner.Launcher | None:
         """The warm program launcher; None where it cannot start (programs then start through the wrapper)."""
-        to_r, to_w = os.pipe()
-        from_r, from_w = os.pipe()
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "steerflow.engines.spawner", str(to_r), str(from_w),
-                                     str(os.getpid())], pass_fds=(to_r, from_w), start_new_session=True,
-                                    env=self._worker_env, stdin=subprocess.DEVNULL)
+            launcher = spawner.Launcher(self._worker_env)
         except OSError:
-            for fd in (to_r, to_w, from_r, from_w):
-                os.close(fd)
             return None
-        os.close(to_r)
-        os.close(from_w)
-        launcher = _Spawner(proc, from_r, to_w)
-        self._sel.register(from_r, selectors.EVENT_READ, launcher)
+        self._sel.register(launcher.rfd, selectors.EVENT_READ, launcher)
         return launcher
 
-    def _spawner_message(self, launcher: _Spawner) -> tuple | None:
-        """One reply of the launcher; an exit is recorded (and its child's end reported by `wait`). None: gone."""
-        try:
-            (size,) = spawner.HEADER.unpack(read_exact(launcher.rfd, 4))
-            reply = pickle.loads(read_exact(launcher.rfd, size))
-        except (EOFError, OSError):
-            self._spawner_died(launcher)
-            return None
-        if reply[0] == "exit":
-            launcher.exits[reply[1]] = reply[2]
+    def _read_spawner(self, launcher: spawner.Launcher) -> tuple | None:
+        """One report of the launcher (an exit is kept in ``launcher.exits``); None: it is gone."""
+        reply = launcher.read()
+        if reply is None:  # it never should be gone: its programs died with it (their guards' parent-death signal)
+            try:
+                self._sel.unregister(launcher.rfd)
+            except (KeyError, ValueError):
+                pass
+            launcher.close()
+            if self._spawner is launcher:
+                self._spawner = None
+            for pid in self._spawned:
+                launcher.exits.setdefault(pid, -signal.SIGKILL)
         return reply
 
-    def _spawner_died(self, launcher: _Spawner) -> None:
-        """The launcher is gone (it never should be): its programs are reported lost; programs use the wrapper."""
-        try:
-            self._sel.unregister(launcher.rfd)
-        except (KeyError, ValueError):
-            pass
-        for fd in (launcher.rfd, launcher.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        launcher.proc.wait()
-        if self._spawner is launcher:
-            self._spawner = None
-        for pid in list(self._spawned):
-            launcher.exits.setdefault(pid, -signal.SIGKILL)  # its guards died with it (their parent-death signal)
-
     def _wait_spawned(self, pid: int) -> int:
-        """A launched program's code: read the launcher's replies until its exit is there."""
+        """A launched program's code: read the launcher's reports until its exit is there."""
         launcher = self._spawner
         while launcher is not None:
             if pid in launcher.exits:
                 return launcher.exits.pop(pid)
-            if self._spawner_message(launcher) is None:
+            if self._read_spawner(launcher) is None:
                 return launcher.exits.pop(pid, -signal.SIGKILL)
         return -signal.SIGKILL
 
@@ -271,20 +221,10 @@ class LocalEngine:
         launcher, self._spawner = self._spawner, None
         if launcher is not None:
             try:
-                write_all(launcher.wfd, spawner.HEADER.pack(len(_STOP)) + _STOP)
-            except OSError:
-                pass
-            try:
-                launcher.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                launcher.proc.kill()
-                launcher.proc.wait()
-            try:
                 self._sel.unregister(launcher.rfd)
             except (KeyError, ValueError):
                 pass
-            for fd in (launcher.rfd, launcher.wfd):
-                os.close(fd)
+            launcher.stop()
         self._idle.clear()
         self._busy.clear()
         self._dying.clear()
@@ -414,12 +354,11 @@ class LocalEngine:
             raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
                              else "illegal environment variable name")
         launcher = self._spawner
-        request = pickle.dumps((launch.task_id, argv, env,
-                                None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus)), 5)
         try:
-            write_all(launcher.wfd, spawner.HEADER.pack(len(request)) + request)
+            launcher.send((launch.task_id, argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err,
+                           list(cpus)))
             while True:
-                reply = self._spawner_message(launcher)
+                reply = self._read_spawner(launcher)
                 if reply is None:
                     raise OSError("the program launcher exited")
                 if reply[0] == "started" and reply[1] == launch.task_id:
@@ -430,7 +369,7 @@ class LocalEngine:
                                               text=f"could not start {launchers.describe(spec.argv)}: {exc}", code=-1))
             return
         pid = reply[2]
-        child = _Child(_Spawned(pid, self._wait_spawned), -1, launch, [])  # type: ignore[arg-type]
+        child = _Child(spawner.Program(pid, self._wait_spawned), -1, launch, [])  # type: ignore[arg-type]
         child.stream = stream
         self._children[launch.task_id] = child
         self._spawned[pid] = child
@@ -517,8 +456,8 @@ class LocalEngine:
                     pass
             elif isinstance(source, _Worker):
                 self._on_worker(source, events)
-            elif isinstance(source, _Spawner):
-                self._spawner_message(source)
+            elif isinstance(source, spawner.Launcher):
+                self._read_spawner(source)
             elif isinstance(source, tuple):  # a program's partial results
                 if source[0].stream is source[1]:
                     source[1].read(source[0].launch, events)

@@ -24,6 +24,7 @@ import os
 import pickle
 import struct
 import sys
+from collections.abc import Callable
 
 from steerflow.engines.worker import read_exact, write_all
 
@@ -126,6 +127,91 @@ def _fail(message: str) -> None:
         os.write(2, f"{message}\n".encode(errors="replace"))
     finally:
         os._exit(127)
+
+
+# ---- the driver's side (the local engine) ------------------------------------------------------------
+
+class Launcher:
+    """The launcher process seen from the driver: start it, send it programs, read what it reports."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import subprocess
+
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "steerflow.engines.spawner", str(to_r), str(from_w),
+                                          str(os.getpid())], pass_fds=(to_r, from_w), start_new_session=True,
+                                         env=env, stdin=subprocess.DEVNULL)
+        except OSError:
+            for fd in (to_r, to_w, from_r, from_w):
+                os.close(fd)
+            raise
+        os.close(to_r)
+        os.close(from_w)
+        self.rfd, self.wfd = from_r, to_w
+        self.exits: dict[int, int] = {}  # guard pid -> its code, reported and not yet asked for
+        self.closed = False
+
+    def send(self, request: tuple | None) -> None:
+        """``(task_id, argv, env, cwd, out_path, err_path, cpus)``, or None to stop it. OSError: it is gone."""
+        data = pickle.dumps(request, 5)
+        write_all(self.wfd, HEADER.pack(len(data)) + data)
+
+    def read(self) -> tuple | None:
+        """One report (``started`` or ``exit``; an exit is also kept in `exits`); None once it is gone."""
+        try:
+            (size,) = HEADER.unpack(read_exact(self.rfd, 4))
+            reply = pickle.loads(read_exact(self.rfd, size))
+        except (EOFError, OSError):
+            return None
+        if reply[0] == "exit":
+            self.exits[reply[1]] = reply[2]
+        return reply
+
+    def stop(self) -> None:
+        """Ask it to leave (its programs were ended before), wait for it, close its pipes."""
+        try:
+            self.send(None)
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it does not answer
+            self.proc.kill()
+            self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+class Program:
+    """A program the launcher started: what the engine needs of a `Popen` (its pid, its code once it ended)."""
+
+    __slots__ = ("pid", "returncode", "_wait")
+
+    def __init__(self, pid: int, wait: Callable[[int], int]) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._wait = wait
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = self._wait(self.pid)
+        return self.returncode
 
 
 if __name__ == "__main__":
