@@ -440,12 +440,12 @@ class Campaign(SteeringLoop):
         self._closing = True
         self._runtime.shutdown(wait=True, cancel_futures=not drain, kill=not drain)
         self._control.close()
+        if self._resume is not None:  # (first: the writer, closing last, checkpoints and removes the WAL file)
+            self._resume.close()
         self.journal.put("meta", "ended", json.dumps({"reason": self._stop_reason, "at": time.time()}))
         self.journal.put("run_end", time.time(), self._run_id)
         self.journal.close()
         self._blobs.close()
-        if self._resume is not None:
-            self._resume.close()
         dirlock.release(self._lock_fd)
         launch.ended(self.directory, self.unhandled)
 
