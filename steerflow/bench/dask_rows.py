@@ -157,8 +157,13 @@ shapes.EXECUTORS.setdefault("sfdask", (_dask_engine_executor, (False, True)))
 
 def shape_rows(n: int = 300, workers: int = 3, repeat: int = 1) -> dict[str, float]:
     """The data shapes for the Dask engine (``<shape>_<size>_<mode>_s``), the local engine (``floor_…``,
-    same mode) and plain Dask futures (``dask_…``), taking turns in one run; ratios to the local engine."""
-    measured = shapes.measure(n=n, workers=workers, repeat=repeat, executors=("sfdask", "steerflow", "dask"))
+    same mode) and plain Dask futures (``dask_…``), one after the other in one run; ratios to the local engine."""
+    # one executor at a time: with a plain Dask cluster alive in this process beside ours (two Dask event
+    # loops contending for one GIL), everything here ran 10-50x slower, plain Dask included (measured
+    # at load ~18: 60 no-op tasks took ours 0.16 s alone and 9.5 s beside it; plain Dask took 44 s)
+    measured: dict[str, float] = {}
+    for executor in ("sfdask", "steerflow", "dask"):
+        measured.update(shapes.measure(n=n, workers=workers, repeat=repeat, executors=(executor,)))
     rows: dict[str, float] = {}
     for key, value in measured.items():
         name, mode, rest = key.split("_", 2)
