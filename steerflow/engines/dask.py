@@ -2,8 +2,9 @@
 
 Dask supplies the workers (started by hand, by a `LocalCluster`, or as batch-system pilots by
 dask-jobqueue), their discovery, comms and TLS. It does not schedule our tasks: the driver
-opens one long-lived Dask comm to the steerflow agent in each worker (`dask_node`) and streams
-batches of launches and controls to it; results stream back on the same comm. Everything a
+opens one long-lived Dask comm to the steerflow agent in each worker (`dask_node`) and, beside
+it, a session stream (`dask_fast`) on which it streams batches of launches and controls; results
+stream back on the same stream (the Dask comm carries them when no stream could be set up). Everything a
 runtime loop iteration launches goes out as one message per node (pipelining), and whatever
 queues during a write goes with the next, so there is no batching timer anywhere.
 
