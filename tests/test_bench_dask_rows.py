@@ -18,7 +18,8 @@ def test_dask_benchmark_writes_the_local_benchmarks_keys(tmp_path, monkeypatch):
     from steerflow.bench import dask_engine
 
     monkeypatch.chdir(tmp_path)
-    result = dask_engine.run(repeat=1, workers=2, n_tasks=40, n_shapes=6, n_campaign=40, n_sleeps=12, n_mixed=10)
+    # tiny (2 nodes: the mixed set has 2-core tasks): it checks the keys, not speed (each part starts its own cluster)
+    result = dask_engine.run(repeat=1, workers=2, n_tasks=10, n_shapes=2, n_campaign=5, n_sleeps=3, n_mixed=3)
     local_keys = set(json.loads(LOCAL_RESULT.read_text()))
     missing = sorted(local_keys - set(result))
     assert not missing, f"keys of the local benchmark missing from --engine dask: {missing}"
