@@ -212,8 +212,10 @@ def test_the_controller_refuses_where_the_model_is_poor():
             by_region[a > 0.6].append(substituted)
         if substituted:
             errors.append(abs(value - check(a, b)))
-        if i % 100 == 99:
-            s.wait_trained()
+        if i % 10 == 9:
+            s.wait_trained()  # each retrain is in place before the next calls: the same models whatever the load
     smooth_rate, rough_rate = np.mean(by_region[False]), np.mean(by_region[True])
     assert rough_rate < smooth_rate, (rough_rate, smooth_rate)
-    assert np.mean(errors) < 1.3 * 0.05  # measured 0.053: near the bound, not at the 0.13 a broken controller gives
+    # under the bound (measured 0.028), not at the 0.13 a broken controller gives (0.068 once in CI when retrains lagged behind the
+    # calls under load; now each retrain is awaited, so the models and this number do not depend on the load)
+    assert np.mean(errors) < 1.3 * 0.05, np.mean(errors)
