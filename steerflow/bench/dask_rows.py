@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import shapes
-from .floor import list_schedule_makespan, mixed_set
-from .runtime import noop, sleep_for
+from .floor import campaign_noop_rate, list_schedule_makespan, mixed_set
+from .runtime import sleep_for
 
 _MAIN_SCRIPT = r'''
 import json, sys, time
@@ -93,25 +93,7 @@ def campaign_throughput(n: int = 3000, workers: int = 3) -> dict[str, float]:
                                                                               progress=False)),
                       ("floor_campaign_throughput_tasks_per_s",
                        lambda d: Campaign(d, allocation=Allocation.declare(nodes=1, cores=workers), progress=False))):
-        tmp = Path(tempfile.mkdtemp(prefix="steerflow-bench-dask-"))
-        try:
-            camp = make(tmp / "c")
-            seen = [0]
-
-            @camp.on_result()
-            def count(result: Any, ctx: Any) -> None:
-                seen[0] += 1
-
-            camp.submit(noop)  # the workers' start is not throughput
-            t0 = time.perf_counter()
-            for _ in range(n):
-                camp.submit(noop)
-            camp.run()
-            out[key] = n / (time.perf_counter() - t0)
-            if seen[0] != n + 1:
-                raise RuntimeError(f"the agent saw {seen[0]} results of {n + 1}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        out[key] = campaign_noop_rate(make, n, prefix="steerflow-bench-dask-")
     return out
 
 

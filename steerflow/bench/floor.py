@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -78,14 +79,11 @@ def main_rtt_p50_ms(workers: int = 2, n: int = 300) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def campaign_throughput(n: int = 3000, workers: int = 2) -> dict[str, float]:
-    """No-op tasks/s through a campaign (journal on, one agent that sees every result) and through the pool."""
-    from ..campaign import Campaign
-    from ..resources import Allocation
-
-    tmp = Path(tempfile.mkdtemp(prefix="steerflow-bench-"))
+def campaign_noop_rate(make: Callable[[Path], Any], n: int, prefix: str = "steerflow-bench-") -> float:
+    """No-op tasks/s through the campaign ``make(directory)`` builds, with an agent that must see every result."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        camp = Campaign(tmp / "c", allocation=Allocation.declare(nodes=1, cores=workers), progress=False)
+        camp = make(tmp / "c")
         seen = [0]
 
         @camp.on_result()
@@ -97,11 +95,21 @@ def campaign_throughput(n: int = 3000, workers: int = 2) -> dict[str, float]:
         for _ in range(n):
             camp.submit(noop)
         camp.run()
-        ours = n / (time.perf_counter() - t0)
+        rate = n / (time.perf_counter() - t0)
         if seen[0] != n + 1:
             raise RuntimeError(f"the agent saw {seen[0]} results of {n + 1}")
+        return rate
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def campaign_throughput(n: int = 3000, workers: int = 2) -> dict[str, float]:
+    """No-op tasks/s through a campaign (journal on, one agent that sees every result) and through the pool."""
+    from ..campaign import Campaign
+    from ..resources import Allocation
+
+    ours = campaign_noop_rate(lambda d: Campaign(d, allocation=Allocation.declare(nodes=1, cores=workers),
+                                                 progress=False), n)
     with ProcessPoolExecutor(workers) as ex:
         ex.submit(noop).result()
         t0 = time.perf_counter()

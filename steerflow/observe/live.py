@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .timeline import FINISHED, open_journal
+from .timeline import FINISHED, open_journal, rows_by_keys
 
 WINDOW_S = 60.0
 RUNNING = ("running", "paused")  # the states that hold resources (a hold opens at 'running')
@@ -160,7 +160,7 @@ class Reader:
                                 (self._states_at, top)).fetchall()
             unknown = {row[0] for row in rows if row[0] not in self._tasks}
             if unknown:  # tasks committed out of key order: their rows hold their state as of now
-                loaded |= self._add_tasks(_by_keys(conn, tasks_sql + " WHERE key IN ", unknown))
+                loaded |= self._add_tasks(rows_by_keys(conn, tasks_sql + " WHERE key IN ", unknown))
             if len(self._tasks) != conn.execute("SELECT count(*) FROM tasks").fetchone()[0]:
                 known = self._tasks.keys()  # still missing some (no state row yet): find them (rare)
                 loaded |= self._add_tasks([row for row in conn.execute(tasks_sql) if row[0] not in known])
@@ -175,7 +175,7 @@ class Reader:
             wanted |= {k for k in loaded if self._tasks[k][0] in FINISHED}
         wanted -= self._resulted
         if wanted:  # results of the tasks that finished since (a result may commit a batch after its state row)
-            self._add_ends(_by_keys(conn, "SELECT key, ended FROM results WHERE key IN ", wanted))
+            self._add_ends(rows_by_keys(conn, "SELECT key, ended FROM results WHERE key IN ", wanted))
         self._unresulted = wanted - self._resulted
         self._states_at = top
 
@@ -228,15 +228,6 @@ class Reader:
         else:
             for ended in new:
                 bisect.insort(self._ends, ended)
-
-
-def _by_keys(conn: sqlite3.Connection, sql: str, keys: set[int]) -> list[tuple]:
-    out: list[tuple] = []
-    ordered = sorted(keys)
-    for i in range(0, len(ordered), 500):
-        chunk = ordered[i:i + 500]
-        out += conn.execute(sql + f"({','.join('?' * len(chunk))})", chunk).fetchall()
-    return out
 
 
 def snapshot(directory: str | Path, now: float | None = None, window_s: float = WINDOW_S) -> dict[str, Any]:

@@ -22,7 +22,6 @@ import pickle
 import sqlite3
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,7 +205,7 @@ class Follower:
             states = conn.execute(states_sql, (self._states_at, states_top)).fetchall()
             unknown = {row[1] for row in states if row[1] not in self.tasks}
             if unknown:  # tasks committed out of key order: fetch them by key
-                self._add_tasks(_by_keys(conn, f"SELECT {columns} FROM tasks WHERE key IN ", unknown))
+                self._add_tasks(rows_by_keys(conn, f"SELECT {columns} FROM tasks WHERE key IN ", unknown))
             if len(self.tasks) != conn.execute("SELECT count(*) FROM tasks").fetchone()[0]:
                 known = self.tasks.keys()  # still missing some (no state row yet): find them (rare)
                 self._add_tasks(row for row in conn.execute(f"SELECT {columns} FROM tasks") if row[0] not in known)
@@ -229,7 +228,7 @@ class Follower:
             read_series(conn, self._series_at, self.series, series_top)
             self._series_at = series_top
         if wanted:  # results of the tasks that finished since (a result may commit a batch after its state row)
-            self._add_results(_by_keys(conn, result_sql + " WHERE key IN ", wanted))
+            self._add_results(rows_by_keys(conn, result_sql + " WHERE key IN ", wanted))
         self._unresulted = {k for k in wanted if k not in self.results}
         self._split_waits()
         return meta, runs
@@ -274,7 +273,8 @@ class Follower:
                     wait.end = ready
 
 
-def _by_keys(conn: sqlite3.Connection, sql: str, keys: set[int]) -> list[tuple]:
+def rows_by_keys(conn: sqlite3.Connection, sql: str, keys: set[int]) -> list[tuple]:
+    """``sql`` (ending in ``... IN ``) for the given keys, 500 at a time (SQLite's bound on parameters)."""
     out: list[tuple] = []
     ordered = sorted(keys)
     for i in range(0, len(ordered), 500):
