@@ -252,6 +252,11 @@ def test_eta_uses_the_task_budget_of_the_stop_condition(tmp_path):
     for i in range(4):
         camp.submit(Function(abs, args=(-i,)))
     camp.run(stop=sf.stop.tasks(10))  # ends idle after 4 of a budget of 10
-    snap = metrics.snapshot(tmp_path / "c")
+    tl = timeline.read(tmp_path / "c")
+    tl.live = True  # as a view would see it while a driver still ran
+    snap = metrics.snapshot_from(tl)
     assert snap["eta_basis"] == "task budget of 10" and snap["finished"] == 4
     assert snap["eta_s"] == pytest.approx(6 / snap["throughput_tasks_per_s"])
+    # with no driver running nothing advances: no ETA, and the basis says why
+    snap = metrics.snapshot(tmp_path / "c")
+    assert snap["eta_s"] is None and snap["eta_basis"] == "no driver running" and not snap["live"]

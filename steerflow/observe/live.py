@@ -13,7 +13,8 @@ Definitions (the driver's clock):
   moment (now, while a driver runs);
 - ETA: tasks left over the throughput; tasks left are the task budget (stop.tasks(N)) minus the
   finished ones where the campaign has one, else the submitted unfinished ones (an adaptive campaign
-  that keeps submitting takes longer); a wall limit caps it. ``eta_basis`` says which.
+  that keeps submitting takes longer); a wall limit caps it. ``eta_basis`` says which. With no driver
+  running and tasks left there is no ETA (basis "no driver running"): nothing advances until a resume.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def numbers(states: Mapping[str, int], busy_cores: int, busy_gpus: int, cores: i
     else:
         left, basis = submitted - finished - states.get("interrupted", 0), "tasks submitted so far"
     eta = left / throughput if throughput > 0 and left > 0 else (0.0 if left == 0 else None)
+    if not live and left > 0:  # nothing advances without a driver: an ETA would promise what no process does
+        eta, basis = None, "no driver running"
     if stop.get("wall_s") and live:
         wall_left = max(0.0, float(stop["wall_s"]) - elapsed)
         if eta is None or wall_left < eta:
@@ -63,10 +66,13 @@ def numbers(states: Mapping[str, int], busy_cores: int, busy_gpus: int, cores: i
 def describe(snap: Mapping[str, Any]) -> str:
     """One line of the live numbers, worded alike in the terminal and on the dashboard."""
     eta = snap["eta_s"]
+    if eta is None and snap.get("eta_basis") == "no driver running":
+        tail = "no driver running (`steerflow resume` continues it)"
+    else:
+        tail = "unknown" if eta is None else f"{eta:,.0f} s ({snap['eta_basis']})"
     return (f"{snap['finished']:,} of {snap['submitted']:,} tasks finished; {snap['busy_cores']}/{snap['cores']} "
             f"cores and {snap['busy_gpus']}/{snap['gpus']} GPUs busy now; {snap['throughput_tasks_per_s']:.2f} "
-            "tasks/s over the last minute; ETA " + ("unknown" if eta is None else
-                                                      f"{eta:,.0f} s ({snap['eta_basis']})"))
+            "tasks/s over the last minute; ETA " + tail)
 
 
 class Reader:
