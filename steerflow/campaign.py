@@ -301,7 +301,7 @@ class Campaign(SteeringLoop):
         self.journal.put("meta", "stop", json.dumps(limits(stop)))
         display = None
         if self.progress:
-            from .progress import ProgressDisplay
+            from .observe.progress import ProgressDisplay
             display = ProgressDisplay(self)
             display.start()
         try:

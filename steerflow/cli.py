@@ -313,7 +313,7 @@ def status(directory: Path) -> dict[str, Any]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .statusview import render
+    from .observe.statusview import render
 
     found = rundirs.find(args.dir)
     if not args.watch:
@@ -336,7 +336,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .statusview import render_task
+    from .observe.statusview import render_task
 
     directory = rundirs.one(args.dir, "show", suffix=f" {args.key}")
     if not str(args.key).isdigit():

@@ -29,7 +29,7 @@ from rich.console import Console
 
 import steerflow as sf
 from steerflow.observe import live
-from steerflow.progress import ProgressDisplay
+from steerflow.observe.progress import ProgressDisplay
 
 from .conftest import wait_until
 

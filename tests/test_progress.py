@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 
 import steerflow as sf
-from steerflow.progress import ProgressDisplay
+from steerflow.observe.progress import ProgressDisplay
 
 
 def square(x):

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from . import rundirs
-from .observe import live
+from .. import rundirs
+from . import live
 
 COLUMNS = (("new", "new"), ("waiting", "wait"), ("running", "run"), ("paused", "paus"), ("done", "done"),
            ("failed", "fail"), ("cancelled", "canc"), ("interrupted", "intr"))

@@ -24,11 +24,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .observe import live
-from .stop import limits
+from ..stop import limits
+from . import live
 
 if TYPE_CHECKING:
-    from .campaign import Campaign
+    from ..campaign import Campaign
 
 WINDOW_S = 60.0  # throughput is measured over the last minute
 FAILURES_SHOWN = 3
