@@ -23,6 +23,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
     return predicate()
 
 
+def read_until(fd: int, seen: list[bytes], text: bytes, timeout: float = 60) -> bool:
+    """Read a pty (or pipe) into ``seen`` until ``text`` shows or ``timeout`` passes; whether it showed."""
+    import select
+
+    deadline = time.monotonic() + timeout
+    while text not in b"".join(seen) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                seen.append(os.read(fd, 65536))
+            except OSError:  # the other side closed
+                break
+    return text in b"".join(seen)
+
+
 @pytest.fixture
 def make_runtime(tmp_path) -> Iterator[Callable[..., Runtime]]:
     created: list[Runtime] = []
@@ -53,9 +67,9 @@ def no_leftover_processes() -> Iterator[None]:
     yield
     # (multiprocessing's resource tracker is one per interpreter and lives as long as pytest: not a leak)
     left = lambda: {p for p in set(descendants(os.getpid())) - before  # noqa: E731
-                    if "multiprocessing.resource_tracker" not in _cmdline(p)}
+                    if "multiprocessing.resource_tracker" not in cmdline(p)}
     if not wait_until(lambda: not left(), timeout=10):
-        found = {p: _cmdline(p) for p in left()}
+        found = {p: cmdline(p) for p in left()}
         for p in found:
             try:
                 os.kill(p, 9)
@@ -64,7 +78,36 @@ def no_leftover_processes() -> Iterator[None]:
         pytest.fail(f"processes left behind: {found}")
 
 
-def _cmdline(pid: int) -> str:
+def proc_state(pid: int) -> str:
+    """The one-letter state of a process in /proc (R, S, T, Z, ...), or "gone"."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except OSError:
+        return "gone"
+
+
+def processes_with(marker: str, argv_index: int | None = None) -> list[int]:
+    """Live (not zombie) processes whose command line carries ``marker`` (as argument ``argv_index``, if given)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            if argv_index is None:
+                hit = marker.encode() in raw
+            else:
+                argv = raw.split(b"\0")
+                hit = len(argv) > argv_index and argv[argv_index] == marker.encode()
+            if hit and proc_state(int(entry.name)) not in ("Z", "gone"):
+                found.append(int(entry.name))
+    return found
+
+
+def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode(errors="replace")[:200]

@@ -185,7 +185,7 @@ def test_ctrl_c_during_run_stops_cleanly_and_says_how_to_resume(tmp_path):
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, err = _interrupt_when(proc, lambda: _running(directory))
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and f"steerflow resume" in err and "camp" in err
+    assert "Traceback" not in err and "steerflow resume" in err and "camp" in err
     info = rundirs.status(directory)
     assert info["driver_pid"] is None and info["pools"]["simulate"].get("interrupted", 0) >= 1
 
@@ -232,7 +232,7 @@ def test_status_says_how_the_last_driver_ended(tmp_path):
 @pytest.mark.parametrize("agent,code", [("", 1), ("@camp.on_result()\ndef seen(result, ctx):\n    pass\n", 0)])
 def test_a_python_campaign_exits_1_only_when_no_agent_received_its_failures(tmp_path, agent, code):
     script = tmp_path / "fails.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(textwrap.dedent("""
         import sys
         import steerflow as sf
         camp = sf.Campaign(sys.argv[1], allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)

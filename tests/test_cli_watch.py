@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from steerflow.cli import status
 
-from .conftest import wait_until
+from .conftest import read_until, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_leftover_processes")
 
@@ -24,17 +22,6 @@ SCRIPT = Path(__file__).parent / "campaigns" / "slow_campaign.py"
 
 def _env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), COLUMNS="120", LINES="40", TERM="xterm")
-
-
-def _read_until(fd: int, seen: list[bytes], text: bytes, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while text not in b"".join(seen) and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.1)[0]:
-            try:
-                seen.append(os.read(fd, 65536))
-            except OSError:  # the other side closed
-                break
-    return text in b"".join(seen)
 
 
 def test_status_watch_shows_the_driver_going_away(tmp_path):
@@ -51,12 +38,12 @@ def test_status_watch_shows_the_driver_going_away(tmp_path):
         os.close(slave)
         slave = -1
         seen: list[bytes] = []
-        assert _read_until(master, seen, f"driver running (pid {driver.pid})".encode()), b"".join(seen)[-2000:]
+        assert read_until(master, seen, f"driver running (pid {driver.pid})".encode()), b"".join(seen)[-2000:]
         os.killpg(driver.pid, signal.SIGKILL)  # a change after the watch began ...
         driver.wait()
-        assert _read_until(master, seen, b"no driver running"), b"".join(seen)[-2000:]  # ... is shown
+        assert read_until(master, seen, b"no driver running"), b"".join(seen)[-2000:]  # ... is shown
         watch.send_signal(signal.SIGINT)
-        _read_until(master, seen, b"\0", timeout=0.5)  # keep the pty drained while it exits
+        read_until(master, seen, b"\0", timeout=0.5)  # keep the pty drained while it exits
         assert watch.wait(timeout=30) == 0
     finally:
         for proc in (driver, watch):

@@ -8,13 +8,12 @@ import os
 import time
 from pathlib import Path
 
-import pytest
 
 from steerflow import Allocation, Function, TaskState
 from steerflow.engines.local import LocalEngine
 from steerflow.proctree import process_alive
 
-from .conftest import wait_until
+from .conftest import proc_state, wait_until
 
 ROUNDS = int(os.environ.get("STEERFLOW_RACE_ROUNDS", "25"))
 
@@ -62,11 +61,6 @@ class RecordingEngine(LocalEngine):
         super().suspend(task_id)
         self.suspends_sent += 1
 
-
-
-def _proc_state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def _outcomes(rt, future) -> list[str]:
@@ -163,7 +157,7 @@ def test_suspend_while_unpickling_stops_the_worker_until_resumed(make_runtime, t
     rt.suspend(future)
     assert wait_until(lambda: future.state is TaskState.PAUSED and engine.suspends_sent == 1, timeout=30)
     gate.touch()
-    assert wait_until(lambda: _proc_state(worker) == "T", timeout=10)  # stopped, not running on
+    assert wait_until(lambda: proc_state(worker) == "T", timeout=10)  # stopped, not running on
     assert not future.done()
     rt.resume(future)
     assert future.result(timeout=60) == "done"

@@ -14,7 +14,7 @@ import pytest
 
 from steerflow.proctree import descendants, process_alive
 
-from .conftest import wait_until
+from .conftest import cmdline, proc_state, processes_with, wait_until
 
 # argv: marker, ready-file, "session" | "daemon"
 ESCAPEE = textwrap.dedent("""
@@ -70,35 +70,9 @@ HARNESS = textwrap.dedent("""
 """)
 
 
-def survivors(marker: str) -> list[int]:
+def escaped(marker: str) -> list[int]:
     """The escapees alive: ``python -c ESCAPEE MARKER ...`` (not the driver or the shell, which carry it too)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if len(argv) > 3 and argv[3] == marker.encode() and _state(int(entry.name)) not in ("Z", "gone"):
-                found.append(int(entry.name))
-    return found
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except OSError:
-        return "gone"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")[:100]
-    except OSError:
-        return "?"
+    return processes_with(marker, argv_index=3)
 
 
 @pytest.mark.parametrize("mode", ["running", "suspend"])
@@ -115,17 +89,17 @@ def test_a_sigkilled_driver_leaves_no_escaped_descendant(tmp_path, mode):
         assert wait_until(lambda: all((tmp_path / s).exists() for s in (*SHAPES, ready))
                           or not process_alive(driver), timeout=120)
         assert process_alive(driver), harness.stderr.read1().decode()
-        assert len(survivors(marker)) == 4  # the four escapees run (each ignoring SIGTERM)
+        assert len(escaped(marker)) == 4  # the four escapees run (each ignoring SIGTERM)
         if mode == "suspend":  # stopped where they are
-            assert wait_until(lambda: all(_state(p) == "T" for p in survivors(marker)), timeout=30)
+            assert wait_until(lambda: all(proc_state(p) == "T" for p in escaped(marker)), timeout=30)
         started.update(descendants(driver))  # workers, their guards, program wrappers, tasks, escapees
         os.kill(driver, signal.SIGKILL)  # the driver alone: what it started must follow by itself
-        assert wait_until(lambda: not survivors(marker), timeout=30), \
-            {p: (_state(p), _cmdline(p)) for p in survivors(marker)}
+        assert wait_until(lambda: not escaped(marker), timeout=30), \
+            {p: (proc_state(p), cmdline(p)) for p in escaped(marker)}
         assert wait_until(lambda: not any(process_alive(p) for p in started), timeout=30), \
-            {p: (_state(p), _cmdline(p)) for p in started if process_alive(p)}
+            {p: (proc_state(p), cmdline(p)) for p in started if process_alive(p)}
     finally:
-        for pid in {*survivors(marker), *(p for p in started if process_alive(p))}:  # a failure leaves nothing
+        for pid in {*escaped(marker), *(p for p in started if process_alive(p))}:  # a failure leaves nothing
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

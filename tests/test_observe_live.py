@@ -31,7 +31,7 @@ import steerflow as sf
 from steerflow.observe import live
 from steerflow.observe.progress import ProgressDisplay
 
-from .conftest import wait_until
+from .conftest import read_until, wait_until
 
 LINE = re.compile(r"([\d,]+) of ([\d,]+) tasks finished; (\d+)/(\d+) cores and (\d+)/(\d+) GPUs busy now; "
                   r"([\d.]+) tasks/s over the last minute; ETA (?:unknown|([\d,]+) s \(([^)]*)\)|(no driver running))")
@@ -151,19 +151,6 @@ def test_the_sql_snapshot_equals_the_timeline_snapshot_on_a_synthetic_journal(tm
     assert sql["finished"] == 3000 and sql["cores"] == 32 and sql["gpus"] == 8 and sql["throughput_tasks_per_s"] > 0
 
 
-def _read_until(fd: int, seen: list[bytes], text: bytes, timeout: float = 60) -> bool:
-    import select
-
-    deadline = time.monotonic() + timeout
-    while text not in b"".join(seen) and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.1)[0]:
-            try:
-                seen.append(os.read(fd, 65536))
-            except OSError:  # the other side closed
-                break
-    return text in b"".join(seen)
-
-
 def test_steerflow_run_on_a_terminal_and_status_watch_show_the_same_live_line(tmp_path):
     """End to end, on terminals (ptys): the run's own display and `status --watch` print the same numbers."""
     import pty
@@ -188,16 +175,16 @@ def test_steerflow_run_on_a_terminal_and_status_watch_show_the_same_live_line(tm
             os.close(slave)
         seen_run: list[bytes] = []
         seen_watch: list[bytes] = []
-        assert _read_until(fds[0], seen_run, expected), b"".join(seen_run)[-3000:]
-        assert _read_until(fds[1], seen_watch, expected), b"".join(seen_watch)[-3000:]
+        assert read_until(fds[0], seen_run, expected), b"".join(seen_run)[-3000:]
+        assert read_until(fds[1], seen_watch, expected), b"".join(seen_watch)[-3000:]
         for output in (seen_run, seen_watch):  # both name the same basis for the ETA
             assert b"(task budget of 3)" in b"".join(output)
         procs[1].send_signal(signal.SIGINT)
-        _read_until(fds[1], seen_watch, b"\0", timeout=0.5)  # keep the pty drained while it exits
+        read_until(fds[1], seen_watch, b"\0", timeout=0.5)  # keep the pty drained while it exits
         assert procs[1].wait(timeout=30) == 0
         for i in (1, 2):
             (gates / f"go-{i}").touch()
-        assert _read_until(fds[0], seen_run, b"3 of 3 tasks finished; 0/2 cores"), b"".join(seen_run)[-3000:]
+        assert read_until(fds[0], seen_run, b"3 of 3 tasks finished; 0/2 cores"), b"".join(seen_run)[-3000:]
         assert procs[0].wait(timeout=60) == 0
     finally:
         for i in range(3):

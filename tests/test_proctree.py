@@ -15,7 +15,7 @@ import pytest
 
 from steerflow import Allocation, Executable, Function, TaskFailed, TaskTimeout
 
-from .conftest import wait_until
+from .conftest import processes_with, wait_until
 
 STUBBORN = "import signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
 DAEMON = ("import os, signal, sys, time\n"
@@ -27,25 +27,11 @@ DAEMON = ("import os, signal, sys, time\n"
           "time.sleep(600)\n")
 
 
-def survivors(marker: str) -> list[int]:
-    """Processes whose command line carries this test's marker."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.fixture
 def marker():
     tag = f"sf-escape-{uuid.uuid4().hex}"
     yield tag
-    for pid in survivors(tag):  # a failing test leaves nothing behind either
+    for pid in processes_with(tag):  # a failing test leaves nothing behind either
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -69,12 +55,12 @@ def daemon(marker: str, ready: str, then_sleep: float = 0.0) -> str:
 
 def test_a_child_in_its_own_session_dies_when_its_function_returns(runtime, marker):
     assert runtime.submit(Function(own_session_child, (marker,))).result(timeout=60) == "returned"
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
 
 
 def test_a_daemon_dies_when_its_function_returns(runtime, marker, tmp_path):
     assert runtime.submit(Function(daemon, (marker, str(tmp_path / "ready")))).result(timeout=60) == "returned"
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
     assert runtime.submit(Function(os.getpid)).result(timeout=60) > 0  # the worker still serves tasks
 
 
@@ -82,9 +68,9 @@ def test_a_daemon_dies_when_its_function_is_cancelled(runtime, marker, tmp_path)
     ready = tmp_path / "ready"
     f = runtime.submit(Function(daemon, (marker, str(ready), 600)))
     assert wait_until(ready.exists, timeout=60)
-    assert survivors(marker)
+    assert processes_with(marker)
     f.cancel()
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
 
 
 def test_a_daemon_dies_when_its_function_times_out(runtime, marker, tmp_path):
@@ -92,7 +78,7 @@ def test_a_daemon_dies_when_its_function_times_out(runtime, marker, tmp_path):
     f = runtime.submit(Function(daemon, (marker, str(ready), 600), timeout=3))
     with pytest.raises(TaskTimeout):
         f.result(timeout=60)
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
 
 
 def _script(tmp_path, marker: str, body: str) -> Executable:
@@ -107,7 +93,7 @@ def test_an_executables_daemon_and_own_session_child_die_when_it_exits(runtime, 
                                      f"{sys.executable} -c {shlex.quote(DAEMON)} \"$1\" \"$2\"\n"
                                      "while [ ! -e \"$2\" ]; do sleep 0.01; done\nexit 0\n")
     assert runtime.submit(spec).result(timeout=60).returncode == 0
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
 
 
 def test_an_executables_daemon_dies_when_it_is_cancelled(runtime, marker, tmp_path):
@@ -115,7 +101,7 @@ def test_an_executables_daemon_dies_when_it_is_cancelled(runtime, marker, tmp_pa
     f = runtime.submit(spec)
     assert wait_until((tmp_path / "ready").exists, timeout=60)
     f.cancel()
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)
 
 
 def test_an_executables_exit_status_and_signal_are_kept(runtime, tmp_path):
@@ -135,4 +121,4 @@ def test_daemons_die_when_the_runtime_shuts_down(make_runtime, marker, tmp_path,
         rt.submit(_script(tmp_path, marker, f"{sys.executable} -c {shlex.quote(DAEMON)} \"$1\" \"$2\"\nsleep 600\n"))
     assert wait_until(ready.exists, timeout=60)
     rt.shutdown(wait=True, kill=True)
-    assert wait_until(lambda: not survivors(marker), timeout=10), survivors(marker)
+    assert wait_until(lambda: not processes_with(marker), timeout=10), processes_with(marker)

@@ -15,7 +15,7 @@ from steerflow import (Allocation, DependencyFailed, Executable, Function, TaskF
                        WorkerLost)
 from steerflow.proctree import process_alive
 
-from .conftest import needs_mpirun, wait_until
+from .conftest import needs_mpirun, proc_state, wait_until
 
 
 def add(a, b):
@@ -107,14 +107,6 @@ def _spawn_sleeper(pidfile):
     child = subprocess.Popen(["sleep", "60"])
     Path(pidfile).write_text(f"{os.getpid()} {child.pid}")
     child.wait()
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
 
 
 
@@ -325,10 +317,10 @@ def test_suspend_and_resume(runtime, tmp_path):
     # it runs nothing either (seen once in CI: the suspend is right, a test that wanted T only was wrong).
     from steerflow.proctree import descendants
     idle = ("T", "Z", "gone")
-    assert wait_until(lambda: all(_state(p) in idle for p in [shell, *descendants(shell)]), timeout=10), \
-        {p: _state(p) for p in [shell, *descendants(shell)]}
+    assert wait_until(lambda: all(proc_state(p) in idle for p in [shell, *descendants(shell)]), timeout=10), \
+        {p: proc_state(p) for p in [shell, *descendants(shell)]}
     n = len(counter.read_text().split())
-    assert all(_state(p) in idle for p in [shell, *descendants(shell)])
+    assert all(proc_state(p) in idle for p in [shell, *descendants(shell)])
     assert len(counter.read_text().split()) == n
     runtime.resume(future)
     assert future.result(timeout=60).returncode == 0
