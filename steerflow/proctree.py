@@ -246,7 +246,8 @@ def guard(parent: int | None, forward: tuple[int, ...] = (), close: tuple[int, .
     kill_descendants()
     if os.WIFSIGNALED(status):  # die of the same signal, so the engine sees what the work saw
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled, so need no reset
+            signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)

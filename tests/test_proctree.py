@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from steerflow import Allocation, Executable, Function, TaskFailed, TaskTimeout
+from steerflow import Allocation, Executable, Function, TaskFailed, TaskTimeout, WorkerLost
 
 from .conftest import processes_with, wait_until
 
@@ -109,6 +109,20 @@ def test_an_executables_exit_status_and_signal_are_kept(runtime, tmp_path):
     f = runtime.submit(Executable(["sh", "-c", "kill -SEGV $$"]))
     with pytest.raises(TaskFailed, match="SIGSEGV"):
         f.result(timeout=60)
+
+
+def _kill_myself() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_sigkill_is_reported_as_such_for_executables_and_functions(runtime, tmp_path):
+    """The guard dies of the signal its work died of: SIGKILL too, which it cannot reset (it used to crash)."""
+    f = runtime.submit(Executable(["sh", "-c", "kill -KILL $$"]))
+    with pytest.raises(TaskFailed, match="SIGKILL"):
+        f.result(timeout=60)
+    g = runtime.submit(Function(_kill_myself))
+    with pytest.raises(WorkerLost, match="SIGKILL"):
+        g.result(timeout=60)
 
 
 @pytest.mark.parametrize("kind", ["function", "executable"])
