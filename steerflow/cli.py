@@ -13,6 +13,7 @@ import json
 import os
 import runpy
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -105,7 +106,15 @@ class CliError(SteerflowError):
 
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `scancel`, a batch job's wall time) stops a driver the way Ctrl-C does: cleanly, resumable."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _where_in_user_code(exc: BaseException) -> str:
@@ -263,8 +272,12 @@ def _resume(args: argparse.Namespace) -> int:
     child = subprocess.Popen(cmd, cwd=cwd, env=env)
     try:
         code = child.wait()
-    except KeyboardInterrupt:  # the child got the same Ctrl-C and stops cleanly; wait for it
+    except KeyboardInterrupt as exc:  # the child got the same Ctrl-C and stops cleanly; wait for it
+        if isinstance(exc, Terminated):  # a SIGTERM reached only us: pass it on
+            child.send_signal(signal.SIGTERM)
         code = child.wait()
+        if isinstance(exc, Terminated):
+            raise
     if code == 0 and all(_driver_starts(d) == n for d, n in before.items()):
         print(f"steerflow resume: the script ran but opened none of {', '.join(map(_rel, group.values()))}; "
               "it decides its campaign directories differently on each run?", file=sys.stderr)
@@ -445,11 +458,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     name = f"steerflow {args.command}"
+    if args.command in ("run", "resume"):
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:
-        print(f"\n{name}: interrupted; running tasks were stopped.{_resume_hint()}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{name}: {how}; running tasks were stopped.{_resume_hint()}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except CampaignStopped as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 0

@@ -190,6 +190,39 @@ def test_ctrl_c_during_run_stops_cleanly_and_says_how_to_resume(tmp_path):
     assert info["driver_pid"] is None and info["pools"]["simulate"].get("interrupted", 0) >= 1
 
 
+def _terminate_when(proc: subprocess.Popen, ready) -> tuple[str, str]:
+    """SIGTERM to the one process (as `kill PID`, `scancel` or a batch job's wall time sends it), not its group."""
+    try:
+        assert wait_until(ready, timeout=60)
+        proc.terminate()
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_sigterm_stops_run_and_resume_cleanly_and_says_how_to_resume(tmp_path, no_leftover_processes):
+    directory = tmp_path / "camp"
+    proc = subprocess.Popen([*STEERFLOW, "run", str(SLOW), str(directory), str(tmp_path / "marker")], env=_env(),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = _terminate_when(proc, lambda: _running(directory))
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err and "steerflow resume" in err
+    info = rundirs.status(directory)
+    assert info["driver_pid"] is None and info["pools"]["simulate"].get("interrupted", 0) >= 1
+    assert "stopped without closing" not in sf("status", directory).stdout
+    # `steerflow resume` runs the script in a child: a SIGTERM to the parent alone must reach it
+    starts = rundirs.status(directory)["drivers_so_far"]
+    proc = subprocess.Popen([*STEERFLOW, "resume", str(directory)], env=_env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = _terminate_when(proc, lambda: rundirs.status(directory)["drivers_so_far"] > starts
+                             and _running(directory))
+    assert proc.returncode == 143, err
+    assert err.count("terminated (SIGTERM)") == 2 and "Traceback" not in err, err
+    assert rundirs.status(directory)["driver_pid"] is None
+
+
 def test_ctrl_c_leaves_status_watch_cleanly(tmp_path):
     import steerflow as sf_
 
