@@ -116,12 +116,12 @@ class Placement:
 
 
 def slots_of(held: tuple, k: int, g: int, m: int) -> list[Slot]:
-    """The slots of the ranks one held tuple ``(node, core mask, GPU mask, cores, GPUs, MB)`` gave.
+    """The slots of the ranks one held tuple ``(node, core mask, GPU mask, cores, GPUs, MB, ...)`` gave.
 
     Ranks took the lowest free indices in turn, so rank ``r`` has the ``r``-th group of ``k``
     set bits of the core mask (lowest first) and the ``r``-th group of ``g`` of the GPU mask.
     """
-    node, cm, gmask, c, _, mm = held
+    node, cm, gmask, c = held[0], held[1], held[2], held[3]  # (the scheduler's record adds its class key)
     t = c // k
     cores = _bits(cm)
     gpus = _bits(gmask)

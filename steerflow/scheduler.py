@@ -95,7 +95,7 @@ class _Class:
     """
 
     __slots__ = ("key", "ckey", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "queue",
-                 "prio", "bypass", "usage")
+                 "prio", "bypass", "usage", "simple")
 
     def __init__(self, key: tuple, priority: int) -> None:
         self.key = key
@@ -104,6 +104,8 @@ class _Class:
         self.need_c = self.ranks * self.k
         self.need_g = self.ranks * self.g
         self.shape = (self.k, self.g, self.m)
+        #: one rank, no memory, no whole nodes: :meth:`Scheduler.schedule` places it inline
+        self.simple = self.ranks == 1 and not self.m and self.nodes is None
         self.prio = -priority
         self.queue: deque[tuple[int, Request]] = deque()  # (submission number, request)
         self.bypass = 0
@@ -165,7 +167,7 @@ class Scheduler(NodeIndex):
             return _NO_ROOM
         i = self._best_node(need_c, need_g, ranks * m)
         if i >= 0:
-            held: tuple = self._take(i, ranks, k, g, m)
+            held: tuple = (*self._take(i, ranks, k, g, m), cls.ckey)  # one node: the record is flat
         else:
             spread = self._spread(ranks, k, g, m) if ranks > 1 else None
             if spread is None:
@@ -174,11 +176,13 @@ class Scheduler(NodeIndex):
                 return _NO_ROOM
             spread.sort()
             held = tuple([self._take(node, t, k, g, m) for node, t in spread])
+            self._placed[req.id] = (cls.ckey, need_c, need_g, held)
         self._free_c -= need_c
         self._free_g -= need_g
         usage[0] += need_c
         usage[1] += need_g
-        self._placed[req.id] = (cls.ckey, need_c, need_g, held)
+        if i >= 0:
+            self._placed[req.id] = held
         return Placement(req, None, held)
 
     def _try_whole(self, cls: _Class, req: Request, quota: tuple | None, usage: list[int]) -> Placement | int:
@@ -274,7 +278,6 @@ class Scheduler(NodeIndex):
         heads = self._heads
         if not heads or not self._free_c or (limit is not None and limit <= 0):
             return out
-        limit_ = limit if limit is not None else 1 << 62
         max_bypass = self.max_bypass
         waiting = self._waiting
         # scratch containers, reused from pass to pass (left empty after each)
@@ -285,10 +288,14 @@ class Scheduler(NodeIndex):
         fails = self._fails          # rank shape -> fewest ranks that found no room in this pass
         failed = self._failed        # shape keys whose head failed in this pass: their other queues wait behind it
         quotas = self._quota
-        stop = 1 << 62               # the pass ends when this many placements were made
+        # the node index, for placing a one-rank request inline (what _best_node, _take and _move do)
+        records = self._placed
+        rowmask, buckets, gs, pos = self._rowmask, self._buckets, self._gs, self._pos
+        fcl, fgl, nc, ng, isfree = self._fc, self._fg, self._nc, self._ng, self._isfree
+        stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
         placed = 0
         i = 0
-        while i < len(heads) and placed < limit_ and placed < stop:
+        while i < len(heads) and placed < stop:
             cls = heads[i][2]
             pool = cls.pool
             if (closed and pool in closed) or (failed and cls.key in failed):
@@ -296,9 +303,70 @@ class Scheduler(NodeIndex):
                 continue
             queue = cls.queue
             req = queue[0][1]
-            if (cls.nodes is None and not (quotas and pool in quotas)
-                    and (cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k)):
+            if cls.nodes is not None or (quotas and pool in quotas):
+                result = self._try(cls, req, fails)
+            elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
                 result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
+            elif cls.simple:
+                # best fit: the lowest row of free cores >= k, then its lowest GPU bucket >= g (_best_node)
+                k = cls.k
+                g = cls.g
+                rows = self._rows >> k
+                gm = 0
+                while rows:
+                    low = rows & -rows
+                    r0 = k + low.bit_length() - 1
+                    gm = rowmask[r0] >> g
+                    if gm:
+                        break
+                    rows ^= low
+                if not gm:
+                    if fails.get(cls.shape, 1 << 62) > 1:
+                        fails[cls.shape] = 1
+                    result = _NO_ROOM
+                else:
+                    # take the k lowest free cores and g lowest free GPUs of the bucket's last node (_take)
+                    g0 = g + (gm & -gm).bit_length() - 1
+                    b = buckets[r0 * gs + g0]
+                    node = b.pop()
+                    if not b:
+                        rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+                        if not rm:
+                            self._rows &= ~(1 << r0)
+                    fc = fcl[node]
+                    if k == 1:
+                        rest = fc & (fc - 1)
+                    else:
+                        rest = fc
+                        for _ in range(k):
+                            rest &= rest - 1
+                    fcl[node] = rest
+                    gmask = 0
+                    if g:
+                        fg = fgl[node]
+                        restg = fg
+                        for _ in range(g):
+                            restg &= restg - 1
+                        fgl[node] = restg
+                        gmask = fg ^ restg
+                    r = nc[node] = r0 - k
+                    g1 = ng[node] = g0 - g
+                    b = buckets[r * gs + g1]
+                    pos[node] = len(b)
+                    b.append(node)
+                    if len(b) == 1:
+                        rowmask[r] |= 1 << g1
+                        self._rows |= 1 << r
+                    if isfree[node]:
+                        isfree[node] = False
+                        self._wf ^= 1 << node
+                    self._free_c -= k
+                    self._free_g -= g
+                    usage = cls.usage
+                    usage[0] += k
+                    usage[1] += g
+                    held = records[req.id] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
+                    result = Placement(req, None, held)
             else:
                 result = self._try(cls, req, fails)
             if result.__class__ is Placement:
@@ -354,21 +422,55 @@ class Scheduler(NodeIndex):
 
     def release(self, req_id: int) -> None:
         """A placed request ended: free its resources. KeyError if it is not placed."""
-        placed = self._placed.pop(req_id, None)
-        if placed is None:
+        record = self._placed.pop(req_id, None)
+        if record is None:
             raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
                            "whose task has ended.")
-        ckey, cores, gpus, held = placed
-        if held[0].__class__ is int:  # one node, stored flat
-            self._give(held)
-        else:
+        if len(record) == 7:  # one node, stored flat: give it back inline (what _give and _move do)
+            i, cm, gm, c, g, mm, ckey = record
+            self._fc[i] |= cm
+            if gm:
+                self._fg[i] |= gm
+            nc = self._nc
+            ng = self._ng
+            r0 = nc[i]
+            g0 = ng[i]
+            r = nc[i] = r0 + c
+            g1 = ng[i] = g0 + g
+            if mm:
+                self._fm[i] += mm
+            buckets = self._buckets
+            gs = self._gs
+            pos = self._pos
+            b = buckets[r0 * gs + g0]
+            last = b.pop()
+            if last != i:
+                p = pos[i]
+                b[p] = last
+                pos[last] = p
+            elif not b:
+                rowmask = self._rowmask
+                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+                if not rm:
+                    self._rows &= ~(1 << r0)
+            b = buckets[r * gs + g1]
+            pos[i] = len(b)
+            b.append(i)
+            if len(b) == 1:
+                self._rowmask[r] |= 1 << g1
+                self._rows |= 1 << r
+            if r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
+                self._isfree[i] = True
+                self._wf |= 1 << i
+        else:  # several nodes: (class key, cores, GPUs, one held tuple a node)
+            ckey, c, g, held = record
             for h in held:
                 self._give(h)
-        self._free_c += cores
-        self._free_g += gpus
+        self._free_c += c
+        self._free_g += g
         usage = self._usage[ckey[0]]
-        usage[0] -= cores
-        usage[1] -= gpus
+        usage[0] -= c
+        usage[1] -= g
         if self._offline:
             for i in self._offline:
                 self._absorb(i)
@@ -548,9 +650,13 @@ class Scheduler(NodeIndex):
         placed = self._placed.get(req_id)
         if placed is None:
             return None
-        pool, ranks, k, g, m, nodes, priority = placed[0]
+        if len(placed) == 7:  # one node
+            held = placed
+            pool, ranks, k, g, m, nodes, priority = placed[6]
+        else:
+            held = placed[3]
+            pool, ranks, k, g, m, nodes, priority = placed[0]
         req = Request(req_id, ranks, k, g, m, nodes, priority, pool)
-        held = placed[3]
         if nodes is not None:  # whole nodes: the slots list what each rank uses, as placed
             slots: list[Slot] = []
             share = [(j + 1) * ranks // len(held) - j * ranks // len(held) for j in range(len(held))]
