@@ -42,11 +42,16 @@ def _shapes(rng: random.Random, n: int) -> list[tuple[int, int, int, int, str]]:
 
 
 def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, decisions: int = 200_000,
-                          seed: int = 2024) -> dict:
+                          seed: int = 2024, batch: int = 1) -> dict:
     """Steady-state placement rate; returns a dict with ``placements_per_s`` and context.
 
+    ``batch``: how many tasks end (each released, and a new request submitted) between two
+    passes of ``schedule()``. 1 is the strictest case, one pass per ended task; a runtime's
+    loop thread releases every task that ended since its last pass, then makes one pass.
     The collector is set as a driver sets it (`steerflow.runtime.tune_gc`); the result says so.
     """
+    if batch < 1:
+        raise ValueError(f"batch={batch} must be at least 1 (tasks ended between two passes).")
     from ..runtime import tune_gc
 
     tune_gc()
@@ -75,10 +80,12 @@ def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, d
     fill_s = time.perf_counter() - t0
     fill_placements = len(running)
 
-    # ---- steady state: one release, one submit, one schedule ----------------------------------
+    # ---- steady state: ``batch`` times one release and one submit, then one schedule -----------
     randrange = rng.randrange
     schedule = sched.schedule
     release = sched.release
+    submit_ = sched.submit
+    n_shapes = len(shapes)
     made = 0
     loops = 0
     max_waiting = 0
@@ -94,15 +101,18 @@ def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, d
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     while made < decisions:
-        j = randrange(len(running))
-        last = running.pop()
-        if j < len(running):
-            victim = running[j]
-            running[j] = last
-        else:
-            victim = last
-        release(victim)
-        submit()
+        for _ in range(batch):
+            j = randrange(len(running))
+            last = running.pop()
+            if j < len(running):
+                victim = running[j]
+                running[j] = last
+            else:
+                victim = last
+            release(victim)
+            ranks, c, g, prio, pool = shapes[next_id % n_shapes]  # what submit() does, without its call
+            submit_(Request(next_id, ranks, c, g, 0, None, prio, pool))
+            next_id += 1
         for p in schedule():
             running.append(p.request.id)
             made += 1
@@ -114,7 +124,7 @@ def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, d
     gc.callbacks.remove(on_gc)
     busy = 1 - sched.free_cores() / alloc.total_cores
     return {
-        "nodes": nodes, "cores_per_node": cores, "gpus_per_node": gpus, "seed": seed,
+        "nodes": nodes, "cores_per_node": cores, "gpus_per_node": gpus, "seed": seed, "batch": batch,
         "placements": made, "loops": loops, "elapsed_s": round(elapsed, 4),
         "placements_per_s": round(made / elapsed),
         "us_per_placement": round(elapsed / made * 1e6, 3),
@@ -135,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=4)
     parser.add_argument("--decisions", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="tasks that end (released, and a new request submitted) between two passes; default 1")
     parser.add_argument("--json", type=Path, help="write the result here as JSON")
     args = parser.parse_args(argv)
-    result = placements_per_second(args.nodes, args.cores, args.gpus, args.decisions, args.seed)
+    result = placements_per_second(args.nodes, args.cores, args.gpus, args.decisions, args.seed, args.batch)
     print(f"steerflow scheduler benchmark ({args.nodes} nodes x {args.cores} cores, {args.gpus} GPUs)")
     width = max(map(len, result))
     for key, value in result.items():
