@@ -55,6 +55,7 @@ class RuntimeLoop:
     _active: int
     _listeners: list[Listener]
     _partial_listeners: list[PartialListener]
+    _round_listeners: list[Callable[[], None]]
     _closing: bool
     _dead: bool
     _thread: threading.Thread
@@ -100,12 +101,22 @@ class RuntimeLoop:
                 if self._closing and self._active == 0:
                     break
                 self._dispatch()
+                self._end_round()
         except BaseException as exc:  # a bug in the loop itself: fail loudly, never hang
             self.failure = exc
             self._closing = True
             report("steerflow: the runtime's loop failed; every pending task fails with this cause")
         finally:
+            self._end_round()  # (the last round's state changes, or those before a failure)
             self._teardown()
+
+    def _end_round(self) -> None:
+        """One wake-up's state changes are all made: listeners that gathered them hand them on now, in one go."""
+        for listener in self._round_listeners:
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the runtime
+                report("steerflow: a round listener failed")
 
     def _apply(self, message: tuple) -> None:
         op = message[0]
@@ -135,6 +146,8 @@ class RuntimeLoop:
             self._listeners.append(message[1])
         elif op == "listen_partial":
             self._partial_listeners.append(message[1])
+        elif op == "listen_round":
+            self._round_listeners.append(message[1])
         elif op == "call":
             message[1]()
         elif op == "close":

@@ -74,6 +74,7 @@ class Runtime(RuntimeLoop, Executor):
         self._active = 0  # tasks not yet finished
         self._listeners: list[Listener] = []
         self._partial_listeners: list[PartialListener] = []
+        self._round_listeners: list[Callable[[], None]] = []
         self._closing = False
         self._close_posted = False
         self._closed = False
@@ -211,6 +212,14 @@ class Runtime(RuntimeLoop, Executor):
         Loop thread, in the order the task sent them, before the task's own end is handled.
         """
         self._post(("listen_partial", listener))
+
+    def add_round_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` in the loop thread once per wake-up of the loop, after its state changes.
+
+        A listener that gathers what the per-task listeners saw hands it on here in one go (one
+        queue put and one wake-up of another thread per round instead of one per task).
+        """
+        self._post(("listen_round", listener))
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` in the loop thread (for code that needs the scheduler's own view)."""
