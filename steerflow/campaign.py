@@ -143,6 +143,11 @@ class Campaign(SteeringLoop):
         self.progress = sys.stdout.isatty() if progress is None else progress
         self._runtime.add_listener(self._on_state)
         self._runtime.add_partial_listener(self._on_partial)
+        # results and partials the loop thread saw this round, handed to the steering thread in one put per
+        # round of the loop (not one put and one thread wake-up per task); only the loop thread touches it
+        self._round: list[tuple] = []
+        self._placement_texts: dict[tuple, str] = {}  # (loop thread) where a task runs -> its journal text
+        self._runtime.add_round_listener(self._end_round)
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._closed = False
         self._closing = False
@@ -334,29 +339,33 @@ class Campaign(SteeringLoop):
             self.journal.put("task_state", "interrupted", None, len(record.attempts), key)
             self._interrupted.add(key)
             return
-        put = self.journal.put
         now = time.time()
-        nodes = self.placement_text(record) if state is TaskState.RUNNING else None
-        why = nodes  # a waiting row says why it waits (in its nodes column): an attempt's outcome, or 'deps'
-        if state is TaskState.WAITING:
-            why = record.attempts[-1].outcome if record.attempts else ("deps" if record.waiting_on else None)
-        put("state_change", key, state.value, now, len(record.attempts), why, nodes)  # history row + tasks row
-        if state is TaskState.WAITING:
+        attempts = record.attempts
+        if state is TaskState.RUNNING:
+            nodes = self.placement_text(record)
+            self.journal.put("state_change", key, "running", now, len(attempts), nodes, nodes)
+        elif state is TaskState.WAITING:
+            # a waiting row says why it waits (in its nodes column): an attempt's outcome, or 'deps'
+            why = attempts[-1].outcome if attempts else ("deps" if record.waiting_on else None)
+            self.journal.put("state_change", key, "waiting", now, len(attempts), why, None)
             if key not in self._waiting_keys:
                 self._waiting_keys.add(key)
                 pool = record.spec.pool
                 self._waiting_by_pool[pool] = self._waiting_by_pool.get(pool, 0) + 1
-        elif key in self._waiting_keys:
+            return
+        else:
+            self.journal.put("state_change", key, state.value, now, len(attempts), None, None)  # history + tasks row
+        if key in self._waiting_keys:
             self._waiting_keys.discard(key)
-            pool = record.spec.pool
-            self._waiting_by_pool[pool] -= 1
+            self._waiting_by_pool[record.spec.pool] -= 1
         if state.finished:
             future = record.future
-            ok = state is TaskState.DONE
-            started = record.attempts[-1].started if record.attempts else 0.0
-            timing = journal_mod.pack_timing(record.ready, record.attempts[-1].times if record.attempts else ())
-            if ok:
-                self.journal.put_result(key, True, future.result(), record.result_blob, None, started, now, timing)
+            started = attempts[-1].started if attempts else 0.0
+            timing = journal_mod.pack_timing(record.ready, attempts[-1].times if attempts else ())
+            if state is TaskState.DONE:
+                # the value is loaded only if the journal cannot store the pickle it came as (the writer asks)
+                self.journal.put_result(key, True, None, record.result_blob, None, started, now, timing,
+                                        load=future.result)
             elif state is TaskState.FAILED:
                 error = future.exception()
                 self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now,
@@ -366,21 +375,36 @@ class Campaign(SteeringLoop):
                 self.journal.put_result(key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
                                         started, now, timing)
             record.result_blob = None
-            self._events.put(("result", key))
+            self._round.append(("result", key))
 
     def _on_partial(self, record: TaskRecord, attempt: int, value: Any) -> None:
         index = self._partials.get(record.id, 0)
         self._partials[record.id] = index + 1
-        self._events.put(("partial", record.id, attempt, index, value, time.time()))
+        self._round.append(("partial", record.id, attempt, index, value, time.time()))
+
+    def _end_round(self) -> None:
+        """Loop thread, once per round: this round's results and partials go to the steering thread together."""
+        if self._round:
+            self._events.put(("round", self._round))
+            self._round = []
 
     def placement_text(self, record: TaskRecord) -> str:
         """Where an attempt runs, for the journal: ``node0[c0,1 g0];node1[c0,1 g1]`` (one part per rank)."""
         placement = record.placement
         if placement is None:
             return ",".join(record.attempts[-1].nodes)
-        names = self.allocation.nodes
-        return ";".join(f"{names[s.node].name}[c{','.join(map(str, s.cores))}"
-                        + (f" g{','.join(map(str, s.gpus))}]" if s.gpus else "]") for s in placement.slots)
+        slots = placement.slots
+        where = tuple((s.node, s.cores, s.gpus) for s in slots) if len(slots) > 1 else \
+            (slots[0].node, slots[0].cores, slots[0].gpus)
+        text = self._placement_texts.get(where)
+        if text is None:  # the same few places come back all the time: format each once
+            names = self.allocation.nodes
+            text = ";".join(f"{names[s.node].name}[c{','.join(map(str, s.cores))}"
+                            + (f" g{','.join(map(str, s.gpus))}]" if s.gpus else "]") for s in slots)
+            if len(self._placement_texts) >= 4096:
+                self._placement_texts.clear()
+            self._placement_texts[where] = text
+        return text
 
     # ---- helpers -----------------------------------------------------------------------
     def _emit(self, name: str, payload: Any) -> None:

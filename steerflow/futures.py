@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import threading
-from concurrent.futures import Future
-from concurrent.futures._base import FINISHED
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -46,6 +46,23 @@ class TaskFuture(Future[T]):
                         raise TaskFailed(f"Task {self.task_id}'s result could not be unpickled: {exc}") from exc
                     self._result = value
         return value
+
+    def outcome(self) -> tuple[bool, Any, BaseException | None]:
+        """(cancelled, value, error) of a finished task, without taking its lock: a finished future never changes.
+
+        For code that has been told the task finished (the steering thread, per result); the value is loaded
+        here if it is still in its wire form. Raises `InvalidStateError` if the task has not finished.
+        """
+        state = self._state
+        if state == FINISHED:
+            error = self._exception
+            if error is not None:
+                return False, None, error
+            value = self._result
+            return False, (self.result() if type(value) is Encoded else value), None
+        if state == CANCELLED or state == CANCELLED_AND_NOTIFIED:
+            return True, None, None
+        raise InvalidStateError(f"Task {self.task_id} has not finished; its outcome is not known yet.")
 
     @property
     def loaded(self) -> bool:

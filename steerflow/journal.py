@@ -19,7 +19,7 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,13 +128,16 @@ class Journal:
         self._queue.put((kind, row))
 
     def put_result(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
-                   started: float, ended: float, timing: bytes | None = None) -> None:
+                   started: float, ended: float, timing: bytes | None = None,
+                   load: Callable[[], Any] | None = None) -> None:
         """Queue a task's result; the writer stores it inline, or in results/KEY.pkl when large.
 
-        ``timing``: TIMING-packed (ready, w_recv, w_start, w_end, w_sent), see ADDED_COLUMNS.
+        ``timing``: TIMING-packed (ready, w_recv, w_start, w_end, w_sent), see ADDED_COLUMNS. ``load``
+        gives the value when ``value`` is not given: the writer calls it only if it cannot store ``blob``
+        as it is (a small plain pickle is stored as it came, and its value is never loaded for the journal).
         """
         self._queued += 1
-        self._queue.put(("result_obj", (key, ok, value, blob, error, started, ended, timing)))
+        self._queue.put(("result_obj", (key, ok, value, blob, error, started, ended, timing, load)))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything queued so far is committed."""
@@ -233,11 +236,12 @@ class Journal:
               f"{self.directory}`.", file=sys.stderr)
 
     def _result_row(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
-                    started: float, ended: float, timing: bytes | None = None) -> tuple:
+                    started: float, ended: float, timing: bytes | None = None,
+                    load: Callable[[], Any] | None = None) -> tuple:
         if (blob is None or len(blob) > INLINE_LIMIT or serialize.shm_paths(blob)
                 or isinstance(blob, serialize.Elsewhere)):  # a reference to data kept on a node: store the value
             try:
-                blob = serialize.dumps_inband(value)
+                blob = serialize.dumps_inband(load() if load is not None else value)
             except Exception as exc:  # noqa: BLE001 - an unpicklable result is kept as text
                 return (key, ok, None, None, f"{error or ''}\n(result not stored: {exc})".strip(), started, ended,
                         timing)

@@ -26,7 +26,7 @@ from .stop import Condition
 from .task import Function, TaskSpec
 
 
-DRAIN = 255  # events delivered at most per wake-up beyond the first, before timers and control are looked at
+DRAIN = 255  # queue items (a round of the runtime counts as one) delivered per wake-up beyond the first, before timers and control
 
 
 class SteeringLoop:
@@ -61,17 +61,7 @@ class SteeringLoop:
             except queue.Empty:
                 item = None
             if item is not None:
-                self._deliver(item)
-                # what else is queued now goes out on this wake-up: one thread wake-up per burst of results,
-                # not per result (the stop condition is still asked after every delivery)
-                for _ in range(DRAIN):
-                    if self._stop_reason is not None or (stop is not None and stop.met(self.ctx)):
-                        break
-                    try:
-                        item = self._events.get_nowait()
-                    except queue.Empty:
-                        break
-                    self._deliver(item)
+                self._deliver_queued(item, stop)
             now = time.monotonic()
             for handler in self._handlers:
                 if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
@@ -82,6 +72,28 @@ class SteeringLoop:
                 self._poll_control()
                 if display is not None:
                     display.update()
+
+    def _deliver_queued(self, item: tuple, stop: Condition | None) -> None:
+        """Deliver ``item`` and what else is queued now: one thread wake-up per burst of events, not per event.
+
+        A round of the runtime's loop comes as one item (its results and partials, in order); the stop
+        condition is still asked before every delivery, and what a stop leaves is never delivered.
+        """
+        get_nowait = self._events.get_nowait
+        deliver = self._deliver
+        items = 0
+        while True:
+            for each in (item[1] if item[0] == "round" else (item,)):
+                if self._stop_reason is not None or (stop is not None and stop.met(self.ctx)):
+                    return
+                deliver(each)
+            items += 1
+            if items > DRAIN:  # timers and control requests get their turn
+                return
+            try:
+                item = get_nowait()
+            except queue.Empty:
+                return
 
     def _replay(self) -> None:
         if self._resume is None:
@@ -124,7 +136,9 @@ class SteeringLoop:
                 return  # delivered already
             spec = self._specs.pop(key)
             result = self._result(key, future, spec)
-            state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
+            # the state the journal says (the future's own state, read from its outcome without asking the runtime)
+            state = ("interrupted" if key in self._interrupted else "cancelled" if result.cancelled
+                     else "done" if result.ok else "failed")
             self._final_counts[state] = self._final_counts.get(state, 0) + 1
             self._done_futures[key] = future
             if log:
@@ -192,21 +206,18 @@ class SteeringLoop:
     def _result(self, key: int, future: TaskFuture, spec: TaskSpec) -> Result:
         stored = self._resume.stored.pop(key, None) if self._resume is not None else None
         record = self._runtime.record(key) if stored is None else None  # a stored result never ran in this driver
-        error: BaseException | None = None
-        value = None
-        if future.cancelled():
+        cancelled, value, error = future.outcome()
+        if cancelled:
             error = TaskFailed(f"Task {key} was cancelled.")
+        if record is not None:
+            submitted, started, ended = record.submitted, record.started, record.ended
         else:
-            error = future.exception()
-            value = None if error is not None else future.result()
-        return Result(key=key, name=spec.label(), pool=spec.pool, tags=spec.tags,  # type: ignore[attr-defined]
-                      ok=error is None, value=value, error=error,
-                      args=spec.args if isinstance(spec, Function) else tuple(spec.argv),  # type: ignore
-                      kwargs=spec.kwargs if isinstance(spec, Function) else {},
-                      submitted=record.submitted if record else 0.0,
-                      started=record.started if record else (stored.started if stored else 0.0),
-                      ended=record.ended if record else (stored.ended if stored else 0.0),
-                      cancelled=future.cancelled(), replayed=record is None)
+            submitted, started, ended = 0.0, (stored.started if stored else 0.0), (stored.ended if stored else 0.0)
+        function = spec.__class__ is Function or isinstance(spec, Function)
+        return Result(key, spec.label(), spec.pool, spec.tags, error is None, value, error,  # type: ignore[attr-defined]
+                      spec.args if function else tuple(spec.argv),  # type: ignore[attr-defined]
+                      spec.kwargs if function else {}, submitted, started, ended,  # type: ignore[attr-defined]
+                      cancelled, record is None)
 
     def _poll_control(self) -> None:
         """Requests from `steerflow cancel` (another process); see `steerflow.control`."""
