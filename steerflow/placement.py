@@ -151,14 +151,20 @@ class NodeIndex:
         self._min_c = min(self._cores)
         self._min_g = min(self._gpus)
         self._gs = gs = max(self._gpus) + 1                    # bucket stride
-        # nodes by (free cores, free GPUs); _pos: each node's index in its bucket (removal swaps in the last)
+        # nodes by (free cores, free GPUs); _pos: each node's index in its bucket (removal swaps in the last).
+        # Nodes with no free core are only counted, per free GPUs (_zero): no request (each rank needs a core)
+        # is placed on them, so on a full machine most nodes join and leave a bucket for the price of a count.
         self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
+        self._zero = [0] * gs
         self._pos = [0] * n
         self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
         self._rows = 0                                         # bits of free-core counts with a non-empty bucket
         for i in range(n):
             self._bucket(i)
         self._isfree = [True] * n
+        # the lists the scheduler's hot path reads, as one tuple (one attribute load instead of ten)
+        self._lists = (self._rowmask, self._buckets, gs, self._pos, self._zero, self._fc, self._fg, self._nc,
+                       self._ng, self._isfree)
         self._wf = (1 << n) - 1                                # fully free nodes
         self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
 
@@ -166,6 +172,12 @@ class NodeIndex:
     def _bucket(self, i: int) -> None:
         r = self._nc[i]
         g = self._ng[i]
+        if not r:
+            self._zero[g] += 1
+            if self._zero[g] == 1:
+                self._rowmask[0] |= 1 << g
+                self._rows |= 1
+            return
         b = self._buckets[r * self._gs + g]
         self._pos[i] = len(b)
         b.append(i)
@@ -181,19 +193,33 @@ class NodeIndex:
         buckets = self._buckets
         pos = self._pos
         gs = self._gs
-        b = buckets[r0 * gs + g0]
-        last = b.pop()
-        if last != i:
-            p = pos[i]
-            b[p] = last
-            pos[last] = p
-        elif not b:
-            rowmask = self._rowmask
-            rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-            if not rm:
-                self._rows &= ~(1 << r0)
+        if not r0:
+            self._zero[g0] -= 1
+            if not self._zero[g0]:
+                rowmask = self._rowmask
+                rm = rowmask[0] = rowmask[0] & ~(1 << g0)
+                if not rm:
+                    self._rows &= ~1
+        else:
+            b = buckets[r0 * gs + g0]
+            last = b.pop()
+            if last != i:
+                p = pos[i]
+                b[p] = last
+                pos[last] = p
+            elif not b:
+                rowmask = self._rowmask
+                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+                if not rm:
+                    self._rows &= ~(1 << r0)
         if r < 0:
             return  # (taken out of the buckets only)
+        if not r:
+            self._zero[g] += 1
+            if self._zero[g] == 1:
+                self._rowmask[0] |= 1 << g
+                self._rows |= 1
+            return
         b = buckets[r * gs + g]
         pos[i] = len(b)
         b.append(i)
@@ -280,7 +306,7 @@ class NodeIndex:
                 fit = r // c if c else 1 << 62
                 if g and gg // g < fit:
                     fit = gg // g
-                total += fit * len(self._buckets[r * self._gs + gg])
+                total += fit * (len(self._buckets[r * self._gs + gg]) if r else self._zero[gg])
         return total
 
     # ---- taking and giving back resources -----------------------------------------------------

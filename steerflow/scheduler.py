@@ -142,6 +142,8 @@ class Scheduler(NodeIndex):
         self._pool_count: dict[str, int] = {}
         self._closed: set[str] = set()
         self._fails: dict[tuple, int] = {}
+        # a pass's scratch containers, as one tuple: one attribute load for schedule() instead of six
+        self._scratch = (self._blocked, self._pool_stop, self._pool_count, self._closed, self._fails, self._failed)
         self._offline: dict[int, list[int]] = {}  # node -> what it holds while gone: [core mask, GPU mask, c, g, MB]
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
@@ -280,18 +282,17 @@ class Scheduler(NodeIndex):
             return out
         max_bypass = self.max_bypass
         waiting = self._waiting
-        # scratch containers, reused from pass to pass (left empty after each)
-        blocked = self._blocked      # (queue, kind, placements when it blocked); kind 0: room, 1: quota
-        pool_stop = self._pool_stop  # pool -> its placement count at which a quota-blocked request reserves it
-        pool_count = self._pool_count
-        closed = self._closed        # pools reserved by a quota-blocked request
-        fails = self._fails          # rank shape -> fewest ranks that found no room in this pass
-        failed = self._failed        # shape keys whose head failed in this pass: their other queues wait behind it
         quotas = self._quota
-        # the node index, for placing a one-rank request inline (what _best_node, _take and _move do)
         records = self._placed
-        rowmask, buckets, gs, pos = self._rowmask, self._buckets, self._gs, self._pos
-        fcl, fgl, nc, ng, isfree = self._fc, self._fg, self._nc, self._ng, self._isfree
+        # scratch containers, reused from pass to pass (left empty after each):
+        # blocked: (queue, kind, placements when it blocked); kind 0: room, 1: quota
+        # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
+        # closed: pools reserved by a quota-blocked request
+        # fails: rank shape -> fewest ranks that found no room in this pass
+        # failed: shape keys whose head failed in this pass: their other queues wait behind it
+        blocked, pool_stop, pool_count, closed, fails, failed = self._scratch
+        # the node index, for placing a one-rank request inline (what _best_node, _take and _move do)
+        rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree = self._lists
         stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
         placed = 0
         i = 0
@@ -351,12 +352,18 @@ class Scheduler(NodeIndex):
                         gmask = fg ^ restg
                     r = nc[node] = r0 - k
                     g1 = ng[node] = g0 - g
-                    b = buckets[r * gs + g1]
-                    pos[node] = len(b)
-                    b.append(node)
-                    if len(b) == 1:
-                        rowmask[r] |= 1 << g1
-                        self._rows |= 1 << r
+                    if r:
+                        b = buckets[r * gs + g1]
+                        pos[node] = len(b)
+                        b.append(node)
+                        if len(b) == 1:
+                            rowmask[r] |= 1 << g1
+                            self._rows |= 1 << r
+                    else:  # a full node is only counted (see NodeIndex)
+                        zero[g1] += 1
+                        if zero[g1] == 1:
+                            rowmask[0] |= 1 << g1
+                            self._rows |= 1
                     if isfree[node]:
                         isfree[node] = False
                         self._wf ^= 1 << node
@@ -374,14 +381,21 @@ class Scheduler(NodeIndex):
                 placed += 1
                 del waiting[req.id]
                 queue.popleft()
-                del heads[i]
                 cls.bypass = 0
                 if queue:  # its next request is tried in this pass too, in its turn
                     nxt = queue[0]
                     if waiting.get(nxt[1].id) is nxt:
-                        insort(heads, (cls.prio, nxt[0], cls), i)
+                        head = (cls.prio, nxt[0], cls)
+                        if i + 1 == len(heads) or heads[i + 1] > head:  # (sequence numbers differ: no tie)
+                            heads[i] = head  # still the first in order from here
+                        else:
+                            del heads[i]
+                            insort(heads, head, i)
                     else:
+                        del heads[i]
                         self._advance(cls, i)
+                else:
+                    del heads[i]
                 if blocked:
                     c = pool_count[pool] = pool_count.get(pool, 0) + 1
                     if pool_stop and pool_stop.get(pool) == c:
@@ -442,17 +456,26 @@ class Scheduler(NodeIndex):
             buckets = self._buckets
             gs = self._gs
             pos = self._pos
-            b = buckets[r0 * gs + g0]
-            last = b.pop()
-            if last != i:
-                p = pos[i]
-                b[p] = last
-                pos[last] = p
-            elif not b:
-                rowmask = self._rowmask
-                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-                if not rm:
-                    self._rows &= ~(1 << r0)
+            if not r0:  # a full node is only counted (see NodeIndex)
+                zero = self._zero
+                zero[g0] -= 1
+                if not zero[g0]:
+                    rowmask = self._rowmask
+                    rm = rowmask[0] = rowmask[0] & ~(1 << g0)
+                    if not rm:
+                        self._rows &= ~1
+            else:
+                b = buckets[r0 * gs + g0]
+                last = b.pop()
+                if last != i:
+                    p = pos[i]
+                    b[p] = last
+                    pos[last] = p
+                elif not b:
+                    rowmask = self._rowmask
+                    rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+                    if not rm:
+                        self._rows &= ~(1 << r0)
             b = buckets[r * gs + g1]
             pos[i] = len(b)
             b.append(i)
