@@ -302,13 +302,12 @@ class Scheduler(NodeIndex):
             if (closed and pool in closed) or (failed and cls.key in failed):
                 i += 1
                 continue
-            queue = cls.queue
-            req = queue[0][1]
             if cls.nodes is not None or (quotas and pool in quotas):
-                result = self._try(cls, req, fails)
+                result = self._try(cls, cls.queue[0][1], fails)
             elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
                 result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
             elif cls.simple:
+                req = cls.queue[0][1]
                 # best fit: the lowest row of free cores >= k, then its lowest GPU bucket >= g (_best_node)
                 k = cls.k
                 g = cls.g
@@ -368,18 +367,20 @@ class Scheduler(NodeIndex):
                         isfree[node] = False
                         self._wf ^= 1 << node
                     self._free_c -= k
-                    self._free_g -= g
                     usage = cls.usage
                     usage[0] += k
-                    usage[1] += g
+                    if g:
+                        self._free_g -= g
+                        usage[1] += g
                     held = records[req.id] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
                     result = Placement(req, None, held)
             else:
-                result = self._try(cls, req, fails)
+                result = self._try(cls, cls.queue[0][1], fails)
             if result.__class__ is Placement:
                 out.append(result)  # type: ignore[arg-type]
                 placed += 1
-                del waiting[req.id]
+                del waiting[result.request.id]  # type: ignore[union-attr]
+                queue = cls.queue
                 queue.popleft()
                 cls.bypass = 0
                 if queue:  # its next request is tried in this pass too, in its turn
@@ -490,10 +491,11 @@ class Scheduler(NodeIndex):
             for h in held:
                 self._give(h)
         self._free_c += c
-        self._free_g += g
         usage = self._usage[ckey[0]]
         usage[0] -= c
-        usage[1] -= g
+        if g:
+            self._free_g += g
+            usage[1] -= g
         if self._offline:
             for i in self._offline:
                 self._absorb(i)
