@@ -500,6 +500,16 @@ class Scheduler(NodeIndex):
             for i in self._offline:
                 self._absorb(i)
 
+    def rename(self, req_id: int, new_id: int) -> None:
+        """What placed request ``req_id`` holds is held from now on under ``new_id`` (released by that id).
+
+        The runtime uses it when it takes back a task queued behind a running one: the cores that
+        task was placed on stay held for the running task until it ends (see `steerflow.runloop`).
+        """
+        if new_id in self._placed or new_id in self._waiting:
+            raise KeyError(f"Request {new_id} is already known; rename() needs an unused id.")
+        self._placed[new_id] = self._placed.pop(req_id)
+
     # ---- nodes that join and leave (engines whose allocation changes while it runs) ----------------
     def update_nodes(self, allocation: Allocation, offline: frozenset[int] | set[int] = frozenset()) -> None:
         """Take a grown allocation (its first nodes unchanged, new ones appended) and the nodes now gone.
