@@ -5,6 +5,17 @@ message. This module is the other side. The loop waits on the engine's events, a
 posted messages, retires finished attempts (retry, fail, resolve the future, release
 dependents), enforces timeouts, then asks the scheduler for placements and launches them.
 Nothing else touches scheduler or engine state, so there are no locks on the hot path.
+
+Pipelining (engines with `launch_behind`/`withdraw`, see `steerflow.engines.base.Pipelining`): when
+tasks wait and no core is free, the loop releases a running one-slot function task's booking
+*ahead* of its end, so the scheduler, by its own rules, places the next task there. A function
+placed on exactly those cores is written to that task's warm worker as *queued*: it starts the
+moment the running one ends, with no round trip to the driver in between. Any other placement on
+cores held ahead is *held* in the driver until they truly free. So no two tasks ever run on the
+same cores; a queued task becomes RUNNING (its attempt's start, its timeout) when the engine
+reports that it started. A queued task that has not started is taken back (withdrawn) when it is
+cancelled, killed or preempted, when its worker dies (no attempt counted), and when a core idles
+with nothing else to run (it is *stolen* and runs there). ``STEERFLOW_PIPELINE=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import partial, serialize
-from .engines.base import Engine, Event, Launch
+from .engines.base import Engine, Event, Launch, Pipelining
 from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
 from .futures import ExecResult, TaskFuture, substitute
 from .records import Attempt, TaskRecord
@@ -69,6 +80,7 @@ class RuntimeLoop:
 
     def _loop(self) -> None:
         engine, inbox = self.engine, self._inbox
+        self._init_pipelining()
         try:
             while True:
                 timeout = MAX_WAIT_S
@@ -208,37 +220,244 @@ class RuntimeLoop:
         self._scheduler.submit(record.request)
 
     def _dispatch(self) -> None:
+        if self._pipelining and self._unheld:  # placed on cores held ahead, which are free now
+            unheld, self._unheld = self._unheld, []
+            now = time.time()
+            for record in unheld:
+                if not record.state.finished and record.placement is not None:
+                    self._launch(record, record.placement, now)
         placements = self._scheduler.schedule()
-        if not placements:
-            return
+        if placements:
+            self._start_all(placements)
+        if self._pipelining:
+            scheduler = self._scheduler
+            if self._candidates and scheduler.n_waiting and not scheduler.free_cores():
+                self._release_ahead()
+            elif self._queued and not scheduler.n_waiting and scheduler.free_cores():
+                self._steal()
+
+    def _start_all(self, placements: list) -> None:
         now = time.time()
+        ahead = self._ahead
         for placement in placements:
             record = self._records[placement.request.id]
             record.placement = placement
-            record.started = now
-            attempt = len(record.attempts) + 1
-            nodes = tuple(self.allocation.nodes[s.node].name for s in placement.slots)
-            record.attempts.append(Attempt(attempt, nodes, now))
-            record.kill_reason = ""
-            self._set_state(record, TaskState.RUNNING)
-            if record.spec.timeout is not None:
-                heapq.heappush(self._deadlines, (time.monotonic() + record.spec.timeout, record.id, attempt))
-            try:
-                self.engine.launch(Launch(record.id, attempt, record.spec, placement, record.payload))
-            except Exception as exc:  # noqa: BLE001 - a task the engine cannot start fails alone
-                self._fail_alone(record, "launched", exc)
+            if ahead and self._behind(record, placement, now):
+                continue
+            self._launch(record, placement, now)
+
+    def _launch(self, record: TaskRecord, placement: Any, now: float) -> None:
+        record.started = now
+        attempt = len(record.attempts) + 1
+        nodes = tuple(self.allocation.nodes[s.node].name for s in placement.slots)
+        record.attempts.append(Attempt(attempt, nodes, now))
+        record.kill_reason = ""
+        self._set_state(record, TaskState.RUNNING)
+        if record.spec.timeout is not None:
+            heapq.heappush(self._deadlines, (time.monotonic() + record.spec.timeout, record.id, attempt))
+        try:
+            self.engine.launch(Launch(record.id, attempt, record.spec, placement, record.payload))
+        except Exception as exc:  # noqa: BLE001 - a task the engine cannot start fails alone
+            self._fail_alone(record, "launched", exc)
+            return
+        if self._pipelining and record.request.ranks == 1 and record.request.nodes is None \
+                and isinstance(record.spec, Function):
+            self._candidates[record.id] = record
+
+    # ---- pipelining (see the module docstring) ---------------------------------------------------
+    def _init_pipelining(self) -> None:
+        self._pipelining = isinstance(self.engine, Pipelining) and os.environ.get("STEERFLOW_PIPELINE", "1") != "0"
+        self._ahead: dict[tuple, TaskRecord] = {}  # ("c"|"g", node, index) -> running task whose booking went ahead
+        self._ahead_keys: dict[int, frozenset] = {}  # that task's id -> its keys
+        self._candidates: dict[int, TaskRecord] = {}  # running one-slot functions, oldest first: may go ahead
+        self._queued: dict[int, TaskRecord] = {}  # task queued on a worker -> the task it waits behind
+        self._queue_of: dict[int, TaskRecord] = {}  # the reverse
+        self._held: dict[int, set[int]] = {}  # task placed on cores held ahead, waiting in the driver -> whose end
+        self._holders: dict[int, list[TaskRecord]] = {}  # the reverse
+        self._holds: set[int] = set()  # tasks whose cores are booked as -id (a task queued behind was taken back)
+        self._unheld: list[TaskRecord] = []  # held tasks whose cores are free now: launched by the next dispatch
+
+    @staticmethod
+    def _keys(placement: Any) -> frozenset:
+        keys = []
+        for slot in placement.slots:
+            node = slot.node
+            keys.extend(("c", node, c) for c in slot.cores)
+            keys.extend(("g", node, g) for g in slot.gpus)
+        return frozenset(keys)
+
+    def _release_ahead(self) -> None:
+        """Release running functions' bookings early, oldest first, while tasks wait and no core is free."""
+        scheduler, candidates = self._scheduler, self._candidates
+        while candidates and scheduler.n_waiting and not scheduler.free_cores():
+            record = candidates.pop(next(iter(candidates)))
+            if record.state is not TaskState.RUNNING or record.placement is None or record.kill_reason:
+                continue
+            keys = self._keys(record.placement)
+            scheduler.release(record.id)
+            self._ahead_keys[record.id] = keys
+            for key in keys:
+                self._ahead[key] = record
+            placements = scheduler.schedule()
+            if placements:
+                self._start_all(placements)
+
+    def _behind(self, record: TaskRecord, placement: Any, now: float) -> bool:
+        """A placement on cores held ahead: queue it on the running task's worker, or hold it here. False: free."""
+        keys = self._keys(placement)
+        ahead = self._ahead
+        owners = {ahead[k].id: ahead[k] for k in keys if k in ahead}
+        if not owners:
+            return False
+        if len(owners) == 1:
+            (owner,) = owners.values()
+            if keys == self._ahead_keys[owner.id] and owner.id not in self._queue_of and owner.state is TaskState.RUNNING \
+                    and not owner.kill_reason and isinstance(record.spec, Function) and record.request.ranks == 1 \
+                    and record.request.nodes is None:
+                attempt = len(record.attempts) + 1
+                nodes = tuple(self.allocation.nodes[s.node].name for s in placement.slots)
+                try:
+                    queued = self.engine.launch_behind(  # type: ignore[attr-defined]
+                        Launch(record.id, attempt, record.spec, placement, record.payload), owner.id)
+                except Exception as exc:  # noqa: BLE001 - as a failed launch: this task fails alone
+                    self._fail_alone(record, "launched", exc)
+                    return True
+                if queued:
+                    record.attempts.append(Attempt(attempt, nodes, now))
+                    record.kill_reason = ""
+                    self._queued[record.id] = owner
+                    self._queue_of[owner.id] = record
+                    record.state = TaskState.PLACED  # (listeners see it wait until it runs: no row per state)
+                    return True
+        self._held[record.id] = set(owners)
+        for owner in owners.values():
+            self._holders.setdefault(owner.id, []).append(record)
+        record.state = TaskState.PLACED
+        return True
+
+    def _free(self, record: TaskRecord) -> None:
+        """The task's cores are truly free now: give back its booking, start what waited for them."""
+        if self._pipelining:
+            self._candidates.pop(record.id, None)
+            keys = self._ahead_keys.pop(record.id, None)
+            if keys is not None:  # released ahead: its booking is already someone else's
+                for key in keys:
+                    if self._ahead.get(key) is record:
+                        del self._ahead[key]
+                if record.id in self._holds:
+                    self._holds.discard(record.id)
+                    self._scheduler.release(-record.id)
+                record.placement = None
+                for held in self._holders.pop(record.id, ()):
+                    waits = self._held.get(held.id)
+                    if waits is None:
+                        continue
+                    waits.discard(record.id)
+                    if not waits:  # launched by the next dispatch, after this task's end is told
+                        del self._held[held.id]
+                        self._unheld.append(held)
+                return
+        self._scheduler.release(record.id)
+        record.placement = None
+
+    def _take_back(self, record: TaskRecord) -> bool:
+        """Take back a task placed on cores held ahead that has not started. False: it has started."""
+        if record.id in self._held:
+            for owner in self._held.pop(record.id):
+                holders = self._holders.get(owner)
+                if holders is not None and record in holders:
+                    holders.remove(record)
+            self._scheduler.release(record.id)  # (cores still held ahead stay guarded by the ahead table)
+            record.placement = None
+            return True
+        owner = self._queued.get(record.id)
+        if owner is None or not self.engine.withdraw(record.id):  # type: ignore[attr-defined]
+            return False
+        self._unqueued(record, owner)
+        return True
+
+    def _unqueued(self, record: TaskRecord, owner: TaskRecord) -> None:
+        """A queued task that never started: off its owner's worker; the cores stay booked while the owner runs."""
+        del self._queued[record.id]
+        if self._queue_of.get(owner.id) is record:
+            del self._queue_of[owner.id]
+        if owner.id in self._ahead_keys and owner.id not in self._holds:
+            self._scheduler.rename(record.id, -owner.id)
+            self._holds.add(owner.id)
+        else:
+            self._scheduler.release(record.id)
+        record.placement = None
+        record.attempts.pop()  # it never ran: no attempt
+
+    def _steal(self) -> None:
+        """A core idles and nothing waits: run tasks queued behind others there instead."""
+        scheduler = self._scheduler
+        booked: set = set()
+        for owner in self._queue_of:
+            booked |= self._ahead_keys[owner]
+        for owner in self._holds:
+            booked |= self._ahead_keys[owner]
+        for held in self._held:
+            placement = self._records[held].placement
+            if placement is not None:
+                booked |= self._keys(placement)
+        free = scheduler.free_cores() - sum(1 for k in self._ahead if k[0] == "c" and k not in booked)
+        stolen = False
+        for task_id in list(self._queued):
+            if free < 1:
+                break
+            record = self._records[task_id]
+            if not self._take_back(record):
+                continue
+            self._set_state(record, TaskState.WAITING)
+            scheduler.submit(record.request)
+            free -= record.request.cores_per_rank
+            stolen = True
+        if stolen:
+            placements = scheduler.schedule()
+            if placements:
+                self._start_all(placements)
+
+    def _on_started(self, record: TaskRecord, event: Event) -> None:
+        """A queued task started on its worker: RUNNING from the worker's start, its timeout from then."""
+        owner = self._queued.pop(record.id, None)
+        if owner is not None and self._queue_of.get(owner.id) is record:
+            del self._queue_of[owner.id]
+        if record.state.finished:  # cancelled meanwhile: its kill is on its way
+            return
+        started = event.times[0] if event.times else time.time()
+        record.started = record.attempts[-1].started = started
+        self._set_state(record, TaskState.RUNNING)
+        if record.spec.timeout is not None:
+            heapq.heappush(self._deadlines, (time.monotonic() - max(0.0, time.time() - started) + record.spec.timeout,
+                                             record.id, event.attempt))
+        if self._pipelining:
+            self._candidates[record.id] = record
+
+    def _on_requeue(self, record: TaskRecord) -> None:
+        """Its worker died (or was killed) before it started: back to waiting, no attempt counted."""
+        owner = self._queued.get(record.id)
+        if owner is None:
+            return  # (already taken back)
+        self._unqueued(record, owner)
+        if record.state.finished:
+            if record.output is None:
+                self._retire(record)
+            return
+        self._set_state(record, TaskState.WAITING)
+        self._scheduler.submit(record.request)
 
     def _fail_alone(self, record: TaskRecord, what: str, exc: BaseException) -> None:
         """Fail one task whose launch or bookkeeping raised; its resources go back and the loop goes on."""
         if record.state.finished:
             return
-        if record.placement is not None:
+        if record.placement is not None and not (
+                (record.id in self._held or record.id in self._queued) and self._take_back(record)):
             try:
                 self.engine.kill(record.id)  # whatever part of it did start
             except Exception:  # noqa: BLE001
                 pass
-            self._scheduler.release(record.id)
-            record.placement = None
+            self._free(record)
         label = record.spec.label()  # type: ignore[attr-defined]
         error = TaskFailed(f"Task {record.id} ({label}) could not be {what}: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
@@ -259,9 +478,14 @@ class RuntimeLoop:
         if event.kind == "partial":
             self._on_partial(record, event)
             return
+        if event.kind == "started":
+            self._on_started(record, event)
+            return
+        if event.kind == "requeue":
+            self._on_requeue(record)
+            return
         if record.placement is not None:
-            self._scheduler.release(record.id)
-            record.placement = None
+            self._free(record)
         attempt = record.attempts[-1]
         attempt.ended = time.time()
         if event.times:
@@ -370,7 +594,11 @@ class RuntimeLoop:
             record.payload = self._encode_args(spec, spec.args, spec.kwargs)
         elif isinstance(spec, Executable) and argv is not None:
             spec.argv = list(argv)
-        if record.state in (TaskState.RUNNING, TaskState.PAUSED):
+        if record.id in self._queued and self._take_back(record):  # sent with its old arguments, not started
+            self._set_state(record, TaskState.WAITING)
+            self._scheduler.submit(record.request)
+            return
+        if record.state in (TaskState.RUNNING, TaskState.PAUSED) or record.id in self._queued:
             record.kill_reason = "preempt"
             if record.state is TaskState.PAUSED:
                 self.engine.resume(record.id)
@@ -381,7 +609,10 @@ class RuntimeLoop:
         state = record.state
         if state.finished:
             return
-        if state in (TaskState.RUNNING, TaskState.PAUSED, TaskState.PLACED):
+        if state is TaskState.PLACED and (record.id in self._held or record.id in self._queued) \
+                and self._take_back(record):  # it had not started: nothing to kill
+            pass
+        elif state in (TaskState.RUNNING, TaskState.PAUSED, TaskState.PLACED):
             record.kill_reason = "cancel"
             self.engine.kill(record.id)
             if state is TaskState.PAUSED:

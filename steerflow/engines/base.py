@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..resources import Allocation
 from ..scheduler import Placement
@@ -34,7 +34,8 @@ class Event:
     exception, ``text`` the remote traceback), ``"exit"`` (an executable ended: ``code``), or
     ``"lost"`` (its process died or was killed: ``code`` is the wait status, ``text`` why), or
     ``"partial"`` (the attempt, still running, streamed a value: pickled bytes when ``text`` is
-    ``"pickle"``, one JSON line when it is ``"json"``), or ``"nodes"`` (the engine's nodes
+    ``"pickle"``, one JSON line when it is ``"json"``), or ``"started"`` / ``"requeue"`` (a task queued
+    by `Pipelining.launch_behind` started, ``times[0]`` being when; or went back unstarted), or ``"nodes"`` (the engine's nodes
     changed: ``value`` is ``(allocation, offline node indices)``, the allocation grown by
     appending, never reordered; ``task_id`` is 0).
     ``times``: (received, started, returned, result serialised) on the executing side's clock,
@@ -72,3 +73,29 @@ class Engine(Protocol):
     def wakeup(self) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Pipelining(Protocol):
+    """What an engine offers to run a function task queued one-deep behind a running one (optional).
+
+    The runtime's loop (`steerflow.runloop`) uses it when tasks wait and no core is free. The contract:
+
+    - ``launch_behind(launch, behind)``: send ``launch`` (a one-slot `Function` task placed on
+      exactly the cores and GPUs of running task ``behind``) to the worker that runs ``behind``, to
+      start there the moment ``behind`` ends, with no round trip to the driver. Return False, having
+      sent nothing, where it cannot (no such worker, another binding, one already queued there, too
+      large): the runtime then holds the task until ``behind`` ends and launches it as usual.
+    - Once queued, the engine reports exactly one of: ``Event("started", id, attempt, times=(t,))``
+      when it starts (``t``: when, on the engine's clock; it must come after ``behind``'s end event),
+      then its end as for any task; or ``Event("requeue", id, attempt)`` when its worker is lost or
+      killed before it started (the runtime puts it back without counting an attempt).
+    - ``withdraw(task_id)``: take a queued task back. True only if it will never start (and no event
+      about it follows); False if it has started or may have (the runtime then treats it as running:
+      `kill` and `preempt` must reach it, even before its ``"started"`` event is read).
+    - ``kill(behind)`` must not silently run the queued task: report ``"requeue"``, or start and end it.
+    """
+
+    def launch_behind(self, launch: Launch, behind: int) -> bool: ...
+
+    def withdraw(self, task_id: int) -> bool: ...

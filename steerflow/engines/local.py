@@ -101,6 +101,8 @@ class LocalEngine(WarmPool):
         self._worker_env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._pending_events: list[Event] = []
         self._held: set[str] = set()  # shared-memory files a worker still maps after its task (never recycled)
+        self._skipping: list[Worker] = []  # done, but yet to skip a task taken back from it (`withdraw`)
+        self._queued_on: dict[int, Worker] = {}  # task queued behind a running one -> its worker (`launch_behind`)
         self._closed = False
 
     # ---- life cycle ------------------------------------------------------------------------
@@ -158,11 +160,11 @@ class LocalEngine(WarmPool):
                 write_all(worker.wfd, _HEADER.pack(len(STOP)) + STOP)
             except OSError:
                 pass
-        for worker in [*self._busy.values(), *self._dying]:
+        for worker in [*self._busy.values(), *self._dying, *self._skipping]:
             proctree.signal_tree(worker.proc.pid)
         for child in list(self._children.values()):
             proctree.signal_tree(child.proc.pid)
-        for worker in [*self._idle, *self._busy.values(), *self._dying]:
+        for worker in [*self._idle, *self._busy.values(), *self._dying, *self._skipping]:
             try:
                 worker.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
@@ -187,6 +189,7 @@ class LocalEngine(WarmPool):
         self._idle.clear()
         self._busy.clear()
         self._dying.clear()
+        self._skipping.clear()
         self._children.clear()
         self._sel.close()
         os.close(self._wake_fd)
@@ -272,15 +275,17 @@ class LocalEngine(WarmPool):
 
     # ---- control -----------------------------------------------------------------------------
     def _pid_of(self, task_id: int) -> int | None:
-        worker = self._busy.get(task_id)
+        worker = self._busy.get(task_id) or self._queued_on.get(task_id)
         if worker is not None:
             return worker.proc.pid
         child = self._children.get(task_id)
         return child.proc.pid if child is not None else None
 
     def kill(self, task_id: int) -> None:
-        """Kill the task's whole process tree now; its end is reported by `wait` as usual."""
-        worker = self._busy.get(task_id)
+        """Kill the task's whole process tree now; its end is reported by `wait` as usual.
+
+        A queued task that may have started (`withdraw` said False) is killed with its worker."""
+        worker = self._busy.get(task_id) or self._queued_on.get(task_id)
         if worker is not None:
             worker.doomed = True  # a reply already on its way must not return it to the idle pool
         pid = self._pid_of(task_id)
@@ -294,9 +299,15 @@ class LocalEngine(WarmPool):
         preempted as it starts: the request names the worker's task number on its control pipe.
         """
         worker = self._busy.get(task_id)
+        queued = self._queued_on.get(task_id)
+        if worker is None and queued is not None and queued.queued is not None:  # taken by its worker, not yet seen
+            worker = queued
+            number = queued.queued.number
+        else:
+            number = worker.current if worker is not None else 0
         if worker is not None:
             try:
-                os.write(worker.cfd, CONTROL.pack(worker.number))
+                os.write(worker.cfd, CONTROL.pack(number))
                 os.kill(worker.proc.pid, signal.SIGUSR1)
             except (ProcessLookupError, BlockingIOError, BrokenPipeError):
                 pass  # gone (its end is reported as usual) or flooded with requests it will read

@@ -13,6 +13,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import time
 
 from .. import proctree, serialize
 from ..task import Function
@@ -29,12 +30,32 @@ Binding = tuple[str, str]
 DEFAULT_BINDING: Binding = ("", "1")  # one core, no GPU: what the warm pool starts with
 
 
-class Worker:
-    __slots__ = ("proc", "rfd", "wfd", "cfd", "binding", "known", "launch", "number", "stopped", "doomed",
-                 "retired")
+# A task is queued behind a running one only if both task messages fit in the pipe together (64 KiB on
+# Linux): writing it must never block the runtime's loop until the running task ends.
+QUEUE_MAX_BYTES = 60_000
 
-    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding) -> None:
+
+class Queued:
+    """A task written to a busy worker's pipe, to start when the running one ends (see `WarmPool.launch_behind`)."""
+
+    __slots__ = ("launch", "number", "new_key")
+
+    def __init__(self, launch: Launch, number: int, new_key: int | None) -> None:
+        self.launch, self.number, self.new_key = launch, number, new_key
+
+
+class Worker:
+    __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
+                 "retired", "queued", "withdrawn", "sent", "current")
+
+    def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
+                 gate: tuple[int, int] = (-1, -1)) -> None:
         self.proc, self.rfd, self.wfd, self.cfd, self.binding = proc, rfd, wfd, cfd, binding
+        self.gate = gate  # (read end, write end): one byte in it per queued task; whoever reads it decides
+        self.queued: Queued | None = None  # the task waiting in its pipe behind ``launch``
+        self.withdrawn = 0  # withdrawn tasks it has yet to skip (answered "withdrawn"): it takes no new one till then
+        self.sent = 0  # size of the last task message written to it
+        self.current = 0  # the number of the task message of ``launch`` (what a preempt names)
         self.known: set[int] = set()
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
@@ -50,22 +71,25 @@ class WarmPool:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         control_r, control_w = os.pipe()
+        gate_r, gate_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         env = dict(self._worker_env, CUDA_VISIBLE_DEVICES=binding[0], OMP_NUM_THREADS=binding[1],
                    OPENBLAS_NUM_THREADS=binding[1], MKL_NUM_THREADS=binding[1])
         proc = subprocess.Popen(
-            [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w), str(control_r)],
-            pass_fds=(to_worker_r, from_worker_w, control_r), start_new_session=True, env=env,
+            [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w), str(control_r),
+             str(gate_r)],
+            pass_fds=(to_worker_r, from_worker_w, control_r, gate_r), start_new_session=True, env=env,
             stdin=subprocess.DEVNULL)
         os.close(to_worker_r)
         os.close(from_worker_w)
         os.close(control_r)
         os.set_blocking(from_worker_r, True)
         os.set_blocking(control_w, False)
-        worker = Worker(proc, from_worker_r, to_worker_w, control_w, binding)
+        worker = Worker(proc, from_worker_r, to_worker_w, control_w, binding, (gate_r, gate_w))
         self._sel.register(from_worker_r, selectors.EVENT_READ, worker)
         return worker
 
-    def _launch_function(self, launch: Launch) -> None:
+    def _prepare(self, launch: Launch) -> tuple[int, bytes, Binding, list[int], dict[str, str]]:
+        """What a function task's message needs: (function key, its bytes, binding, CPUs, environment)."""
         spec = launch.spec
         assert isinstance(spec, Function)
         key, fn_bytes = self._function_key(spec.fn)
@@ -80,17 +104,82 @@ class WarmPool:
         cpus = cached[1]
         env["STEERFLOW_TASK_ID"] = str(launch.task_id)
         env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
-        worker = self._pick_worker(key, cached[2])  # last: nothing below raises, so no worker is ever lost to a failed launch
+        return key, fn_bytes, cached[2], cpus, env
+
+    def _launch_function(self, launch: Launch) -> None:
+        key, fn_bytes, binding, cpus, env = self._prepare(launch)
+        worker = self._pick_worker(key, binding)  # last: nothing below raises, so no worker is ever lost to a failed launch
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
         worker.launch = launch
         worker.number += 1
+        worker.current = worker.number
+        worker.sent = len(msg)
         self._busy[launch.task_id] = worker
         try:
             write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
         except OSError:
             pass  # the worker died; its pipe's EOF reports the task as lost
+
+    def launch_behind(self, launch: Launch, behind: int) -> bool:
+        """Queue a function task on the worker that runs task ``behind``: it starts there the moment that one
+        ends, with no round trip to the driver in between. False (nothing sent) where that worker cannot take
+        it: another binding, a task already queued there, killed or suspended, or messages too large to
+        wait in its pipe. The engine then reports ``"started"`` when it starts, or ``"requeue"`` if the
+        worker died before it could; `withdraw` takes it back while it has not started."""
+        worker = self._busy.get(behind)
+        if worker is None or worker.queued is not None or worker.withdrawn or worker.doomed or worker.stopped \
+                or worker.launch is None or worker.launch.task_id != behind or worker.gate[0] < 0:
+            return False
+        key, fn_bytes, binding, cpus, env = self._prepare(launch)
+        if binding != worker.binding:
+            return False
+        new = key not in worker.known
+        msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env, True), 5)
+        if len(msg) + worker.sent > QUEUE_MAX_BYTES:
+            return False
+        try:
+            os.write(worker.gate[1], b"g")  # before the message: the worker finds its byte when it reads it
+            write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
+        except OSError:  # it is dying: its EOF is on its way; the task waits for a worker as any other
+            try:
+                os.read(worker.gate[0], 1)
+            except OSError:
+                pass
+            return False
+        worker.number += 1
+        worker.sent = len(msg)
+        if new:
+            worker.known.add(key)
+        worker.queued = Queued(launch, worker.number, key if new else None)
+        self._queued_on[launch.task_id] = worker
+        return True
+
+    def withdraw(self, task_id: int) -> bool:
+        """Take back a task queued by `launch_behind`. True: it never starts (the worker skips it). False: it
+        has started, or is about to (the worker took its gate byte first); it is then a running task."""
+        worker = self._queued_on.get(task_id)
+        if worker is None:
+            return False
+        try:
+            taken = os.read(worker.gate[0], 1)
+        except BlockingIOError:
+            taken = b""
+        if not taken:
+            return False
+        self._unqueue(worker)
+        worker.withdrawn += 1  # it answers "withdrawn" when it reaches the task
+        return True
+
+    def _unqueue(self, worker: Worker) -> Launch:
+        queued = worker.queued
+        assert queued is not None
+        worker.queued = None
+        del self._queued_on[queued.launch.task_id]
+        if queued.new_key is not None:  # the worker never loaded its function
+            worker.known.discard(queued.new_key)
+        return queued.launch
 
     def _pick_worker(self, key: int, binding: Binding) -> Worker:
         """An idle worker of this binding that already ran this function (its imports and loaded
@@ -145,6 +234,12 @@ class WarmPool:
             if worker.launch is not None and worker.launch.task_id == reply[1]:
                 events.append(Event("partial", reply[1], worker.launch.attempt, reply[2], "pickle"))
             return
+        if reply[0] == "withdrawn":  # it skipped a task the driver took back
+            worker.withdrawn -= 1
+            if worker.launch is None and not worker.withdrawn:
+                self._skipping.remove(worker)
+                (self._dying if worker.doomed else self._idle).append(worker)
+            return
         task_id, ok, blob, tb = reply[:4]
         times = reply[4] if len(reply) > 4 else None
         launch = worker.launch
@@ -153,13 +248,28 @@ class WarmPool:
         if worker.stopped:  # suspended just as it finished: continue it before it serves another task
             worker.stopped = False
             proctree.signal_tree(worker.proc.pid, signal.SIGCONT)
+        attempt = launch.attempt if launch is not None else 0
+        events.append(Event("ok", task_id, attempt, blob, times=times) if ok
+                      else Event("error", task_id, attempt, blob, tb, times=times))
+        if worker.queued is not None:  # the task queued behind it starts now (unless it is taken back first)
+            behind = worker.queued.launch
+            if worker.doomed and self.withdraw(behind.task_id):
+                events.append(Event("requeue", behind.task_id, behind.attempt, text="its worker was killed"))
+            else:
+                worker.current = worker.queued.number
+                nxt = self._unqueue(worker)
+                worker.launch = nxt
+                self._busy[nxt.task_id] = worker
+                # it started as this reply was written (the result serialised: the worker's last time stamp)
+                events.append(Event("started", nxt.task_id, nxt.attempt, times=(times[-1] if times else time.time(),)))
+                return
+        if worker.withdrawn:  # not idle before it has skipped what was taken back
+            self._skipping.append(worker)
+            return
         if worker.doomed:  # killed: it reports its end by EOF, then is replaced
             self._dying.append(worker)
         else:
             self._idle.append(worker)
-        attempt = launch.attempt if launch is not None else 0
-        events.append(Event("ok", task_id, attempt, blob, times=times) if ok
-                      else Event("error", task_id, attempt, blob, tb, times=times))
 
     def _worker_died(self, worker: Worker, events: list[Event]) -> None:
         code = worker.proc.wait()
@@ -170,8 +280,12 @@ class WarmPool:
             reason = exit_status(code)
             events.append(Event("lost", launch.task_id, launch.attempt,
                                 text=f"its worker process (pid {worker.proc.pid}) died with {reason}", code=code))
+        if worker.queued is not None:  # it never started there (its gate byte is still there): it goes back
+            queued = self._unqueue(worker)
+            events.append(Event("requeue", queued.task_id, queued.attempt,
+                                text=f"its worker process (pid {worker.proc.pid}) died before it started"))
         else:
-            for pool in (self._idle, self._dying):
+            for pool in (self._idle, self._dying, self._skipping):
                 try:
                     pool.remove(worker)
                 except ValueError:
@@ -184,7 +298,9 @@ class WarmPool:
             self._sel.unregister(worker.rfd)
         except (KeyError, ValueError):
             pass
-        for fd in (worker.rfd, worker.wfd, worker.cfd):
+        for fd in (worker.rfd, worker.wfd, worker.cfd, *worker.gate):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:

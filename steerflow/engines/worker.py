@@ -13,6 +13,13 @@ received, function started, function returned, result serialised) on the worker'
 the journal can split a task's overhead. Keep it this small: it is the hot path.
 While a task runs it may also send ``("partial", task_id, value_bytes)`` (`steerflow.partial.emit`).
 
+Queued tasks (pipelining): a task message may carry a seventh item, True, when the driver wrote it
+while the worker was still busy with the one before (`steerflow.engines.pool`). Such a task starts
+only if the worker takes one byte from a fourth pipe, the *gate*, that the driver filled as it
+queued the task; the driver withdraws the task by taking that byte itself. The kernel gives the
+byte to exactly one of them, so a withdrawal racing with the start ends in exactly one run: a
+task whose byte is gone is skipped and answered ``("withdrawn", task_id)``.
+
 Preempting: the driver writes the number of the task message it means (the worker's n-th task,
 an 8-byte integer) to a third, control pipe, then sends SIGUSR1. The signal only says "look":
 the handler reads every number waiting there and raises `Preempted` if it names the task that
@@ -52,7 +59,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def main(rfd: int, wfd: int, cfd: int = -1) -> None:
+def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     import pickle
     import signal
 
@@ -62,7 +69,7 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     driver = os.getppid()
     # Below a guard process (a fork of this one) that kills everything under it when the driver dies, even by
     # SIGKILL: dying by our own parent-death signal would hand what we adopted to init. It passes on preempts.
-    proctree.guard(driver, forward=(signal.SIGUSR1,), close=(rfd, wfd, cfd) if cfd >= 0 else (rfd, wfd),
+    proctree.guard(driver, forward=(signal.SIGUSR1,), close=tuple(fd for fd in (rfd, wfd, cfd, gate) if fd >= 0),
                    orphaned_status=0)
     serialize.owned_by(driver)  # results outlive this worker while the driver hands them on
     proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
@@ -70,6 +77,8 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
     wanted = [0]  # the highest task number the driver asked to preempt
     if cfd >= 0:
         os.set_blocking(cfd, False)
+    if gate >= 0:
+        os.set_blocking(gate, False)
 
     def read_requests() -> None:
         while True:
@@ -106,7 +115,15 @@ def main(rfd: int, wfd: int, cfd: int = -1) -> None:
         t_recv = time.time()
         t_start = t_end = 0.0
         number += 1
-        task_id, fn_key, fn_bytes, payload, cpus, env = msg
+        task_id, fn_key, fn_bytes, payload, cpus, env = msg[:6]
+        if len(msg) > 6 and msg[6]:  # queued behind the task before: it runs only if its gate byte is still there
+            try:
+                taken = os.read(gate, 1)
+            except BlockingIOError:
+                taken = b""
+            if not taken:  # the driver took it back (withdrawn): never started
+                write_all(wfd, _frame(pickle.dumps(("withdrawn", task_id))))
+                continue
         try:
             if fn_bytes is not None:
                 functions[fn_key] = serialize.loads(fn_bytes)
@@ -194,6 +211,6 @@ def _frame(data: bytes) -> bytes:
 
 if __name__ == "__main__":
     try:
-        main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else -1)
+        main(*(int(a) for a in sys.argv[1:5]))
     except (BrokenPipeError, ConnectionResetError, EOFError, KeyboardInterrupt):
         os._exit(0)  # the driver went away (even before we said ready): nothing to report to, leave quietly
