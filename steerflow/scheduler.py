@@ -136,7 +136,7 @@ class Scheduler(NodeIndex):
         self._usage: dict[str, list[int]] = {}
         self._quota: dict[str, tuple[int | None, int | None]] = {}
         self._seq = 0
-        self._blocked: list[tuple[_Class, int, int]] = []
+        self._blocked: list = []
         self._failed: set[tuple] = set()
         self._pool_stop: dict[str, int] = {}
         self._pool_count: dict[str, int] = {}
@@ -285,7 +285,9 @@ class Scheduler(NodeIndex):
         quotas = self._quota
         records = self._placed
         # scratch containers, reused from pass to pass (left empty after each):
-        # blocked: (queue, kind, placements when it blocked); kind 0: room, 1: quota
+        # blocked: queue, then the placements made when it blocked (for want of room), or ~ the placements of its
+        #   pool counted in pool_count (for want of quota); two items a queue, no tuple
+        # pool_count: pool -> placements in it since the pass's first quota-blocked request (none before)
         # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
         # closed: pools reserved by a quota-blocked request
         # fails: rank shape -> fewest ranks that found no room in this pass
@@ -397,9 +399,9 @@ class Scheduler(NodeIndex):
                         self._advance(cls, i)
                 else:
                     del heads[i]
-                if blocked:
+                if pool_stop:  # some request is blocked by its pool's quota: count the placements by pool
                     c = pool_count[pool] = pool_count.get(pool, 0) + 1
-                    if pool_stop and pool_stop.get(pool) == c:
+                    if pool_stop.get(pool) == c:
                         closed.add(pool)
                 if not self._free_c:
                     break  # every request needs a core: nothing more can start
@@ -410,7 +412,8 @@ class Scheduler(NodeIndex):
             if result == _NO_ROOM:
                 if left <= 0:
                     break  # reservation: nothing after it starts
-                blocked.append((cls, 0, placed))
+                blocked.append(cls)
+                blocked.append(placed)
                 if placed + left < stop:
                     stop = placed + left
             else:
@@ -418,12 +421,14 @@ class Scheduler(NodeIndex):
                     closed.add(pool)
                     continue
                 c = pool_count.get(pool, 0)
-                blocked.append((cls, 1, c))
+                blocked.append(cls)
+                blocked.append(~c)
                 if pool_stop.get(pool, 1 << 62) > c + left:
                     pool_stop[pool] = c + left
         if blocked:
-            for cls, kind, at in blocked:
-                cls.bypass += (placed - at) if kind == 0 else (pool_count.get(cls.pool, 0) - at)
+            pairs = iter(blocked)
+            for cls, at in zip(pairs, pairs):
+                cls.bypass += (placed - at) if at >= 0 else (pool_count.get(cls.pool, 0) - ~at)
             blocked.clear()
             pool_count.clear()
             pool_stop.clear()
@@ -443,25 +448,19 @@ class Scheduler(NodeIndex):
                            "whose task has ended.")
         if len(record) == 7:  # one node, stored flat: give it back inline (what _give and _move do)
             i, cm, gm, c, g, mm, ckey = record
-            self._fc[i] |= cm
+            rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree = self._lists
+            fcl[i] |= cm
             if gm:
-                self._fg[i] |= gm
-            nc = self._nc
-            ng = self._ng
+                fgl[i] |= gm
             r0 = nc[i]
             g0 = ng[i]
             r = nc[i] = r0 + c
             g1 = ng[i] = g0 + g
             if mm:
                 self._fm[i] += mm
-            buckets = self._buckets
-            gs = self._gs
-            pos = self._pos
             if not r0:  # a full node is only counted (see NodeIndex)
-                zero = self._zero
                 zero[g0] -= 1
                 if not zero[g0]:
-                    rowmask = self._rowmask
                     rm = rowmask[0] = rowmask[0] & ~(1 << g0)
                     if not rm:
                         self._rows &= ~1
@@ -473,7 +472,6 @@ class Scheduler(NodeIndex):
                     b[p] = last
                     pos[last] = p
                 elif not b:
-                    rowmask = self._rowmask
                     rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
                     if not rm:
                         self._rows &= ~(1 << r0)
@@ -481,10 +479,10 @@ class Scheduler(NodeIndex):
             pos[i] = len(b)
             b.append(i)
             if len(b) == 1:
-                self._rowmask[r] |= 1 << g1
+                rowmask[r] |= 1 << g1
                 self._rows |= 1 << r
             if r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
-                self._isfree[i] = True
+                isfree[i] = True
                 self._wf |= 1 << i
         else:  # several nodes: (class key, cores, GPUs, one held tuple a node)
             ckey, c, g, held = record
