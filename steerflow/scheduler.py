@@ -129,6 +129,7 @@ class Scheduler(NodeIndex):
         # of a pass; a few entries (one per shape and priority), so inserting is a short memmove
         self._heads: list[tuple[int, int, _Class]] = []
         self._waiting: dict[int, tuple[int, Request]] = {}  # request id -> its item in its queue
+        self._stale = 0  # withdrawn items still in a queue (none: every queued item is waiting)
         # request id -> (class key with priority, cores, GPUs, held tuple(s)): what each placed request holds.
         # Only str/int tuples, which the garbage collector stops tracking: the scheduler keeps no object per
         # running task (a full machine holds ~10^5 of them), so it adds nothing to the collector's walks.
@@ -256,6 +257,7 @@ class Scheduler(NodeIndex):
         waiting = self._waiting
         while queue and waiting.get(queue[0][1].id) is not queue[0]:
             queue.popleft()  # withdrawn while not at the head
+            self._stale -= 1
         if queue:
             insort(self._heads, (cls.prio, queue[0][0], cls), lo)
 
@@ -272,6 +274,8 @@ class Scheduler(NodeIndex):
             heads = self._heads
             del heads[bisect_left(heads, (cls.prio, item[0]))]
             self._advance(cls)
+        else:
+            self._stale += 1  # left in its queue, dropped when it reaches the front
         return True
 
     def schedule(self, limit: int | None = None) -> list[Placement]:
@@ -284,6 +288,7 @@ class Scheduler(NodeIndex):
         waiting = self._waiting
         quotas = self._quota
         records = self._placed
+        stale = self._stale
         # scratch containers, reused from pass to pass (left empty after each):
         # blocked: queue, then the placements made when it blocked (for want of room), or ~ the placements of its
         #   pool counted in pool_count (for want of quota); two items a queue, no tuple
@@ -387,7 +392,7 @@ class Scheduler(NodeIndex):
                 cls.bypass = 0
                 if queue:  # its next request is tried in this pass too, in its turn
                     nxt = queue[0]
-                    if waiting.get(nxt[1].id) is nxt:
+                    if not stale or waiting.get(nxt[1].id) is nxt:
                         head = (cls.prio, nxt[0], cls)
                         if i + 1 == len(heads) or heads[i + 1] > head:  # (sequence numbers differ: no tie)
                             heads[i] = head  # still the first in order from here

@@ -3,7 +3,7 @@ scheduler of 2026-11-28 (main at 7de9d0c), before its hot path was rewritten for
 
 Each sequence mixes submits of every kind of request (one or several ranks, GPUs, memory, whole
 nodes, priorities, pools), passes with and without a limit, releases, withdraws, quota changes and
-nodes going offline; a digest of everything observable (placements and their slots, bypass
+nodes going offline, withdrawn ids submitted again; a digest of everything observable (placements and their slots, bypass
 counters, free cores and GPUs, pool usage, ``free_slots``, ``placed()``, free memory) is compared
 with the one the old scheduler gave. Half the sequences use the benchmark's mix on a full machine
 (``steerflow bench scheduler``): mostly one-core requests, one release and one submit per pass.
@@ -126,6 +126,12 @@ def trace(seed: int, steps: int = 150):
             v = rng.choice(sorted(waiting))
             waiting.discard(v)
             yield "withdraw", v, s.withdraw(v)
+            if rng.random() < 0.5:  # submitted again, as a retry is: same id, queued behind the others
+                try:
+                    s.submit(make(rng, v))
+                    waiting.add(v)
+                except ValueError as e:
+                    yield "refused", v, str(e)
         elif x < 0.95:
             s.set_quota(rng.choice("abc"), rng.choice([None, 0, 2, 5, 10]), rng.choice([None, 0, 1, 3]))
         elif x < 0.97 and len(alloc.nodes) > 1:
@@ -143,26 +149,26 @@ def digest(seed: int) -> str:
 
 # digest(seed) for seeds 0..199, computed with the scheduler of 7de9d0c
 GOLDEN = """
-139c708fe2 c400bbd128 68bcb7a1ce 27d7274605 550eade502 b6983db4e4 1eecbd8849 7af93715a1 ad32f0e0a2 7bc594dacb
-c5a2dfd421 ba80da9677 c6dff29460 b6875d8403 5fa9713f75 c11e402ccd e2edc41364 dfac29666e fe6d93bf7b 234a0a980d
-25b6e2072d 723a1e636f 9bac509921 34c1e2980d aea9798e29 827c802585 d5d5cbec5b f1bea25be6 3dd4981867 95148709ee
-bbf4b2e9ac 5c2777be7f 00e3ecbe42 13c66f1e0e 074df80179 314138b7e0 84a6aced46 fb1d91daf9 5f4d3631ae 40a698fa40
-6ee789d932 f59fb5e68c 5125baf70a 34851f0cb8 516cf5aadc 7a914dc3c2 4ac5369b96 ba30b66e3b dc4d86e159 fc39b2c540
-67cc0edd02 a7af7a9b78 fc2259f853 f2477374ba 065181020d 8d375096de a41182f87b bbf8037b54 acc136eca3 704b3068ae
-8f264ab6d9 46d2862534 96211cca05 e123c0cf18 8d78ed67cf cec478381e 3b2dca45ab 81e36cff22 733842522f 6e96bb5ffe
-4f01639cd6 e691075e8d 9ad8aaabb7 8bc2ab6d19 5b0bbd93ab dc245b7852 784199b4a1 46df6e655b 088131b70e a51e2c4be2
-8eec9917c3 a6693a65cb a4c4cddf67 e8b83f6566 48666f8914 b149111d0c 589a82bbce ae91b90f11 76e1a18c32 e42ad51a2d
-1e9b428a78 20131e8005 7c320bef0d 282e400152 99e553b711 0ab2b12d21 8dc7b3d798 de7a396e6a f5aff39ede 99f98ecc35
-222a4789da 55a8a72281 161ca2e5f4 ac04e32e06 cfb5cf915d 0f82acd09c b1262ec22f cbbba21123 1251db0dbc 1ef20d3b9c
-9f805b8568 8c518b8d71 5bba16299c 8f15003fa1 c9e382dcb8 6333f222c9 87abb5af98 0492c10ea7 53965edeab f773fe5c76
-c809b699a3 fdc5f4b267 658501efa2 151d2dc23d 2106fe1b1d 6f29f64a58 637b418b48 6126a58d95 76624a81a0 52a2d7ed1c
-5b3dd541a1 5e756a1060 935fd2df45 cca2653ebd 01f824b338 014d2f37d2 172a8fe310 b62c866866 ec20b9cb55 4e218834ee
-9895ac288d b9b880b259 bc8fbdb743 372dd5fa46 b1136a163a 6a56a43cd8 4f7e5a28c3 5a27fc7fd3 b9e0be4d20 15c49b02f0
-ddb68ba083 cc8a74de20 11099c4dfa 0e5df93d42 c6e403e78c b39b3c2d5d 18db9db5ed b2052597a4 5fa627abbd 6f2a8c803b
-3d0e9a8524 6380e4723b 9541ec84aa 785c7f17e9 d3eb40b937 45fd74f2ef 97c26c6500 f2434be4a0 749cc3b1ec 8fd79887a8
-1e93a4bfe2 7a69afe9e3 32527d9f9d f6807fe94b b079b03b9c a8d03ddfeb 757901fbf9 3a43041094 ccb40770c6 a8de6542a8
-bce314aac4 9a3ea33df1 9168e4ceda 533e621fe4 a774b50395 aa53798599 fb82aa7c4e dc2c52144a 9e0b177f62 7bb4eb8f5f
-8e648cda27 b221959782 91806cca82 af85688c25 1b0ee0a69e 6b5243ad4f c8ea5498c0 75cb05f564 8fce10b3f6 dd0879b8e0
+4380aba0ab c400bbd128 229d8b1147 27d7274605 630f212722 b6983db4e4 45e4b41a26 7af93715a1 e43c336804 7bc594dacb
+2f59e6fe7d ba80da9677 8ab300e4dd b6875d8403 3fa4e87433 c11e402ccd 0d938f4a78 dfac29666e 58c25494fb 234a0a980d
+32e7a9a8d3 723a1e636f c2fd30bc19 34c1e2980d c4b3207fae 827c802585 5281ff639a f1bea25be6 380bd824ba 95148709ee
+f2ceb800eb 5c2777be7f dd03c56e28 13c66f1e0e 72bd743eff 314138b7e0 ce102fa9a2 fb1d91daf9 74f4a4f9f5 40a698fa40
+604f53c2ef f59fb5e68c 77f131175c 34851f0cb8 7a19f44558 7a914dc3c2 1278178fae ba30b66e3b 46d48c1421 fc39b2c540
+9b0ca059ea a7af7a9b78 e661eb9eee f2477374ba ff8aa3e8d9 8d375096de 266afe2aa0 bbf8037b54 8895124f11 704b3068ae
+e89ecff4f8 46d2862534 397859e17f e123c0cf18 d894e2520f cec478381e a97e85ad12 81e36cff22 de1dd131e4 6e96bb5ffe
+74a78a2df5 e691075e8d 143bac0071 8bc2ab6d19 6a105c1f9a dc245b7852 d9550561d5 46df6e655b 0351751f68 a51e2c4be2
+0e7f9ab7d2 a6693a65cb 46c56d56a4 e8b83f6566 845c448a9b b149111d0c 3f845bd5e9 ae91b90f11 5444620656 e42ad51a2d
+9a949ef952 20131e8005 d99b434cda 282e400152 9471434110 0ab2b12d21 b6b1d55ce8 de7a396e6a 0a41221187 99f98ecc35
+63f9fdaa5a 55a8a72281 2ebb8a84dd ac04e32e06 617409a2b6 0f82acd09c e8eb7e5236 cbbba21123 df515424b8 1ef20d3b9c
+a7ff2cb9c9 8c518b8d71 83a9970088 8f15003fa1 ee56753aa9 6333f222c9 b69c13dae3 0492c10ea7 5c5f00346f f773fe5c76
+0ec67f7ff4 fdc5f4b267 21caa5ebdc 151d2dc23d fc6e75f32a 6f29f64a58 8573f139dc 6126a58d95 c50d92cb2a 52a2d7ed1c
+b7cfc11a5b 5e756a1060 424e9e7a72 cca2653ebd a9fa27a42d 014d2f37d2 d626f7564c b62c866866 0240c5803f 4e218834ee
+fae8be1b2b b9b880b259 554ae49492 372dd5fa46 b8a6c18ffa 6a56a43cd8 43d532adad 5a27fc7fd3 961e861fc8 15c49b02f0
+1ae07c71b9 cc8a74de20 122d2e11bc 0e5df93d42 3e1638cd17 b39b3c2d5d 45148a3ff7 b2052597a4 6f0358da4d 6f2a8c803b
+77eb531d40 6380e4723b 504f37efab 785c7f17e9 f077a007c8 45fd74f2ef 00c5582802 f2434be4a0 19584c6582 8fd79887a8
+8aa347924f 7a69afe9e3 3356ce80dc f6807fe94b dd83af2452 a8d03ddfeb c9c7f8fee1 3a43041094 7e707f5ceb a8de6542a8
+7b5f3d5ecc 9a3ea33df1 8b68c9e7af 533e621fe4 812f5489e7 aa53798599 d1b05a2341 dc2c52144a 7b1d710082 7bb4eb8f5f
+a551bb420c b221959782 1cd16297e6 af85688c25 93d0d9adbc 6b5243ad4f dd5a167217 75cb05f564 918d6e61a5 dd0879b8e0
 """
 
 
