@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from steerflow.engines.dask_batch import QUIET_WORKER
+
 BIN = Path(sys.executable).parent
 # util-linux's setpriv sets PR_SET_PDEATHSIG before it execs the command: the kernel kills the
 # process when the thread that started it (the test process's main thread) dies
@@ -60,6 +62,7 @@ class DaskCluster:
         if gpu_ids:
             env["STEERFLOW_NODE_GPU_IDS"] = gpu_ids
         cmd = [str(BIN / "dask"), "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+               "--worker-class", QUIET_WORKER,  # no HTTP port (Dask's own worker opens one even so)
                "--host", "127.0.0.1", "--name", name, "--resources", f"cores={cores},gpus={gpus}",
                "--death-timeout", "60"]
         if self.tls:

@@ -599,3 +599,16 @@ def _journaled_keys(directory: Path) -> set[int]:
         return {row[0] for row in conn.execute("SELECT key FROM tasks WHERE state = 'done'")}
     finally:
         conn.close()
+
+
+def test_workers_listen_only_on_their_comm_ports(engine_runtime, cluster):
+    """`dask worker --worker-class steerflow.engines.dask_node.QuietWorker`: no HTTP port on the workers,
+    and the session streams' ports closed once the driver connected."""
+    from .test_engine_dask_hygiene import listening_ports
+
+    rt = engine_runtime()
+    assert rt.submit(abs, -3).result(timeout=60) == 3
+    for name, proc in cluster.workers.items():
+        address = next(link.address for link in rt.engine._links.values() if link.online
+                       and rt.engine._nodes[link.index].name == name)
+        assert listening_ports(proc.pid) == {int(address.rsplit(":", 1)[1])}, (name, address)

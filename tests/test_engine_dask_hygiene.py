@@ -110,3 +110,53 @@ def test_fixture_cluster_dies_with_a_killed_test_process(tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports the process listens on (psutil reads /proc/PID/net/tcp* and the process's sockets)."""
+    try:
+        return {c.laddr.port for c in psutil.Process(pid).net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN}
+    except psutil.Error:  # gone, or not ours to read
+        return set()
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def test_local_cluster_processes_listen_only_on_their_comm_ports(tmp_path):
+    """Scheduler, nannies and workers of the engine's LocalCluster: no HTTP (dashboard, /metrics) port,
+    and no session-stream port left open once the driver is connected."""
+    from steerflow import Runtime
+    from steerflow.engines.dask import DaskEngine
+    from steerflow.proctree import descendants
+
+    before = listening_ports(os.getpid())
+    rt = Runtime(engine=DaskEngine(cluster={"n_workers": 2, "resources": {"cores": 1}}), run_dir=tmp_path / "run")
+    try:
+        assert [rt.submit(abs, -i).result(timeout=60) for i in range(4)] == [0, 1, 2, 3]
+        scheduler = rt.engine.cluster.scheduler  # (a LocalCluster's scheduler runs in this process)
+        expected = {_port(listener.listen_address) for listener in scheduler.listeners}
+        for ws in list(scheduler.workers.values()):
+            expected |= {_port(ws.address), _port(ws.nanny)}
+        assert len(expected) == 5, expected  # scheduler + 2 workers + 2 nannies
+        found = {pid: listening_ports(pid) for pid in descendants(os.getpid())}
+        found[os.getpid()] = listening_ports(os.getpid()) - before
+        unexpected = {pid: ports - expected for pid, ports in found.items() if ports - expected}
+        assert not unexpected, f"listening beyond the Dask comm ports {sorted(expected)}: {unexpected}"
+        assert set().union(*found.values()) == expected
+    finally:
+        rt.shutdown()
+
+
+def test_a_dashboard_asked_for_brings_the_workers_http_port_back(tmp_path):
+    from steerflow.engines.dask import DaskEngine
+
+    engine = DaskEngine(cluster={"n_workers": 1, "resources": {"cores": 1}, "worker_dashboard_address": "127.0.0.1:0"})
+    try:
+        engine.discover()
+        ws = next(iter(engine.cluster.scheduler.workers.values()))
+        assert ws.services.get("dashboard"), ws.services  # Dask's own worker, listening on HTTP
+    finally:
+        engine.shutdown()

@@ -60,6 +60,15 @@ def test_a_campaign_runs_in_a_slurm_pilot_job(slurm, tmp_path):
     try:
         assert [n.name for n in camp.allocation.nodes] == [slurm.host]  # the pilot's node, by its SLURM name
         assert camp.allocation.total_cores == cores
+        # the pilot's worker and nanny listen on their comm ports only (no HTTP port): see dask_batch
+        import psutil
+
+        from .test_engine_dask_hygiene import listening_ports
+
+        (ws,) = engine.cluster.scheduler.workers.values()  # (jobqueue's scheduler runs in this process)
+        worker = next(p for p in psutil.process_iter() if _port(ws.address) in listening_ports(p.pid))
+        assert listening_ports(worker.pid) == {_port(ws.address)}
+        assert listening_ports(worker.parent().pid) == {_port(ws.nanny)}
         squares = [camp.submit(where, i) for i in range(6)]
         echo = camp.submit(Executable(["sh", "-c", "echo job $SLURM_JOB_ID on $STEERFLOW_NODE"]))
         mpi = camp.submit(Executable([sys.executable, "-c", MPI_HELLO], ranks=2, launcher="srun"))
@@ -74,6 +83,10 @@ def test_a_campaign_runs_in_a_slurm_pilot_job(slurm, tmp_path):
         assert lines == ["0 2", "1 2"], out.stderr_path.read_text()
     finally:
         camp.close()
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
 
 
 @pytest.mark.parametrize("system", ["slurm", "pbs"])
@@ -92,6 +105,7 @@ def test_a_jobqueue_spec_becomes_a_pilot_job_script(system):
     job_kwargs = {k: v for k, v in kwargs.items() if k not in ("scheduler_options", "scheduler_cls")}  # the cluster's
     script = job_cls(scheduler="tls://10.0.0.1:8786", name="pilot", **job_kwargs).job_script()
     assert "--resources cores=8,gpus=2" in script and "--nthreads 1" in script
+    assert "--no-dashboard --worker-class steerflow.engines.dask_node.QuietWorker" in script  # no worker HTTP port
     if system == "slurm":
         assert "#SBATCH --gres=gpu:2" in script and "#SBATCH --cpus-per-task=8" in script
         assert "#SBATCH -p gpu" in script and "#SBATCH -A abc" in script

@@ -18,39 +18,90 @@ import time
 from typing import Any
 
 from ..proctree import process_alive
-from .runtime import measure_executor, lognormal_durations, measure_dask, measure_steerflow, sleep_for
+from .runtime import measure_executor, lognormal_durations, measure_steerflow, sleep_for
 
 KEYS = ("throughput_tasks_per_s", "rtt_p50_ms", "rtt_p99_ms", "hetero_efficiency_pct",
         "hetero_efficiency_vs_lower_bound_pct", "first_result_s", "peak_rss_mb")
 
 
-def _engine(workers: int) -> Any:
-    from ..engines.dask import DaskEngine
-
-    return DaskEngine(cluster={"n_workers": workers, "threads_per_worker": 1, "resources": {"cores": 1}})
-
-
-def measure_engine(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200,
-                   durations: list[float] | None = None) -> dict[str, float]:
-    from ..runtime import Runtime
+def measure_engine(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200, durations: list[float] | None = None,
+                   keep: list | None = None) -> dict[str, float]:
+    """The core metrics of the Dask engine on a `dask_rows.BenchCluster` it starts (first result includes
+    that), viewed as ``workers`` nodes of one core. ``keep``: a list the cluster is appended to, still
+    running, for the benchmark's other parts (else it is closed)."""
+    from .dask_rows import BenchCluster
 
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     durations = durations or lognormal_durations()
     tmp = tempfile.mkdtemp(prefix="steerflow-bench-dask-")
-    result = measure_executor(lambda: Runtime(engine=_engine(workers), run_dir=tmp),
-                      lambda rt, fn, args: rt.submit(fn, *args), lambda rt: rt.shutdown(),
-                      workers, n_tasks, n_rtt, durations)
-    result["cancel_ms"] = measure_cancel_ms(workers)
-    return result
+    clusters: list[BenchCluster] = []
+
+    def make() -> Any:
+        clusters.append(BenchCluster(workers))
+        return clusters[-1].runtime(tmp)
+
+    try:
+        return measure_executor(make, lambda rt, fn, args: rt.submit(fn, *args), lambda rt: rt.shutdown(),
+                                workers, n_tasks, n_rtt, durations)
+    finally:
+        for cluster in clusters:
+            if keep is None:
+                cluster.close()
+            else:
+                keep.append(cluster)
 
 
-def measure_cancel_ms(workers: int = 3, repeats: int = 5) -> float:
-    """From `cancel()` of a running function on a Dask node to its process being gone (median)."""
-    from ..runtime import Runtime
+def measure_peer(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200, durations: list[float] | None = None,
+                 keep: list | None = None) -> dict[str, float]:
+    """The core metrics of plain Dask futures on a LocalCluster of ``workers`` single-threaded worker
+    processes (as `runtime.measure_dask`); ``keep``: a list its (client, cluster) is appended to, still running."""
+    from distributed import Client, LocalCluster
+    from distributed import wait as dask_wait
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # its shutdown chatter is not a result
+    durations = durations or lognormal_durations()
+    made: list[tuple[Any, Any]] = []
+
+    def start() -> Any:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
+        made.append((Client(cluster), cluster))
+        return made[-1]
+
+    try:
+        return measure_executor(start, lambda pair, fn, args: pair[0].submit(fn, *args, pure=False), lambda pair: None,
+                                workers, n_tasks, n_rtt, durations, wait_all=dask_wait)
+    finally:
+        for pair in made:
+            if keep is None:
+                close_plain(pair)
+            else:
+                keep.append(pair)
+
+
+def close_plain(pair: tuple[Any, Any]) -> None:
+    """Close a plain Dask client and its LocalCluster, the workers' heartbeats stopped first (without that,
+    workers printed heartbeat tracebacks at teardown when the machine was loaded)."""
+    from ..engines.dask_node import stop_heartbeat
+
+    client, cluster = pair
+    try:
+        client.run(stop_heartbeat)
+    except Exception:  # noqa: BLE001 - the workers may be gone already
+        pass
+    client.close()
+    cluster.close()
+
+
+def measure_cancel_ms(cluster: Any, repeats: int = 5) -> float:
+    """From `cancel()` of a running function on a Dask node to its process being gone (median).
+
+    ``cluster``: a `dask_rows.BenchCluster`.
+    """
     from ..task import Function, TaskState
 
     times = []
-    with Runtime(engine=_engine(workers), run_dir=tempfile.mkdtemp(prefix="steerflow-bench-dask-")) as rt:
+    with cluster.runtime(tempfile.mkdtemp(prefix="steerflow-bench-dask-")) as rt:
         for _ in range(repeats):
             future = rt.submit(Function(_report_pid_then_sleep, args=(60.0,)))
             while future.state is not TaskState.RUNNING:
@@ -86,50 +137,80 @@ def _read_pid(rt: Any, task_id: int) -> int | None:
         return None
 
 
-def _peer(workers: int, n_tasks: int, durations: list[float]) -> dict[str, float] | None:
+def _peer(workers: int, n_tasks: int, n_rtt: int, durations: list[float], keep: list) -> dict[str, float] | None:
     try:
-        return measure_dask(workers, n_tasks=n_tasks, durations=durations)
+        return measure_peer(workers, n_tasks=n_tasks, n_rtt=n_rtt, durations=durations, keep=keep)
     except Exception as exc:  # noqa: BLE001 - a peer that fails (e.g. timeouts on a starved machine) is reported
         print(f"plain Dask failed in this run: {type(exc).__name__}: {exc}"[:500])
         return None
 
 
 def run(repeat: int = 3, workers: int = 3, n_tasks: int = 2000, n_shapes: int = 300,
-        n_campaign: int = 3000, n_sleeps: int = 200, n_mixed: int = 120) -> dict[str, float | None]:
+        n_campaign: int = 3000, n_sleeps: int = 200, n_mixed: int = 120, n_rtt: int = 200,
+        n_placements: int = 200_000) -> dict[str, float | None]:
     """Every key of `steerflow bench runtime` (local), for the Dask engine; peers and floor in the same run.
 
     ``floor_*``: the local engine (what the Dask engine adds is the hop to the nodes); ``peer_dask_*``
     and ``dask_*``: plain Dask futures on a LocalCluster of the same shape (the same numbers under
-    the issue's names and the local benchmark's names).
+    the issue's names and the local benchmark's names). The core metrics start a cluster each (first
+    result includes it); the other parts share one (`dask_rows.BenchCluster`).
     """
     from . import dask_rows
     from .scheduler import placements_per_second
 
     durations = lognormal_durations(n_sleeps)
-    ours = [measure_engine(workers, n_tasks=n_tasks, durations=durations) for _ in range(repeat)]
-    result: dict[str, float | None] = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
-    peers = [r for r in (_peer(workers, n_tasks, durations) for _ in range(repeat)) if r is not None]
-    for key in KEYS:
-        value = statistics.median(r[key] for r in peers) if peers else None
-        result[f"peer_dask_{key}"] = value
-        result[f"dask_{key}"] = value
-    result["peer_dask_runs_ok"] = len(peers)
-    floor = [measure_steerflow(workers, n_tasks=n_tasks, durations=durations) for _ in range(repeat)]
+    result: dict[str, float | None] = {}
+    measured: dict[str, float] = {}
+    kept: list = []  # ours first, every part on one cluster; then plain Dask; then the local engine
+    try:
+        ours = []
+        for _ in range(repeat):
+            for cluster in kept:
+                cluster.close()
+            kept.clear()
+            ours.append(measure_engine(workers, n_tasks=n_tasks, n_rtt=n_rtt, durations=durations, keep=kept))
+        result.update({key: statistics.median(r[key] for r in ours) for key in ours[0]})
+        cluster = kept[-1]
+        result["cancel_ms"] = statistics.median(measure_cancel_ms(cluster) for _ in range(repeat))
+        for part in (lambda: dask_rows.main_rtt_p50_ms(n_rtt, cluster), lambda: dask_rows.campaign_throughput(n_campaign, cluster),
+                     lambda: dask_rows.mixed_efficiency(n_mixed, cluster)):
+            runs = [part() for _ in range(repeat)]
+            for key in runs[0]:
+                result[key] = statistics.median(r[key] for r in runs)
+        measured.update(dask_rows.shape_times(cluster, ("sfdask",), n_shapes, workers, repeat))
+    finally:
+        for cluster in kept:
+            cluster.close()
+        kept.clear()
+    try:
+        peers = [r for r in (_peer(workers, n_tasks, n_rtt, durations, kept) for _ in range(repeat)) if r is not None]
+        for key in KEYS:
+            value = statistics.median(r[key] for r in peers) if peers else None
+            result[f"peer_dask_{key}"] = value
+            result[f"dask_{key}"] = value
+        result["peer_dask_runs_ok"] = len(peers)
+        if kept:
+            measured.update(dask_rows.shape_times(kept[-1][0], ("pdask",), n_shapes, workers, repeat))
+    finally:
+        for pair in kept:
+            close_plain(pair)
+    floor = [measure_steerflow(workers, n_tasks=n_tasks, n_rtt=n_rtt, durations=durations) for _ in range(repeat)]
     for key in (*KEYS, "cancel_ms"):
         result[f"floor_{key}"] = statistics.median(r[key] for r in floor)
-    result["rtt_p50_vs_floor"] = result["rtt_p50_ms"] / result["floor_rtt_p50_ms"]  # type: ignore[operator]
-    for part in (lambda: dask_rows.main_rtt_p50_ms(workers), lambda: dask_rows.campaign_throughput(n_campaign, workers),
-                 lambda: dask_rows.mixed_efficiency(workers, n_mixed)):
+    for part in (lambda: dask_rows.main_rtt_p50_ms(n_rtt, None, workers), lambda: dask_rows.campaign_throughput(n_campaign, None, workers),
+                 lambda: dask_rows.mixed_efficiency(n_mixed, None, workers)):
         runs = [part() for _ in range(repeat)]
         for key in runs[0]:
             result[key] = statistics.median(r[key] for r in runs)
+    measured.update(dask_rows.shape_times(None, ("steerflow",), n_shapes, workers, repeat))
+    result.update(dask_rows.shape_rows(measured))
+    result["rtt_p50_vs_floor"] = result["rtt_p50_ms"] / result["floor_rtt_p50_ms"]  # type: ignore[operator]
     result["rtt_main_p50_vs_floor"] = result["rtt_main_p50_ms"] / result["floor_rtt_main_p50_ms"]  # type: ignore[operator]
     result["campaign_throughput_vs_floor"] = (result["campaign_throughput_tasks_per_s"]  # type: ignore[operator]
                                               / result["floor_campaign_throughput_tasks_per_s"])
     result["mixed_efficiency_gap_pts"] = result["floor_mixed_efficiency_pct"] - result["mixed_efficiency_pct"]  # type: ignore[operator]
-    result.update(dask_rows.shape_rows(n=n_shapes, workers=workers, repeat=repeat))
     # our scheduler places for the Dask engine exactly as for the local one: the same measurement
-    result["placements_per_s_10k_nodes"] = placements_per_second(nodes=10_000)["placements_per_s"]
+    result["placements_per_s_10k_nodes"] = placements_per_second(nodes=10_000, decisions=n_placements)["placements_per_s"]
     result["repeat"] = repeat
     result["workers"] = workers
     result["n_tasks"] = n_tasks

@@ -38,9 +38,10 @@ if __name__ == "__main__":
     import steerflow as sf
     from steerflow.engines.dask import DaskEngine
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
-    which, n, workers, run_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    if which == "dask":
-        rt = sf.Runtime(engine=DaskEngine(cluster={"n_workers": workers, "resources": {"cores": 1}}), run_dir=run_dir)
+    which, n, workers, run_dir, address = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    if which == "dask":  # the bench's cluster: one node of 1 core on each of its workers
+        rt = sf.Runtime(sf.Allocation.declare(nodes=workers, cores=1), engine=DaskEngine(address, min_nodes=workers),
+                        run_dir=run_dir)
     else:
         rt = sf.Runtime(sf.Allocation.declare(nodes=1, cores=workers), run_dir=run_dir)
     with rt:
@@ -56,96 +57,172 @@ if __name__ == "__main__":
 '''
 
 
-def dask_engine(workers: int, cores: int = 1) -> Any:
-    """A Dask engine on a LocalCluster of ``workers`` nodes (worker processes) of ``cores`` cores each."""
-    from ..engines.dask import DaskEngine
+class BenchCluster:
+    """One Dask LocalCluster (as the engine starts one) for the Dask engine's parts of the benchmark.
 
-    return DaskEngine(cluster={"n_workers": workers, "threads_per_worker": 1, "resources": {"cores": cores}})
+    Each part connects a Dask engine of its own to it (a new session on each node: its own warm
+    workers, killed when the part ends) instead of starting a cluster: starting and stopping one
+    cost 1.5-2 CPU seconds (3-5 s on a loaded 2-core machine) per part. Each of its ``workers``
+    worker processes declares ``workers`` cores; a part views them through a declared allocation
+    (``nodes`` nodes of ``cores`` cores, node i on worker i). The cluster's scheduler runs on an
+    event loop thread of its own here, as a remote scheduler would.
+    """
+
+    def __init__(self, workers: int) -> None:
+        import asyncio
+        import logging
+        import threading
+
+        from ..engines.dask_comms import start_local_cluster
+
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        self.workers = workers
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="steerflow-bench-cluster", daemon=True)
+        self._thread.start()
+        spec = {"n_workers": workers, "resources": {"cores": workers}}
+        self.cluster, _ = asyncio.run_coroutine_threadsafe(start_local_cluster(spec), self._loop).result(300)
+        self.address = self.cluster.scheduler_address
+
+    def engine(self) -> Any:
+        from ..engines.dask import DaskEngine
+
+        return DaskEngine(self.address, min_nodes=self.workers)
+
+    def runtime(self, run_dir: str | Path, nodes: int | None = None, cores: int = 1) -> Any:
+        """A Runtime on ``nodes`` (default: every worker) nodes of ``cores`` cores of this cluster."""
+        from ..resources import Allocation
+        from ..runtime import Runtime
+
+        return Runtime(Allocation.declare(nodes=nodes or self.workers, cores=cores), engine=self.engine(),
+                       run_dir=run_dir)
+
+    def close(self) -> None:
+        import asyncio
+
+        if self._loop.is_closed():
+            return
+        try:
+            async def close() -> None:
+                await self.cluster.close()
+
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(120)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._loop.close()
+
+    def __enter__(self) -> BenchCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def main_rtt_p50_ms(workers: int = 3, n: int = 300) -> dict[str, float]:
-    """Round trip p50 of a no-op defined in a script's ``__main__``: Dask engine, then the local engine."""
+def main_rtt_p50_ms(n: int = 300, cluster: BenchCluster | None = None, workers: int = 3) -> dict[str, float]:
+    """Round trip p50 of a no-op defined in a script's ``__main__``: the Dask engine on ``cluster``, or
+    (``cluster`` None) the local engine of ``workers`` cores."""
+    which, key = ("dask", "rtt_main_p50_ms") if cluster is not None else ("local", "floor_rtt_main_p50_ms")
+    workers = cluster.workers if cluster is not None else workers
     tmp = Path(tempfile.mkdtemp(prefix="steerflow-bench-dask-"))
     try:
         script = tmp / "user_script.py"
         script.write_text(_MAIN_SCRIPT)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        out = {}
-        for which, key in (("dask", "rtt_main_p50_ms"), ("local", "floor_rtt_main_p50_ms")):
-            proc = subprocess.run([sys.executable, str(script), which, str(n), str(workers), str(tmp / which)],
-                                  capture_output=True, text=True, env=env, timeout=600)
-            if proc.returncode != 0:
-                raise RuntimeError(f"the __main__ round-trip script failed for {which}:\n{proc.stderr[-2000:]}")
-            out[key] = float(json.loads(proc.stdout.strip().splitlines()[-1]))
-        return out
+        proc = subprocess.run([sys.executable, str(script), which, str(n), str(workers), str(tmp / which),
+                               cluster.address if cluster is not None else ""],
+                              capture_output=True, text=True, env=env, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the __main__ round-trip script failed for {which}:\n{proc.stderr[-2000:]}")
+        return {key: float(json.loads(proc.stdout.strip().splitlines()[-1]))}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def campaign_throughput(n: int = 3000, workers: int = 3) -> dict[str, float]:
-    """No-op tasks/s through a campaign (journal on, one agent that sees every result): Dask engine and local."""
+def campaign_throughput(n: int = 3000, cluster: BenchCluster | None = None, workers: int = 3) -> dict[str, float]:
+    """No-op tasks/s through a campaign (journal on, one agent that sees every result): the Dask engine
+    on ``cluster`` (``workers`` nodes of 1 core), or (``cluster`` None) the local engine of ``workers`` cores."""
     from ..campaign import Campaign
     from ..resources import Allocation
 
-    out = {}
-    for key, make in (("campaign_throughput_tasks_per_s", lambda d: Campaign(d, engine=dask_engine(workers),
-                                                                              progress=False)),
-                      ("floor_campaign_throughput_tasks_per_s",
-                       lambda d: Campaign(d, allocation=Allocation.declare(nodes=1, cores=workers), progress=False))):
-        out[key] = campaign_noop_rate(make, n, prefix="steerflow-bench-dask-")
-    return out
+    if cluster is not None:
+        rate = campaign_noop_rate(lambda d: Campaign(d, allocation=Allocation.declare(nodes=cluster.workers, cores=1),
+                                                     engine=cluster.engine(), progress=False),
+                                  n, prefix="steerflow-bench-dask-")
+        return {"campaign_throughput_tasks_per_s": rate}
+    rate = campaign_noop_rate(lambda d: Campaign(d, allocation=Allocation.declare(nodes=1, cores=workers),
+                                                 progress=False), n, prefix="steerflow-bench-dask-")
+    return {"floor_campaign_throughput_tasks_per_s": rate}
 
 
-def mixed_efficiency(workers: int = 3, n: int = 120) -> dict[str, float]:
+def mixed_efficiency(n: int = 120, cluster: BenchCluster | None = None, workers: int = 3) -> dict[str, float]:
     """Efficiency (ideal makespan / measured) on the mixed set, on one node of ``workers`` cores.
 
-    One node, because the set has 2-core functions: Dask engine (one worker declaring ``workers``
-    cores) and the local engine, each against the same ideal (a zero-overhead list scheduler).
+    One node, because the set has 2-core functions: the Dask engine (on the first worker of ``cluster``,
+    which declares ``workers`` cores) or (``cluster`` None) the local engine, against the same ideal
+    (a zero-overhead list scheduler).
     """
     from ..resources import Allocation
     from ..runtime import Runtime
     from ..task import Executable, Function
 
+    workers = cluster.workers if cluster is not None else workers
     tasks = mixed_set(n)
     ideal = list_schedule_makespan([(c, d) for _, c, d in tasks], workers)
-    out = {}
-    for key, make in (("mixed_efficiency_pct", lambda d: Runtime(engine=dask_engine(1, workers), run_dir=d)),
-                      ("floor_mixed_efficiency_pct",
-                       lambda d: Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=d))):
-        tmp = tempfile.mkdtemp(prefix="steerflow-bench-dask-")
-        try:
-            with make(tmp) as rt:
-                wait([rt.submit(sleep_for, 0.2) for _ in range(workers)])  # every worker started and warm
-                t0 = time.perf_counter()
-                futures = [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else
-                                     Function(sleep_for, (d,), cores=c)) for k, c, d in tasks]
-                wait(futures)
-                out[key] = 100.0 * ideal / (time.perf_counter() - t0)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    tmp = tempfile.mkdtemp(prefix="steerflow-bench-dask-")
+    try:
+        rt = (cluster.runtime(tmp, nodes=1, cores=workers) if cluster is not None
+              else Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp))
+        with rt:
+            wait([rt.submit(sleep_for, 0.2) for _ in range(workers)])  # every worker started and warm
+            t0 = time.perf_counter()
+            futures = [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else
+                                 Function(sleep_for, (d,), cores=c)) for k, c, d in tasks]
+            wait(futures)
+            efficiency = 100.0 * ideal / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"mixed_efficiency_pct" if cluster is not None else "floor_mixed_efficiency_pct": efficiency}
+
+
+_SHAPES_ON: list[Any] = []  # what the "sfdask" and "pdask" shape executors run on (a BenchCluster, a Dask Client)
 
 
 def _dask_engine_executor(workers: int) -> tuple[Any, Callable[..., Any], Callable[[Any], Any], Callable[[], None]]:
-    from ..runtime import Runtime
-
-    rt = Runtime(engine=dask_engine(workers), run_dir=tempfile.mkdtemp(prefix="steerflow-bench-dask-"))
+    rt = _SHAPES_ON[-1].runtime(tempfile.mkdtemp(prefix="steerflow-bench-dask-"), nodes=workers)
     return rt, rt.submit, lambda f: f.result(), rt.shutdown
 
 
+def _plain_dask_executor(workers: int) -> tuple[Any, Callable[..., Any], Callable[[Any], Any], Callable[[], None]]:
+    client = _SHAPES_ON[-1]
+    return client, lambda fn, *args: client.submit(fn, *args, pure=False), lambda f: f.result(), lambda: None
+
+
 shapes.EXECUTORS.setdefault("sfdask", (_dask_engine_executor, (False, True)))
+shapes.EXECUTORS.setdefault("pdask", (_plain_dask_executor, (False,)))
 
 
-def shape_rows(n: int = 300, workers: int = 3, repeat: int = 1) -> dict[str, float]:
-    """The data shapes for the Dask engine (``<shape>_<size>_<mode>_s``), the local engine (``floor_…``,
-    same mode) and plain Dask futures (``dask_…``), one after the other in one run; ratios to the local engine."""
+def shape_times(on: Any, executors: tuple[str, ...], n: int = 300, workers: int = 3,
+                repeat: int = 1) -> dict[str, float]:
+    """`shapes.measure` for ``executors``, one at a time; "sfdask" runs on the BenchCluster ``on``,
+    "pdask" (plain Dask futures) on the Dask Client ``on``."""
     # one executor at a time: with a plain Dask cluster alive in this process beside ours (two Dask event
     # loops contending for one GIL), everything here ran 10-50x slower, plain Dask included (measured
     # at load ~18: 60 no-op tasks took ours 0.16 s alone and 9.5 s beside it; plain Dask took 44 s)
     measured: dict[str, float] = {}
-    for executor in ("sfdask", "steerflow", "dask"):
-        measured.update(shapes.measure(n=n, workers=workers, repeat=repeat, executors=(executor,)))
+    _SHAPES_ON.append(on)
+    try:
+        for executor in executors:
+            measured.update(shapes.measure(n=n, workers=workers, repeat=repeat, executors=(executor,)))
+    finally:
+        _SHAPES_ON.remove(on)
+    return measured
+
+
+def shape_rows(measured: dict[str, float]) -> dict[str, float]:
+    """Rows for the Dask engine (``<shape>_<size>_<mode>_s``), the local engine (``floor_…``, same mode) and
+    plain Dask futures (``dask_…``) from the `shape_times` of "sfdask", "steerflow" and "pdask"; ratios to local."""
     rows: dict[str, float] = {}
     for key, value in measured.items():
         name, mode, rest = key.split("_", 2)
@@ -156,6 +233,6 @@ def shape_rows(n: int = 300, workers: int = 3, repeat: int = 1) -> dict[str, flo
             if local:
                 rows[f"floor_{shape}_{mode}_s"] = local
                 rows[f"{shape}_{mode}_vs_floor"] = value / local
-        elif name == "dask":
+        elif name == "pdask":
             rows[f"dask_{shape}_{mode}_s"] = value
     return rows

@@ -10,7 +10,9 @@ A jobqueue spec (``DaskEngine(jobqueue={...})`` or ``engine: {dask: {jobqueue: .
     queue, account, walltime, … and any other keyword of SLURMCluster / PBSCluster
 
 Each worker declares ``--resources cores=C,gpus=G`` and runs single-threaded (our agent runs
-the tasks, not Dask's thread pool). When the scheduler listens beyond loopback (the default
+the tasks, not Dask's thread pool). Neither the scheduler nor the workers open an HTTP port
+(dashboard, /metrics) unless asked: ``scheduler_options={"dashboard_address": ":8787"}`` for the
+scheduler's, ``worker_extra_args=["--dashboard"]`` for the workers'. When the scheduler listens beyond loopback (the default
 on a cluster), TLS with per-campaign temporary certificates is switched on; jobqueue hands
 the certificate files to the jobs through ``shared_temp_directory`` (a shared file system).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+QUIET_WORKER = "steerflow.engines.dask_node.QuietWorker"  # (named here: the job script is built without Dask)
 
 
 def jobqueue_kwargs(spec: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
@@ -34,6 +37,8 @@ def jobqueue_kwargs(spec: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
     kwargs: dict[str, Any] = {"cores": cores, "processes": 1, "memory": spec.pop("memory", "4GB")}
     extra_args = list(spec.pop("worker_extra_args", []))
     extra_args += ["--nthreads", "1", "--resources", f"cores={cores},gpus={gpus}"]
+    if "--dashboard" not in extra_args and "--worker-class" not in extra_args:  # no worker HTTP port unless asked
+        extra_args += ["--no-dashboard", "--worker-class", QUIET_WORKER]
     kwargs["worker_extra_args"] = extra_args
     directives = list(spec.pop("job_extra_directives", []))
     if gpus and system == "slurm":

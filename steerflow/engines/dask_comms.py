@@ -23,7 +23,7 @@ from typing import Any
 from ..resources import Node
 from . import dask_fast, dask_refs, wire
 from .base import Event
-from .dask_node import HANDLER, NodePlugin
+from .dask_node import HANDLER, NodePlugin, stop_heartbeat
 
 log = logging.getLogger("steerflow.dask")
 
@@ -107,7 +107,8 @@ class ClusterSide:
 
         address: Any = self.address
         if self.cluster_spec is not None or (self.address is None and self.jobqueue_spec is None):
-            self.cluster = await self._start_local_cluster(dict(self.cluster_spec or {"n_workers": 1}))
+            self.cluster, self.security = await start_local_cluster(dict(self.cluster_spec or {"n_workers": 1}),
+                                                                    self.security)
             address = self.cluster
         elif self.jobqueue_spec is not None:
             self.cluster = await self._start_jobqueue(dict(self.jobqueue_spec))
@@ -117,28 +118,6 @@ class ClusterSide:
             kwargs["security"] = self.security
         self.client = await Client(address, **kwargs)
         await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
-
-    async def _start_local_cluster(self, spec: dict[str, Any]) -> Any:
-        from distributed import LocalCluster
-
-        spec.setdefault("n_workers", 1)
-        spec.setdefault("threads_per_worker", 1)
-        spec.setdefault("processes", True)
-        spec.setdefault("host", "127.0.0.1")
-        spec.setdefault("dashboard_address", None)
-        if self.security is None and not _loopback(spec["host"]):
-            from distributed.security import Security
-
-            self.security = Security.temporary()
-        if self.security is not None:
-            spec.setdefault("security", self.security)
-            spec.setdefault("protocol", "tls://")
-        cluster = LocalCluster(asynchronous=True, **spec)
-        if spec["dashboard_address"] is None:  # no HTTP port on the scheduler unless asked (see quiet_scheduler)
-            from .dask_batch import quiet_scheduler
-
-            cluster.scheduler_spec["cls"] = quiet_scheduler()
-        return await cluster
 
     async def _start_jobqueue(self, spec: dict[str, Any]) -> Any:
         from .dask_batch import start_jobqueue
@@ -292,9 +271,50 @@ class ClusterSide:
                 except Exception:  # noqa: BLE001
                     pass
         if self.client is not None:
+            if self.cluster is not None:  # ours to close: quietly (see stop_heartbeat)
+                try:
+                    await asyncio.wait_for(self.client.run(stop_heartbeat), 10)
+                except Exception:  # noqa: BLE001 - the workers may be gone already
+                    pass
             await self.client.close()
         if self.cluster is not None:
             await self.cluster.close()
+
+
+async def start_local_cluster(spec: dict[str, Any], security: Any = None) -> tuple[Any, Any]:
+    """A `distributed.LocalCluster` as the engine starts one, and its security (TLS off loopback).
+
+    One single-threaded worker process per node on 127.0.0.1 unless ``spec`` says otherwise, and
+    no HTTP port (dashboard, /metrics) on the scheduler or the workers unless asked for.
+    """
+    from distributed import LocalCluster
+
+    spec.setdefault("n_workers", 1)
+    spec.setdefault("threads_per_worker", 1)
+    spec.setdefault("processes", True)
+    spec.setdefault("host", "127.0.0.1")
+    spec.setdefault("dashboard_address", None)
+    if security is None and not _loopback(spec["host"]):
+        from distributed.security import Security
+
+        security = Security.temporary()
+    if security is not None:
+        spec.setdefault("security", security)
+        spec.setdefault("protocol", "tls://")
+    cluster = LocalCluster(asynchronous=True, **spec)
+    if spec["dashboard_address"] is None:  # no HTTP port on the scheduler unless asked (see quiet_scheduler)
+        from .dask_batch import quiet_scheduler
+
+        cluster.scheduler_spec["cls"] = quiet_scheduler()
+    if spec.get("worker_dashboard_address") is None and "worker_class" not in spec:
+        from .dask_node import QuietWorker  # nor on the workers
+
+        if spec["processes"]:
+            cluster.new_spec["options"]["worker_class"] = QuietWorker  # the Nanny starts it (the options
+        else:                                                          # dict is every worker's)
+            for worker in (cluster.new_spec, *cluster.worker_spec.values()):
+                worker["cls"] = QuietWorker
+    return await cluster, security
 
 
 def clock_offset(node_time: float | None, sent: float, received: float, slack: float = 0.002) -> float:
