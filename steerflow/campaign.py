@@ -12,7 +12,7 @@ and the journaled steering events are delivered again in their original order, s
 rebuild their state by doing what they did before. Agents must therefore be deterministic
 functions of the events they see (seed your random generators). A task that finished but
 whose result was not yet committed when the driver died runs again (at-least-once for that
-window, which the batch interval bounds to a few milliseconds).
+window, which the journal's batch interval bounds to 20 ms).
 """
 
 from __future__ import annotations
@@ -147,6 +147,7 @@ class Campaign(SteeringLoop):
         # round of the loop (not one put and one thread wake-up per task); only the loop thread touches it
         self._round: list[tuple] = []
         self._placement_texts: dict[tuple, str] = {}  # (loop thread) where a task runs -> its journal text
+        self._counted: tuple[Allocation | None, int] = (None, 0)  # (steering thread) the allocation, its cores
         self._runtime.add_round_listener(self._end_round)
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._closed = False

@@ -72,7 +72,7 @@ _STATEMENTS = {
 }
 
 
-GATHER_S = 0.005  # how long the writer gathers rows for one transaction once the first arrives
+GATHER_S = 0.02  # how long the writer gathers rows for one transaction once the first arrives (see _writer)
 _FLUSH = ("flush", ())  # queued by `Journal.flush`: commit now
 
 
@@ -159,7 +159,9 @@ class Journal:
         A transaction and each wake-up of this thread cost a fixed amount whatever the batch's size,
         so once a row arrives the writer waits GATHER_S (a timed wait no producer touches: no
         wake-up per row), then takes everything queued by then in one transaction. `flush` and
-        `close` cut the wait short.
+        `close` cut the wait short. Each commit writes every page it touched again (~18 pages for
+        a few tasks), so 20 ms batches cost ~7 us less per task than 5 ms ones at a few thousand
+        tasks/s; the price is that a driver killed in those 20 ms runs their finished tasks again.
         """
         conn, q = self._conn, self._queue
         get, get_nowait, Empty = q.get, q.get_nowait, queue.Empty

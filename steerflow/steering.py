@@ -29,6 +29,12 @@ from .task import Function, TaskSpec
 DRAIN = 255  # queue items (a round of the runtime counts as one) delivered per wake-up beyond the first, before timers and control
 
 
+#: while more tasks are submitted than there are cores, the steering thread lets results gather this long after
+#: each burst it delivered, instead of waking (and taking the GIL from the runtime's loop) once per round: it
+#: still reacts within a millisecond, and no core waits on it, since queued tasks start without the agents
+GATHER_S = 0.0005
+
+
 class SteeringLoop:
     """The steering-thread half of `Campaign`: it uses the campaign's state and defines none."""
 
@@ -62,6 +68,10 @@ class SteeringLoop:
                 item = None
             if item is not None:
                 self._deliver_queued(item, stop)
+                if self._stop_reason is None and self._active > self._cores():
+                    # more tasks than cores: the runtime refills freed cores from its queue without the agents,
+                    # so the next results may gather for a moment (one wake-up, not one per round of the loop)
+                    time.sleep(GATHER_S)
             now = time.monotonic()
             for handler in self._handlers:
                 if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
@@ -94,6 +104,13 @@ class SteeringLoop:
                 item = get_nowait()
             except queue.Empty:
                 return
+
+    def _cores(self) -> int:
+        """The allocation's cores, counted again only when the runtime's allocation changes (Dask nodes)."""
+        allocation = self._runtime.allocation
+        if allocation is not self._counted[0]:
+            self._counted = (allocation, allocation.total_cores)
+        return self._counted[1]
 
     def _replay(self) -> None:
         if self._resume is None:

@@ -30,6 +30,10 @@ def twice(x):
     return 2 * x
 
 
+def inc(x):
+    return x + 1
+
+
 def boom():
     raise ValueError("boom")
 
@@ -130,3 +134,53 @@ def test_agents_see_every_result_once_and_the_journal_delivers_them_in_that_orde
         conn.close()
     assert delivered == [k for k, _ in seen]  # the journal's order is the order the agent saw
     assert sorted(stored) == sorted(delivered) and sum(stored.values()) == 47
+
+
+def nap(x):
+    import time
+
+    time.sleep(0.03)
+    return x
+
+
+def test_with_more_tasks_than_cores_results_gather_before_the_agents_see_them(tmp_path, monkeypatch):
+    from steerflow import steering
+
+    monkeypatch.setattr(steering, "GATHER_S", 0.5)
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False)
+    bursts = [0]
+    deliver_queued = camp._deliver_queued
+
+    def counting(item, stop):
+        bursts[0] += 1
+        deliver_queued(item, stop)
+
+    monkeypatch.setattr(camp, "_deliver_queued", counting)
+    seen: list[int] = []
+    camp.on_result()(lambda result, ctx: seen.append(result.value))
+    for i in range(60):
+        camp.submit(nap, i)
+    camp.run()
+    assert sorted(seen) == list(range(60))
+    # ~0.9 s of work in 30 rounds of two results: without gathering, one burst per round
+    assert bursts[0] < 12, bursts[0]
+
+
+def test_a_chain_of_single_tasks_never_waits_for_the_gathering(tmp_path, monkeypatch):
+    import time
+
+    from steerflow import steering
+
+    monkeypatch.setattr(steering, "GATHER_S", 30.0)
+    camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False)
+
+    @camp.on_result()
+    def next_link(result, ctx):
+        if result.value < 6:
+            ctx.submit(inc, result.value)  # one task at a time: the agent is on the critical path
+
+    camp.submit(inc, 1)
+    t0 = time.monotonic()
+    summary = camp.run()
+    assert summary["results_seen"] == 5  # 2, 3, 4, 5, 6
+    assert time.monotonic() - t0 < 25  # a single gathering pause would take 30 s
