@@ -312,7 +312,18 @@ class Scheduler(NodeIndex):
             if cls.nodes is not None or (quotas and pool in quotas):
                 result = self._try(cls, cls.queue[0][1], fails)
             elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
-                result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
+                # no node has the cores for one of its ranks: what _try would say, said sooner, and the
+                # bookkeeping of a request blocked for want of room (below) done here, the common case
+                i += 1
+                failed.add(cls.key)
+                left = max_bypass - cls.bypass
+                if left <= 0:
+                    break  # reservation: nothing after it starts
+                blocked.append(cls)
+                blocked.append(placed)
+                if placed + left < stop:
+                    stop = placed + left
+                continue
             elif cls.simple:
                 req = cls.queue[0][1]
                 # best fit: the lowest row of free cores >= k, then its lowest GPU bucket >= g (_best_node)
