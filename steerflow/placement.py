@@ -1,5 +1,8 @@
 """Placement on nodes: the free cores, GPUs and memory of every node, and where a rank fits.
 
+It also says whether a request could ever run on the allocation (``never_fits``) and keeps nodes
+that join (the allocation grows) and leave (offline nodes hold their own free room).
+
 Pure logic (no I/O, no threads, standard library only). :class:`NodeIndex` keeps, per node
 of an allocation, bitmasks of its free core and GPU indices, its free counts and its free
 memory, and finds room for ranks; the scheduler (:mod:`steerflow.scheduler`) decides which
@@ -162,6 +165,10 @@ class NodeIndex:
         for i in range(n):
             self._bucket(i)
         self._isfree = [True] * n
+        self._free_c = sum(self._cores)                        # free cores and GPUs of all nodes
+        self._free_g = sum(self._gpus)
+        self._offline: dict[int, list[int]] = {}               # node -> what it holds while gone: [core mask,
+        #                                                        GPU mask, cores, GPUs, MB]
         # the lists the scheduler's hot path reads, as one tuple (one attribute load instead of ten)
         self._lists = (self._rowmask, self._buckets, gs, self._pos, self._zero, self._fc, self._fg, self._nc,
                        self._ng, self._isfree)
@@ -389,6 +396,128 @@ class NodeIndex:
         if r == self._cores[i] and gg == self._gpus[i] and fm == self._mem[i]:
             self._isfree[i] = True
             self._wf |= 1 << i
+
+    # ---- nodes that join and leave (the scheduler's update_nodes) --------------------------------
+    def _grow(self, nodes: tuple[Node, ...]) -> None:
+        """Index a grown list of nodes (the first ones unchanged, new ones appended), keeping what is taken."""
+        old = self._n
+        if len(nodes) == old:
+            return
+        state = [(self._fc[i], self._fg[i], self._nc[i], self._ng[i], self._fm[i], self._isfree[i])
+                 for i in range(old)]
+        free_c, free_g, offline = self._free_c, self._free_g, self._offline
+        NodeIndex.__init__(self, nodes)
+        for i, (fc, fg, nc, ng, fm, isfree) in enumerate(state):
+            self._unbucket(i)
+            self._fc[i], self._fg[i], self._nc[i], self._ng[i], self._fm[i] = fc, fg, nc, ng, fm
+            self._bucket(i)
+            if not isfree:
+                self._isfree[i] = False
+                self._wf &= ~(1 << i)
+        self._free_c = free_c + sum(self._cores[old:])
+        self._free_g = free_g + sum(self._gpus[old:])
+        self._offline = offline
+
+    def _set_offline(self, offline: frozenset[int] | set[int]) -> None:
+        """Nodes now gone (``offline``) get nothing new; a node back from that gets its room again."""
+        for i in list(self._offline):
+            if i not in offline:
+                held = self._offline.pop(i)
+                self._give((i, *held))
+                self._free_c += held[2]
+                self._free_g += held[3]
+        for i in offline:
+            if i not in self._offline:
+                self._offline[i] = [0, 0, 0, 0, 0]
+            self._absorb(i)
+
+    def _absorb(self, i: int) -> None:
+        """An offline node's free room is held by the node itself, so nothing is placed there."""
+        c, g = self._nc[i], self._ng[i]
+        if not c and not g and not self._fm[i] and not self._isfree[i]:
+            return
+        held = self._offline[i]
+        self._unbucket(i)
+        held[0] |= self._fc[i]
+        held[1] |= self._fg[i]
+        held[2] += c
+        held[3] += g
+        held[4] += self._fm[i]
+        self._fc[i] = self._fg[i] = self._nc[i] = self._ng[i] = self._fm[i] = 0
+        self._bucket(i)
+        if self._isfree[i]:
+            self._isfree[i] = False
+            self._wf &= ~(1 << i)
+        self._free_c -= c
+        self._free_g -= g
+
+    @property
+    def offline_nodes(self) -> frozenset[int]:
+        return frozenset(self._offline)
+
+    # ---- what can run at all --------------------------------------------------------------------
+    def never_fits(self, req: Request) -> str | None:
+        """None if ``req`` could run on an EMPTY allocation (quotas aside); else the reason, as a sentence."""
+        ranks, k, g, m, n = req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes
+        for name, value, low in (("ranks", ranks, 1), ("cores_per_rank", k, 1), ("gpus_per_rank", g, 0),
+                                 ("memory_mb_per_rank", m, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                return f"{name}={value!r} must be an integer of at least {low}."
+        total_cores, total_gpus = sum(self._cores), sum(self._gpus)
+        max_c, max_g = max(self._cores), max(self._gpus)
+        max_m = max(self._mem)
+        if k > max_c:
+            return f"cores_per_rank={k} exceeds the largest node's {max_c} cores."
+        if g > max_g:
+            return f"gpus_per_rank={g} exceeds the largest node's {max_g} GPUs."
+        if m > max_m:
+            return f"memory_mb_per_rank={m} exceeds the largest node's {max_m} MB of memory."
+        if not any(self._cores[i] >= k and self._gpus[i] >= g and self._mem[i] >= m for i in range(self._n)):
+            return (f"no node has cores_per_rank={k} cores, gpus_per_rank={g} GPUs and "
+                    f"memory_mb_per_rank={m} MB at once.")
+        if n is not None:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                return f"nodes={n!r} must be an integer of at least 1."
+            if n > ranks:
+                return f"nodes={n} is more than ranks={ranks}; every node needs a rank."
+            if n > self._n:
+                return f"nodes={n} exceeds the {self._n} nodes of the allocation."
+            share = -(-ranks // n)
+            if share * k > max_c:
+                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * k} "
+                        f"cores (cores_per_rank={k}); the largest node has {max_c}.")
+            if share * g > max_g:
+                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * g} "
+                        f"GPUs (gpus_per_rank={g}); the largest node has {max_g}.")
+            if share * m > max_m:
+                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * m} "
+                        f"MB (memory_mb_per_rank={m}); the largest node has {max_m} MB.")
+            ok = 0
+            for i in range(self._n):
+                if self._cores[i] >= share * k and self._gpus[i] >= share * g and self._mem[i] >= share * m:
+                    ok |= 1 << i
+            if _first_run(ok, n) < 0:
+                return (f"nodes={n}: the allocation has no {n} consecutive nodes that can each hold {share} "
+                        f"ranks of {k} cores, {g} GPUs and {m} MB.")
+            return None
+        if ranks * k > total_cores:
+            return (f"ranks={ranks} x cores_per_rank={k} needs {ranks * k} cores; the whole allocation has "
+                    f"{total_cores} cores.")
+        if ranks * g > total_gpus:
+            return (f"ranks={ranks} x gpus_per_rank={g} needs {ranks * g} GPUs; the whole allocation has "
+                    f"{total_gpus} GPUs.")
+        room = 0
+        for i in range(self._n):
+            t = self._cores[i] // k
+            if g:
+                t = min(t, self._gpus[i] // g)
+            if m:
+                t = min(t, self._mem[i] // m)
+            room += t
+        if room < ranks:
+            return (f"ranks={ranks} ranks of {k} cores, {g} GPUs and {m} MB each do not fit: the whole "
+                    f"allocation holds at most {room} such ranks (a rank lies on one node).")
+        return None
 
     # ---- read-only introspection ---------------------------------------------------------------
     def free_memory_mb(self, node: int) -> int | None:

@@ -53,7 +53,11 @@ Cost
     for the rest of the pass once its head fails. Finding a node costs a few big-int operations
     whatever the node count (see :mod:`steerflow.placement`). A placed request is kept as a
     tuple of ints and strings (which the garbage collector stops tracking), and its `Placement`
-    builds its `Slot` objects only when they are read.
+    builds its `Slot` objects only when they are read. The common request (one rank, no memory,
+    no whole nodes, no quota on its pool) is placed by :meth:`Scheduler.schedule` itself, and a
+    request on one node is given back by :meth:`Scheduler.release` itself, with no call into
+    the node index: at ~10^5 decisions a second each call counts. The decisions are exactly
+    those of the general path (``tests/test_scheduler_decisions.py`` pins them).
 """
 
 from __future__ import annotations
@@ -122,8 +126,6 @@ class Scheduler(NodeIndex):
         self.allocation = allocation
         self.max_bypass = max_bypass
         NodeIndex.__init__(self, allocation.nodes)
-        self._free_c = sum(self._cores)
-        self._free_g = sum(self._gpus)
         self._classes: dict[tuple, _Class] = {}  # (shape key, priority) -> its queue
         # the head of every non-empty queue, as (-priority, submission number, queue), kept sorted: the order
         # of a pass; a few entries (one per shape and priority), so inserting is a short memmove
@@ -145,7 +147,6 @@ class Scheduler(NodeIndex):
         self._fails: dict[tuple, int] = {}
         # a pass's scratch containers, as one tuple: one attribute load for schedule() instead of six
         self._scratch = (self._blocked, self._pool_stop, self._pool_count, self._closed, self._fails, self._failed)
-        self._offline: dict[int, list[int]] = {}  # node -> what it holds while gone: [core mask, GPU mask, c, g, MB]
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
 
@@ -536,53 +537,8 @@ class Scheduler(NodeIndex):
         if len(nodes) < old or nodes[:old] != self.allocation.nodes:
             raise ValueError("update_nodes() takes the same nodes in the same order, with new ones appended.")
         self.allocation = allocation
-        if len(nodes) > old:
-            state = [(self._fc[i], self._fg[i], self._nc[i], self._ng[i], self._fm[i], self._isfree[i])
-                     for i in range(old)]
-            NodeIndex.__init__(self, nodes)
-            for i, (fc, fg, nc, ng, fm, isfree) in enumerate(state):
-                self._unbucket(i)
-                self._fc[i], self._fg[i], self._nc[i], self._ng[i], self._fm[i] = fc, fg, nc, ng, fm
-                self._bucket(i)
-                if not isfree:
-                    self._isfree[i] = False
-                    self._wf &= ~(1 << i)
-            self._free_c += sum(self._cores[old:])
-            self._free_g += sum(self._gpus[old:])
-        for i in list(self._offline):
-            if i not in offline:
-                held = self._offline.pop(i)
-                self._give((i, *held))
-                self._free_c += held[2]
-                self._free_g += held[3]
-        for i in offline:
-            if i not in self._offline:
-                self._offline[i] = [0, 0, 0, 0, 0]
-            self._absorb(i)
-
-    def _absorb(self, i: int) -> None:
-        """An offline node's free room is held by the node itself, so nothing is placed there."""
-        c, g = self._nc[i], self._ng[i]
-        if not c and not g and not self._fm[i] and not self._isfree[i]:
-            return
-        held = self._offline[i]
-        self._unbucket(i)
-        held[0] |= self._fc[i]
-        held[1] |= self._fg[i]
-        held[2] += c
-        held[3] += g
-        held[4] += self._fm[i]
-        self._fc[i] = self._fg[i] = self._nc[i] = self._ng[i] = self._fm[i] = 0
-        self._bucket(i)
-        if self._isfree[i]:
-            self._isfree[i] = False
-            self._wf &= ~(1 << i)
-        self._free_c -= c
-        self._free_g -= g
-
-    @property
-    def offline_nodes(self) -> frozenset[int]:
-        return frozenset(self._offline)
+        self._grow(nodes)
+        self._set_offline(offline)
 
     def set_quota(self, pool: str, cores: int | None, gpus: int | None) -> None:
         """Bound the cores and GPUs ``pool`` may hold at once (None: unlimited); gates new placements only."""
@@ -621,69 +577,6 @@ class Scheduler(NodeIndex):
         if qg is not None and g:
             total = min(total, max(0, qg - ug) // g)
         return total
-
-    def never_fits(self, req: Request) -> str | None:
-        """None if ``req`` could run on an EMPTY allocation (quotas aside); else the reason, as a sentence."""
-        ranks, k, g, m, n = req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes
-        for name, value, low in (("ranks", ranks, 1), ("cores_per_rank", k, 1), ("gpus_per_rank", g, 0),
-                                 ("memory_mb_per_rank", m, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                return f"{name}={value!r} must be an integer of at least {low}."
-        alloc = self.allocation
-        max_c, max_g = max(self._cores), max(self._gpus)
-        max_m = max(self._mem)
-        if k > max_c:
-            return f"cores_per_rank={k} exceeds the largest node's {max_c} cores."
-        if g > max_g:
-            return f"gpus_per_rank={g} exceeds the largest node's {max_g} GPUs."
-        if m > max_m:
-            return f"memory_mb_per_rank={m} exceeds the largest node's {max_m} MB of memory."
-        if not any(self._cores[i] >= k and self._gpus[i] >= g and self._mem[i] >= m for i in range(self._n)):
-            return (f"no node has cores_per_rank={k} cores, gpus_per_rank={g} GPUs and "
-                    f"memory_mb_per_rank={m} MB at once.")
-        if n is not None:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                return f"nodes={n!r} must be an integer of at least 1."
-            if n > ranks:
-                return f"nodes={n} is more than ranks={ranks}; every node needs a rank."
-            if n > self._n:
-                return f"nodes={n} exceeds the {self._n} nodes of the allocation."
-            share = -(-ranks // n)
-            if share * k > max_c:
-                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * k} "
-                        f"cores (cores_per_rank={k}); the largest node has {max_c}.")
-            if share * g > max_g:
-                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * g} "
-                        f"GPUs (gpus_per_rank={g}); the largest node has {max_g}.")
-            if share * m > max_m:
-                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * m} "
-                        f"MB (memory_mb_per_rank={m}); the largest node has {max_m} MB.")
-            ok = 0
-            for i in range(self._n):
-                if self._cores[i] >= share * k and self._gpus[i] >= share * g and self._mem[i] >= share * m:
-                    ok |= 1 << i
-            if _first_run(ok, n) < 0:
-                return (f"nodes={n}: the allocation has no {n} consecutive nodes that can each hold {share} "
-                        f"ranks of {k} cores, {g} GPUs and {m} MB.")
-            return None
-        if ranks * k > alloc.total_cores:
-            return (f"ranks={ranks} x cores_per_rank={k} needs {ranks * k} cores; the whole allocation has "
-                    f"{alloc.total_cores} cores.")
-        if ranks * g > alloc.total_gpus:
-            return (f"ranks={ranks} x gpus_per_rank={g} needs {ranks * g} GPUs; the whole allocation has "
-                    f"{alloc.total_gpus} GPUs.")
-        room = 0
-        for i in range(self._n):
-            t = self._cores[i] // k
-            if g:
-                t = min(t, self._gpus[i] // g)
-            if m:
-                t = min(t, self._mem[i] // m)
-            room += t
-        if room < ranks:
-            return (f"ranks={ranks} ranks of {k} cores, {g} GPUs and {m} MB each do not fit: the whole "
-                    f"allocation holds at most {room} such ranks (a rank lies on one node).")
-        return None
 
     # ---- read-only introspection ---------------------------------------------------------------
     @property
