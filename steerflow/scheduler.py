@@ -459,10 +459,11 @@ class Scheduler(NodeIndex):
 
     def release(self, req_id: int) -> None:
         """A placed request ended: free its resources. KeyError if it is not placed."""
-        record = self._placed.pop(req_id, None)
-        if record is None:
+        try:
+            record = self._placed.pop(req_id)
+        except KeyError:
             raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
-                           "whose task has ended.")
+                           "whose task has ended.") from None
         if len(record) == 7:  # one node, stored flat: give it back inline (what _give and _move do)
             i, cm, gm, c, g, mm, ckey = record
             rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree = self._lists
