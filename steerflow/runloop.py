@@ -15,7 +15,9 @@ cores held ahead is *held* in the driver until they truly free. So no two tasks 
 same cores; a queued task becomes RUNNING (its attempt's start, its timeout) when the engine
 reports that it started. A queued task that has not started is taken back (withdrawn) when it is
 cancelled, killed or preempted, when its worker dies (no attempt counted), and when a core idles
-with nothing else to run (it is *stolen* and runs there). ``STEERFLOW_PIPELINE=0`` turns it off.
+with nothing else to run (it is *stolen* and runs there). Only functions known to run at least
+`PIPELINE_MIN_RUN_S` are released ahead. ``STEERFLOW_PIPELINE=0`` turns it off, ``=all`` ignores
+the run-time bound.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ Listener = Callable[[TaskRecord, TaskState], None]
 PartialListener = Callable[[TaskRecord, int, Any], None]
 
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
+# A function is queued behind others only if it runs at least this long (so far; unknown ones are). Shorter
+# ones gain nothing: the driver's own turn per task (~0.1 ms) is then the bottleneck, and queueing adds to it.
+PIPELINE_MIN_RUN_S = 0.0005
 
 
 class RuntimeLoop:
@@ -261,12 +266,16 @@ class RuntimeLoop:
             self._fail_alone(record, "launched", exc)
             return
         if self._pipelining and record.request.ranks == 1 and record.request.nodes is None \
-                and isinstance(record.spec, Function):
+                and isinstance(record.spec, Function) and (self._pipeline_all or self._run_times.get(
+                    record.spec.fn, PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
             self._candidates[record.id] = record
 
     # ---- pipelining (see the module docstring) ---------------------------------------------------
     def _init_pipelining(self) -> None:
-        self._pipelining = isinstance(self.engine, Pipelining) and os.environ.get("STEERFLOW_PIPELINE", "1") != "0"
+        mode = os.environ.get("STEERFLOW_PIPELINE", "1")
+        self._pipelining = isinstance(self.engine, Pipelining) and mode != "0"
+        self._pipeline_all = mode == "all"  # (for measuring: also functions that run shorter than the driver's turn)
+        self._run_times: dict[Any, float] = {}  # function -> its smoothed run time on its worker
         self._ahead: dict[tuple, TaskRecord] = {}  # ("c"|"g", node, index) -> running task whose booking went ahead
         self._ahead_keys: dict[int, frozenset] = {}  # that task's id -> its keys
         self._candidates: dict[int, TaskRecord] = {}  # running one-slot functions, oldest first: may go ahead
@@ -490,6 +499,12 @@ class RuntimeLoop:
         attempt.ended = time.time()
         if event.times:
             attempt.times = event.times
+            if self._pipelining and isinstance(record.spec, Function):  # how long this function runs, smoothed
+                times, run_times = event.times, self._run_times
+                if len(run_times) >= 4096:
+                    run_times.clear()
+                fn = record.spec.fn
+                run_times[fn] = 0.7 * run_times.get(fn, times[2] - times[1]) + 0.3 * (times[2] - times[1])
         kind = event.kind
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
             attempt.outcome = "cancelled"

@@ -150,9 +150,10 @@ def test_cancelling_a_queued_task_withdraws_it_and_spares_the_running_one(make_r
     assert wait_until(lambda: b.task_id not in rt._queued, timeout=BOUND)
     after = rt.submit(stamp)  # runs on the same worker once the first ends
     Path(gate).touch()
-    a.result(timeout=BOUND)  # the running task was not killed with it
+    a.result(timeout=BOUND)
     after.result(timeout=BOUND)
     assert b.cancelled() and not os.path.exists(never)
+    assert [x.outcome for x in rt.task(a.task_id).attempts] == ["done"]  # the running one was not killed with it
 
 
 def test_preempting_a_queued_task_restarts_it_with_its_new_arguments(make_runtime, tmp_path):
@@ -273,3 +274,18 @@ def _launch(task_id, spec, placement):
     from steerflow import serialize
 
     return Launch(task_id, 1, spec, placement, serialize.dumps((spec.args, spec.kwargs)))
+
+
+def test_scheduler_rename_keeps_what_was_held_under_the_new_id():
+    scheduler = Scheduler(Allocation.declare(nodes=1, cores=1))
+    scheduler.submit(Request(1))
+    assert scheduler.schedule()
+    scheduler.rename(1, -7)
+    scheduler.submit(Request(2))
+    assert scheduler.schedule() == [] and scheduler.free_cores() == 0  # still held, by -7 now
+    with pytest.raises(KeyError):
+        scheduler.release(1)
+    with pytest.raises(KeyError):
+        scheduler.rename(-7, 2)  # 2 is waiting: not an unused id
+    scheduler.release(-7)
+    assert [p.request.id for p in scheduler.schedule()] == [2]
