@@ -146,6 +146,7 @@ class Campaign(SteeringLoop):
         # results and partials the loop thread saw this round, handed to the steering thread in one put per
         # round of the loop (not one put and one thread wake-up per task); only the loop thread touches it
         self._round: list[tuple] = []
+        self._rows: list[tuple[str, tuple]] = []  # (loop thread) this round's journal rows, see _end_round
         self._placement_texts: dict[tuple, str] = {}  # (loop thread) where a task runs -> its journal text
         self._counted: tuple[Allocation | None, int] = (None, 0)  # (steering thread) the allocation, its cores
         self._runtime.add_round_listener(self._end_round)
@@ -334,28 +335,29 @@ class Campaign(SteeringLoop):
     # ---- runtime listener (runtime thread: keep it short) -------------------------------
     def _on_state(self, record: TaskRecord, state: TaskState) -> None:
         key = record.id
+        put = self._rows.append  # journal rows, handed to the journal once per round (see _end_round)
         if self._closing and state is TaskState.CANCELLED:
             # cancelled because the driver stops, not by anyone's choice: no result, so a resume runs it again
-            self.journal.put("state", key, "interrupted", time.time(), len(record.attempts), None)
-            self.journal.put("task_state", "interrupted", None, len(record.attempts), key)
+            put(("state", (key, "interrupted", time.time(), len(record.attempts), None)))
+            put(("task_state", ("interrupted", None, len(record.attempts), key)))
             self._interrupted.add(key)
             return
         now = time.time()
         attempts = record.attempts
         if state is TaskState.RUNNING:
             nodes = self.placement_text(record)
-            self.journal.put("state_change", key, "running", now, len(attempts), nodes, nodes)
+            put(("state_change", (key, "running", now, len(attempts), nodes, nodes)))  # history row + tasks row
         elif state is TaskState.WAITING:
             # a waiting row says why it waits (in its nodes column): an attempt's outcome, or 'deps'
             why = attempts[-1].outcome if attempts else ("deps" if record.waiting_on else None)
-            self.journal.put("state_change", key, "waiting", now, len(attempts), why, None)
+            put(("state_change", (key, "waiting", now, len(attempts), why, None)))
             if key not in self._waiting_keys:
                 self._waiting_keys.add(key)
                 pool = record.spec.pool
                 self._waiting_by_pool[pool] = self._waiting_by_pool.get(pool, 0) + 1
             return
         else:
-            self.journal.put("state_change", key, state.value, now, len(attempts), None, None)  # history + tasks row
+            put(("state_change", (key, state.value, now, len(attempts), None, None)))
         if key in self._waiting_keys:
             self._waiting_keys.discard(key)
             self._waiting_by_pool[record.spec.pool] -= 1
@@ -365,16 +367,16 @@ class Campaign(SteeringLoop):
             timing = journal_mod.pack_timing(record.ready, attempts[-1].times if attempts else ())
             if state is TaskState.DONE:
                 # the value is loaded only if the journal cannot store the pickle it came as (the writer asks)
-                self.journal.put_result(key, True, None, record.result_blob, None, started, now, timing,
-                                        load=future.result)
+                put((journal_mod.RESULT, (key, True, None, record.result_blob, None, started, now, timing,
+                                          future.result)))
             elif state is TaskState.FAILED:
                 error = future.exception()
-                self.journal.put_result(key, False, error, None, f"{type(error).__name__}: {error}", started, now,
-                                        timing)
+                put((journal_mod.RESULT, (key, False, error, None, f"{type(error).__name__}: {error}", started, now,
+                                          timing, None)))
                 self.failures[key] = first_line(error)
             else:
-                self.journal.put_result(key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
-                                        started, now, timing)
+                put((journal_mod.RESULT, (key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
+                                          started, now, timing, None)))
             record.result_blob = None
             self._round.append(("result", key))
 
@@ -384,7 +386,11 @@ class Campaign(SteeringLoop):
         self._round.append(("partial", record.id, attempt, index, value, time.time()))
 
     def _end_round(self) -> None:
-        """Loop thread, once per round: this round's results and partials go to the steering thread together."""
+        """Loop thread, once per round: this round's journal rows go to the journal, then its results and partials
+        to the steering thread, each in one go (a result's row is queued before the steering row that delivers it)."""
+        if self._rows:
+            self.journal.put_many(self._rows)
+            self._rows = []
         if self._round:
             self._events.put(("round", self._round))
             self._round = []

@@ -74,6 +74,8 @@ _STATEMENTS = {
 
 GATHER_S = 0.02  # how long the writer gathers rows for one transaction once the first arrives (see _writer)
 _FLUSH = ("flush", ())  # queued by `Journal.flush`: commit now
+RESULT = "result_obj"  # a `put_result` in `put_many`'s pairs
+_MANY = "many"  # a `put_many` item: its pairs, in order
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -137,7 +139,14 @@ class Journal:
         as it is (a small plain pickle is stored as it came, and its value is never loaded for the journal).
         """
         self._queued += 1
-        self._queue.put(("result_obj", (key, ok, value, blob, error, started, ended, timing, load)))
+        self._queue.put((RESULT, (key, ok, value, blob, error, started, ended, timing, load)))
+
+    def put_many(self, items: list[tuple[str, tuple]]) -> None:
+        """Queue ``(kind, row)`` pairs as one item, in order: each as ``put(kind, *row)`` would (``RESULT`` with
+        `put_result`'s arguments as its row). For a thread that gathers its rows: one queue operation per batch."""
+        if items:
+            self._queued += len(items)
+            self._queue.put((_MANY, items))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything queued so far is committed."""
@@ -183,11 +192,12 @@ class Journal:
                     break
                 if item is _FLUSH:
                     break
-                n += 1
-                if self.error is None and failure is None:  # after a failure, nothing more is written
-                    kind, row = item
+                for kind, row in (item[1] if item[0] is _MANY else (item,)):
+                    n += 1
+                    if self.error is not None or failure is not None:  # after a failure, nothing more is written
+                        continue
                     try:
-                        if kind == "result_obj":
+                        if kind == RESULT:
                             kind, row = "result", self._result_row(*row)
                         elif kind == "state_change":  # (key, state, ts, attempt, why, nodes): both rows at once
                             rows = batch.get("state")

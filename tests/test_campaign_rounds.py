@@ -14,7 +14,8 @@ from concurrent.futures import InvalidStateError, wait
 
 import pytest
 
-from steerflow import Allocation, Campaign, journal as journal_mod, serialize
+from steerflow import Allocation, Campaign, serialize
+from steerflow import journal as journal_mod
 from steerflow.futures import SettledFuture, TaskFuture
 
 from .conftest import wait_until
@@ -184,3 +185,36 @@ def test_a_chain_of_single_tasks_never_waits_for_the_gathering(tmp_path, monkeyp
     summary = camp.run()
     assert summary["results_seen"] == 5  # 2, 3, 4, 5, 6
     assert time.monotonic() - t0 < 25  # a single gathering pause would take 30 s
+
+
+def test_rows_put_as_one_batch_are_written_as_if_put_one_by_one(tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    one, many = journal_mod.Journal(tmp_path / "one"), journal_mod.Journal(tmp_path / "many")
+    small = serialize.dumps(7)
+    pairs = [("task", (1, "f", "Function", "default", "", 0, "fp", 1.0, None, 1, 0)),
+             ("state_change", (1, "waiting", 2.0, 0, None, None)),
+             ("state_change", (1, "running", 3.0, 1, "n0[c0]", "n0[c0]")),
+             (journal_mod.RESULT, (1, True, None, small, None, 3.0, 4.0, None, None)),
+             ("state_change", (1, "done", 4.0, 1, None, None))]
+    for kind, row in pairs:
+        if kind == journal_mod.RESULT:
+            one.put_result(*row[:8])
+        else:
+            one.put(kind, *row)
+    many.put_many(pairs)
+    many.put_many([])  # nothing queued, nothing counted
+    for j in (one, many):
+        j.flush(timeout=60)
+        assert j.rows == len(pairs)  # every pair counted, so a flush waits for exactly these
+        j.close()
+
+    def dump(j):
+        conn = sqlite3.connect(j.path)
+        try:
+            return [conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in ("tasks", "states", "results")]
+        finally:
+            conn.close()
+
+    assert dump(one) == dump(many)
+    assert dump(many)[0][0][8] == "done" and serialize.loads(dump(many)[2][0][2]) == 7
