@@ -289,3 +289,71 @@ def test_scheduler_rename_keeps_what_was_held_under_the_new_id():
         scheduler.rename(-7, 2)  # 2 is waiting: not an unused id
     scheduler.release(-7)
     assert [p.request.id for p in scheduler.schedule()] == [2]
+
+
+def test_chains_of_queued_tasks_withdrawn_at_random_run_exactly_once(tmp_path):
+    """Engine level, 2 workers: tasks queued behind running ones, also behind queued ones that just started
+    (the worker may not have taken that one's byte yet), withdrawn at random moments. Each task withdrawn
+    never runs; each other one runs exactly once. (A gate token re-armed by the worker failed this.)"""
+    import random
+
+    allocation = Allocation.declare(nodes=1, cores=2)
+    engine = LocalEngine(workers=2)
+    engine.start(allocation, tmp_path)
+    (placement,) = one_placement(allocation)  # (the engine binds tasks to it; which core does not matter here)
+    rng = random.Random(int(os.environ.get("STEERFLOW_RACE_SEED", "3")))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    running: set[int] = set()
+    queued: dict[int, int] = {}  # task -> the task it is queued behind
+    once: set[int] = set()
+    never: set[int] = set()
+    task = 0
+
+    def pump(timeout: float) -> None:
+        for event in engine.wait(timeout):
+            if event.kind in ("ok", "error", "lost", "requeue"):
+                assert event.kind == "ok", event
+                running.discard(event.task_id)
+            elif event.kind == "started":
+                del queued[event.task_id]
+                running.add(event.task_id)
+
+    try:
+        for _ in range(int(os.environ.get("STEERFLOW_RACE_ROUNDS", "25")) * 24):
+            while len(running) + len(queued) < 2:
+                task += 1
+                once.add(task)
+                engine.launch(_launch(task, Function(stamp, (str(marks / str(task)),)), placement))
+                running.add(task)
+            owners = sorted(t for t in running if t not in queued.values())
+            if owners:
+                owner = rng.choice(owners)
+                task += 1
+                if engine.launch_behind(_launch(task, Function(stamp, (str(marks / str(task)),)), placement), owner):
+                    queued[task] = owner
+                    spin = time.perf_counter() + rng.random() * 0.001
+                    while time.perf_counter() < spin:
+                        pass
+                    if rng.random() < 0.5 and engine.withdraw(task):
+                        del queued[task]
+                        never.add(task)
+                    else:
+                        once.add(task)
+            pump(0.0005)
+        deadline = time.monotonic() + BOUND
+        while (running or queued) and time.monotonic() < deadline:
+            pump(0.1)
+        assert not running and not queued, (running, queued)
+    finally:
+        engine.shutdown()
+    ran = {t: len((marks / str(t)).read_text().split()) for t in range(1, task + 1) if (marks / str(t)).exists()}
+    assert all(ran.get(t) == 1 for t in once), {t: ran.get(t) for t in once if ran.get(t) != 1}
+    assert not any(t in ran for t in never), [t for t in never if t in ran]
+    assert never, "nothing was withdrawn: the race was never exercised"
+
+
+def one_placement(allocation):
+    scheduler = Scheduler(allocation)
+    scheduler.submit(Request(1))
+    return scheduler.schedule()

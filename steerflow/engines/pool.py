@@ -19,7 +19,7 @@ from .. import proctree, serialize
 from ..task import Function
 from . import launchers
 from .base import Event, Launch
-from .worker import _HEADER, CONTROL, read_exact, write_all
+from .worker import _HEADER, read_exact, write_all
 
 _FN_CACHE_MAX = 4096
 
@@ -46,13 +46,12 @@ class Queued:
 
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
-                 "retired", "queued", "withdrawn", "sent", "current", "token")
+                 "retired", "queued", "withdrawn", "sent", "current")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
         self.proc, self.rfd, self.wfd, self.cfd, self.binding = proc, rfd, wfd, cfd, binding
-        self.gate = gate  # (read end, write end): the start token of queued tasks (see `steerflow.engines.worker`)
-        self.token = CONTROL.pack(0)  # the token in the gate while no queued task has been decided since
+        self.gate = gate  # (read end, write end): one byte in it per queued task; whoever reads it decides
         self.queued: Queued | None = None  # the task waiting in its pipe behind ``launch``
         self.withdrawn = 0  # withdrawn tasks it has yet to skip (answered "withdrawn"): it takes no new one till then
         self.sent = 0  # size of the last task message written to it
@@ -73,13 +72,12 @@ class WarmPool:
         from_worker_r, from_worker_w = os.pipe()
         control_r, control_w = os.pipe()
         gate_r, gate_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        os.write(gate_w, CONTROL.pack(0))
         env = dict(self._worker_env, CUDA_VISIBLE_DEVICES=binding[0], OMP_NUM_THREADS=binding[1],
                    OPENBLAS_NUM_THREADS=binding[1], MKL_NUM_THREADS=binding[1])
         proc = subprocess.Popen(
             [sys.executable, "-m", "steerflow.engines.worker", str(to_worker_r), str(from_worker_w), str(control_r),
-             str(gate_r), str(gate_w)],
-            pass_fds=(to_worker_r, from_worker_w, control_r, gate_r, gate_w), start_new_session=True, env=env,
+             str(gate_r)],
+            pass_fds=(to_worker_r, from_worker_w, control_r, gate_r), start_new_session=True, env=env,
             stdin=subprocess.DEVNULL)
         os.close(to_worker_r)
         os.close(from_worker_w)
@@ -141,9 +139,14 @@ class WarmPool:
         msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env, True), 5)
         if len(msg) + worker.sent > QUEUE_MAX_BYTES:
             return False
-        try:  # (its start token is in the gate already: the worker put it there)
+        try:
+            os.write(worker.gate[1], b"g")  # before the message: the worker finds its byte when it reads it
             write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
         except OSError:  # it is dying: its EOF is on its way; the task waits for a worker as any other
+            try:
+                os.read(worker.gate[0], 1)
+            except OSError:
+                pass
             return False
         worker.number += 1
         worker.sent = len(msg)
@@ -155,18 +158,16 @@ class WarmPool:
 
     def withdraw(self, task_id: int) -> bool:
         """Take back a task queued by `launch_behind`. True: it never starts (the worker skips it). False: it
-        has started, or is about to (the worker took its token first); it is then a running task."""
+        has started, or is about to (the worker took its gate byte first); it is then a running task."""
         worker = self._queued_on.get(task_id)
         if worker is None:
             return False
         try:
-            taken = os.read(worker.gate[0], CONTROL.size)
+            taken = os.read(worker.gate[0], 1)
         except BlockingIOError:
-            return False  # the worker holds the token: it is deciding to start it
-        if taken != worker.token:  # the worker's new token: it started it
-            os.write(worker.gate[1], taken)
+            taken = b""
+        if not taken:
             return False
-        worker.token = CONTROL.pack(worker.queued.number)  # what the worker puts in as it skips it
         self._unqueue(worker)
         worker.withdrawn += 1  # it answers "withdrawn" when it reaches the task
         return True
@@ -233,7 +234,7 @@ class WarmPool:
             if worker.launch is not None and worker.launch.task_id == reply[1]:
                 events.append(Event("partial", reply[1], worker.launch.attempt, reply[2], "pickle"))
             return
-        if reply[0] == "withdrawn":  # it skipped a task the driver took back (and put in a new token)
+        if reply[0] == "withdrawn":  # it skipped a task the driver took back
             worker.withdrawn -= 1
             if worker.launch is None and not worker.withdrawn:
                 self._skipping.remove(worker)
@@ -256,7 +257,6 @@ class WarmPool:
                 events.append(Event("requeue", behind.task_id, behind.attempt, text="its worker was killed"))
             else:
                 worker.current = worker.queued.number
-                worker.token = CONTROL.pack(worker.current)  # what the worker put in the gate as it started it
                 nxt = self._unqueue(worker)
                 worker.launch = nxt
                 self._busy[nxt.task_id] = worker

@@ -15,12 +15,15 @@ While a task runs it may also send ``("partial", task_id, value_bytes)`` (`steer
 
 Queued tasks (pipelining): a task message may carry a seventh item, True, when the driver wrote it
 while the worker was still busy with the one before (`steerflow.engines.pool`). Such a task starts
-only if the worker takes the *token* (8 bytes) from a fourth pipe, the gate; the driver withdraws
-the task by taking the token itself. The kernel gives it to exactly one of them, so a withdrawal
-racing with the start ends in exactly one run. Having looked, the worker puts a new token in, the
-number of the queued task it looked for; so the driver, finding that number there, knows the task
-already started (and puts the token back). A task whose token was gone is skipped and answered
-``("withdrawn", task_id)``. The driver writes nothing per queued task: the worker re-arms the gate.
+only if the worker takes one byte from a fourth pipe, the *gate*, that the driver filled as it
+queued the task; the driver withdraws the task by taking that byte itself. The kernel gives the
+byte to exactly one of them, so a withdrawal racing with the start ends in exactly one run: a
+task whose byte is gone is skipped and answered ``("withdrawn", task_id)``. Bytes are counted,
+not named: with two queued tasks undecided (the driver may queue one behind a task it saw start
+before the worker took that one's byte), the driver taking one byte leaves one, which the worker
+takes for the earlier task; the later one, the one withdrawn, finds none. (A token the worker
+re-armed itself, to spare the driver this write, was tried: the driver then had to take and put
+back tokens that were not its own, and the worker could find the gate empty in between.)
 
 Preempting: the driver writes the number of the task message it means (the worker's n-th task,
 an 8-byte integer) to a third, control pipe, then sends SIGUSR1. The signal only says "look":
@@ -61,7 +64,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1, gate_w: int = -1) -> None:
+def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     import pickle
     import signal
 
@@ -71,7 +74,7 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1, gate_w: int = -1) ->
     driver = os.getppid()
     # Below a guard process (a fork of this one) that kills everything under it when the driver dies, even by
     # SIGKILL: dying by our own parent-death signal would hand what we adopted to init. It passes on preempts.
-    proctree.guard(driver, forward=(signal.SIGUSR1,), close=tuple(fd for fd in (rfd, wfd, cfd, gate, gate_w) if fd >= 0),
+    proctree.guard(driver, forward=(signal.SIGUSR1,), close=tuple(fd for fd in (rfd, wfd, cfd, gate) if fd >= 0),
                    orphaned_status=0)
     serialize.owned_by(driver)  # results outlive this worker while the driver hands them on
     proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
@@ -118,12 +121,11 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1, gate_w: int = -1) ->
         t_start = t_end = 0.0
         number += 1
         task_id, fn_key, fn_bytes, payload, cpus, env = msg[:6]
-        if len(msg) > 6 and msg[6]:  # queued behind the task before: it runs only if the token is still there
+        if len(msg) > 6 and msg[6]:  # queued behind the task before: it runs only if its gate byte is still there
             try:
-                taken = os.read(gate, CONTROL.size)
+                taken = os.read(gate, 1)
             except BlockingIOError:
                 taken = b""
-            os.write(gate_w, CONTROL.pack(number))  # the token for the next queued task, saying this one was decided
             if not taken:  # the driver took it back (withdrawn): never started
                 write_all(wfd, _frame(pickle.dumps(("withdrawn", task_id))))
                 continue
@@ -214,6 +216,6 @@ def _frame(data: bytes) -> bytes:
 
 if __name__ == "__main__":
     try:
-        main(*(int(a) for a in sys.argv[1:6]))
+        main(*(int(a) for a in sys.argv[1:5]))
     except (BrokenPipeError, ConnectionResetError, EOFError, KeyboardInterrupt):
         os._exit(0)  # the driver went away (even before we said ready): nothing to report to, leave quietly
