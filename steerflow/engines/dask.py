@@ -112,6 +112,8 @@ class DaskEngine(ClusterSide):
         self._refs: dict[str, int] = {}  # large results kept on nodes (dask_refs): key -> the node keeping it
         self._copies: dict[str, set[int]] = {}  # key -> the other nodes that were told to copy it
         self._dropped: deque[str] = deque()  # keys whose last holder on the driver let go (any thread)
+        self._queued_on: dict[int, int] = {}  # task sent behind another (`launch_behind`) -> its node, till started/back
+        self._withdrawing: set[int] = set()  # of those, the ones the node was told to take back
 
     @classmethod
     def from_env(cls, address: str | None = None) -> DaskEngine:
@@ -264,14 +266,52 @@ class DaskEngine(ClusterSide):
         return self._links.get(index)
 
     def launch(self, launch: Launch) -> None:
+        if not self._send_launch(launch):
+            self._events.append(Event("lost", launch.task_id, launch.attempt,
+                                      text="its node left the Dask cluster before it could start", code=-1))
+
+    def launch_behind(self, launch: Launch, behind: int) -> bool:
+        """Pipelining (`engines.base.Pipelining`): send ``launch`` to the node that runs ``behind``; its agent
+        queues it on that task's warm worker (or holds it) and starts it the moment ``behind`` ends there,
+        with no round trip to the driver. False (nothing sent) where the node is gone, the placement is
+        elsewhere, or the task reads results that must first be copied from another node."""
+        where = self._tasks.get(behind)
+        if where is None or launch.task_id in self._tasks or where[2] != frozenset(s.node for s in launch.placement.slots):
+            return False
+        if not self._send_launch(launch, behind):
+            return False
+        self._queued_on[launch.task_id] = where[0]
+        return True
+
+    def withdraw(self, task_id: int) -> bool:
+        """Pipelining: always False here (whether the node started it is known only there); the node is told
+        to take the task back, and answers ``"requeue"`` if it had not started (else it runs as usual)."""
+        if task_id in self._queued_on and task_id not in self._withdrawing:
+            self._withdrawing.add(task_id)
+            self._control("withdraw", task_id)
+        return False
+
+    def _send_launch(self, launch: Launch, behind: int | None = None) -> bool:
+        """Queue the launch (or, with ``behind``, the launch behind that task) for its node's next write."""
         slots = launch.placement.slots
         first = min(s.node for s in slots)
         link = self._link(first)
         nodes = frozenset(s.node for s in slots)
         if link is None or not all((other := self._link(n)) is not None and other.online for n in nodes):
-            self._events.append(Event("lost", launch.task_id, launch.attempt,
-                                      text="its node left the Dask cluster before it could start", code=-1))
-            return
+            return False
+        payload = launch.payload
+        owners: list[tuple[str, int]] = []
+        if payload is not None and self._refs:  # results kept on other nodes that this task reads: copied first
+            for key in dask_refs.keys_in(payload, self._refs):
+                owner = self._refs[key]
+                if (owner != link.index and (owner_link := self._links.get(owner)) is not None
+                        and self._nodes[owner].host != self._nodes[link.index].host):  # (else: its shm)
+                    owners.append((key, owner))
+        if owners and behind is not None:
+            return False  # (a copy before the start: not worth queueing)
+        needs = [(key, self._links[owner].address) for key, owner in owners]
+        for key, _ in owners:
+            self._copies.setdefault(key, set()).add(link.index)
         spec = launch.spec
         if isinstance(spec, Function):
             key, fn_bytes = self._function_key(spec.fn)
@@ -287,21 +327,16 @@ class DaskEngine(ClusterSide):
                         self.shared_sent += 1
         else:
             what = wire.dumps_spec(spec)
-        payload = launch.payload
-        needs: list[tuple[str, str]] = []
-        if payload is not None:
-            if not (self._nodes[link.index].host == dask_refs.this_host() and serialize.in_shared_memory(payload)):
-                payload = wire.payload_for_wire(payload)  # (on this machine, the node maps the driver's files)
-            if self._refs:  # results kept on other nodes that this task reads: that node copies them first
-                for key in dask_refs.keys_in(payload, self._refs):
-                    owner = self._refs[key]
-                    if (owner != link.index and (owner_link := self._links.get(owner)) is not None
-                            and self._nodes[owner].host != self._nodes[link.index].host):  # (else: its shm)
-                        needs.append((key, owner_link.address))
-                        self._copies.setdefault(key, set()).add(link.index)
-        op: tuple = ("launch", launch.task_id, launch.attempt, what, tuple(slots), payload)
-        link.pending.append((*op, needs) if needs else op)
+        if payload is not None and not (self._nodes[link.index].host == dask_refs.this_host()
+                                        and serialize.in_shared_memory(payload)):
+            payload = wire.payload_for_wire(payload)  # (on this machine, the node maps the driver's files)
+        if behind is not None:
+            link.pending.append(("behind", launch.task_id, launch.attempt, what, tuple(slots), payload, behind))
+        else:
+            op: tuple = ("launch", launch.task_id, launch.attempt, what, tuple(slots), payload)
+            link.pending.append((*op, needs) if needs else op)
         self._tasks[launch.task_id] = (first, launch.attempt, nodes)
+        return True
 
     def _function_key(self, fn: object) -> tuple[int, bytes]:
         entry = self._fn_keys.get(id(fn))
@@ -421,8 +456,12 @@ class DaskEngine(ClusterSide):
                                   "still waiting cannot run. Start workers (or pilots) again and resume the campaign.")
         while events:
             event = events.popleft()
+            kind = event.kind
+            if self._queued_on and (kind == "started" or kind == "requeue"):
+                self._queued_on.pop(event.task_id, None)
+                self._withdrawing.discard(event.task_id)
             where = self._tasks.get(event.task_id)
-            if where is not None and where[1] == event.attempt and event.kind != "partial":
+            if where is not None and where[1] == event.attempt and kind != "partial" and kind != "started":
                 del self._tasks[event.task_id]
             out.append(event)
         return out
@@ -443,6 +482,11 @@ class DaskEngine(ClusterSide):
             if gone:
                 del self._tasks[task_id]
                 names = ", ".join(allocation.nodes[i].name for i in sorted(gone))
+                if task_id in self._queued_on:  # queued behind another there, never started: back, no attempt counted
+                    del self._queued_on[task_id]
+                    self._withdrawing.discard(task_id)
+                    out.append(Event("requeue", task_id, attempt, text=f"its node {names} left the Dask cluster"))
+                    continue
                 out.append(Event("lost", task_id, attempt, text=f"its node {names} left the Dask cluster", code=-1))
                 link = self._link(first)
                 if first not in offline and link is not None:

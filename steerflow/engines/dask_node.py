@@ -84,6 +84,16 @@ class NodeEngine(LocalEngine):
         """The engine's epoll descriptor: readable when a worker, a child or a wake-up has something."""
         return self._sel.fileno()
 
+    def running(self, task_id: int) -> bool:
+        """The task runs here (its end not read yet)."""
+        return task_id in self._busy or task_id in self._children
+
+    def queued_attempt(self, task_id: int) -> int | None:
+        """The attempt of a task queued behind another on a warm worker (`launch_behind`), else None."""
+        worker = self._queued_on.get(task_id)
+        queued = worker.queued if worker is not None else None
+        return queued.launch.attempt if queued is not None else None
+
     def set_allocation(self, allocation: Allocation) -> None:
         """The driver's allocation grew: node indices in placements refer to this one now."""
         self._allocation = allocation
@@ -298,6 +308,8 @@ class _Session:
         self.outbox.same_thread = True  # every put comes from the worker's event loop
         self.stream: Any = None
         self.warming = 0
+        self.held: dict[int, list] = {}  # task still running here -> [Launch sent behind it, preempt asked]
+        self.held_behind: dict[int, int] = {}  # such a held task -> the task it waits for
         loop.add_reader(self.engine.fileno(), self._on_ready)
         if self.allocation is not None:
             self.engine.start(self.allocation, self.run_dir)
@@ -358,10 +370,14 @@ class _Session:
                     out.append(("ready", 0, 0, None, "", 0, None))
                 continue
             out.append(self._encode(e))
-            if self.payloads and e.kind != "partial":
+            if self.payloads and e.kind != "partial" and e.kind != "started":
                 payload = self.payloads.pop(e.task_id, None)
                 if payload is not None:  # this node's copy of the arguments: done with
                     self.engine.release_payload(e.task_id, payload)
+            if self.held and e.kind in ("ok", "error", "exit", "lost"):
+                entry = self.held.pop(e.task_id, None)
+                if entry is not None:  # the task held behind this one starts now, its start told after this end
+                    self._start_held(entry, out)
         if out:
             self._send(out)
 
@@ -378,17 +394,21 @@ class _Session:
                         self.fetching[key] = asyncio.ensure_future(self._copy(key, owner))
                 self.parked.append((op[:6], missing))
                 return
-            if isinstance(what, int):
-                spec: Any = self.functions.get(what)
-                if spec is None:
-                    raise RuntimeError(self.fn_errors.get(what, "its function never arrived"))
-            else:
-                spec = wire.loads_spec(what)
-            if payload is not None and not serialize.in_shared_memory(payload):  # (else: the driver's, on this
-                payload = wire.payload_here(payload)                              # machine: it frees it)
-                if serialize.in_shared_memory(payload):
-                    self.payloads[task_id] = payload
-            engine.launch(Launch(task_id, attempt, spec, Placement(None, slots), payload))  # type: ignore[arg-type]
+            engine.launch(self._launch_of(task_id, attempt, what, slots, payload))
+        elif kind == "behind":  # pipelining: start it here the moment task `behind` ends, no driver round trip
+            _, task_id, attempt, what, slots, payload, behind = op
+            launch = self._launch_of(task_id, attempt, what, slots, payload)
+            if engine.running(behind) and engine.launch_behind(launch, behind):
+                return  # queued on that task's warm worker (it reports "started" or "requeue")
+            if engine.running(behind):  # another binding, or too large to wait in its pipe: held here
+                self.held[behind] = [launch, False]
+                self.held_behind[task_id] = behind
+                return
+            out: list[tuple] = []  # it ended here already (its end went to the driver before this start)
+            self._start_held([launch, False], out)
+            self._send(out)
+        elif kind == "withdraw":
+            self._take_back(op[1])
         elif kind == "shared":  # a shared object: into this node's shared memory, once
             if shared.place(op[1], op[2]):
                 self.shared_keys.append(op[1])
@@ -408,13 +428,62 @@ class _Session:
         elif kind == "drop":
             self._drop(op[1])
         elif kind == "kill":
-            engine.kill(op[1])
+            if not self._take_back(op[1]):  # (a task queued here that has not started goes back unstarted)
+                engine.kill(op[1])
         elif kind == "preempt":
-            engine.preempt(op[1])
+            held = self.held_behind.get(op[1])
+            if held is not None:  # held here: preempted as it starts (as the local engine does a queued task)
+                self.held[held][1] = True
+            else:
+                engine.preempt(op[1])
         elif kind == "suspend":
             engine.suspend(op[1])
         elif kind == "resume":
             engine.resume(op[1])
+
+    def _launch_of(self, task_id: int, attempt: int, what: Any, slots: tuple, payload: Any) -> Launch:
+        if isinstance(what, int):
+            spec: Any = self.functions.get(what)
+            if spec is None:
+                raise RuntimeError(self.fn_errors.get(what, "its function never arrived"))
+        else:
+            spec = wire.loads_spec(what)
+        if payload is not None and not serialize.in_shared_memory(payload):  # (else: the driver's, on this
+            payload = wire.payload_here(payload)                              # machine: it frees it)
+            if serialize.in_shared_memory(payload):
+                self.payloads[task_id] = payload
+        return Launch(task_id, attempt, spec, Placement(None, slots), payload)  # type: ignore[arg-type]
+
+    def _start_held(self, entry: list, out: list[tuple]) -> None:
+        """Start a task sent behind another that has ended here; "started" follows that one's end."""
+        launch, preempt = entry
+        self.held_behind.pop(launch.task_id, None)
+        try:
+            self.engine.launch(launch)
+        except Exception as exc:  # noqa: BLE001 - reported as its end, after its start
+            out.append(("started", launch.task_id, launch.attempt, None, "", 0, (time.time(),)))
+            out.append(("error", launch.task_id, launch.attempt, serialize.dumps_inband(RuntimeError(
+                f"Node {self.node['name']} could not start task {launch.task_id}: {type(exc).__name__}: {exc}")),
+                traceback.format_exc(), 0, None))
+            return
+        out.append(("started", launch.task_id, launch.attempt, None, "", 0, (time.time(),)))
+        if preempt:
+            self.engine.preempt(launch.task_id)
+
+    def _take_back(self, task_id: int) -> bool:
+        """A task sent behind another that has not started here: it goes back unstarted ("requeue")."""
+        behind = self.held_behind.pop(task_id, None)
+        if behind is not None:
+            attempt = self.held.pop(behind)[0].attempt
+        else:
+            attempt = self.engine.queued_attempt(task_id)
+            if attempt is None or not self.engine.withdraw(task_id):
+                return False
+        payload = self.payloads.pop(task_id, None)
+        if payload is not None:
+            self.engine.release_payload(task_id, payload)
+        self._send([("requeue", task_id, attempt, None, f"taken back on node {self.node['name']}", 0, None)])
+        return True
 
     async def _copy(self, key: str, owner: str) -> None:
         """Copy another node's result into this node's shared memory, then start the launches waiting for it."""
@@ -479,11 +548,12 @@ class _Session:
 
     def _failed(self, op: tuple, exc: BaseException) -> None:
         text = traceback.format_exc()
-        if op[0] == "launch":
+        if op[0] == "launch" or op[0] == "behind":
             blob = serialize.dumps_inband(RuntimeError(
                 f"Node {self.node['name']} could not start task {op[1]}: {type(exc).__name__}: {exc}. "
                 "Is its code importable there (installed, or on a shared file system)?"))
-            self._send([("error", op[1], op[2], blob, text, 0, None)])
+            started = [("started", op[1], op[2], None, "", 0, (time.time(),))] if op[0] == "behind" else []
+            self._send([*started, ("error", op[1], op[2], blob, text, 0, None)])
         elif op[0] == "fn":
             self.fn_errors[op[1]] = f"its function could not be loaded here: {type(exc).__name__}: {exc}"
         else:
