@@ -113,7 +113,13 @@ def test_preempting_a_queued_task_runs_it_with_its_new_arguments_only(make_runti
     wait_for(mark)
     b = rt.submit(stamp, old)
     assert queued(rt, b)
+    states: list[TaskState] = []
+    rt.add_listener(lambda record, state: states.append(state) if record.id == b.task_id else None)
     rt.preempt(b, args=(new,))
+    # the node takes it back (WAITING again), or preempts it as it starts; before the gate opens, either
+    # way (touched at once, the one before could end first and the task start with the old arguments:
+    # the preempt would then come after it ran, as for any task that ends before its preempt arrives)
+    assert wait_until(lambda: TaskState.WAITING in states or os.path.exists(old), timeout=BOUND)
     Path(gate).touch()
     a.result(timeout=BOUND)
     b.result(timeout=BOUND)
