@@ -28,3 +28,11 @@ def test_shape_rows_put_the_pool_in_the_floor_column():
     assert rows == {"bag_1mb_futures_s": 1.0, "floor_bag_1mb_futures_s": 2.0, "bag_1mb_futures_vs_floor": 0.5,
                     "bag_1mb_resolved_s": 3.0, "floor_bag_1mb_resolved_s": 2.0, "bag_1mb_resolved_vs_floor": 1.5,
                     "dask_bag_1mb_futures_s": 4.0}
+
+
+def test_each_executor_and_mode_takes_its_turn_first():
+    runs = ["sf-futures", "sf-resolved", "pool"]
+    firsts = [shapes.rotated(runs, r)[0] for r in range(6)]
+    assert sorted(firsts) == sorted(runs * 2)
+    assert shapes.rotated(runs, 1) == ["sf-resolved", "pool", "sf-futures"]
+    assert shapes.rotated([], 3) == []

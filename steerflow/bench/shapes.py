@@ -125,10 +125,14 @@ def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 
             ) -> dict[str, float]:
     """Median seconds per (executor, mode, shape, size); the executors take turns on each measurement.
 
+    Whichever run comes first after another executor ran is slower (measured: the same bag of no-ops,
+    futures and resolved being the same work, 1.5x apart in favour of the second), so each repeat
+    starts the turns one further along (`rotated`): every executor and mode comes first as often.
+
     Keys: ``<executor>_<futures|resolved>_<shape>_<0mb|1mb>_s``.
     """
     times: dict[str, list[float]] = {}
-    for _ in range(repeat):
+    for repeat_index in range(repeat):
         running = []  # every executor is started first, then each measurement runs them back to back
         try:
             for name in executors:
@@ -138,16 +142,25 @@ def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 
                     _, submit, result, close = made
                     run_shape("bag", submit, result, 2 * workers, 0, True)  # warm up the workers
                     running.append((name, modes, submit, result, close))
+            runs = rotated([(name, submit, result, resolve) for name, modes, submit, result, _ in running
+                            for resolve in modes], repeat_index)
             for shape in shapes:
                 for size in sizes:
-                    for name, modes, submit, result, _ in running:
-                        for resolve in modes:
-                            key = f"{name}_{'resolved' if resolve else 'futures'}_{shape}_{size >> 20}mb_s"
-                            times.setdefault(key, []).append(run_shape(shape, submit, result, n, size, resolve))
+                    for name, submit, result, resolve in runs:
+                        key = f"{name}_{'resolved' if resolve else 'futures'}_{shape}_{size >> 20}mb_s"
+                        times.setdefault(key, []).append(run_shape(shape, submit, result, n, size, resolve))
         finally:
             for *_, close in running:
                 close()
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+def rotated(items: list[Any], by: int) -> list[Any]:
+    """``items`` rotated left by ``by`` (modulo its length): the order of turns for one repeat."""
+    if not items:
+        return items
+    by %= len(items)
+    return items[by:] + items[:by]
 
 
 def table(result: dict[str, float]) -> str:
