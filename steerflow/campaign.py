@@ -147,6 +147,7 @@ class Campaign(SteeringLoop):
         # round of the loop (not one put and one thread wake-up per task); only the loop thread touches it
         self._round: list[tuple] = []
         self._rows: list[tuple[str, tuple]] = []  # (loop thread) this round's journal rows, see _end_round
+        self._prompt = False  # (loop thread) this round finished a long task: commit its result at once
         self._placement_texts: dict[tuple, str] = {}  # (loop thread) where a task runs -> its journal text
         self._counted: tuple[Allocation | None, int] = (None, 0)  # (steering thread) the allocation, its cores
         self._runtime.add_round_listener(self._end_round)
@@ -379,6 +380,8 @@ class Campaign(SteeringLoop):
                                           started, now, timing, None)))
             record.result_blob = None
             self._round.append(("result", key))
+            if now - started >= journal_mod.PROMPT_AFTER_S:
+                self._prompt = True
 
     def _on_partial(self, record: TaskRecord, attempt: int, value: Any) -> None:
         index = self._partials.get(record.id, 0)
@@ -391,6 +394,9 @@ class Campaign(SteeringLoop):
         if self._rows:
             self.journal.put_many(self._rows)
             self._rows = []
+            if self._prompt:
+                self._prompt = False
+                self.journal.commit_soon()
         if self._round:
             self._events.put(("round", self._round))
             self._round = []

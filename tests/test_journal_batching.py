@@ -68,3 +68,40 @@ def test_only_the_last_update_of_a_task_counts_whether_batched_or_not(tmp_path, 
         (1, "done", None), (2, "running", "n0[c1]"), (3, "running", "n0[c0]")]
     assert len(rows(j.path, "SELECT * FROM states")) == len(changes)  # the history keeps every change
     j.close()
+
+
+def _nap(seconds: float, gate: str | None = None) -> float:
+    import os
+    import time
+
+    time.sleep(seconds)
+    deadline = time.monotonic() + 120  # bounded: a failing test leaves nothing running for long
+    while gate is not None and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return seconds
+
+
+def test_a_long_tasks_result_is_committed_without_waiting_out_the_gathering_window(tmp_path, monkeypatch):
+    """A simulation that ran for a while must not run again because the driver died while its result waited for
+    more rows to commit with: its result is committed at once; a no-op's may wait for company."""
+    import threading
+
+    import steerflow as sf
+
+    from .conftest import wait_until
+
+    monkeypatch.setattr(journal_mod, "GATHER_S", 3600.0)
+    gate = tmp_path / "gate"
+    camp = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=2), progress=False)
+    long_task = camp.submit(sf.Function(_nap, args=(2 * journal_mod.PROMPT_AFTER_S,)))
+    camp.submit(sf.Function(_nap, args=(0.0, str(gate))))  # keeps the campaign running meanwhile
+    runner = threading.Thread(target=camp.run)
+    runner.start()
+    try:
+        db = tmp_path / "c" / "journal.db"
+        committed = lambda: (long_task.task_id,) in rows(db, "SELECT key FROM results")  # noqa: E731
+        assert wait_until(committed, timeout=60), "the long task's result waited for the gathering window"
+    finally:
+        gate.touch()
+        runner.join(120)
+    assert not runner.is_alive()
