@@ -158,3 +158,18 @@ def test_a_lost_node_hands_its_queued_task_back_without_a_failed_attempt(tmp_pat
             rt.shutdown(kill=True)
     finally:
         c.stop()
+
+
+def test_many_short_tasks_pipelined_on_dask_nodes_all_finish(make_runtime):
+    """Short tasks queued behind short ones: a task is often sent behind one that has already ended on its
+    node (the driver hears of that end after sending); its end is told to the runtime with the queued
+    task's start, so the runtime never sees a queue behind a task that is gone."""
+    from .test_pipelining import nap
+
+    rt = make_runtime(allocation=Allocation.declare(nodes=2, cores=1))
+    for rounds in range(150):  # many tails: a core idles while a task is queued (stealing runs then)
+        futures = [rt.submit(nap, 0.001 * (1 + (rounds + i) % 3)) for i in range(3)]
+        for f in futures:
+            f.result(timeout=BOUND)
+    assert rt.failure is None
+    assert not rt.engine._queued_on and not rt.engine._held_ends and not rt._queued

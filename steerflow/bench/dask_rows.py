@@ -104,6 +104,15 @@ class BenchCluster:
             return
         try:
             async def close() -> None:
+                from distributed import Client
+
+                from ..engines.dask_node import stop_heartbeat
+
+                try:  # quietly: no worker heartbeat in flight as the scheduler goes (see stop_heartbeat)
+                    async with Client(self.cluster, asynchronous=True) as client:
+                        await asyncio.wait_for(client.run(stop_heartbeat), 10)
+                except Exception:  # noqa: BLE001 - the workers may be gone already
+                    pass
                 await self.cluster.close()
 
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(120)

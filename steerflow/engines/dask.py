@@ -37,7 +37,7 @@ from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, Launch
-from .dask_comms import ClusterSide, natural_key, NodeLink
+from .dask_comms import ClusterSide, NodeLink, natural_key
 
 log = logging.getLogger("steerflow.dask")
 
@@ -112,7 +112,12 @@ class DaskEngine(ClusterSide):
         self._refs: dict[str, int] = {}  # large results kept on nodes (dask_refs): key -> the node keeping it
         self._copies: dict[str, set[int]] = {}  # key -> the other nodes that were told to copy it
         self._dropped: deque[str] = deque()  # keys whose last holder on the driver let go (any thread)
+        self._launches: dict[int, Launch] = {}  # function tasks in flight: what a kept result is recomputed from
+        self._recipes: dict[str, tuple[Any, Any, int, int]] = {}  # kept result -> (fn, payload, cores, gpus) of its task
+        self._lost: dict[str, str] = {}  # kept results whose node is gone -> that node's name
         self._queued_on: dict[int, int] = {}  # task sent behind another (`launch_behind`) -> its node, till started/back
+        self._behind: dict[int, int] = {}  # task -> the task sent behind it
+        self._held_ends: dict[int, Event] = {}  # queued task -> the end of the one before, told with its start
         self._withdrawing: set[int] = set()  # of those, the ones the node was told to take back
 
     @classmethod
@@ -281,6 +286,7 @@ class DaskEngine(ClusterSide):
         if not self._send_launch(launch, behind):
             return False
         self._queued_on[launch.task_id] = where[0]
+        self._behind[behind] = launch.task_id
         return True
 
     def withdraw(self, task_id: int) -> bool:
@@ -290,6 +296,46 @@ class DaskEngine(ClusterSide):
             self._withdrawing.add(task_id)
             self._control("withdraw", task_id)
         return False
+
+    def _recompute(self, launch: Launch, link: NodeLink, lost: list[str]) -> list[tuple] | None:
+        """Inputs kept on a node that is gone: recomputed on this task's node first, in its slot, from the
+        function and arguments of the task that made them (``(key, None, fn key, payload)`` needs); None,
+        with the task failed at once, where that cannot be done (the maker read kept results itself, needed
+        more than this task's slot, or was not a function)."""
+        slot = launch.placement.slots[0]
+        needs: list[tuple] = []
+        for key in lost:
+            recipe = self._recipes.get(key)
+            why = ""
+            if recipe is None:
+                why = "what made it is unknown here"
+            elif recipe[2] > len(slot.cores) or recipe[3] > len(slot.gpus):
+                why = "the task that made it needs more cores or GPUs than this one holds"
+            elif recipe[1] is not None and dask_refs.keys_in(recipe[1], self._refs):
+                why = "the task that made it read results kept on nodes too"
+            if why:
+                self._events.append(Event("error", launch.task_id, launch.attempt, serialize.dumps_inband(RuntimeError(
+                    f"Task {launch.task_id} cannot start: its input {key} was kept on node {self._lost[key]}, "
+                    f"which left the Dask cluster, and it cannot be recomputed here ({why}). Rerun the task "
+                    "that made it (or keep fewer results on nodes: return smaller values).")), "", 0, None))
+                return None
+            fn_key, fn_bytes = self._function_key(recipe[0])
+            if fn_key not in link.known_fns:
+                link.known_fns.add(fn_key)
+                link.pending.append(("fn", fn_key, fn_bytes))
+            needs.append((key, None, fn_key, recipe[1]))
+        return needs
+
+    def _keep_recipe(self, key: str, task_id: int) -> None:
+        """A result kept on a node: remember how to make it again, should that node be lost (event loop)."""
+        launch = self._launches.get(task_id)
+        if launch is None or not isinstance(launch.spec, Function):
+            return
+        payload = launch.payload
+        if payload is not None and serialize.in_shared_memory(payload):
+            payload = wire.payload_for_wire(payload)  # (the runtime frees the driver's copy once the task ends)
+        slot = launch.placement.slots[0]
+        self._recipes[key] = (launch.spec.fn, payload, len(slot.cores), len(slot.gpus))
 
     def _send_launch(self, launch: Launch, behind: int | None = None) -> bool:
         """Queue the launch (or, with ``behind``, the launch behind that task) for its node's next write."""
@@ -301,16 +347,24 @@ class DaskEngine(ClusterSide):
             return False
         payload = launch.payload
         owners: list[tuple[str, int]] = []
+        lost: list[str] = []
         if payload is not None and self._refs:  # results kept on other nodes that this task reads: copied first
             for key in dask_refs.keys_in(payload, self._refs):
                 owner = self._refs[key]
-                if (owner != link.index and (owner_link := self._links.get(owner)) is not None
+                if key in self._lost:
+                    lost.append(key)
+                elif (owner != link.index and (owner_link := self._links.get(owner)) is not None
                         and self._nodes[owner].host != self._nodes[link.index].host):  # (else: its shm)
                     owners.append((key, owner))
-        if owners and behind is not None:
-            return False  # (a copy before the start: not worth queueing)
-        needs = [(key, self._links[owner].address) for key, owner in owners]
-        for key, _ in owners:
+        if (owners or lost) and behind is not None:
+            return False  # (a copy or a recomputation before the start: not worth queueing)
+        needs: list[tuple] = [(key, self._links[owner].address) for key, owner in owners]
+        if lost:
+            recomputed = self._recompute(launch, link, lost)
+            if recomputed is None:
+                return True  # failed with a clear error (an event)
+            needs.extend(recomputed)
+        for key, _, *_ in needs:
             self._copies.setdefault(key, set()).add(link.index)
         spec = launch.spec
         if isinstance(spec, Function):
@@ -330,6 +384,8 @@ class DaskEngine(ClusterSide):
         if payload is not None and not (self._nodes[link.index].host == dask_refs.this_host()
                                         and serialize.in_shared_memory(payload)):
             payload = wire.payload_for_wire(payload)  # (on this machine, the node maps the driver's files)
+        if isinstance(spec, Function):
+            self._launches[launch.task_id] = launch
         if behind is not None:
             link.pending.append(("behind", launch.task_id, launch.attempt, what, tuple(slots), payload, behind))
         else:
@@ -404,6 +460,8 @@ class DaskEngine(ClusterSide):
             key = self._dropped.popleft()
             holders = self._copies.pop(key, set())
             owner = self._refs.pop(key, None)
+            self._recipes.pop(key, None)
+            self._lost.pop(key, None)
             if owner is not None:
                 holders.add(owner)
             for index in holders:
@@ -460,9 +518,19 @@ class DaskEngine(ClusterSide):
             if self._queued_on and (kind == "started" or kind == "requeue"):
                 self._queued_on.pop(event.task_id, None)
                 self._withdrawing.discard(event.task_id)
+                held = self._held_ends.pop(event.task_id, None)
+                if held is not None:
+                    out.append(held)
             where = self._tasks.get(event.task_id)
             if where is not None and where[1] == event.attempt and kind != "partial" and kind != "started":
                 del self._tasks[event.task_id]
+                self._launches.pop(event.task_id, None)
+                queued = self._behind.pop(event.task_id, None)
+                if queued is not None and queued in self._queued_on:
+                    # a task was sent behind this one after it had ended there: its start (or its return) is on
+                    # its way. The runtime hears of this end together with it, as from the local engine.
+                    self._held_ends[queued] = event
+                    continue
             out.append(event)
         return out
 
@@ -477,14 +545,24 @@ class DaskEngine(ClusterSide):
             else:  # a declared allocation keeps its shape; its nodes go offline with their workers
                 allocation = self._view  # type: ignore[assignment]
                 offline = frozenset(i for i, j in enumerate(self._map) if not self._links[j].online)
+        if self._refs:  # results kept on nodes now gone: recomputed where a task still reads one (`_recompute`)
+            gone_nodes = {i for i, link in self._links.items() if not link.online}
+            for key, owner in self._refs.items():
+                if owner in gone_nodes and key not in self._lost:
+                    self._lost[key] = self._nodes[owner].name
         for task_id, (first, attempt, nodes) in list(self._tasks.items()):
             gone = nodes & offline
             if gone:
                 del self._tasks[task_id]
+                self._launches.pop(task_id, None)
+                self._behind.pop(task_id, None)
                 names = ", ".join(allocation.nodes[i].name for i in sorted(gone))
                 if task_id in self._queued_on:  # queued behind another there, never started: back, no attempt counted
                     del self._queued_on[task_id]
                     self._withdrawing.discard(task_id)
+                    held = self._held_ends.pop(task_id, None)
+                    if held is not None:
+                        out.append(held)
                     out.append(Event("requeue", task_id, attempt, text=f"its node {names} left the Dask cluster"))
                     continue
                 out.append(Event("lost", task_id, attempt, text=f"its node {names} left the Dask cluster", code=-1))

@@ -83,6 +83,9 @@ class ClusterSide:
     def _ref_dropped(self, key: str) -> None:  # DaskEngine's
         raise NotImplementedError
 
+    def _keep_recipe(self, key: str, task_id: int) -> None:  # DaskEngine's
+        raise NotImplementedError
+
     async def _main(self, ready: threading.Event) -> None:
         try:
             await self._connect_client()
@@ -238,6 +241,7 @@ class ClusterSide:
             if kind == "ok" and text:  # a large result kept on the node: our handle on it
                 value = dask_refs.RemoteBlob(value, text, self._ref_dropped)
                 self._refs[text] = link.index
+                self._keep_recipe(text, task_id)
             out.append(Event(kind, task_id, attempt, value, text, code, times))
         self._events.extend(out)
         self.wakeup()
@@ -249,6 +253,7 @@ class ClusterSide:
                 return
             link.online = False
             self._by_address.pop(link.address, None)
+            dask_refs.gone(link.address)
             self._dirty = True
             name = self._nodes[index].name
         log.warning("node %s is gone: %s", name, why)

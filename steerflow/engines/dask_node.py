@@ -308,6 +308,8 @@ class _Session:
         self.outbox.same_thread = True  # every put comes from the worker's event loop
         self.stream: Any = None
         self.warming = 0
+        self.recomputing: dict[int, asyncio.Future] = {}  # hidden task (`_recompute`) -> its end event
+        self.hidden = -(1 << 40)  # hidden tasks' ids: below every warm-up no-op's
         self.held: dict[int, list] = {}  # task still running here -> [Launch sent behind it, preempt asked]
         self.held_behind: dict[int, int] = {}  # such a held task -> the task it waits for
         loop.add_reader(self.engine.fileno(), self._on_ready)
@@ -364,6 +366,12 @@ class _Session:
             return
         out = []
         for e in events:
+            if self.recomputing and e.task_id in self.recomputing and e.kind not in ("partial", "started"):
+                payload = self.payloads.pop(e.task_id, None)
+                if payload is not None:
+                    self.engine.release_payload(e.task_id, payload)
+                self.recomputing.pop(e.task_id).set_result(e)  # (a result a lost node kept, made again here)
+                continue
             if e.task_id < 0:  # a warm-up no-op
                 self.warming -= 1
                 if self.warming == 0:
@@ -387,11 +395,11 @@ class _Session:
         if kind == "launch":
             _, task_id, attempt, what, slots, payload, *rest = op
             needs = rest[0] if rest else ()
-            missing = {key for key, _ in needs if key not in self.kept and key not in self.copies}
-            if missing:  # other nodes' results this task reads: copy them here first, then launch
-                for key, owner in needs:
+            missing = {key for key, *_ in needs if key not in self.kept and key not in self.copies}
+            if missing:  # other nodes' results this task reads: copy (or recompute) them here first, then launch
+                for key, owner, *recipe in needs:
                     if key in missing and key not in self.fetching:
-                        self.fetching[key] = asyncio.ensure_future(self._copy(key, owner))
+                        self.fetching[key] = asyncio.ensure_future(self._copy(key, owner, recipe, slots))
                 self.parked.append((op[:6], missing))
                 return
             engine.launch(self._launch_of(task_id, attempt, what, slots, payload))
@@ -485,13 +493,18 @@ class _Session:
         self._send([("requeue", task_id, attempt, None, f"taken back on node {self.node['name']}", 0, None)])
         return True
 
-    async def _copy(self, key: str, owner: str) -> None:
-        """Copy another node's result into this node's shared memory, then start the launches waiting for it."""
+    async def _copy(self, key: str, owner: str | None, recipe: list | None = None, slots: tuple = ()) -> None:
+        """Copy another node's result into this node's shared memory (or, with ``recipe``, recompute a result
+        whose node is gone: its function and arguments, run here in ``slots``), then start the launches
+        waiting for it."""
         error: BaseException | None = None
         try:
-            data = await dask_refs.fetch_async(owner, key, self.agent.connection_args() if self.agent else {})
-            envelope = serialize.dumps(pickle.loads(data))
-            del data
+            if recipe:
+                envelope = await self._recompute(recipe[0], recipe[1], slots[:1])
+            else:
+                data = await dask_refs.fetch_async(owner, key, self.agent.connection_args() if self.agent else {})
+                envelope = serialize.dumps(pickle.loads(data))
+                del data
             index = dask_refs.copy_index(key, os.getpid())
             with open(index, "xb", opener=_private) as f:
                 f.write(envelope)
@@ -505,7 +518,9 @@ class _Session:
         waiting, self.parked = self.parked, []
         for op, missing in waiting:
             if error is not None and key in missing:
-                self._failed(op, RuntimeError(f"its input {key} could not be copied from {owner}: {error}"))
+                self._failed(op, RuntimeError(f"its input {key} could not be copied from {owner}: {error}" if not recipe
+                                              else f"its input {key}, lost with its node, could not be recomputed "
+                                                   f"here: {error}"))
                 continue
             missing.discard(key)
             if missing:
@@ -516,6 +531,28 @@ class _Session:
             except Exception as exc:  # noqa: BLE001
                 self._failed(op, exc)
         self._on_ready()
+
+    async def _recompute(self, fn_key: int, payload: Any, slots: tuple) -> bytes:
+        """Run a function task's function and arguments here, unseen by the driver; its result's envelope."""
+        self.hidden -= 1
+        task_id = self.hidden
+        done = self.loop.create_future()
+        self.recomputing[task_id] = done
+        try:
+            self.engine.launch(self._launch_of(task_id, 1, fn_key, slots, payload))
+        except BaseException:
+            self.recomputing.pop(task_id, None)
+            raise
+        event = await done
+        if event.kind != "ok":
+            error = event.text or event.kind
+            if event.kind == "error":
+                try:
+                    error = repr(serialize.loads(event.value))
+                except Exception:  # noqa: BLE001
+                    pass
+            raise RuntimeError(f"the task that made it failed when run again: {error}")
+        return event.value
 
     def _drop(self, key: str) -> None:
         """The driver let go of a kept result (no consumer left): free this node's files of it."""

@@ -14,7 +14,10 @@ that, when loaded, calls `resolve`. Where it is loaded decides what happens:
 So the driver holds a reference until it asks for the value. The reference's bytes on the driver
 are a `RemoteBlob`: when the last holder lets go of it (the runtime once no dependent still
 reads it, and the future once loaded or dropped), the owner and every node with a copy are told
-to drop theirs. A node that is lost takes its results with it: their dependents fail to fetch them.
+to drop theirs. A node that is lost takes its results with it: a task that reads one and starts
+later gets it recomputed on its own node first (the driver keeps the function and arguments of
+each task whose result is kept, `DaskEngine._recompute`), and the driver's ``future.result()``
+of such a result fails with a `LookupError` that says so.
 """
 
 from __future__ import annotations
@@ -95,12 +98,32 @@ def resolve(key: str, host: str, owner_pid: int, address: str, envelope: bytes) 
             return serialize.loads(envelope, consume=False)
         except FileNotFoundError:
             pass
-    return pickle.loads(fetch(address, key))
+    try:
+        if address in _gone:
+            raise ConnectionError("the driver saw that node leave")
+        data = fetch(address, key)
+    except LookupError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the node is gone (refused, reset, timed out)
+        raise LookupError(f"Result {key} was kept on the Dask worker at {address}, which cannot be reached "
+                          f"({type(exc).__name__}: {exc}): it was lost with that node. Tasks that still read "
+                          "it get it recomputed on their own node; for this value, rerun the task that made it."
+                          ) from exc
+    return pickle.loads(data)
 
 
 def register(address: str, security: Any) -> None:
     """How this process reaches the worker at ``address`` (the driver registers each node it adopts)."""
     _security[address] = security
+    _gone.discard(address)
+
+
+def gone(address: str) -> None:
+    """The worker at ``address`` left: what it kept is lost (said at once, not after a connect timeout)."""
+    _gone.add(address)
+
+
+_gone: set[str] = set()
 
 
 async def fetch_async(address: str, key: str, connection_args: dict[str, Any], comm: Any = None) -> bytes:
