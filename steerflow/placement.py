@@ -171,7 +171,7 @@ class NodeIndex:
         #                                                        GPU mask, cores, GPUs, MB]
         # the lists the scheduler's hot path reads, as one tuple (one attribute load instead of ten)
         self._lists = (self._rowmask, self._buckets, gs, self._pos, self._zero, self._fc, self._fg, self._nc,
-                       self._ng, self._isfree)
+                       self._ng, self._isfree, self._min_c)
         self._wf = (1 << n) - 1                                # fully free nodes
         self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
 

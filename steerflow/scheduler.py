@@ -300,7 +300,7 @@ class Scheduler(NodeIndex):
         # failed: shape keys whose head failed in this pass: their other queues wait behind it
         blocked, pool_stop, pool_count, closed, fails, failed = self._scratch
         # the node index, for placing a one-rank request inline (what _best_node, _take and _move do)
-        rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree = self._lists
+        rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree, min_c = self._lists
         stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
         placed = 0
         i = 0
@@ -382,7 +382,7 @@ class Scheduler(NodeIndex):
                         if zero[g1] == 1:
                             rowmask[0] |= 1 << g1
                             self._rows |= 1
-                    if isfree[node]:
+                    if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
                         isfree[node] = False
                         self._wf ^= 1 << node
                     self._free_c -= k
@@ -466,7 +466,7 @@ class Scheduler(NodeIndex):
                            "whose task has ended.") from None
         if len(record) == 7:  # one node, stored flat: give it back inline (what _give and _move do)
             i, cm, gm, c, g, mm, ckey = record
-            rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree = self._lists
+            rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree, min_c = self._lists
             fcl[i] |= cm
             if gm:
                 fgl[i] |= gm
@@ -499,7 +499,7 @@ class Scheduler(NodeIndex):
             if len(b) == 1:
                 rowmask[r] |= 1 << g1
                 self._rows |= 1 << r
-            if r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
+            if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
                 isfree[i] = True
                 self._wf |= 1 << i
         else:  # several nodes: (class key, cores, GPUs, one held tuple a node)
