@@ -216,7 +216,13 @@ class RuntimeLoop(Pipeline):
             unheld, self._unheld = self._unheld, []
             now = time.time()
             for record in unheld:
-                if not record.state.finished and record.placement is not None:
+                if record.placement is None:
+                    continue
+                if record.state.finished:  # cancelled while it waited to be launched: its booking goes back
+                    self._free(record)
+                    if record.output is None:
+                        self._retire(record)
+                else:
                     self._launch(record, record.placement, now)
         placements = self._scheduler.schedule()
         if placements:
