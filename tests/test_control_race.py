@@ -92,7 +92,8 @@ def test_preempt_while_the_worker_unpickles_the_arguments(make_runtime, tmp_path
     for i in range(max(5, ROUNDS // 3)):
         inside, gate = tmp_path / f"inside{i}", tmp_path / f"gate{i}"
         future = rt.submit(Function(hold_or_return, args=("hold", SlowToUnpickle(inside, gate))))
-        assert wait_until(inside.exists, timeout=30)  # the worker is inside pickle.loads of the arguments
+        # the worker is inside pickle.loads of the arguments (and wrote its pid: the file exists before that)
+        assert wait_until(lambda: inside.exists() and inside.read_text(), timeout=30)
         sent = engine.preempts_sent
         rt.preempt(future, grace=600, args=("new",))
         assert wait_until(lambda: engine.preempts_sent > sent, timeout=30)  # SIGUSR1 is on its way
@@ -129,7 +130,7 @@ def test_cancel_at_any_moment_kills_and_never_runs(make_runtime, tmp_path):
         assert future.cancelled()
     inside, gate = tmp_path / "inside", tmp_path / "gate"
     future = rt.submit(Function(_mark_then_hold, args=(str(side), SlowToUnpickle(inside, gate))))
-    assert wait_until(inside.exists, timeout=30)  # while unpickling
+    assert wait_until(lambda: inside.exists() and inside.read_text(), timeout=30)  # while unpickling
     worker = int(inside.read_text())
     assert future.cancel()
     assert wait_until(lambda: not process_alive(worker), timeout=10)
@@ -152,7 +153,7 @@ def test_suspend_while_unpickling_stops_the_worker_until_resumed(make_runtime, t
     rt = make_runtime(allocation=Allocation.declare(nodes=1, cores=1), engine=engine)
     inside, gate = tmp_path / "inside", tmp_path / "gate"
     future = rt.submit(Function(hold_or_return, args=("done", SlowToUnpickle(inside, gate))))
-    assert wait_until(inside.exists, timeout=30)
+    assert wait_until(lambda: inside.exists() and inside.read_text(), timeout=30)
     worker = int(inside.read_text())
     rt.suspend(future)
     assert wait_until(lambda: future.state is TaskState.PAUSED and engine.suspends_sent == 1, timeout=30)

@@ -72,7 +72,7 @@ def test_utilisation_of_known_sleeps_matches_a_hand_computation(tmp_path):
     By hand: 4 x 0.5 + 2 x 0.5 = 3.0 core-seconds of sleep, so at least 1.5 s to completion.
     Tolerances: the compute part of each task (the worker's function start to return) is its sleep
     plus under 0.2 s (a sleep wakes late on a loaded machine); what a task holds is that plus its
-    launch, data and result-return overheads, which the metrics account for to within 1 ms per task.
+    launch, data and result-return overheads (minus what overlapped the task before it on its worker).
     """
     camp = Campaign(tmp_path / "c", allocation=Allocation.declare(nodes=1, cores=2), progress=False)
     camp.submit(Function(time.sleep, args=(0.01,), pool="warm", cores=2))  # workers warm: launch is not spawn
@@ -90,7 +90,10 @@ def test_utilisation_of_known_sleeps_matches_a_hand_computation(tmp_path):
     assert 3.0 <= compute <= 3.0 + 6 * 0.2
     overhead = sum(cores[k] * (r[4][2] - r[4][1] + r[4][1] - r[2] + r[4][4] - r[4][3] + r[3] - r[4][4])
                    for k, r in tl.results.items())
-    assert util["core_s"] == pytest.approx(compute + overhead, abs=5 * 2e-3)
+    # what the tasks held is their compute plus at most their overheads: exactly that, to within 2 ms a task, when
+    # each task is dispatched after the one before it ends; less when a task was queued behind the one before on
+    # its worker (pipelining), whose hold then starts when the driver hears it started, not at the worker's start
+    assert compute - 5 * 2e-3 <= util["core_s"] <= compute + overhead + 5 * 2e-3
     assert result["ttc_s"] >= 1.5
     assert result["utilization_mean_pct"]["cores"] == pytest.approx(100 * util["core_s"] / (2 * result["ttc_s"]))
     hand = 100 * 3.0 / (2 * result["ttc_s"])  # the hand computation over the measured time to completion
