@@ -32,6 +32,7 @@ class PolicyConfig:
     min_samples_leaf: int = 1
     bits: int = 0               # Morgan count bits; 0 = the cheap RDKit descriptors only (better in replays, ~20x cheaper fits)
     descriptors: bool = True
+    transfer: int = 3000        # QM9 molecules for the HOMO model used as the prior mean (transfer.py); 0 = no prior
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,22 +63,37 @@ def load_features(paths: str | tuple[str, ...]) -> np.ndarray:
     return x
 
 
+def prior_line(prior: np.ndarray | None, train_idx: list[int], y: np.ndarray) -> np.ndarray | float:
+    """The prior mean of the whole pool: a line a * prior + b fitted by least squares on the results so far (0 without a prior)."""
+    if prior is None or len(y) < 2:
+        return 0.0
+    prior = np.asarray(prior, dtype=float)
+    a, b = np.linalg.lstsq(np.vstack([prior[train_idx], np.ones(len(y))]).T, y, rcond=None)[0]
+    return a * prior + b
+
+
 def fit_and_rank(features_path: str | tuple[str, ...], train_idx: list[int], y: list[float], config: PolicyConfig, seed: int,
-                 registry_dir: str | None = None, name: str = "ip-forest") -> dict:
+                 registry_dir: str | None = None, name: str = "ip-forest", prior_path: str | None = None) -> dict:
     """Training + inference task: fit the forest on the results so far, score the whole pool.
 
+    With ``prior_path`` (the QM9 model's HOMO of each pool molecule, transfer.py) the forest fits
+    what a line on the prior misses, and the prior line is added back to its predictions.
     Registers the model in the campaign's model registry (provenance: which model chose which
     batch) and returns the pool's predicted mean and std (float32), the fit and scoring seconds.
     """
     start = time.perf_counter()
     x = load_features(features_path)
-    model = make_forest(config, seed).fit(np.asarray(x[np.asarray(train_idx)]), np.asarray(y))
+    y_train = np.asarray(y, dtype=float)
+    prior = prior_line(np.load(prior_path) if prior_path else None, list(train_idx), y_train)
+    residual = y_train - (prior[np.asarray(train_idx)] if isinstance(prior, np.ndarray) else prior)
+    model = make_forest(config, seed).fit(np.asarray(x[np.asarray(train_idx)]), residual)
     fitted = time.perf_counter()
     mean, std = model.predict(np.asarray(x))
+    mean = mean + prior
     version = None
     if registry_dir is not None:
         registry = learn.ModelRegistry(registry_dir)
         version = registry.register(name, model, metrics={"n_train": float(len(y))}).version
     return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "n_train": len(y),
-            "version": version, "fit_s": fitted - start, "score_s": time.perf_counter() - fitted,
+            "version": version, "prior": prior_path is not None, "fit_s": fitted - start, "score_s": time.perf_counter() - fitted,
             "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0)}
