@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from steerflow import learn
+from transfer import PRIOR_NAME
 
 TIE_BREAKS = 32
 
@@ -128,6 +129,18 @@ def pool_descriptors(cache: str, smiles: list[str]) -> tuple[list[str], np.ndarr
     return names, table
 
 
+def qm9_prior_of_pool(camp_dir: str, smiles: list[str]) -> np.ndarray:
+    """The QM9 model's HOMO of each pool molecule, from the run's own feature files (or computed, if the run has none)."""
+    from features import surrogate_matrix
+    from transfer import prior
+
+    paths = sorted(glob.glob(os.path.join(camp_dir, "features-*.npy")), key=lambda p: int(p.rsplit("-", 1)[1][:-4]))
+    x = np.concatenate([np.load(p) for p in paths]) if paths else np.zeros((0, 0))
+    if len(x) != len(smiles):
+        x = surrogate_matrix(smiles, bits=0)
+    return prior(x).astype(float)
+
+
 def core_seconds(camp_dir: str) -> dict[str, Any]:
     """Busy core-seconds per pool (every task's holds, steerflow.observe.timeline) and the wall time of all drivers."""
     from steerflow.observe import timeline
@@ -155,8 +168,6 @@ def core_seconds(camp_dir: str) -> dict[str, Any]:
 
 
 def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: Any) -> dict[str, Any]:
-    from transfer import PRIOR_NAME
-
     camp_dir = os.path.join(directory, "campaign")
     target = getattr(args, "target", "ip_ev")
     label = {"ip_ev": "vertical IP", "gap_ev": "HOMO-LUMO gap"}[target]
@@ -179,9 +190,9 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
                  for e in trace.evaluations if e.ok for k in {"ip_ev", target}), default=0.0)
 
     names, table = pool_descriptors(args.cache, [r["smiles"] for r in rows])
-    prior_file = os.path.join(camp_dir, "prior-qm9.npy")
-    if os.path.exists(prior_file):  # honesty: the QM9 model the policy used as its prior is a label-free ranking too
-        names, table = [*names, PRIOR_NAME], np.hstack([table, np.load(prior_file).astype(float)[:, None]])
+    # honesty: the QM9 model (transfer.py) is a label-free ranking too, whether or not this run's policy used it
+    qm9 = qm9_prior_of_pool(camp_dir, [r["smiles"] for r in rows])
+    names, table = [*names, PRIOR_NAME], np.hstack([table, qm9[:, None]])
     sweep_cost = np.array([r["seconds"] for r in rows])  # relative cost of each molecule (the sweep's own seconds)
     ours_cost = float(sweep_cost[np.array(ours, dtype=int)].mean()) if ours else float(sweep_cost.mean())
     heuristics = heuristic_table(names, table, y, hits, goal_half.needed, goal_ninety.needed, cost=sweep_cost)
@@ -190,7 +201,7 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
     heuristic = ExpectedHeuristic(name=f"best heuristic: {best['name']}", half=best["half"], ninety=best["ninety"],
                                   needed_half=goal_half.needed, cost_factor_half=best["cost_half"] / ours_cost,
                                   cost_factor_ninety=best["cost_ninety"] / ours_cost,
-                                  how=f"best of {len(heuristics)} label-free RDKit descriptor rankings, chosen after "
+                                  how=f"best of {len(heuristics)} label-free rankings (RDKit descriptors and the QM9 model), chosen after "
                                       f"the fact on the ground truth (mean over {TIE_BREAKS} random tie-breaks)")
     baselines = [RandomAtPoolCost(cost_factor=float(sweep_cost.mean()) / ours_cost), heuristic]
     reports = {"half": learn.effective_performance(trace, goal_half, n, baselines),
@@ -211,9 +222,8 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
         "heuristic_sims_to_top1pct": best["half"], "heuristic_sims_to_top1pct_90": best["ninety"],
         "heuristic": best["name"], "heuristic_best_at_90pct": {"name": best90["name"], "sims": best90["ninety"]},
         "heuristics_tried": len(heuristics),
-        "heuristic_qm9_model": ({"half": min(h["half"] for h in heuristics if h["name"].startswith(PRIOR_NAME)),
-                                 "ninety": min(h["ninety"] for h in heuristics if h["name"].startswith(PRIOR_NAME))}
-                                if os.path.exists(prior_file) else None),
+        "heuristic_qm9_model": {k: min(h[k] for h in heuristics if h["name"].startswith(PRIOR_NAME))
+                                for k in ("half", "ninety")},
         "effective_performance": row(half, 0, "effective_performance"),
         "effective_performance_sims": row(half, 0, "simulations_ratio"),
         "effective_performance_vs_heuristic": row(half, 1, "effective_performance"),
@@ -230,8 +240,6 @@ def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: 
         "mean_simulation_s": trace.mean_cost(),
         "models": len(designer.models) if designer else len(glob.glob(os.path.join(camp_dir, "models", "*", "*.pkl"))),
         "top_ups": designer.top_ups if designer else None,
-        "models_with_prior": sum(bool(m.get("prior")) for m in designer.models) if designer else None,
-        "prior_task": designer.prior_info if designer else None,
         "mean_fit_s": float(np.mean([m["fit_s"] for m in designer.models])) if designer and designer.models else None,
         "max_abs_ip_difference_vs_cache_ev": drift, "lowest_found_ev": min(fresh.values()) if fresh else None,
         "pool_lowest_ev": float(y.min()), "seed": args.seed, "budget": args.budget, "policy": config.as_dict(),

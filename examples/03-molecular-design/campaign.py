@@ -6,7 +6,8 @@ The learning policy runs beside them as tasks of its own:
 - featurize (pool `learn`, once, in one chunk per core so the first model comes early): cheap RDKit
   descriptors (+ Morgan counts with --bits) of the whole pool, to .npy files;
 - fit_and_rank (pool `learn`, after every batch of results): steerflow.learn's Forest on the
-  results so far, registered in the model registry, scores the pool (mean, per-tree std);
+  results so far (on the residual of a line on the QM9 prior, transfer.py), registered in the
+  model registry, scores the pool (mean, per-tree std);
 - the agent submits the next batch by UCB (steerflow.learn.select), pipelined: batch k+2 is chosen
   while batch k+1 runs, so simulation cores never wait for the model.
 The ground truth (data/moses5000_gfn2.csv.gz, made by sweep.py through steerflow) is used only
@@ -37,9 +38,8 @@ from analysis import analyse  # noqa: E402
 from features import surrogate_features  # noqa: E402
 from policy import PolicyConfig, fit_and_rank, pick  # noqa: E402
 from science import GROUND_TRUTH, read_ground_truth, xtb_properties  # noqa: E402
-from transfer import qm9_prior  # noqa: E402
 
-FEATURIZE, FIT, PRIOR = "featurize", "fit", "prior"
+FEATURIZE, FIT = "featurize", "fit"
 TARGETS = {"ip_ev": "vertical IP", "gap_ev": "HOMO-LUMO gap"}  # searched for the lowest values
 MODEL_NAMES = {"ip_ev": "ip-forest", "gap_ev": "gap-forest"}
 
@@ -59,9 +59,6 @@ class Designer(sf.Agent):
         chunks = max(1, min(cores, len(smiles)))  # featurize on every core at once: the first model comes sooner
         self.features_paths = tuple(os.path.join(directory, f"features-{k}.npy") for k in range(chunks))
         self.featurized_parts = 0
-        self.prior_path = os.path.join(directory, "prior-qm9.npy")
-        self.prior_ready = False                # models use the QM9 prior once it is in (transfer.py)
-        self.prior_info: dict | None = None
         self.registry_dir = directory
         self.submitted: list[int] = []
         self.values: dict[int, float] = {}      # pool index -> IP (eV), in completion order
@@ -96,8 +93,7 @@ class Designer(sf.Agent):
             idx = list(self.values)
             ctx.submit(sf.Function(fit_and_rank, args=(self.features_paths, idx, [self.values[i] for i in idx],
                                                        self.config, self.seed + len(idx), self.registry_dir,
-                                                       MODEL_NAMES[self.target],
-                                                       self.prior_path if self.prior_ready else None),
+                                                       MODEL_NAMES[self.target]),
                                    pool="learn", cores=1, priority=10, timeout=1800, tags=(FIT,)))
         elif idle_soon and new == 0:  # every result failed since the last model: keep the cores busy anyway
             self._top_up(ctx, self.config.batch)
@@ -143,22 +139,13 @@ class Designer(sf.Agent):
         result.get()  # a featurization error stops the campaign with its message
         self.featurized_parts += 1
         self.features_ready = self.featurized_parts == len(self.features_paths)
-        if self.features_ready and self.config.transfer > 0:  # the QM9 prior needs the pool's features
-            ctx.submit(sf.Function(qm9_prior, args=(self.features_paths, self.config.transfer, self.prior_path,
-                                                    self.target, self.config.bits),
-                                   pool="learn", cores=1, priority=10, timeout=1800, tags=(PRIOR,)))
         self._maybe_train(ctx)
-
-    @sf.on_result(pool="learn", tag=PRIOR)
-    def prior_in(self, result: sf.Result, ctx: sf.Context) -> None:
-        self.prior_info = result.get()  # an error (e.g. qm9pack missing) stops the campaign with its message
-        self.prior_ready = True
 
     @sf.on_result(pool="learn", tag=FIT)
     def ranked(self, result: sf.Result, ctx: sf.Context) -> None:
         out = result.get()
         self.training = False
-        self.models.append({k: out[k] for k in ("n_train", "version", "fit_s", "score_s", "prior")})
+        self.models.append({k: out[k] for k in ("n_train", "version", "fit_s", "score_s")})
         mean, std = np.asarray(out["mean"], dtype=float), np.asarray(out["std"], dtype=float)
         self.ranking = np.argsort(mean - self.config.kappa * std, kind="stable")
         self._simulate(ctx, pick(self.config, mean, std, self.submitted, self.config.batch, self.seed + out["n_train"]))
@@ -184,8 +171,9 @@ def main() -> None:
     parser.add_argument("--kappa", type=float, default=PolicyConfig.kappa, help="UCB exploration weight")
     parser.add_argument("--bits", type=int, default=PolicyConfig.bits,
                         help="Morgan count bits in the surrogate's features (0: RDKit descriptors only)")
-    parser.add_argument("--transfer", type=int, default=PolicyConfig.transfer,
-                        help="QM9 molecules (qm9pack) for the HOMO model used as the surrogate's prior mean (0: none)")
+    parser.add_argument("--transfer", type=int, choices=[0, 1], default=int(PolicyConfig.transfer),
+                        help="1: the QM9 HOMO model (transfer.py, data/qm9_homo_ridge.json) is the surrogate's prior "
+                             "mean; 0: none (the configuration of the earlier runs and of the gap runs)")
     parser.add_argument("--target", default="ip_ev", choices=sorted(TARGETS),
                         help="what to search for the lowest values of: the vertical IP (the issue's target) or the gap")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
@@ -201,7 +189,7 @@ def main() -> None:
 
     rows = load_pool(args.size, args.truth)
     config = PolicyConfig(batch=args.batch, kappa=args.kappa, initial=2 * args.batch, bits=args.bits,
-                          transfer=args.transfer)
+                          transfer=bool(args.transfer))
     if args.report_only:
         analyse(directory, rows, None, config, args)
         return

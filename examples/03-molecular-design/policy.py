@@ -1,7 +1,7 @@
 """The learning policy of example 03, shared by the campaign and the offline replay (tune.py).
 
 A random forest on cheap RDKit descriptors (optionally next to Morgan counts, ``bits``) (steerflow.learn's `Forest`: its
-per-tree spread is the uncertainty) ranks the pool by a lower confidence bound (UCB for a
+per-tree spread is the uncertainty), fitted on what a line on the QM9 prior (transfer.py) misses, ranks the pool by a lower confidence bound (UCB for a
 minimisation, `steerflow.learn.select`), and the next batch is the best ``batch`` candidates
 not yet simulated. The campaign pipelines it: batch k+2 is chosen by the model trained on the
 results of batches 0..k while batch k+1 runs, so the simulation cores never wait for the model.
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+import transfer
 from steerflow import learn
 
 
@@ -32,7 +33,7 @@ class PolicyConfig:
     min_samples_leaf: int = 1
     bits: int = 0               # Morgan count bits; 0 = the cheap RDKit descriptors only (better in replays, ~20x cheaper fits)
     descriptors: bool = True
-    transfer: int = 3000        # QM9 molecules for the HOMO model used as the prior mean (transfer.py); 0 = no prior
+    transfer: bool = True       # the QM9 HOMO model (transfer.py) as the prior mean; replays, seeds 11-19: 155 -> 104
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +53,7 @@ def pick(config: PolicyConfig, mean: np.ndarray, std: np.ndarray, exclude: list[
 
 
 _FEATURES: dict[tuple[str, ...], np.ndarray] = {}
+_PRIORS: dict[tuple[str, ...], np.ndarray] = {}
 
 
 def load_features(paths: str | tuple[str, ...]) -> np.ndarray:
@@ -61,6 +63,15 @@ def load_features(paths: str | tuple[str, ...]) -> np.ndarray:
     if x is None:
         x = _FEATURES[key] = np.concatenate([np.load(p) for p in key]) if len(key) > 1 else np.load(key[0], mmap_mode="r")
     return x
+
+
+def load_prior(paths: str | tuple[str, ...]) -> np.ndarray:
+    """The QM9 model's HOMO of each pool molecule (transfer.prior: a dot product with the descriptors), once per worker."""
+    key = (paths,) if isinstance(paths, str) else tuple(paths)
+    p = _PRIORS.get(key)
+    if p is None:
+        p = _PRIORS[key] = transfer.prior(load_features(paths))
+    return p
 
 
 def prior_line(prior: np.ndarray | None, train_idx: list[int], y: np.ndarray) -> np.ndarray | float:
@@ -73,27 +84,27 @@ def prior_line(prior: np.ndarray | None, train_idx: list[int], y: np.ndarray) ->
 
 
 def fit_and_rank(features_path: str | tuple[str, ...], train_idx: list[int], y: list[float], config: PolicyConfig, seed: int,
-                 registry_dir: str | None = None, name: str = "ip-forest", prior_path: str | None = None) -> dict:
+                 registry_dir: str | None = None, name: str = "ip-forest") -> dict:
     """Training + inference task: fit the forest on the results so far, score the whole pool.
 
-    With ``prior_path`` (the QM9 model's HOMO of each pool molecule, transfer.py) the forest fits
-    what a line on the prior misses, and the prior line is added back to its predictions.
+    With ``config.transfer`` the forest fits what a line on the QM9 prior (transfer.py) misses, and
+    the line is added back to its predictions (the registered forest is that residual model).
     Registers the model in the campaign's model registry (provenance: which model chose which
     batch) and returns the pool's predicted mean and std (float32), the fit and scoring seconds.
     """
     start = time.perf_counter()
     x = load_features(features_path)
     y_train = np.asarray(y, dtype=float)
-    prior = prior_line(np.load(prior_path) if prior_path else None, list(train_idx), y_train)
-    residual = y_train - (prior[np.asarray(train_idx)] if isinstance(prior, np.ndarray) else prior)
+    line = prior_line(load_prior(features_path) if config.transfer else None, list(train_idx), y_train)
+    residual = y_train - (line[np.asarray(train_idx)] if isinstance(line, np.ndarray) else line)
     model = make_forest(config, seed).fit(np.asarray(x[np.asarray(train_idx)]), residual)
     fitted = time.perf_counter()
     mean, std = model.predict(np.asarray(x))
-    mean = mean + prior
+    mean = mean + line
     version = None
     if registry_dir is not None:
         registry = learn.ModelRegistry(registry_dir)
         version = registry.register(name, model, metrics={"n_train": float(len(y))}).version
     return {"mean": mean.astype(np.float32), "std": std.astype(np.float32), "n_train": len(y),
-            "version": version, "prior": prior_path is not None, "fit_s": fitted - start, "score_s": time.perf_counter() - fitted,
+            "version": version, "fit_s": fitted - start, "score_s": time.perf_counter() - fitted,
             "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0)}

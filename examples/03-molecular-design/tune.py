@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from features import surrogate_matrix  # noqa: E402
 from policy import PolicyConfig, make_forest, pick, prior_line  # noqa: E402
+from transfer import prior as qm9_prior  # noqa: E402
 from science import GROUND_TRUTH, read_ground_truth  # noqa: E402
 
 
@@ -42,12 +43,9 @@ def sims_to(order: list[int], hits: set[int], needed: int) -> int | None:
 
 
 def replay(x: np.ndarray, y: np.ndarray, config: PolicyConfig, seed: int, budget: int,
-           stop_after: tuple[set[int], int] | None = None, prior: np.ndarray | None = None) -> list[int]:
-    """The order in which the campaign's policy would simulate the pool (the campaign's own schedule).
-
-    ``prior``: the QM9 model's prediction for the pool (transfer.py), used from the first model on
-    (in a real run it arrives a few models later).
-    """
+           stop_after: tuple[set[int], int] | None = None) -> list[int]:
+    """The order in which the campaign's policy would simulate the pool (the campaign's own schedule)."""
+    prior = qm9_prior(x) if config.transfer else None
     rng = np.random.default_rng(seed)
     order = [int(i) for i in rng.permutation(len(y))[:config.initial]]
     trained_on = 0
@@ -76,21 +74,6 @@ def cached_features(smiles: list[str], config: PolicyConfig, cache: str) -> np.n
     return x
 
 
-def cached_prior(x: np.ndarray, config: PolicyConfig, target: str, cache: str) -> np.ndarray:
-    """The campaign's QM9 prior for the pool (transfer.qm9_prior on the same features), cached by its inputs."""
-    from transfer import qm9_prior
-
-    key = hashlib.sha1(json.dumps([x.shape, float(x.sum()), config.transfer, target, config.bits]).encode()).hexdigest()[:12]
-    path = os.path.join(cache, f"prior-{key}.npy")
-    if not os.path.exists(path):
-        os.makedirs(cache, exist_ok=True)
-        features = os.path.join(cache, f"prior-{key}-features.npy")
-        np.save(features, x)
-        qm9_prior(features, config.transfer, path, target, config.bits)
-        os.remove(features)
-    return np.load(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -109,7 +92,6 @@ def main() -> None:
     rows = [r for r in read_ground_truth(args.truth) if np.isfinite(r[args.target])]
     y = np.array([r[args.target] for r in rows])
     x = cached_features([r["smiles"] for r in rows], config, args.cache)
-    prior = cached_prior(x, config, args.target, args.cache) if config.transfer > 0 else None
     hits = top_set(y)
     half, ninety = max(1, len(hits) // 2), int(np.ceil(0.9 * len(hits)))
     random_half = half * (len(y) + 1) / (len(hits) + 1)
@@ -119,8 +101,7 @@ def main() -> None:
     results = []
     for seed in args.seeds:
         start = time.time()
-        order = replay(x, y, config, seed, args.budget, stop_after=(hits, half if args.until == "half" else ninety),
-                       prior=prior)
+        order = replay(x, y, config, seed, args.budget, stop_after=(hits, half if args.until == "half" else ninety))
         a, b = sims_to(order, hits, half), sims_to(order, hits, ninety)
         results.append((a, b))
         print(f"  seed {seed}: half at {a}, 90 % at {b}  ({time.time() - start:.0f} s)", flush=True)
