@@ -602,7 +602,7 @@ def _journaled_keys(directory: Path) -> set[int]:
 
 
 def test_workers_listen_only_on_their_comm_ports(engine_runtime, cluster):
-    """`dask worker --worker-class steerflow.engines.dask_node.QuietWorker`: no HTTP port on the workers,
+    """`dask worker --worker-class steerflow.engines.dask_quiet.QuietWorker`: no HTTP port on the workers,
     and the session streams' ports closed once the driver connected."""
     from .test_engine_dask_hygiene import listening_ports
 

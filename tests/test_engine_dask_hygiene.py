@@ -160,3 +160,9 @@ def test_a_dashboard_asked_for_brings_the_workers_http_port_back(tmp_path):
         assert ws.services.get("dashboard"), ws.services  # Dask's own worker, listening on HTTP
     finally:
         engine.shutdown()
+
+
+def test_the_job_scripts_name_the_quiet_worker_class():
+    from steerflow.engines import dask_batch, dask_quiet
+
+    assert dask_batch.QUIET_WORKER == dask_quiet.QUIET_WORKER  # (the job script is built without importing Dask)

@@ -105,7 +105,7 @@ def test_a_jobqueue_spec_becomes_a_pilot_job_script(system):
     job_kwargs = {k: v for k, v in kwargs.items() if k not in ("scheduler_options", "scheduler_cls")}  # the cluster's
     script = job_cls(scheduler="tls://10.0.0.1:8786", name="pilot", **job_kwargs).job_script()
     assert "--resources cores=8,gpus=2" in script and "--nthreads 1" in script
-    assert "--no-dashboard --worker-class steerflow.engines.dask_node.QuietWorker" in script  # no worker HTTP port
+    assert "--no-dashboard --worker-class steerflow.engines.dask_quiet.QuietWorker" in script  # no worker HTTP port
     if system == "slurm":
         assert "#SBATCH --gres=gpu:2" in script and "#SBATCH --cpus-per-task=8" in script
         assert "#SBATCH -p gpu" in script and "#SBATCH -A abc" in script

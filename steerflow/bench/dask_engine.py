@@ -82,7 +82,7 @@ def measure_peer(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200, durati
 def close_plain(pair: tuple[Any, Any]) -> None:
     """Close a plain Dask client and its LocalCluster, the workers' heartbeats stopped first (without that,
     workers printed heartbeat tracebacks at teardown when the machine was loaded)."""
-    from ..engines.dask_node import stop_heartbeat
+    from ..engines.dask_quiet import stop_heartbeat
 
     client, cluster = pair
     try:

@@ -106,7 +106,7 @@ class BenchCluster:
             async def close() -> None:
                 from distributed import Client
 
-                from ..engines.dask_node import stop_heartbeat
+                from ..engines.dask_quiet import stop_heartbeat
 
                 try:  # quietly: no worker heartbeat in flight as the scheduler goes (see stop_heartbeat)
                     async with Client(self.cluster, asynchronous=True) as client:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
-QUIET_WORKER = "steerflow.engines.dask_node.QuietWorker"  # (named here: the job script is built without Dask)
+QUIET_WORKER = "steerflow.engines.dask_quiet.QuietWorker"  # (named here: the job script is built without Dask)
 
 
 def jobqueue_kwargs(spec: dict[str, Any]) -> tuple[str, dict[str, Any], int]:

@@ -23,7 +23,8 @@ from typing import Any
 from ..resources import Node
 from . import dask_fast, dask_refs, wire
 from .base import Event
-from .dask_node import HANDLER, NodePlugin, stop_heartbeat
+from .dask_node import HANDLER, NodePlugin
+from .dask_quiet import stop_heartbeat
 
 log = logging.getLogger("steerflow.dask")
 
@@ -312,7 +313,7 @@ async def start_local_cluster(spec: dict[str, Any], security: Any = None) -> tup
 
         cluster.scheduler_spec["cls"] = quiet_scheduler()
     if spec.get("worker_dashboard_address") is None and "worker_class" not in spec:
-        from .dask_node import QuietWorker  # nor on the workers
+        from .dask_quiet import QuietWorker  # nor on the workers
 
         if spec["processes"]:
             cluster.new_spec["options"]["worker_class"] = QuietWorker  # the Nanny starts it (the options

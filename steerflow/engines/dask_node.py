@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import serialize
-from distributed import Worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..resources import Allocation, Node, detect_gpus
@@ -98,40 +97,6 @@ class NodeEngine(LocalEngine):
         """The driver's allocation grew: node indices in placements refer to this one now."""
         self._allocation = allocation
         self._binding_cache.clear()
-
-
-class QuietWorker(Worker):
-    """A Dask worker without its HTTP server unless a dashboard was asked for.
-
-    Dask's worker always serves HTTP (/metrics, /health, its task names; the dashboard when
-    asked) on a second, random port of its interface, even with ``--no-dashboard``; on a shared
-    machine anyone could read it. The engine starts its workers (LocalCluster, batch pilots) with
-    this class; start your own with ``dask worker --no-dashboard --worker-class
-    steerflow.engines.dask_node.QuietWorker`` (``--dashboard`` brings the HTTP server back).
-    """
-
-    def start_http_server(self, routes: Any, dashboard_address: Any, default_port: int = 0,
-                          ssl_options: Any = None) -> None:
-        if self._dashboard:  # (`dask worker` passes ":0" as the address whether asked or not)
-            super().start_http_server(routes, dashboard_address, default_port, ssl_options)
-            return
-        from distributed.http.routing import RoutingApplication
-        from tornado.httpserver import HTTPServer
-
-        self.http_application = RoutingApplication(routes)
-        self.http_server = HTTPServer(self.http_application)  # never listens
-
-
-QUIET_WORKER = f"{QuietWorker.__module__}.{QuietWorker.__qualname__}"
-
-
-def stop_heartbeat(dask_worker: Any) -> None:
-    """``client.run(stop_heartbeat)`` before closing a cluster: a worker whose heartbeat is in flight
-    while the scheduler drops its connections logs a traceback ("Failed to communicate with scheduler
-    during heartbeat"); with the heartbeats stopped first, a cluster closes without one."""
-    callback = dask_worker.periodic_callbacks.get("heartbeat")
-    if callback is not None:
-        callback.stop()
 
 
 def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] | None = None,
