@@ -3,8 +3,8 @@
 QM9 (130,831 small molecules with B3LYP HOMO energies) ships inside the ``qm9pack`` package: no
 download, and no label of this pool. ``python transfer.py`` fits, once, a ridge regression of the
 HOMO (eV) on the policy's cheap RDKit descriptors of 20,000 random QM9 molecules and writes its
-coefficients to ``data/qm9_homo_ridge.json`` (a few kB; ~70 s of featurization + 5 s of fitting
-on one core). Like any pretrained model, its training is not part of a campaign; using it is a dot
+coefficients to ``data/qm9_homo_ridge.json`` (13 kB; 170 s on one core of the loaded dev
+machine, mostly featurizing the 20,000 molecules). Like any pretrained model, its training is not part of a campaign; using it is a dot
 product with the pool's descriptors, which the campaign computes anyway.
 
 The campaign's surrogate fits a line IP ~ a * prior + b on its own results, and the forest learns
