@@ -175,16 +175,27 @@ class Trace:
         return (self.evaluations[-1].ended - self.start) if self.evaluations else 0.0
 
 
-def _concurrency(evaluations: list[Evaluation]) -> int:
-    """The most simulations that ran at once: the slots the run gave its simulations."""
+def _concurrency(evaluations: list[Evaluation], share: float = 0.02) -> int:
+    """The most simulations that ran at once: the slots the run gave its simulations.
+
+    A level held for less than ``share`` of the time any simulation ran does not count: with a
+    task queued behind a running one on its worker, one task's recorded start can precede the
+    previous one's recorded end by a few ms, and those hand-over overlaps must not double the slots.
+    """
     evaluations = [e for e in evaluations if e.source == "simulation"]
     marks = sorted([(e.started, 1) for e in evaluations] + [(e.ended, -1) for e in evaluations],
                    key=lambda t: (t[0], t[1]))
-    now = peak = 0
-    for _, step in marks:
-        now += step
-        peak = max(peak, now)
-    return peak
+    held: dict[int, float] = {}
+    now, last = 0, marks[0][0] if marks else 0.0
+    for ts, step in marks:
+        held[now] = held.get(now, 0.0) + (ts - last)
+        now, last = now + step, ts
+    busy = sum(t for level, t in held.items() if level > 0)
+    levels = [level for level in held if level > 0]
+    if busy <= 0:
+        return max(levels, default=1 if evaluations else 0)
+    return max((level for level in levels if sum(t for lv, t in held.items() if lv >= level) >= share * busy),
+               default=0)
 
 
 @dataclass
