@@ -82,15 +82,9 @@ def measure_peer(workers: int = 3, n_tasks: int = 5000, n_rtt: int = 200, durati
 def close_plain(pair: tuple[Any, Any]) -> None:
     """Close a plain Dask client and its LocalCluster, the workers' heartbeats stopped first (without that,
     workers printed heartbeat tracebacks at teardown when the machine was loaded)."""
-    from ..engines.dask_quiet import stop_heartbeat
+    from ..engines.dask_quiet import close_quietly
 
-    client, cluster = pair
-    try:
-        client.run(stop_heartbeat)
-    except Exception:  # noqa: BLE001 - the workers may be gone already
-        pass
-    client.close()
-    cluster.close()
+    close_quietly(*pair)
 
 
 def measure_cancel_ms(cluster: Any, repeats: int = 5) -> float:

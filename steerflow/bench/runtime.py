@@ -154,8 +154,9 @@ def measure_dask(workers: int = 2, n_tasks: int = 5000, n_rtt: int = 200,
         return Client(cluster), cluster
 
     def stop(pair: Any) -> None:
-        pair[0].close()
-        pair[1].close()
+        from ..engines.dask_quiet import close_quietly
+
+        close_quietly(*pair)  # no heartbeat tracebacks as it goes
 
     return measure_executor(start, lambda pair, fn, args: pair[0].submit(fn, *args, pure=False), stop,
                     workers, n_tasks, n_rtt, durations, wait_all=dask_wait)

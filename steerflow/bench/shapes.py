@@ -107,8 +107,9 @@ def dask_executor(workers: int) -> tuple[Any, Callable[..., Any], Callable[[Any]
         return client.submit(fn, *args, pure=False)
 
     def close() -> None:
-        client.close()
-        cluster.close()
+        from ..engines.dask_quiet import close_quietly
+
+        close_quietly(client, cluster)  # no heartbeat tracebacks as it goes
 
     return client, submit, _future_result, close
 

@@ -43,3 +43,13 @@ def stop_heartbeat(dask_worker: Any) -> None:
     callback = dask_worker.periodic_callbacks.get("heartbeat")
     if callback is not None:
         callback.stop()
+
+
+def close_quietly(client: Any, cluster: Any) -> None:
+    """Close a client and the LocalCluster it talks to, the workers' heartbeats stopped first (`stop_heartbeat`)."""
+    try:
+        client.run(stop_heartbeat)
+    except Exception:  # noqa: BLE001 - the workers may be gone already
+        pass
+    client.close()
+    cluster.close()
