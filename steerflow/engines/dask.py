@@ -36,12 +36,10 @@ from ..errors import AllocationError
 from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
-from .base import Event, Launch
+from .base import Event, FunctionKeys, Launch
 from .dask_comms import ClusterSide, NodeLink, natural_key
 
 log = logging.getLogger("steerflow.dask")
-
-_FN_CACHE_MAX = 4096
 
 
 class DaskEngine(ClusterSide):
@@ -93,8 +91,7 @@ class DaskEngine(ClusterSide):
         self._started = False
         self._closed = False
         self._tasks: dict[int, tuple[int, int, frozenset[int]]] = {}  # task -> (node it runs on, attempt, nodes)
-        self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
-        self._next_key = 0
+        self._fn_keys = FunctionKeys(wire.dumps_spec, on_clear=self._forget_functions)
         self._events: deque[Event] = deque()
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = select.poll()
@@ -319,7 +316,7 @@ class DaskEngine(ClusterSide):
                     f"which left the Dask cluster, and it cannot be recomputed here ({why}). Rerun the task "
                     "that made it (or keep fewer results on nodes: return smaller values).")), "", 0, None))
                 return None
-            fn_key, fn_bytes = self._function_key(recipe[0])
+            fn_key, fn_bytes = self._fn_keys.get(recipe[0])
             if fn_key not in link.known_fns:
                 link.known_fns.add(fn_key)
                 link.pending.append(("fn", fn_key, fn_bytes))
@@ -368,7 +365,7 @@ class DaskEngine(ClusterSide):
             self._copies.setdefault(key, set()).add(link.index)
         spec = launch.spec
         if isinstance(spec, Function):
-            key, fn_bytes = self._function_key(spec.fn)
+            key, fn_bytes = self._fn_keys.get(spec.fn)
             if key not in link.known_fns:
                 link.known_fns.add(key)
                 link.pending.append(("fn", key, fn_bytes))
@@ -394,18 +391,10 @@ class DaskEngine(ClusterSide):
         self._tasks[launch.task_id] = (first, launch.attempt, nodes)
         return True
 
-    def _function_key(self, fn: object) -> tuple[int, bytes]:
-        entry = self._fn_keys.get(id(fn))
-        if entry is not None and entry[0] is fn:
-            return entry[1], entry[2]
-        if len(self._fn_keys) >= _FN_CACHE_MAX:
-            self._fn_keys.clear()
-            for link in self._links.values():
-                link.known_fns.clear()
-        self._next_key += 1
-        entry = (fn, self._next_key, wire.dumps_spec(fn))
-        self._fn_keys[id(fn)] = entry
-        return entry[1], entry[2]
+    def _forget_functions(self) -> None:
+        """The function table was emptied: no node knows a number any more, so bytes go out again."""
+        for link in self._links.values():
+            link.known_fns.clear()
 
     def _control(self, op: str, task_id: int) -> None:
         where = self._tasks.get(task_id)

@@ -19,7 +19,7 @@ from .. import proctree, serialize
 from ..resources import Allocation
 from ..task import Executable, Function
 from . import launchers, spawner
-from .base import Event, Launch
+from .base import Event, FunctionKeys, Launch
 from .pool import DEFAULT_BINDING, STOP, Binding, WarmPool, Worker, exit_status  # noqa: F401 - (Binding, DEFAULT_BINDING: used by dask_node)
 from .worker import _HEADER, CONTROL, write_all
 
@@ -93,8 +93,7 @@ class LocalEngine(WarmPool):
         self._children: dict[int, _Child] = {}
         self._spawner: spawner.Launcher | None = None
         self._spawned: dict[int, _Child] = {}  # guard pid -> its child record (programs the launcher started)
-        self._fn_keys: dict[int, tuple[object, int, bytes]] = {}
-        self._next_key = 0
+        self._fn_keys = FunctionKeys(serialize.dumps_function)
         self._binding_cache: dict[tuple, tuple[dict[str, str], list[int], Binding]] = {}
         self._max_idle = 1
         self._worker_env = dict(os.environ)

@@ -15,13 +15,11 @@ import subprocess
 import sys
 import time
 
-from .. import proctree, serialize
+from .. import proctree
 from ..task import Function
 from . import launchers
 from .base import Event, Launch
 from .worker import _HEADER, read_exact, write_all
-
-_FN_CACHE_MAX = 4096
 
 
 # What a warm worker is started with and keeps for life: (CUDA_VISIBLE_DEVICES, threads). CUDA,
@@ -92,7 +90,7 @@ class WarmPool:
         """What a function task's message needs: (function key, its bytes, binding, CPUs, environment)."""
         spec = launch.spec
         assert isinstance(spec, Function)
-        key, fn_bytes = self._function_key(spec.fn)
+        key, fn_bytes = self._fn_keys.get(spec.fn)
         slot = launch.placement.slots[0]
         cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus))
         if cached is None:  # binding depends only on where it runs: compute once per slot
@@ -206,17 +204,6 @@ class WarmPool:
             write_all(worker.wfd, _HEADER.pack(len(STOP)) + STOP)
         except OSError:
             pass
-
-    def _function_key(self, fn: object) -> tuple[int, bytes]:
-        entry = self._fn_keys.get(id(fn))
-        if entry is not None and entry[0] is fn:
-            return entry[1], entry[2]
-        if len(self._fn_keys) >= _FN_CACHE_MAX:
-            self._fn_keys.clear()
-        self._next_key += 1
-        entry = (fn, self._next_key, serialize.dumps_function(fn))
-        self._fn_keys[id(fn)] = entry
-        return entry[1], entry[2]
 
     def _on_worker(self, worker: Worker, events: list[Event]) -> None:
         try:
