@@ -340,7 +340,8 @@ class RuntimeLoop(Pipeline):
                 tail = stderr_tail(result.stderr_path)
                 self._retry_or_fail(record, TaskFailed(
                     f"Task {record.id} ({spec.label()}) exited with status {event.code}. "  # type: ignore[attr-defined]
-                    f"Last lines of {result.stderr_path}:\n{tail}"))
+                    + (f"Last lines of {result.stderr_path}:\n{tail}" if tail.strip()
+                       else f"It wrote nothing to its stderr ({result.stderr_path}).")))
         elif kind == "error":
             try:
                 raised = serialize.loads(event.value)

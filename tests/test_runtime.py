@@ -269,6 +269,9 @@ def test_executable_output_env_pre_post(runtime, tmp_path):
     failing = runtime.submit(Executable(["sh", "-c", "echo oops >&2; exit 4"]))
     with pytest.raises(TaskFailed, match="exited with status 4(.|\n)*oops"):
         failing.result(timeout=30)
+    silent = runtime.submit(Executable(["sh", "-c", "exit 3"]))
+    with pytest.raises(TaskFailed, match=r"exited with status 3\. It wrote nothing to its stderr"):
+        silent.result(timeout=30)
 
 
 def test_executable_affinity(make_runtime):

@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import stop as stop_mod
 from ..campaign import Campaign
-from ..errors import SpecError
 from ..futures import TaskFuture
 from ..resources import Allocation
 from ..task import TaskSpec
