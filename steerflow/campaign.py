@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import agents, blobs, control, dirlock, engines, launch
+from . import agents, blobs, control, dirlock, engines, launch, sigterm
 from . import pools as pools_mod
 from . import journal as journal_mod
 from .agents import Context, Handler, SteeringError, handlers_of
@@ -313,7 +313,8 @@ class Campaign(SteeringLoop):
             display = ProgressDisplay(self)
             display.start()
         try:
-            self._steer(stop, display, stop_when_idle)
+            with sigterm.stops_cleanly(f"Continue with `steerflow resume {self.directory}`."):
+                self._steer(stop, display, stop_when_idle)
         finally:
             if display is not None:
                 display.stop()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, control, launch, rundirs
+from .sigterm import Terminated, raise_terminated
 from .dirlock import holder as driver_pid
 from .errors import CampaignLocked, CampaignStopped, SpecError, SteerflowError
 from .rundirs import NotACampaign
@@ -107,14 +108,6 @@ class CliError(SteerflowError):
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (`kill`, `scancel`, a batch job's wall time) stops a driver the way Ctrl-C does: cleanly, resumable."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
 
 
 def _where_in_user_code(exc: BaseException) -> str:
@@ -459,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     name = f"steerflow {args.command}"
     if args.command in ("run", "resume"):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt as exc:

@@ -274,3 +274,15 @@ def test_a_python_campaign_exits_1_only_when_no_agent_received_its_failures(tmp_
     out = sf("run", script, tmp_path / "c")
     assert out.returncode == code, out.stderr
     assert "broken input" in out.stderr and str(tmp_path / "c" / "tasks" / "1.1.err") in out.stderr
+
+
+def test_sigterm_to_a_plain_python_driver_closes_its_campaign(tmp_path, no_leftover_processes):
+    """`python campaign.py` (no CLI) under `kill`/`scancel`: the campaign closes cleanly and resumes."""
+    directory = tmp_path / "camp"
+    proc = subprocess.Popen([sys.executable, str(SLOW), str(directory), str(tmp_path / "marker")], env=_env(),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = _terminate_when(proc, lambda: _running(directory))
+    assert proc.returncode != 0 and "SIGTERM: the driver stopped cleanly" in err and "steerflow resume" in err, err
+    info = rundirs.status(directory)
+    assert info["driver_pid"] is None and info["pools"]["simulate"].get("interrupted", 0) >= 1
+    assert "stopped without closing" not in sf("status", directory).stdout
