@@ -245,12 +245,13 @@ class _Validator:
                       f"stage {name!r} {both}; give exactly one: 'function: module:callable' or "
                       "'executable: [program, arg, ...]'.")
         kind = "function" if "function" in item else "executable"
+        a_kind = "a function" if kind == "function" else "an executable"
         wrong = EXECUTABLE_OPTIONS if kind == "function" else FUNCTION_OPTIONS
         for key in item:
             if key in wrong:
                 hint = ("cores_per_rank/gpus_per_rank" if kind == "executable" else "a function stage's cores/gpus")
                 other = "executable" if kind == "function" else "function"
-                self.fail(path + (key,), f"{key!r} is an option of {other} stages; stage {name!r} runs a {kind} "
+                self.fail(path + (key,), f"{key!r} is an option of {other} stages; stage {name!r} runs {a_kind} "
                           f"(use {hint}).")
         when = item.get("when", "start")
         if when not in WHEN:
