@@ -81,6 +81,13 @@ class Campaign(SteeringLoop):
         if launch.stopped():
             raise CampaignStopped(f"{launch.stopped()}; this script does not start another campaign. Continue it "
                                   "later with `steerflow resume DIR`.")
+        if on_agent_error not in ("stop", "log"):
+            raise ValueError("on_agent_error must be 'stop' or 'log'.")
+        # everything that can be wrong with the arguments is found before the directory holds a journal,
+        # so that fixing it and running the script again is all the user has to do
+        quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
+        self._declared_pools = {*quotas, "default"} if quotas else None  # a task's unknown pool is likely a typo
+        engine = engines.resolve(engine)
         requested = Path(directory).resolve()
         self.directory, forced = launch.place(requested)  # `steerflow resume` says where each campaign lives now
         dirlock.prepare(self.directory)
@@ -93,22 +100,27 @@ class Campaign(SteeringLoop):
             raise CampaignLocked(f"{self.directory} already holds a campaign journal. Continue it with "
                                  f"`steerflow resume {self.directory}` (or Campaign(..., resume=True)), or use a new "
                                  "directory.", directory=self.directory)
-        if on_agent_error not in ("stop", "log"):
-            raise ValueError("on_agent_error must be 'stop' or 'log'.")
         self.on_agent_error = on_agent_error
         self.resumed = bool(resume and exists)
-        self.journal = journal_mod.Journal(self.directory)
+        try:
+            self.allocation = allocation or engines.discover(engine) or Allocation.auto()
+            for name, (cores, gpus) in quotas.items():
+                pools_mod.warn_if_larger(name, cores, gpus, self.allocation, stacklevel=3)
+            self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
+                                    lost_retries=lost_retries)
+        except BaseException:
+            dirlock.release(self._lock_fd)
+            raise
+        try:
+            self.journal = journal_mod.Journal(self.directory)
+        except BaseException:
+            self._runtime.shutdown(wait=False, cancel_futures=True)
+            dirlock.release(self._lock_fd)
+            raise
         self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
         # On resume the journal is read as the script submits and as the replay goes, never loaded whole.
         self._resume = JournalReplay(self.journal.path) if self.resumed else None
         self._seq = self._resume.last_seq if self._resume is not None else 0
-        quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
-        engine = engines.resolve(engine)
-        self.allocation = allocation or engines.discover(engine) or Allocation.auto()
-        for name, (cores, gpus) in quotas.items():
-            pools_mod.warn_if_larger(name, cores, gpus, self.allocation, stacklevel=3)
-        self._runtime = Runtime(self.allocation, engine=engine, run_dir=self.directory, quotas=quotas,
-                                lost_retries=lost_retries)
         self.launch = launch.record(requested)  # the script or pipeline that created it (resume runs it)
         if not self.resumed:
             self.journal.put("meta", "launch", json.dumps(self.launch))
@@ -181,6 +193,9 @@ class Campaign(SteeringLoop):
             spec = task
         else:
             spec = self._describe(task, args, kwargs)
+        if self._declared_pools is not None and spec.pool not in self._declared_pools:  # type: ignore[attr-defined]
+            self._declared_pools.add(spec.pool)  # type: ignore[attr-defined]
+            warnings.warn(pools_mod.undeclared(spec.pool, self._declared_pools), stacklevel=2)  # type: ignore
         with self._lock:
             key = self._next_key
             known, stored = self._resume.lookup(key) if self._resume is not None else (None, None)
@@ -237,6 +252,8 @@ class Campaign(SteeringLoop):
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise SteeringError(f"set_quota({pool!r}, {name}={value!r}): a quota is an integer >= 0 or None.")
         pools_mod.warn_if_larger(pool, cores, gpus, self.allocation, stacklevel=4)
+        if self._declared_pools is not None:
+            self._declared_pools.add(pool)
         self._runtime.set_quota(pool, cores, gpus)
         if not self._replaying:  # provenance only: on resume the replayed handlers set it again
             self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())

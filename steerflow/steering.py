@@ -22,6 +22,7 @@ from . import launch
 from .agents import Handler, Partial, Result, SteeringError
 from .errors import TaskFailed, first_line
 from .futures import TaskFuture
+from .stall import StallWatch
 from .stop import Condition
 from .task import Function, TaskSpec
 
@@ -46,6 +47,8 @@ class SteeringLoop:
         if self._resume is None or not self._resume.started_before:
             self._deliver(("start",))
         next_control = 0.0
+        timers = any(h.kind == "timer" for h in self._handlers)  # a timer's handler could still raise a quota
+        self._stall = StallWatch()
         while self._stop_reason is None:
             if self._runtime.failure is not None:
                 failure = self._runtime.failure
@@ -80,6 +83,11 @@ class SteeringLoop:
             if now >= next_control:
                 next_control = now + 0.25
                 self._poll_control()
+                if stop_when_idle and self._active and self._events.empty() and not timers:
+                    stalled = self._stall.observe(self._runtime)
+                    if stalled is not None:
+                        self._stop_reason = f"stalled: {stalled}"
+                        warnings.warn(f"The campaign in {self.directory} stopped: {stalled}", stacklevel=3)
                 if display is not None:
                     display.update()
 

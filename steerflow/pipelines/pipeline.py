@@ -32,7 +32,9 @@ def prepare(spec: PipelineSpec, directory: str | os.PathLike[str] | None = None,
     on_path(spec.file.parent)
     target = directory or spec.directory or os.path.join("runs", spec.file.stem)
     with launch.pipeline_source(spec.file):  # `steerflow resume DIR` runs this spec file again
-        campaign = Campaign(target, allocation=spec.allocation, pools=dict(spec.pools), resume=resume,
+        # every stage's pool is declared (no quota unless the spec gives one): an undeclared one would be a typo
+        pools = {**{stage.options.get("pool", stage.name): None for stage in spec.stages}, **spec.pools}
+        campaign = Campaign(target, allocation=spec.allocation, pools=pools, resume=resume,
                             progress=progress, engine=spec.engine)
     try:
         pipeline = Pipeline(spec, campaign)
