@@ -153,15 +153,21 @@ class NodeIndex:
         self._fm = list(self._mem)                             # free memory
         self._min_c = min(self._cores)
         self._min_g = min(self._gpus)
+        # node types (cores, GPUs, MB) -> how many: what never_fits needs, in a few entries whatever the node count
+        self._types: dict[tuple[int, int, int], int] = {}
+        for t in zip(self._cores, self._gpus, self._mem):
+            self._types[t] = self._types.get(t, 0) + 1
         self._gs = gs = max(self._gpus) + 1                    # bucket stride
         # nodes by (free cores, free GPUs); _pos: each node's index in its bucket (removal swaps in the last).
-        # Nodes with no free core are only counted, per free GPUs (_zero): no request (each rank needs a core)
-        # is placed on them, so on a full machine most nodes join and leave a bucket for the price of a count.
+        # Nodes with no free core are in no bucket: no request (each rank needs a core) is placed on them, so on
+        # a full machine a node that fills up or gets its first core back costs nothing here. Only GPU-only
+        # counts (_count_fits) ask for them: _gcount counts all nodes by free GPUs, the buckets' nodes subtracted.
         self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
-        self._zero = [0] * gs
+        self._gcount = [0] * gs
         self._pos = [0] * n
         self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
         self._rows = 0                                         # bits of free-core counts with a non-empty bucket
+        #                                                        (bit 0, the nodes with no free core, is never set)
         for i in range(n):
             self._bucket(i)
         self._isfree = [True] * n
@@ -170,7 +176,7 @@ class NodeIndex:
         self._offline: dict[int, list[int]] = {}               # node -> what it holds while gone: [core mask,
         #                                                        GPU mask, cores, GPUs, MB]
         # the lists the scheduler's hot path reads, as one tuple (one attribute load instead of ten)
-        self._lists = (self._rowmask, self._buckets, gs, self._pos, self._zero, self._fc, self._fg, self._nc,
+        self._lists = (self._rowmask, self._buckets, gs, self._pos, self._gcount, self._fc, self._fg, self._nc,
                        self._ng, self._isfree, self._min_c)
         self._wf = (1 << n) - 1                                # fully free nodes
         self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
@@ -179,11 +185,8 @@ class NodeIndex:
     def _bucket(self, i: int) -> None:
         r = self._nc[i]
         g = self._ng[i]
+        self._gcount[g] += 1
         if not r:
-            self._zero[g] += 1
-            if self._zero[g] == 1:
-                self._rowmask[0] |= 1 << g
-                self._rows |= 1
             return
         b = self._buckets[r * self._gs + g]
         self._pos[i] = len(b)
@@ -193,46 +196,41 @@ class NodeIndex:
             self._rows |= 1 << r
 
     def _unbucket(self, i: int) -> None:
-        self._move(i, self._nc[i], self._ng[i], -1, 0)
+        r = self._nc[i]
+        g = self._ng[i]
+        self._gcount[g] -= 1
+        if r:
+            self._drop(i, r, g)
+
+    def _drop(self, i: int, r: int, g: int) -> None:
+        """Take node i out of the bucket of (r > 0 free cores, g free GPUs)."""
+        b = self._buckets[r * self._gs + g]
+        last = b.pop()
+        if last != i:
+            p = self._pos[i]
+            b[p] = last
+            self._pos[last] = p
+        elif not b:
+            rowmask = self._rowmask
+            rm = rowmask[r] = rowmask[r] & ~(1 << g)
+            if not rm:
+                self._rows &= ~(1 << r)
 
     def _move(self, i: int, r0: int, g0: int, r: int, g: int) -> None:
         """Node i's free (cores, GPUs) went from (r0, g0) to (r, g): move it to its new bucket."""
-        buckets = self._buckets
-        pos = self._pos
-        gs = self._gs
-        if not r0:
-            self._zero[g0] -= 1
-            if not self._zero[g0]:
-                rowmask = self._rowmask
-                rm = rowmask[0] = rowmask[0] & ~(1 << g0)
-                if not rm:
-                    self._rows &= ~1
-        else:
-            b = buckets[r0 * gs + g0]
-            last = b.pop()
-            if last != i:
-                p = pos[i]
-                b[p] = last
-                pos[last] = p
-            elif not b:
-                rowmask = self._rowmask
-                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-                if not rm:
-                    self._rows &= ~(1 << r0)
-        if r < 0:
-            return  # (taken out of the buckets only)
-        if not r:
-            self._zero[g] += 1
-            if self._zero[g] == 1:
-                self._rowmask[0] |= 1 << g
-                self._rows |= 1
-            return
-        b = buckets[r * gs + g]
-        pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            self._rowmask[r] |= 1 << g
-            self._rows |= 1 << r
+        if g0 != g:
+            gcount = self._gcount
+            gcount[g0] -= 1
+            gcount[g] += 1
+        if r0:
+            self._drop(i, r0, g0)
+        if r:
+            b = self._buckets[r * self._gs + g]
+            self._pos[i] = len(b)
+            b.append(i)
+            if len(b) == 1:
+                self._rowmask[r] |= 1 << g
+                self._rows |= 1 << r
 
     # ---- finding room ------------------------------------------------------------------------------
     def _best_node(self, c: int, g: int, m: int) -> int:
@@ -303,6 +301,10 @@ class NodeIndex:
         """How many (c cores, g GPUs) pieces the free room of all nodes holds, node by node."""
         total = 0
         rows = self._rows >> c << c
+        if not c and g:  # nodes with no free core: all nodes with gg >= g free GPUs, less those in buckets
+            for gg in range(g, self._gs):
+                in_buckets = sum(len(self._buckets[r * self._gs + gg]) for r in range(1, len(self._rowmask)))
+                total += gg // g * (self._gcount[gg] - in_buckets)
         while rows:
             r = rows.bit_length() - 1
             rows ^= 1 << r
@@ -313,7 +315,7 @@ class NodeIndex:
                 fit = r // c if c else 1 << 62
                 if g and gg // g < fit:
                     fit = gg // g
-                total += fit * (len(self._buckets[r * self._gs + gg]) if r else self._zero[gg])
+                total += fit * len(self._buckets[r * self._gs + gg])
         return total
 
     # ---- taking and giving back resources -----------------------------------------------------
@@ -463,16 +465,17 @@ class NodeIndex:
                                  ("memory_mb_per_rank", m, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 return f"{name}={value!r} must be an integer of at least {low}."
-        total_cores, total_gpus = sum(self._cores), sum(self._gpus)
-        max_c, max_g = max(self._cores), max(self._gpus)
-        max_m = max(self._mem)
+        types = self._types
+        total_cores = sum(c * count for (c, _, _), count in types.items())
+        total_gpus = sum(g_ * count for (_, g_, _), count in types.items())
+        max_c, max_g, max_m = (max(t[j] for t in types) for j in range(3))
         if k > max_c:
             return f"cores_per_rank={k} exceeds the largest node's {max_c} cores."
         if g > max_g:
             return f"gpus_per_rank={g} exceeds the largest node's {max_g} GPUs."
         if m > max_m:
             return f"memory_mb_per_rank={m} exceeds the largest node's {max_m} MB of memory."
-        if not any(self._cores[i] >= k and self._gpus[i] >= g and self._mem[i] >= m for i in range(self._n)):
+        if not any(c >= k and g_ >= g and m_ >= m for c, g_, m_ in types):
             return (f"no node has cores_per_rank={k} cores, gpus_per_rank={g} GPUs and "
                     f"memory_mb_per_rank={m} MB at once.")
         if n is not None:
@@ -492,11 +495,7 @@ class NodeIndex:
             if share * m > max_m:
                 return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * m} "
                         f"MB (memory_mb_per_rank={m}); the largest node has {max_m} MB.")
-            ok = 0
-            for i in range(self._n):
-                if self._cores[i] >= share * k and self._gpus[i] >= share * g and self._mem[i] >= share * m:
-                    ok |= 1 << i
-            if _first_run(ok, n) < 0:
+            if _first_run(self._eligible_mask(ranks, k, g, m, n), n) < 0:
                 return (f"nodes={n}: the allocation has no {n} consecutive nodes that can each hold {share} "
                         f"ranks of {k} cores, {g} GPUs and {m} MB.")
             return None
@@ -507,13 +506,13 @@ class NodeIndex:
             return (f"ranks={ranks} x gpus_per_rank={g} needs {ranks * g} GPUs; the whole allocation has "
                     f"{total_gpus} GPUs.")
         room = 0
-        for i in range(self._n):
-            t = self._cores[i] // k
+        for (c, g_, m_), count in types.items():
+            t = c // k
             if g:
-                t = min(t, self._gpus[i] // g)
+                t = min(t, g_ // g)
             if m:
-                t = min(t, self._mem[i] // m)
-            room += t
+                t = min(t, m_ // m)
+            room += t * count
         if room < ranks:
             return (f"ranks={ranks} ranks of {k} cores, {g} GPUs and {m} MB each do not fit: the whole "
                     f"allocation holds at most {room} such ranks (a rank lies on one node).")

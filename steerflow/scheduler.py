@@ -99,9 +99,9 @@ class _Class:
     """
 
     __slots__ = ("key", "ckey", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "queue",
-                 "prio", "bypass", "usage", "simple")
+                 "prio", "bypass", "usage", "simple", "mark", "at")
 
-    def __init__(self, key: tuple, priority: int) -> None:
+    def __init__(self, key: tuple, priority: int, mark: list[int]) -> None:
         self.key = key
         self.ckey = (*key, priority)
         self.pool, self.ranks, self.k, self.g, self.m, self.nodes = key
@@ -111,9 +111,14 @@ class _Class:
         #: one rank, no memory, no whole nodes: :meth:`Scheduler.schedule` places it inline
         self.simple = self.ranks == 1 and not self.m and self.nodes is None
         self.prio = -priority
-        self.queue: deque[tuple[int, Request]] = deque()  # (submission number, request)
+        # (-priority, submission number, this queue, request): an item is its own entry in the heads' order
+        self.queue: deque[tuple[int, int, _Class, Request]] = deque()
         self.bypass = 0
         self.usage: list[int] = [0, 0]
+        #: shared by the queues of one key: the number of the last pass in which the key's head failed
+        self.mark = mark
+        #: while blocked in a pass: the placements made when it blocked (for want of room), or ~ its pool's count
+        self.at = 0
 
 
 class Scheduler(NodeIndex):
@@ -127,10 +132,12 @@ class Scheduler(NodeIndex):
         self.max_bypass = max_bypass
         NodeIndex.__init__(self, allocation.nodes)
         self._classes: dict[tuple, _Class] = {}  # (shape key, priority) -> its queue
-        # the head of every non-empty queue, as (-priority, submission number, queue), kept sorted: the order
-        # of a pass; a few entries (one per shape and priority), so inserting is a short memmove
-        self._heads: list[tuple[int, int, _Class]] = []
-        self._waiting: dict[int, tuple[int, Request]] = {}  # request id -> its item in its queue
+        # the head item of every non-empty queue, kept sorted: the order of a pass; a few entries (one per shape
+        # and priority), so inserting is a short memmove
+        self._heads: list[tuple[int, int, _Class, Request]] = []
+        self._waiting: dict[int, tuple[int, int, _Class, Request]] = {}  # request id -> its item in its queue
+        self._marks: dict[tuple, list[int]] = {}  # shape key -> the mark its queues share (see _Class)
+        self._pass = 0  # passes of schedule() made
         self._stale = 0  # withdrawn items still in a queue (none: every queued item is waiting)
         # request id -> (class key with priority, cores, GPUs, held tuple(s)): what each placed request holds.
         # Only str/int tuples, which the garbage collector stops tracking: the scheduler keeps no object per
@@ -139,14 +146,13 @@ class Scheduler(NodeIndex):
         self._usage: dict[str, list[int]] = {}
         self._quota: dict[str, tuple[int | None, int | None]] = {}
         self._seq = 0
-        self._blocked: list = []
-        self._failed: set[tuple] = set()
+        self._blocked: list[_Class] = []
         self._pool_stop: dict[str, int] = {}
         self._pool_count: dict[str, int] = {}
         self._closed: set[str] = set()
         self._fails: dict[tuple, int] = {}
-        # a pass's scratch containers, as one tuple: one attribute load for schedule() instead of six
-        self._scratch = (self._blocked, self._pool_stop, self._pool_count, self._closed, self._fails, self._failed)
+        # a pass's scratch containers, as one tuple: one attribute load for schedule() instead of five
+        self._scratch = (self._blocked, self._pool_stop, self._pool_count, self._closed, self._fails)
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
 
@@ -183,8 +189,9 @@ class Scheduler(NodeIndex):
             self._placed[req.id] = (cls.ckey, need_c, need_g, held)
         self._free_c -= need_c
         self._free_g -= need_g
-        usage[0] += need_c
-        usage[1] += need_g
+        if quota is not None:
+            usage[0] += need_c
+            usage[1] += need_g
         if i >= 0:
             self._placed[req.id] = held
         return Placement(req, None, held)
@@ -212,8 +219,9 @@ class Scheduler(NodeIndex):
         held = self._take_whole(start, n, cls.ranks, cls.k, cls.g, cls.m, slots)
         self._free_c -= need_c
         self._free_g -= need_g
-        usage[0] += need_c
-        usage[1] += need_g
+        if quota is not None:
+            usage[0] += need_c
+            usage[1] += need_g
         held_t = tuple(held)
         self._placed[req.id] = (cls.ckey, need_c, need_g, held_t)
         return Placement(req, tuple(slots), held_t)
@@ -232,11 +240,11 @@ class Scheduler(NodeIndex):
         if cls is None:
             cls = self._new_class(req, ckey)
         seq = self._seq = self._seq + 1
-        item = waiting[rid] = (seq, req)
+        item = waiting[rid] = (cls.prio, seq, cls, req)
         queue = cls.queue
         queue.append(item)
         if len(queue) == 1:
-            insort(self._heads, (cls.prio, seq, cls))
+            insort(self._heads, item)
 
     def _new_class(self, req: Request, ckey: tuple) -> _Class:
         reason = self.never_fits(req)
@@ -244,7 +252,13 @@ class Scheduler(NodeIndex):
             raise ValueError(f"Request {req.id} can never run here: {reason}")
         if len(self._classes) >= 4096:  # forget empty queues of shapes no longer used
             self._classes = {key_: c for key_, c in self._classes.items() if c.queue}
-        cls = self._classes[ckey] = _Class(ckey[:6], req.priority)
+        key = ckey[:6]
+        mark = self._marks.get(key)
+        if mark is None:
+            if len(self._marks) >= 4096:
+                self._marks = {c.key: c.mark for c in self._classes.values()}
+            mark = self._marks[key] = [0]
+        cls = self._classes[ckey] = _Class(key, req.priority, mark)
         usage = self._usage.get(req.pool)
         if usage is None:
             usage = self._usage[req.pool] = [0, 0]
@@ -256,24 +270,22 @@ class Scheduler(NodeIndex):
         queue = cls.queue
         cls.bypass = 0
         waiting = self._waiting
-        while queue and waiting.get(queue[0][1].id) is not queue[0]:
+        while queue and waiting.get(queue[0][3].id) is not queue[0]:
             queue.popleft()  # withdrawn while not at the head
             self._stale -= 1
         if queue:
-            insort(self._heads, (cls.prio, queue[0][0], cls), lo)
+            insort(self._heads, queue[0], lo)
 
     def withdraw(self, req_id: int) -> bool:
         """Remove a waiting request; False if it is not waiting."""
         item = self._waiting.pop(req_id, None)
         if item is None:
             return False
-        req = item[1]
-        cls = self._classes[(req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank,
-                             req.nodes, req.priority)]
+        cls = item[2]
         if cls.queue[0] is item:
             cls.queue.popleft()
             heads = self._heads
-            del heads[bisect_left(heads, (cls.prio, item[0]))]
+            del heads[bisect_left(heads, item[:2])]
             self._advance(cls)
         else:
             self._stale += 1  # left in its queue, dropped when it reaches the front
@@ -285,48 +297,47 @@ class Scheduler(NodeIndex):
         heads = self._heads
         if not heads or not self._free_c or (limit is not None and limit <= 0):
             return out
+        pno = self._pass = self._pass + 1  # a key whose head fails is marked with it (see _Class.mark)
         max_bypass = self.max_bypass
         waiting = self._waiting
         quotas = self._quota
         records = self._placed
         stale = self._stale
         # scratch containers, reused from pass to pass (left empty after each):
-        # blocked: queue, then the placements made when it blocked (for want of room), or ~ the placements of its
-        #   pool counted in pool_count (for want of quota); two items a queue, no tuple
+        # blocked: queues whose head is blocked in this pass (each with its `at`)
         # pool_count: pool -> placements in it since the pass's first quota-blocked request (none before)
         # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
         # closed: pools reserved by a quota-blocked request
         # fails: rank shape -> fewest ranks that found no room in this pass
-        # failed: shape keys whose head failed in this pass: their other queues wait behind it
-        blocked, pool_stop, pool_count, closed, fails, failed = self._scratch
+        blocked, pool_stop, pool_count, closed, fails = self._scratch
         # the node index, for placing a one-rank request inline (what _best_node, _take and _move do)
-        rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
         stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
         placed = 0
         i = 0
         while i < len(heads) and placed < stop:
-            cls = heads[i][2]
-            pool = cls.pool
-            if (closed and pool in closed) or (failed and cls.key in failed):
-                i += 1
+            item = heads[i]
+            cls = item[2]
+            if cls.mark[0] == pno or (closed and cls.pool in closed):
+                i += 1  # its key failed in this pass (identical shapes fail alike), or its pool is reserved
                 continue
-            if cls.nodes is not None or (quotas and pool in quotas):
-                result = self._try(cls, cls.queue[0][1], fails)
+            if cls.nodes is not None or (quotas and cls.pool in quotas):
+                result = self._try(cls, item[3], fails)
             elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
                 # no node has the cores for one of its ranks: what _try would say, said sooner, and the
                 # bookkeeping of a request blocked for want of room (below) done here, the common case
                 i += 1
-                failed.add(cls.key)
+                cls.mark[0] = pno
                 left = max_bypass - cls.bypass
                 if left <= 0:
                     break  # reservation: nothing after it starts
+                cls.at = placed
                 blocked.append(cls)
-                blocked.append(placed)
                 if placed + left < stop:
                     stop = placed + left
                 continue
             elif cls.simple:
-                req = cls.queue[0][1]
+                req = item[3]
                 # best fit: the lowest row of free cores >= k, then its lowest GPU bucket >= g (_best_node)
                 k = cls.k
                 g = cls.g
@@ -360,7 +371,7 @@ class Scheduler(NodeIndex):
                         for _ in range(k):
                             rest &= rest - 1
                     fcl[node] = rest
-                    gmask = 0
+                    r = nc[node] = r0 - k
                     if g:
                         fg = fgl[node]
                         restg = fg
@@ -368,55 +379,51 @@ class Scheduler(NodeIndex):
                             restg &= restg - 1
                         fgl[node] = restg
                         gmask = fg ^ restg
-                    r = nc[node] = r0 - k
-                    g1 = ng[node] = g0 - g
-                    if r:
+                        g1 = ng[node] = g0 - g
+                        gcount[g0] -= 1
+                        gcount[g1] += 1
+                        self._free_g -= g
+                    else:
+                        gmask = 0
+                        g1 = g0
+                    if r:  # (a node with no free core is in no bucket)
                         b = buckets[r * gs + g1]
                         pos[node] = len(b)
                         b.append(node)
                         if len(b) == 1:
                             rowmask[r] |= 1 << g1
                             self._rows |= 1 << r
-                    else:  # a full node is only counted (see NodeIndex)
-                        zero[g1] += 1
-                        if zero[g1] == 1:
-                            rowmask[0] |= 1 << g1
-                            self._rows |= 1
                     if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
                         isfree[node] = False
                         self._wf ^= 1 << node
                     self._free_c -= k
-                    usage = cls.usage
-                    usage[0] += k
-                    if g:
-                        self._free_g -= g
-                        usage[1] += g
+                    # (its pool has no quota: what such a pool holds is not counted, see usage())
                     held = records[req.id] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
                     result = Placement(req, None, held)
             else:
-                result = self._try(cls, cls.queue[0][1], fails)
+                result = self._try(cls, item[3], fails)
             if result.__class__ is Placement:
                 out.append(result)  # type: ignore[arg-type]
                 placed += 1
-                del waiting[result.request.id]  # type: ignore[union-attr]
+                del waiting[item[3].id]
                 queue = cls.queue
                 queue.popleft()
                 cls.bypass = 0
                 if queue:  # its next request is tried in this pass too, in its turn
                     nxt = queue[0]
-                    if not stale or waiting.get(nxt[1].id) is nxt:
-                        head = (cls.prio, nxt[0], cls)
-                        if i + 1 == len(heads) or heads[i + 1] > head:  # (sequence numbers differ: no tie)
-                            heads[i] = head  # still the first in order from here
+                    if not stale or waiting.get(nxt[3].id) is nxt:
+                        if i + 1 == len(heads) or heads[i + 1] > nxt:  # (sequence numbers differ: no tie)
+                            heads[i] = nxt  # still the first in order from here
                         else:
                             del heads[i]
-                            insort(heads, head, i)
+                            insort(heads, nxt, i)
                     else:
                         del heads[i]
                         self._advance(cls, i)
                 else:
                     del heads[i]
                 if pool_stop:  # some request is blocked by its pool's quota: count the placements by pool
+                    pool = cls.pool
                     c = pool_count[pool] = pool_count.get(pool, 0) + 1
                     if pool_stop.get(pool) == c:
                         closed.add(pool)
@@ -424,33 +431,32 @@ class Scheduler(NodeIndex):
                     break  # every request needs a core: nothing more can start
                 continue
             i += 1
-            failed.add(cls.key)
+            cls.mark[0] = pno
             left = max_bypass - cls.bypass
             if result == _NO_ROOM:
                 if left <= 0:
                     break  # reservation: nothing after it starts
+                cls.at = placed
                 blocked.append(cls)
-                blocked.append(placed)
                 if placed + left < stop:
                     stop = placed + left
             else:
+                pool = cls.pool
                 if left <= 0:
                     closed.add(pool)
                     continue
                 c = pool_count.get(pool, 0)
+                cls.at = ~c
                 blocked.append(cls)
-                blocked.append(~c)
                 if pool_stop.get(pool, 1 << 62) > c + left:
                     pool_stop[pool] = c + left
-        if blocked:
-            pairs = iter(blocked)
-            for cls, at in zip(pairs, pairs):
+        if blocked:  # each blocked head was bypassed by the placements made after it blocked
+            for cls in blocked:
+                at = cls.at
                 cls.bypass += (placed - at) if at >= 0 else (pool_count.get(cls.pool, 0) - ~at)
             blocked.clear()
             pool_count.clear()
             pool_stop.clear()
-        if failed:
-            failed.clear()
         if closed:
             closed.clear()
         if fails:
@@ -464,57 +470,68 @@ class Scheduler(NodeIndex):
         except KeyError:
             raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
                            "whose task has ended.") from None
-        if len(record) == 7:  # one node, stored flat: give it back inline (what _give and _move do)
+        try:  # one node, stored flat: given back here (what _give and _move do)
             i, cm, gm, c, g, mm, ckey = record
-            rowmask, buckets, gs, pos, zero, fcl, fgl, nc, ng, isfree, min_c = self._lists
-            fcl[i] |= cm
-            if gm:
-                fgl[i] |= gm
-            r0 = nc[i]
-            g0 = ng[i]
-            r = nc[i] = r0 + c
-            g1 = ng[i] = g0 + g
-            if mm:
-                self._fm[i] += mm
-            if not r0:  # a full node is only counted (see NodeIndex)
-                zero[g0] -= 1
-                if not zero[g0]:
-                    rm = rowmask[0] = rowmask[0] & ~(1 << g0)
-                    if not rm:
-                        self._rows &= ~1
-            else:
-                b = buckets[r0 * gs + g0]
-                last = b.pop()
-                if last != i:
-                    p = pos[i]
-                    b[p] = last
-                    pos[last] = p
-                elif not b:
-                    rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-                    if not rm:
-                        self._rows &= ~(1 << r0)
-            b = buckets[r * gs + g1]
-            pos[i] = len(b)
-            b.append(i)
-            if len(b) == 1:
-                rowmask[r] |= 1 << g1
-                self._rows |= 1 << r
-            if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
-                isfree[i] = True
-                self._wf |= 1 << i
-        else:  # several nodes: (class key, cores, GPUs, one held tuple a node)
-            ckey, c, g, held = record
-            for h in held:
-                self._give(h)
-        self._free_c += c
-        usage = self._usage[ckey[0]]
-        usage[0] -= c
+        except ValueError:  # several nodes: (class key, cores, GPUs, one held tuple a node)
+            self._release_nodes(record)
+            return
+        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        fcl[i] |= cm
+        r0 = nc[i]
+        r = nc[i] = r0 + c
+        g0 = ng[i]
         if g:
+            fgl[i] |= gm
+            g1 = ng[i] = g0 + g
+            gcount[g0] -= 1
+            gcount[g1] += 1
             self._free_g += g
+        else:
+            g1 = g0
+        if mm:
+            self._fm[i] += mm
+        if r0:  # it leaves its bucket (a node with no free core is in none)
+            b = buckets[r0 * gs + g0]
+            last = b.pop()
+            if last != i:
+                p = pos[i]
+                b[p] = last
+                pos[last] = p
+            elif not b:
+                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+                if not rm:
+                    self._rows &= ~(1 << r0)
+        b = buckets[r * gs + g1]
+        pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            rowmask[r] |= 1 << g1
+            self._rows |= 1 << r
+        if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
+            isfree[i] = True
+            self._wf |= 1 << i
+        self._free_c += c
+        quotas = self._quota
+        if quotas and ckey[0] in quotas:
+            usage = self._usage[ckey[0]]
+            usage[0] -= c
             usage[1] -= g
         if self._offline:
             for i in self._offline:
                 self._absorb(i)
+
+    def _release_nodes(self, record: tuple) -> None:
+        ckey, c, g, held = record
+        for h in held:
+            self._give(h)
+        self._free_c += c
+        self._free_g += g
+        if ckey[0] in self._quota:
+            usage = self._usage[ckey[0]]
+            usage[0] -= c
+            usage[1] -= g
+        for i in self._offline:
+            self._absorb(i)
 
     def rename(self, req_id: int, new_id: int) -> None:
         """What placed request ``req_id`` holds is held from now on under ``new_id`` (released by that id).
@@ -549,16 +566,39 @@ class Scheduler(NodeIndex):
                                  f"got {value!r}.")
         if cores is None and gpus is None:
             self._quota.pop(pool, None)
-        else:
-            self._quota[pool] = (cores, gpus)
+            return
+        if pool not in self._quota:  # what the pool holds is counted from now on (see usage())
+            usage = self._usage.get(pool)
+            if usage is None:
+                usage = self._usage[pool] = [0, 0]
+            usage[:] = self._held_by(pool)
+        self._quota[pool] = (cores, gpus)
 
     def quota(self, pool: str) -> tuple[int | None, int | None]:
         return self._quota.get(pool, (None, None))
 
     def usage(self, pool: str) -> tuple[int, int]:
-        """Cores and GPUs held now by the pool's placed requests."""
+        """Cores and GPUs held now by the pool's placed requests.
+
+        Counted as they are placed and released only while the pool has a quota (the only use placing
+        makes of it, so the common placement and release skip it); otherwise added up here, O(placed).
+        """
         u = self._usage.get(pool)
-        return (u[0], u[1]) if u else (0, 0)
+        if pool in self._quota and u is not None:
+            return (u[0], u[1])
+        return self._held_by(pool)
+
+    def _held_by(self, pool: str) -> tuple[int, int]:
+        cores = gpus = 0
+        for record in self._placed.values():
+            if len(record) == 7:  # one node: (node, core mask, GPU mask, cores, GPUs, MB, class key)
+                if record[6][0] == pool:
+                    cores += record[3]
+                    gpus += record[4]
+            elif record[0][0] == pool:  # several: (class key, cores, GPUs, held tuples)
+                cores += record[1]
+                gpus += record[2]
+        return cores, gpus
 
     def free_slots(self, pool: str, cores_per_task: int = 1, gpus_per_task: int = 0) -> int:
         """How many more one-rank tasks of this shape could start now in ``pool``.
@@ -572,6 +612,8 @@ class Scheduler(NodeIndex):
                              f"got cores_per_task={c}, gpus_per_task={g}.")
         total = self._count_fits(c, g)
         qc, qg = self.quota(pool)
+        if qc is None and qg is None:
+            return total
         uc, ug = self.usage(pool)
         if qc is not None and c:
             total = min(total, max(0, qc - uc) // c)
@@ -617,9 +659,7 @@ class Scheduler(NodeIndex):
         item = self._waiting.get(req_id)
         if item is None:
             raise KeyError(f"Request {req_id} is not waiting.")
-        req = item[1]
-        cls = self._classes[(req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank,
-                             req.nodes, req.priority)]
+        cls = item[2]
         return cls.bypass if cls.queue[0] is item else 0
 
     def free_cores(self) -> int:
