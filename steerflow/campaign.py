@@ -146,6 +146,10 @@ class Campaign(SteeringLoop):
         self._waiting_by_pool: dict[str, int] = {}
         self._waiting_keys: set[int] = set()
         self._pending_emits: list[tuple[str, Any]] = []
+        # (steering thread) keys delivered to the agents and not journaled yet: one steering row per burst, queued
+        # at the burst's end or before anything else the steering thread journals (see _journal_delivered)
+        self._delivered: list[int] = []
+        self._steering_ident = 0  # the thread that runs `run` (the steering thread)
         self._replaying = False
         self._stop_reason: str | None = None
         self._agent_error: BaseException | None = None
@@ -196,6 +200,8 @@ class Campaign(SteeringLoop):
         if self._declared_pools is not None and spec.pool not in self._declared_pools:  # type: ignore[attr-defined]
             self._declared_pools.add(spec.pool)  # type: ignore[attr-defined]
             warnings.warn(pools_mod.undeclared(spec.pool, self._declared_pools), stacklevel=2)  # type: ignore
+        if self._delivered and threading.get_ident() == self._steering_ident:
+            self._journal_delivered()  # a handler's submission comes after the delivery that caused it
         with self._lock:
             key = self._next_key
             known, stored = self._resume.lookup(key) if self._resume is not None else (None, None)
@@ -454,8 +460,25 @@ class Campaign(SteeringLoop):
         return time.time() - self._started_at if self._started_at else 0.0
 
     def _next_seq(self) -> int:
+        if self._delivered and threading.get_ident() == self._steering_ident:
+            self._journal_delivered()
         self._seq += 1
         return self._seq
+
+    def _journal_delivered(self) -> None:
+        """(steering thread) Journal the deliveries made since the last call as one steering row.
+
+        Called at the end of each burst of deliveries and before anything else the steering thread
+        journals (a steering row, a handler's submission, an agent error, a control request's end), so
+        the journal's order is the order things happened: a delivery before what its handlers did.
+        One key: a ``result`` row, as before schema 2; more: a ``results`` row listing them (`pack_keys`).
+        """
+        keys, self._delivered = self._delivered, []
+        self._seq += 1
+        if len(keys) == 1:
+            self.journal.put("steer", self._seq, "result", keys[0], None, None, time.time())
+        else:
+            self.journal.put("steer", self._seq, "results", None, None, journal_mod.pack_keys(keys), time.time())
 
     def _key(self, task: TaskFuture | int) -> int:
         key = task.task_id if isinstance(task, TaskFuture) else task

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     key INTEGER PRIMARY KEY, name TEXT, kind TEXT, pool TEXT, tags TEXT, priority INTEGER,
     fingerprint TEXT, submitted REAL, state TEXT, nodes TEXT, attempts INTEGER DEFAULT 0, spec BLOB,
     cores INTEGER, gpus INTEGER);
-CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT);
+CREATE TABLE IF NOT EXISTS states (key INTEGER, state TEXT, ts REAL, attempt INTEGER, nodes TEXT, since REAL);
 CREATE TABLE IF NOT EXISTS results (
     key INTEGER PRIMARY KEY, ok INTEGER, value BLOB, path TEXT, error TEXT, started REAL, ended REAL, timing BLOB);
 CREATE TABLE IF NOT EXISTS steering (seq INTEGER PRIMARY KEY, kind TEXT, key INTEGER, name TEXT, payload BLOB,
@@ -52,15 +52,25 @@ CREATE INDEX IF NOT EXISTS states_key ON states(key);
 # w_sent), NaN where unknown: dependencies met and queued, then the final attempt on the executing side's
 # clock: message received, function started, function returned, result serialised. One packed column
 # costs the writer less than five (the journal's CPU per task is a budget: `steerflow bench steering`).
-ADDED_COLUMNS = {"results": ("timing BLOB",)}
+# states.since (schema 2): a row that stands for two, the attempt's 'running' row (at ``since``, on ``nodes``)
+# and its end (``state`` at ``ts``), written so when both fell in one commit (see `_Batch`); NULL: one row.
+# Readers expand it with `state_rows`. Older journals get the column on open (`add_missing_columns`), and
+# keep their rows as they were: each is one row.
+ADDED_COLUMNS = {"results": ("timing BLOB",), "states": ("since REAL",)}
 TIMING = struct.Struct("<5d")
+#: the journal's layout version, in meta ``schema``: 1 (no meta row) before states.since and ``results``
+#: steering rows; 2 since. A journal of either resumes; an older steerflow does not read version 2.
+SCHEMA_VERSION = 2
+FINAL = frozenset(("done", "failed", "cancelled"))  # the states that end an attempt with a result
 
 INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path
 
 _STATEMENTS = {
-    "task": "INSERT OR IGNORE INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, state, spec,"
-            " cores, gpus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?)",
-    "state": "INSERT INTO states (key, state, ts, attempt, nodes) VALUES (?, ?, ?, ?, ?)",
+    # a task's row with its state as of the end of the batch it was submitted in (see `_Batch`)
+    "task": "INSERT INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, spec, cores, gpus, state,"
+            " nodes, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+            " state = excluded.state, nodes = excluded.nodes, attempts = excluded.attempts WHERE excluded.state != 'new'",
+    "state": "INSERT INTO states (key, state, ts, attempt, nodes, since) VALUES (?, ?, ?, ?, ?, ?)",
     "task_state": "UPDATE tasks SET state = ?, nodes = ?, attempts = ? WHERE key = ?",
     "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended, timing)"
               " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -109,6 +119,7 @@ class Journal:
             self._conn = connect(self.path)
             self._conn.executescript(SCHEMA)
             add_missing_columns(self._conn)
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
@@ -194,7 +205,8 @@ class Journal:
             if not full and item is not None and item is not _FLUSH:
                 hurry.wait(GATHER_S)  # let the rows of the next few ms come: one commit for all of them
             hurry.clear()
-            batch: dict[str, list[tuple]] = {}
+            batch = _Batch()
+            add = batch.add
             n = 0
             failure: BaseException | None = None
             full = False
@@ -210,20 +222,11 @@ class Journal:
                         continue
                     try:
                         if kind == RESULT:
-                            kind, row = "result", self._result_row(*row)
-                        elif kind == "state_change":  # (key, state, ts, attempt, why, nodes): both rows at once
-                            rows = batch.get("state")
-                            if rows is None:
-                                rows = batch["state"] = []
-                            rows.append(row[:5])
-                            kind, row = "task_state", (row[1], row[5], row[3], row[0])
+                            batch.results.append(self._result_row(*row))
+                        else:
+                            add(kind, row)
                     except Exception as exc:  # noqa: BLE001 - e.g. ENOSPC writing results/KEY.pkl
                         failure = exc
-                    else:
-                        rows = batch.get(kind)
-                        if rows is None:
-                            rows = batch[kind] = []
-                        rows.append(row)
                 if n >= 20000:
                     full = True  # more is waiting: no gathering pause before the next batch
                     break
@@ -284,17 +287,14 @@ class Journal:
         return (key, ok, None, str(path), error, started, ended, timing)
 
     @staticmethod
-    def _commit(conn: sqlite3.Connection, batch: dict[str, list[tuple]]) -> None:
+    def _commit(conn: sqlite3.Connection, batch: _Batch) -> None:
         # One transaction per batch, kinds in a fixed order (_STATEMENTS' order: task rows before
         # the updates of their state); rows of one kind keep their queue order.
         conn.execute("BEGIN")
         try:
             for kind, sql in _STATEMENTS.items():
-                rows = batch.get(kind)
+                rows = batch.rows(kind)
                 if rows:
-                    if kind == "task_state" and len(rows) > 1:
-                        # each sets every column of its task's row: only a task's last one in the batch counts
-                        rows = list({row[3]: row for row in rows}.values())
                     conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
@@ -311,6 +311,100 @@ class Journal:
         cur = self._conn.execute("INSERT INTO runs (pid, started, cores, gpus) VALUES (?, ?, ?, ?)",
                                  (os.getpid(), time.time(), cores, gpus))
         return int(cur.lastrowid or 0)
+
+
+class _Batch:
+    """One transaction's rows, with a task's rows folded where one row can say what several would.
+
+    Schema 2 writes fewer rows per task than the rows put (the writer's SQLite work is most of
+    the journal's cost per task, `steerflow bench steering`), without losing anything a reader
+    or a resume needs:
+    - a task submitted in this batch is inserted with its state as of the batch's end, instead
+      of inserted as 'new' and updated once per change (``task_state``);
+    - of a task's state updates in one batch only the last is written (each sets every column);
+    - a 'running' row followed in the same batch by the attempt's end (done, failed, cancelled)
+      becomes one row: the end's, with ``since`` = the running row's time and its ``nodes``
+      (`state_rows` gives readers both rows back).
+    The states history of every task is unchanged for a reader; only its rowids are fewer.
+    """
+
+    __slots__ = ("tasks", "states", "updates", "running", "results", "other")
+
+    def __init__(self) -> None:
+        self.tasks: dict[int, list[Any]] = {}  # key -> its task row (as "task" writes it), for tasks new here
+        self.states: list[tuple] = []  # (key, state, ts, attempt, nodes, since)
+        self.updates: dict[int, tuple] = {}  # key -> (state, nodes, attempts, key): its last update
+        self.running: dict[int, int] = {}  # key -> index in states of its 'running' row, while that is its last
+        self.results: list[tuple] = []
+        self.other: dict[str, list[tuple]] = {}
+
+    def add(self, kind: str, row: tuple) -> None:
+        if kind == "state_change":  # (key, state, ts, attempt, why, nodes): the history row and the task's state
+            key, state = row[0], row[1]
+            self._state(key, state, row[2], row[3], row[4])
+            self._update(key, (state, row[5], row[3], key))
+        elif kind == "state":
+            self._state(row[0], row[1], row[2], row[3], row[4])
+        elif kind == "task_state":
+            self._update(row[3], row)
+        elif kind == "task":  # (key, name, kind, pool, tags, priority, fingerprint, submitted, spec, cores, gpus)
+            self.tasks[row[0]] = [*row, "new", None, 0]
+        else:
+            rows = self.other.get(kind)
+            if rows is None:
+                rows = self.other[kind] = []
+            rows.append(row)
+
+    def _state(self, key: int, state: str, ts: float, attempt: int, nodes: str | None) -> None:
+        states = self.states
+        at = self.running.pop(key, None)
+        if at is not None and state in FINAL and states[at][3] == attempt:
+            ran = states[at]  # the attempt started in this batch: one row says both
+            states[at] = (key, state, ts, attempt, ran[4], ran[2])
+            return
+        if state == "running":
+            self.running[key] = len(states)
+        states.append((key, state, ts, attempt, nodes, None))
+
+    def _update(self, key: int, row: tuple) -> None:
+        task = self.tasks.get(key)
+        if task is not None:  # inserted in this batch: insert it as it is now
+            task[11], task[12], task[13] = row[0], row[1], row[2]
+        else:
+            self.updates[key] = row
+
+    def rows(self, kind: str) -> Any:
+        if kind == "task":
+            return self.tasks.values()
+        if kind == "state":
+            return self.states
+        if kind == "task_state":
+            return self.updates.values()
+        if kind == "result":
+            return self.results
+        return self.other.get(kind)
+
+
+def state_rows(rows: Iterator[tuple]) -> Iterator[tuple]:
+    """``(rowid, key, state, ts, attempt, nodes)`` per state change, from rows that add ``since`` (`states_sql`).
+
+    A row with ``since`` stands for two (see `_Batch`): the attempt's 'running' at ``since`` on ``nodes``,
+    then its end at ``ts``, both with the row's rowid."""
+    for row in rows:
+        since = row[6]
+        if since is None:
+            yield row[:6]
+        else:
+            yield (row[0], row[1], "running", since, row[4], row[5])
+            yield (row[0], row[1], row[2], row[3], row[4], None)
+
+
+def states_sql(conn: sqlite3.Connection, where: str = "") -> str:
+    """``SELECT rowid, key, state, ts, attempt, nodes, since FROM states [where] ORDER BY rowid`` for `state_rows`,
+    on a journal of any version (one opened read-only before it got the ``since`` column reads NULL)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(states)")}
+    since = "since" if "since" in have else "NULL"
+    return f"SELECT rowid, key, state, ts, attempt, nodes, {since} FROM states {where} ORDER BY rowid"
 
 
 def pack_timing(ready: float, times: tuple[float, ...]) -> bytes:
@@ -375,13 +469,46 @@ def read_steering(conn: sqlite3.Connection) -> Iterator[tuple[int, str, int | No
     yield from conn.execute("SELECT seq, kind, key, name, payload FROM steering ORDER BY seq")
 
 
+def pack_keys(keys: list[int]) -> bytes:
+    """A ``results`` steering row's payload: the keys delivered, in delivery order (int64 little-endian)."""
+    return struct.pack(f"<{len(keys)}q", *keys)
+
+
+def unpack_keys(payload: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(payload) // 8}q", payload)
+
+
+def delivered_keys(conn: sqlite3.Connection) -> list[int]:
+    """The keys whose results the agents were given, in delivery order (``result`` and ``results`` rows)."""
+    out: list[int] = []
+    for kind, key, payload in conn.execute(
+            "SELECT kind, key, payload FROM steering WHERE kind IN ('result', 'results') ORDER BY seq"):
+        if kind == "result":
+            out.append(key)
+        else:
+            out.extend(unpack_keys(payload))
+    return out
+
+
 def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool]:
     """What a resume needs before replaying, without loading the journal: the last steering seq, the keys
     whose results were committed but never delivered to the agents (the crash window), and whether the
-    campaign had started."""
+    campaign had started.
+
+    Deliveries are ``result`` rows (one key: every journal before schema 2, and a burst of one) and
+    ``results`` rows (the keys of one burst, `pack_keys`); the latter are read into a bitmap of one bit
+    per key, so a million-task journal needs 125 kB here."""
     last = conn.execute("SELECT MAX(seq) FROM steering").fetchone()[0] or 0
+    seen = bytearray()
+    for (payload,) in conn.execute("SELECT payload FROM steering WHERE kind = 'results'"):
+        for key in unpack_keys(payload):
+            byte = key >> 3
+            if byte >= len(seen):
+                seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
+            seen[byte] |= 1 << (key & 7)
     undelivered = {row[0] for row in conn.execute(
-        "SELECT key FROM results WHERE key NOT IN (SELECT key FROM steering WHERE kind = 'result' AND key IS NOT NULL)")}
+        "SELECT key FROM results WHERE key NOT IN (SELECT key FROM steering WHERE kind = 'result' AND key IS NOT NULL)")
+        if (row[0] >> 3) >= len(seen) or not seen[row[0] >> 3] & (1 << (row[0] & 7))}
     started = conn.execute("SELECT 1 FROM steering WHERE kind = 'start' LIMIT 1").fetchone() is not None
     return int(last), undelivered, started
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .dirlock import holder
+from .journal import state_rows, states_sql
 from .errors import SteerflowError
 
 JOURNAL = "journal.db"
@@ -168,8 +169,7 @@ def task(directory: str | Path, key: int) -> dict[str, Any]:
         if row is None:
             last = conn.execute("SELECT max(key) FROM tasks").fetchone()[0]
             raise NotACampaign(f"The campaign in {directory} has no task {key}; its tasks are 1 to {last or 0}.")
-        states = conn.execute("SELECT state, ts, attempt, nodes FROM states WHERE key = ? ORDER BY rowid",
-                              (key,)).fetchall()
+        states = [row[2:6] for row in state_rows(conn.execute(states_sql(conn, "WHERE key = ?"), (key,)))]
         result = conn.execute("SELECT ok, value, path, error, started, ended FROM results WHERE key = ?",
                               (key,)).fetchone()
     finally:

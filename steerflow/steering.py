@@ -13,6 +13,7 @@ import json
 import pickle
 import queue
 import sys
+import threading
 import time
 import warnings
 from typing import Any
@@ -40,6 +41,7 @@ class SteeringLoop:
     """The steering-thread half of `Campaign`: it uses the campaign's state and defines none."""
 
     def _steer(self, stop: Condition | None, display: Any, stop_when_idle: bool) -> None:
+        self._steering_ident = threading.get_ident()
         now = time.monotonic()
         for handler in self._handlers:
             handler.next_due = now + handler.seconds
@@ -100,18 +102,22 @@ class SteeringLoop:
         get_nowait = self._events.get_nowait
         deliver = self._deliver
         items = 0
-        while True:
-            for each in (item[1] if item[0] == "round" else (item,)):
-                if self._stop_reason is not None or (stop is not None and stop.met(self.ctx)):
+        try:
+            while True:
+                for each in (item[1] if item[0] == "round" else (item,)):
+                    if self._stop_reason is not None or (stop is not None and stop.met(self.ctx)):
+                        return
+                    deliver(each)
+                items += 1
+                if items > DRAIN:  # timers and control requests get their turn
                     return
-                deliver(each)
-            items += 1
-            if items > DRAIN:  # timers and control requests get their turn
-                return
-            try:
-                item = get_nowait()
-            except queue.Empty:
-                return
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    return
+        finally:
+            if self._delivered:  # the burst's deliveries: one journal row (see `Campaign._journal_delivered`)
+                self._journal_delivered()
 
     def _cores(self) -> int:
         """The allocation's cores, counted again only when the runtime's allocation changes (Dask nodes)."""
@@ -128,12 +134,16 @@ class SteeringLoop:
             for _, kind, key, name, payload in self._resume.steering():
                 if self._stop_reason is not None:
                     break
-                if kind == "result":
-                    if key not in self._futures:
-                        warnings.warn(f"The journal delivered task {key}'s result, but this run has not submitted "
-                                      "it at that point: the campaign is not deterministic.", stacklevel=1)
-                        continue
-                    self._deliver(("result", key), log=False)
+                if kind == "result" or kind == "results":
+                    for key in ((key,) if kind == "result" else journal_mod.unpack_keys(payload)):
+                        if self._stop_reason is not None:
+                            break
+                        if key not in self._futures:
+                            warnings.warn(f"The journal delivered task {key}'s result, but this run has not "
+                                          "submitted it at that point: the campaign is not deterministic.",
+                                          stacklevel=1)
+                            continue
+                        self._deliver(("result", key), log=False)
                 elif kind == "partial" and key in self._futures:
                     attempt, index, stamp = json.loads(name)
                     self._partials[key] = max(self._partials.get(key, 0), index + 1)
@@ -167,7 +177,7 @@ class SteeringLoop:
             self._final_counts[state] = self._final_counts.get(state, 0) + 1
             self._done_futures[key] = future
             if log:
-                self.journal.put("steer", self._next_seq(), "result", key, None, None, time.time())
+                self._delivered.append(key)  # journaled with the rest of this burst, before anything else
             self._active -= 1
             self._results_seen += 1
             handled = result.ok
@@ -221,6 +231,8 @@ class SteeringLoop:
             handler.fn(*args)
         except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
             message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
+            if self._delivered:
+                self._journal_delivered()
             self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
             if self.on_agent_error == "stop":
                 self._agent_error = exc
@@ -246,6 +258,8 @@ class SteeringLoop:
 
     def _poll_control(self) -> None:
         """Requests from `steerflow cancel` (another process); see `steerflow.control`."""
+        if self._delivered:
+            self._journal_delivered()
         for row_id, op, arg in self._control.new():
             if op == "cancel":
                 try:

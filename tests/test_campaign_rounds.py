@@ -129,7 +129,7 @@ def test_agents_see_every_result_once_and_the_journal_delivers_them_in_that_orde
     assert summary["states"] == {"done": 47, "failed": 3}
     conn = sqlite3.connect(camp.journal.path)
     try:
-        delivered = [k for (k,) in conn.execute("SELECT key FROM steering WHERE kind = 'result' ORDER BY seq")]
+        delivered = journal_mod.delivered_keys(conn)
         stored = dict(conn.execute("SELECT key, ok FROM results"))
     finally:
         conn.close()

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..journal import state_rows, states_sql
 from .timeline import FINISHED, open_journal, rows_by_keys
 
 WINDOW_S = 60.0
@@ -162,8 +163,8 @@ class Reader:
             self._add_ends(conn.execute("SELECT key, ended FROM results"))
             wanted |= {k for k, t in self._tasks.items() if t[0] in FINISHED}
         else:
-            rows = conn.execute("SELECT key, state, ts FROM states WHERE rowid > ? AND rowid <= ?",
-                                (self._states_at, top)).fetchall()
+            rows = [row[1:4] for row in state_rows(conn.execute(states_sql(conn, "WHERE rowid > ? AND rowid <= ?"),
+                                                                 (self._states_at, top)))]  # (key, state, ts)
             unknown = {row[0] for row in rows if row[0] not in self._tasks}
             if unknown:  # tasks committed out of key order: their rows hold their state as of now
                 loaded |= self._add_tasks(rows_by_keys(conn, tasks_sql + " WHERE key IN ", unknown))

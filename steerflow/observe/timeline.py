@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..journal import TIMING
+from .. import journal as journal_mod
+from ..journal import TIMING, state_rows
 
 CLOSES_RUN = frozenset({"waiting", "done", "failed", "cancelled", "interrupted"})
 FINISHED = frozenset({"done", "failed", "cancelled"})
@@ -194,15 +195,15 @@ class Follower:
         if first_read:
             self._add_results(conn.execute(result_sql))
         states_top = _max_rowid(conn, "states")
-        states_sql = "SELECT rowid, key, state, ts, attempt, nodes FROM states WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
+        states_sql = journal_mod.states_sql(conn, "WHERE rowid > ? AND rowid <= ?")  # rows for state_rows
         run_starts = [r[0] for r in runs[1:] if r[0]][self._runs_applied:]
         wanted = set(self._unresulted)  # finished tasks whose result is not read yet
         if first_read:  # every task is known already: stream the rows (no list of a million rows in memory)
-            self.replay.feed(conn.execute(states_sql, (self._states_at, states_top)), self.tasks, self.results,
+            self.replay.feed(state_rows(conn.execute(states_sql, (self._states_at, states_top))), self.tasks, self.results,
                              run_starts, self._unsplit)
             wanted |= {k for k, t in self.tasks.items() if t[4] in FINISHED and k not in self.results}
         else:
-            states = conn.execute(states_sql, (self._states_at, states_top)).fetchall()
+            states = list(state_rows(conn.execute(states_sql, (self._states_at, states_top))))
             unknown = {row[1] for row in states if row[1] not in self.tasks}
             if unknown:  # tasks committed out of key order: fetch them by key
                 self._add_tasks(rows_by_keys(conn, f"SELECT {columns} FROM tasks WHERE key IN ", unknown))
