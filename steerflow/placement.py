@@ -1,7 +1,8 @@
 """Placement on nodes: the free cores, GPUs and memory of every node, and where a rank fits.
 
-It also says whether a request could ever run on the allocation (``never_fits``) and keeps nodes
-that join (the allocation grows) and leave (offline nodes hold their own free room).
+It also keeps nodes that join (the allocation grows) and leave (offline nodes hold their own free
+room). Questions about this state that change nothing (how many tasks would fit, whether a request
+could ever run) are in :mod:`steerflow.scheduler_queries`.
 
 Pure logic (no I/O, no threads, standard library only). :class:`NodeIndex` keeps, per node
 of an allocation, bitmasks of its free core and GPU indices, its free counts and its free
@@ -23,7 +24,10 @@ Memory
 Cost
     Nodes sit in buckets keyed by (free cores, free GPUs) with bitmasks of non-empty
     buckets, so a best-fit node is found in a few big-int operations whatever the node
-    count. Contiguous whole-node runs are found with shifts over a bitmask of fully free
+    count; a node with no free core is in no bucket (only counted by free GPUs), so on a full
+    machine a node that fills up or gets a core back costs one bucket operation, not two. The
+    common request (one rank, no memory) has its own short path (:meth:`NodeIndex._take_one`,
+    :meth:`NodeIndex._give_one`). Contiguous whole-node runs are found with shifts over a bitmask of fully free
     nodes. Memory-limited requests scan the nodes of a bucket for one with enough memory.
     Taking room records masks only (a *held* tuple of ints, which the garbage collector stops
     tracking); :func:`slots_of` turns one into :class:`Slot` objects when they are read.
@@ -297,26 +301,108 @@ class NodeIndex:
             self._eligible[key] = mask
         return mask
 
-    def _count_fits(self, c: int, g: int) -> int:
-        """How many (c cores, g GPUs) pieces the free room of all nodes holds, node by node."""
-        total = 0
-        rows = self._rows >> c << c
-        if not c and g:  # nodes with no free core: all nodes with gg >= g free GPUs, less those in buckets
-            for gg in range(g, self._gs):
-                in_buckets = sum(len(self._buckets[r * self._gs + gg]) for r in range(1, len(self._rowmask)))
-                total += gg // g * (self._gcount[gg] - in_buckets)
+    # ---- the common request: one rank, no memory (the scheduler's hot path) -------------------------
+    def _take_one(self, k: int, g: int, key: tuple) -> tuple | None:
+        """One rank of k cores and g GPUs on the best-fit node, or None if no node holds it.
+
+        What :meth:`_best_node` and :meth:`_take` do for one rank without memory, in one call and
+        without their generality (a placement decision costs a few microseconds: each step counts).
+        Returns the flat record ``(node, core mask, GPU mask, k, g, 0, key)`` that :meth:`_give_one`
+        takes back. The node is the last of the lowest row of free cores >= k, then of its lowest
+        GPU bucket >= g; it gets its k lowest free cores and g lowest free GPUs.
+        """
+        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        rows = self._rows >> k
         while rows:
-            r = rows.bit_length() - 1
-            rows ^= 1 << r
-            gm = self._rowmask[r] >> g << g
-            while gm:
-                gg = gm.bit_length() - 1
-                gm ^= 1 << gg
-                fit = r // c if c else 1 << 62
-                if g and gg // g < fit:
-                    fit = gg // g
-                total += fit * len(self._buckets[r * self._gs + gg])
-        return total
+            low = rows & -rows
+            r0 = k + low.bit_length() - 1
+            gm = rowmask[r0] >> g
+            if gm:
+                break
+            rows ^= low
+        else:
+            return None
+        g0 = g + (gm & -gm).bit_length() - 1
+        b = buckets[r0 * gs + g0]
+        node = b.pop()
+        if not b:
+            rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+            if not rm:
+                self._rows &= ~(1 << r0)
+        fc = fcl[node]
+        if k == 1:
+            rest = fc & (fc - 1)  # without its lowest free core
+        else:
+            rest = fc
+            for _ in range(k):
+                rest &= rest - 1
+        fcl[node] = rest
+        r = nc[node] = r0 - k
+        if g:
+            fg = fgl[node]
+            restg = fg
+            for _ in range(g):
+                restg &= restg - 1
+            fgl[node] = restg
+            gmask = fg ^ restg
+            g1 = ng[node] = g0 - g
+            gcount[g0] -= 1
+            gcount[g1] += 1
+            self._free_g -= g
+        else:
+            gmask = 0
+            g1 = g0
+        if r:  # (a node with no free core is in no bucket)
+            b = buckets[r * gs + g1]
+            pos[node] = len(b)
+            b.append(node)
+            if len(b) == 1:
+                rowmask[r] |= 1 << g1
+                self._rows |= 1 << r
+        if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
+            isfree[node] = False
+            self._wf ^= 1 << node
+        self._free_c -= k
+        return (node, fc ^ rest, gmask, k, g, 0, key)
+
+    def _give_one(self, i: int, cm: int, gm: int, c: int, g: int, mm: int) -> None:
+        """Take back what one node's flat record gave (any record on one node, not only _take_one's)."""
+        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        fcl[i] |= cm
+        r0 = nc[i]
+        r = nc[i] = r0 + c
+        g0 = ng[i]
+        if g:
+            fgl[i] |= gm
+            g1 = ng[i] = g0 + g
+            gcount[g0] -= 1
+            gcount[g1] += 1
+            self._free_g += g
+        else:
+            g1 = g0
+        if mm:
+            self._fm[i] += mm
+        if r0:  # it leaves its bucket (a node with no free core is in none)
+            b = buckets[r0 * gs + g0]
+            last = b.pop()
+            if last != i:
+                p = pos[i]
+                b[p] = last
+                pos[last] = p
+            elif not b:
+                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
+                if not rm:
+                    self._rows &= ~(1 << r0)
+        b = buckets[r * gs + g1]
+        pos[i] = len(b)
+        b.append(i)
+        if len(b) == 1:
+            rowmask[r] |= 1 << g1
+            self._rows |= 1 << r
+        if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
+            isfree[i] = True
+            self._wf |= 1 << i
+        self._free_c += c
 
     # ---- taking and giving back resources -----------------------------------------------------
     def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot] | None = None) -> tuple:
@@ -453,72 +539,28 @@ class NodeIndex:
         self._free_c -= c
         self._free_g -= g
 
-    @property
-    def offline_nodes(self) -> frozenset[int]:
-        return frozenset(self._offline)
-
-    # ---- what can run at all --------------------------------------------------------------------
-    def never_fits(self, req: Request) -> str | None:
-        """None if ``req`` could run on an EMPTY allocation (quotas aside); else the reason, as a sentence."""
-        ranks, k, g, m, n = req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes
-        for name, value, low in (("ranks", ranks, 1), ("cores_per_rank", k, 1), ("gpus_per_rank", g, 0),
-                                 ("memory_mb_per_rank", m, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                return f"{name}={value!r} must be an integer of at least {low}."
-        types = self._types
-        total_cores = sum(c * count for (c, _, _), count in types.items())
-        total_gpus = sum(g_ * count for (_, g_, _), count in types.items())
-        max_c, max_g, max_m = (max(t[j] for t in types) for j in range(3))
-        if k > max_c:
-            return f"cores_per_rank={k} exceeds the largest node's {max_c} cores."
-        if g > max_g:
-            return f"gpus_per_rank={g} exceeds the largest node's {max_g} GPUs."
-        if m > max_m:
-            return f"memory_mb_per_rank={m} exceeds the largest node's {max_m} MB of memory."
-        if not any(c >= k and g_ >= g and m_ >= m for c, g_, m_ in types):
-            return (f"no node has cores_per_rank={k} cores, gpus_per_rank={g} GPUs and "
-                    f"memory_mb_per_rank={m} MB at once.")
-        if n is not None:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                return f"nodes={n!r} must be an integer of at least 1."
-            if n > ranks:
-                return f"nodes={n} is more than ranks={ranks}; every node needs a rank."
-            if n > self._n:
-                return f"nodes={n} exceeds the {self._n} nodes of the allocation."
-            share = -(-ranks // n)
-            if share * k > max_c:
-                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * k} "
-                        f"cores (cores_per_rank={k}); the largest node has {max_c}.")
-            if share * g > max_g:
-                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * g} "
-                        f"GPUs (gpus_per_rank={g}); the largest node has {max_g}.")
-            if share * m > max_m:
-                return (f"ranks={ranks} over nodes={n} puts up to {share} ranks on a node, needing {share * m} "
-                        f"MB (memory_mb_per_rank={m}); the largest node has {max_m} MB.")
-            if _first_run(self._eligible_mask(ranks, k, g, m, n), n) < 0:
-                return (f"nodes={n}: the allocation has no {n} consecutive nodes that can each hold {share} "
-                        f"ranks of {k} cores, {g} GPUs and {m} MB.")
-            return None
-        if ranks * k > total_cores:
-            return (f"ranks={ranks} x cores_per_rank={k} needs {ranks * k} cores; the whole allocation has "
-                    f"{total_cores} cores.")
-        if ranks * g > total_gpus:
-            return (f"ranks={ranks} x gpus_per_rank={g} needs {ranks * g} GPUs; the whole allocation has "
-                    f"{total_gpus} GPUs.")
-        room = 0
-        for (c, g_, m_), count in types.items():
-            t = c // k
-            if g:
-                t = min(t, g_ // g)
-            if m:
-                t = min(t, m_ // m)
-            room += t * count
-        if room < ranks:
-            return (f"ranks={ranks} ranks of {k} cores, {g} GPUs and {m} MB each do not fit: the whole "
-                    f"allocation holds at most {room} such ranks (a rank lies on one node).")
-        return None
-
     # ---- read-only introspection ---------------------------------------------------------------
+    def _count_fits(self, c: int, g: int) -> int:
+        """How many (c cores, g GPUs) pieces the free room of all nodes holds, node by node."""
+        total = 0
+        rows = self._rows >> c << c
+        if not c and g:  # nodes with no free core: all nodes with gg >= g free GPUs, less those in buckets
+            for gg in range(g, self._gs):
+                in_buckets = sum(len(self._buckets[r * self._gs + gg]) for r in range(1, len(self._rowmask)))
+                total += gg // g * (self._gcount[gg] - in_buckets)
+        while rows:
+            r = rows.bit_length() - 1
+            rows ^= 1 << r
+            gm = self._rowmask[r] >> g << g
+            while gm:
+                gg = gm.bit_length() - 1
+                gm ^= 1 << gg
+                fit = r // c if c else 1 << 62
+                if g and gg // g < fit:
+                    fit = gg // g
+                total += fit * len(self._buckets[r * self._gs + gg])
+        return total
+
     def free_memory_mb(self, node: int) -> int | None:
         """Free memory of one node; None where the node's memory is unknown (not limited)."""
         return None if self._mem[node] == _UNTRACKED_MEMORY else self._fm[node]

@@ -54,10 +54,11 @@ Cost
     whatever the node count (see :mod:`steerflow.placement`). A placed request is kept as a
     tuple of ints and strings (which the garbage collector stops tracking), and its `Placement`
     builds its `Slot` objects only when they are read. The common request (one rank, no memory,
-    no whole nodes, no quota on its pool) is placed by :meth:`Scheduler.schedule` itself, and a
-    request on one node is given back by :meth:`Scheduler.release` itself, with no call into
-    the node index: at ~10^5 decisions a second each call counts. The decisions are exactly
-    those of the general path (``tests/test_scheduler_decisions.py`` pins them).
+    no whole nodes, no quota on its pool) takes a short path (`NodeIndex._take_one`), and a
+    request on one node is given back by another (`NodeIndex._give_one`): at ~10^5 decisions a
+    second each step counts. The decisions are exactly those of the general path
+    (``tests/test_scheduler_decisions.py`` pins them). What a pool holds is counted only while
+    the pool has a quota (the only reader when placing); ``usage()`` adds it up otherwise.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ from collections import deque
 from dataclasses import dataclass
 
 # Slot and Placement are defined with the node bookkeeping but are part of this module's API too
-from .placement import NodeIndex, Placement, Slot, _first_run, slots_of
+from .placement import NodeIndex, Placement, Slot, _first_run, slots_of  # noqa: F401 (slots_of: API)
 from .resources import Allocation
+from .scheduler_queries import SchedulerQueries
 
 _NO_ROOM = 1
 _NO_QUOTA = 2
@@ -121,8 +123,12 @@ class _Class:
         self.at = 0
 
 
-class Scheduler(NodeIndex):
-    """Places waiting requests on an allocation; see the module docstring for the rules."""
+class Scheduler(NodeIndex, SchedulerQueries):
+    """Places waiting requests on an allocation; see the module docstring for the rules.
+
+    Its read-only questions (what runs where, what a pool holds, what would fit, what never can)
+    are :class:`~steerflow.scheduler_queries.SchedulerQueries`'.
+    """
 
     def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
                  max_bypass: int = 64) -> None:
@@ -310,8 +316,7 @@ class Scheduler(NodeIndex):
         # closed: pools reserved by a quota-blocked request
         # fails: rank shape -> fewest ranks that found no room in this pass
         blocked, pool_stop, pool_count, closed, fails = self._scratch
-        # the node index, for placing a one-rank request inline (what _best_node, _take and _move do)
-        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        take_one = self._take_one
         stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
         placed = 0
         i = 0
@@ -324,81 +329,16 @@ class Scheduler(NodeIndex):
             if cls.nodes is not None or (quotas and cls.pool in quotas):
                 result = self._try(cls, item[3], fails)
             elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
-                # no node has the cores for one of its ranks: what _try would say, said sooner, and the
-                # bookkeeping of a request blocked for want of room (below) done here, the common case
-                i += 1
-                cls.mark[0] = pno
-                left = max_bypass - cls.bypass
-                if left <= 0:
-                    break  # reservation: nothing after it starts
-                cls.at = placed
-                blocked.append(cls)
-                if placed + left < stop:
-                    stop = placed + left
-                continue
-            elif cls.simple:
-                req = item[3]
-                # best fit: the lowest row of free cores >= k, then its lowest GPU bucket >= g (_best_node)
-                k = cls.k
-                g = cls.g
-                rows = self._rows >> k
-                gm = 0
-                while rows:
-                    low = rows & -rows
-                    r0 = k + low.bit_length() - 1
-                    gm = rowmask[r0] >> g
-                    if gm:
-                        break
-                    rows ^= low
-                if not gm:
+                result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
+            elif cls.simple:  # one rank, no memory, no quota: the common request, in a quicker way
+                held = take_one(cls.k, cls.g, cls.ckey)
+                if held is None:
                     if fails.get(cls.shape, 1 << 62) > 1:
                         fails[cls.shape] = 1
                     result = _NO_ROOM
                 else:
-                    # take the k lowest free cores and g lowest free GPUs of the bucket's last node (_take)
-                    g0 = g + (gm & -gm).bit_length() - 1
-                    b = buckets[r0 * gs + g0]
-                    node = b.pop()
-                    if not b:
-                        rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-                        if not rm:
-                            self._rows &= ~(1 << r0)
-                    fc = fcl[node]
-                    if k == 1:
-                        rest = fc & (fc - 1)
-                    else:
-                        rest = fc
-                        for _ in range(k):
-                            rest &= rest - 1
-                    fcl[node] = rest
-                    r = nc[node] = r0 - k
-                    if g:
-                        fg = fgl[node]
-                        restg = fg
-                        for _ in range(g):
-                            restg &= restg - 1
-                        fgl[node] = restg
-                        gmask = fg ^ restg
-                        g1 = ng[node] = g0 - g
-                        gcount[g0] -= 1
-                        gcount[g1] += 1
-                        self._free_g -= g
-                    else:
-                        gmask = 0
-                        g1 = g0
-                    if r:  # (a node with no free core is in no bucket)
-                        b = buckets[r * gs + g1]
-                        pos[node] = len(b)
-                        b.append(node)
-                        if len(b) == 1:
-                            rowmask[r] |= 1 << g1
-                            self._rows |= 1 << r
-                    if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
-                        isfree[node] = False
-                        self._wf ^= 1 << node
-                    self._free_c -= k
-                    # (its pool has no quota: what such a pool holds is not counted, see usage())
-                    held = records[req.id] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
+                    req = item[3]
+                    records[req.id] = held
                     result = Placement(req, None, held)
             else:
                 result = self._try(cls, item[3], fails)
@@ -430,6 +370,7 @@ class Scheduler(NodeIndex):
                 if not self._free_c:
                     break  # every request needs a core: nothing more can start
                 continue
+            # its head is blocked: the placements after it in this pass bypass it (counted at the end)
             i += 1
             cls.mark[0] = pno
             left = max_bypass - cls.bypass
@@ -441,15 +382,7 @@ class Scheduler(NodeIndex):
                 if placed + left < stop:
                     stop = placed + left
             else:
-                pool = cls.pool
-                if left <= 0:
-                    closed.add(pool)
-                    continue
-                c = pool_count.get(pool, 0)
-                cls.at = ~c
-                blocked.append(cls)
-                if pool_stop.get(pool, 1 << 62) > c + left:
-                    pool_stop[pool] = c + left
+                self._blocked_by_quota(cls, left)
         if blocked:  # each blocked head was bypassed by the placements made after it blocked
             for cls in blocked:
                 at = cls.at
@@ -463,6 +396,20 @@ class Scheduler(NodeIndex):
             fails.clear()
         return out
 
+    def _blocked_by_quota(self, cls: _Class, left: int) -> None:
+        """A head blocked by its pool's quota: only its own pool's placements bypass it, and it reserves
+        only its own pool (once bypassed ``max_bypass`` times, no more placements in that pool this pass)."""
+        blocked, pool_stop, pool_count, closed, fails = self._scratch
+        pool = cls.pool
+        if left <= 0:
+            closed.add(pool)
+            return
+        c = pool_count.get(pool, 0)
+        cls.at = ~c  # (the pool's count when it blocked; pool_count counts from the first such block on)
+        blocked.append(cls)
+        if pool_stop.get(pool, 1 << 62) > c + left:
+            pool_stop[pool] = c + left
+
     def release(self, req_id: int) -> None:
         """A placed request ended: free its resources. KeyError if it is not placed."""
         try:
@@ -470,47 +417,12 @@ class Scheduler(NodeIndex):
         except KeyError:
             raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
                            "whose task has ended.") from None
-        try:  # one node, stored flat: given back here (what _give and _move do)
+        try:  # one node, stored flat
             i, cm, gm, c, g, mm, ckey = record
         except ValueError:  # several nodes: (class key, cores, GPUs, one held tuple a node)
             self._release_nodes(record)
             return
-        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
-        fcl[i] |= cm
-        r0 = nc[i]
-        r = nc[i] = r0 + c
-        g0 = ng[i]
-        if g:
-            fgl[i] |= gm
-            g1 = ng[i] = g0 + g
-            gcount[g0] -= 1
-            gcount[g1] += 1
-            self._free_g += g
-        else:
-            g1 = g0
-        if mm:
-            self._fm[i] += mm
-        if r0:  # it leaves its bucket (a node with no free core is in none)
-            b = buckets[r0 * gs + g0]
-            last = b.pop()
-            if last != i:
-                p = pos[i]
-                b[p] = last
-                pos[last] = p
-            elif not b:
-                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-                if not rm:
-                    self._rows &= ~(1 << r0)
-        b = buckets[r * gs + g1]
-        pos[i] = len(b)
-        b.append(i)
-        if len(b) == 1:
-            rowmask[r] |= 1 << g1
-            self._rows |= 1 << r
-        if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
-            isfree[i] = True
-            self._wf |= 1 << i
-        self._free_c += c
+        self._give_one(i, cm, gm, c, g, mm)
         quotas = self._quota
         if quotas and ckey[0] in quotas:
             usage = self._usage[ckey[0]]
@@ -573,97 +485,3 @@ class Scheduler(NodeIndex):
                 usage = self._usage[pool] = [0, 0]
             usage[:] = self._held_by(pool)
         self._quota[pool] = (cores, gpus)
-
-    def quota(self, pool: str) -> tuple[int | None, int | None]:
-        return self._quota.get(pool, (None, None))
-
-    def usage(self, pool: str) -> tuple[int, int]:
-        """Cores and GPUs held now by the pool's placed requests.
-
-        Counted as they are placed and released only while the pool has a quota (the only use placing
-        makes of it, so the common placement and release skip it); otherwise added up here, O(placed).
-        """
-        u = self._usage.get(pool)
-        if pool in self._quota and u is not None:
-            return (u[0], u[1])
-        return self._held_by(pool)
-
-    def _held_by(self, pool: str) -> tuple[int, int]:
-        cores = gpus = 0
-        for record in self._placed.values():
-            if len(record) == 7:  # one node: (node, core mask, GPU mask, cores, GPUs, MB, class key)
-                if record[6][0] == pool:
-                    cores += record[3]
-                    gpus += record[4]
-            elif record[0][0] == pool:  # several: (class key, cores, GPUs, held tuples)
-                cores += record[1]
-                gpus += record[2]
-        return cores, gpus
-
-    def free_slots(self, pool: str, cores_per_task: int = 1, gpus_per_task: int = 0) -> int:
-        """How many more one-rank tasks of this shape could start now in ``pool``.
-
-        Counts free cores/GPUs node by node and caps by the pool's quota; it does not subtract
-        requests already waiting.
-        """
-        c, g = cores_per_task, gpus_per_task
-        if c < 0 or g < 0 or (c == 0 and g == 0):
-            raise ValueError(f"free_slots needs a task shape with cores >= 0, gpus >= 0 and not both 0; "
-                             f"got cores_per_task={c}, gpus_per_task={g}.")
-        total = self._count_fits(c, g)
-        qc, qg = self.quota(pool)
-        if qc is None and qg is None:
-            return total
-        uc, ug = self.usage(pool)
-        if qc is not None and c:
-            total = min(total, max(0, qc - uc) // c)
-        if qg is not None and g:
-            total = min(total, max(0, qg - ug) // g)
-        return total
-
-    # ---- read-only introspection ---------------------------------------------------------------
-    @property
-    def n_waiting(self) -> int:
-        return len(self._waiting)
-
-    @property
-    def n_placed(self) -> int:
-        return len(self._placed)
-
-    def placed(self, req_id: int) -> Placement | None:
-        """Where a placed request runs (rebuilt from what the scheduler holds: an equal `Request`), or None."""
-        placed = self._placed.get(req_id)
-        if placed is None:
-            return None
-        if len(placed) == 7:  # one node
-            held = placed
-            pool, ranks, k, g, m, nodes, priority = placed[6]
-        else:
-            held = placed[3]
-            pool, ranks, k, g, m, nodes, priority = placed[0]
-        req = Request(req_id, ranks, k, g, m, nodes, priority, pool)
-        if nodes is not None:  # whole nodes: the slots list what each rank uses, as placed
-            slots: list[Slot] = []
-            share = [(j + 1) * ranks // len(held) - j * ranks // len(held) for j in range(len(held))]
-            for h, t in zip(held, share):
-                i = h[0]
-                slots.extend(slots_of((i, (1 << t * k) - 1, (1 << t * g) - 1, t * k, t * g, t * m), k, g, m))
-            return Placement(req, tuple(slots), held)
-        return Placement(req, None, held)
-
-    def is_waiting(self, req_id: int) -> bool:
-        return req_id in self._waiting
-
-    def bypasses(self, req_id: int) -> int:
-        """How many placements have bypassed this waiting request while it was blocked at its class's head."""
-        item = self._waiting.get(req_id)
-        if item is None:
-            raise KeyError(f"Request {req_id} is not waiting.")
-        cls = item[2]
-        return cls.bypass if cls.queue[0] is item else 0
-
-    def free_cores(self) -> int:
-        return self._free_c
-
-    def free_gpus(self) -> int:
-        return self._free_g
