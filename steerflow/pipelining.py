@@ -63,6 +63,7 @@ class Pipeline:
         self._holds: set[int] = set()  # tasks whose cores are booked as -id (a task queued behind was taken back)
         self._unheld: list[TaskRecord] = []  # held tasks whose cores are free now: launched by the next dispatch
         self._stolen: set[int] = set()  # stolen since a task last ended (not stolen twice: no back and forth)
+        self._stealing: set[int] = set()  # asked back to run on an idle core, the answer not heard yet
 
     @staticmethod
     def _keys(placement: Any) -> frozenset:
@@ -168,6 +169,7 @@ class Pipeline:
     def _unqueued(self, record: TaskRecord, owner: TaskRecord) -> None:
         """A queued task that never started: off its owner's worker; the cores stay booked while the owner runs."""
         del self._queued[record.id]
+        self._stealing.discard(record.id)
         if self._queue_of.get(owner.id) is record:
             del self._queue_of[owner.id]
         if owner.id in self._ahead_keys and owner.id not in self._holds:
@@ -191,14 +193,22 @@ class Pipeline:
             if placement is not None:
                 booked |= self._keys(placement)
         free = scheduler.free_cores() - sum(1 for k in self._ahead if k[0] == "c" and k not in booked)
+        stealing = self._stealing
+        if stealing:  # asked back already (an engine whose nodes answer later): each answer is meant for a free core
+            stealing.intersection_update(self._queued)
+            free -= sum(r.request.cores_per_rank for t in stealing if (r := self._records.get(t)) is not None)
         stolen = False
         for task_id in list(self._queued):
             if free < 1:
                 break
-            if task_id in self._stolen:  # stolen before and queued again (on cores released ahead): let it be
+            if task_id in self._stolen or task_id in stealing:  # (stolen before and queued again: let it be)
                 continue
             record = self._records[task_id]
             if not self._take_back(record):
+                # it started (or may have: the engine's node answers later, "started" or "requeue"): either way
+                # this free core is spoken for until that answer, so no other queued task is taken back for it
+                stealing.add(task_id)
+                free -= record.request.cores_per_rank
                 continue
             self._stolen.add(task_id)
             self._set_state(record, TaskState.WAITING)
@@ -213,6 +223,7 @@ class Pipeline:
     def _on_started(self, record: TaskRecord, event: Event) -> None:
         """A queued task started on its worker: RUNNING from the worker's start, its timeout from then."""
         owner = self._queued.pop(record.id, None)
+        self._stealing.discard(record.id)
         if owner is not None and self._queue_of.get(owner.id) is record:
             del self._queue_of[owner.id]
         if record.state.finished:  # cancelled meanwhile: its kill is on its way

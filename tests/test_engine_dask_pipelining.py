@@ -173,3 +173,45 @@ def test_many_short_tasks_pipelined_on_dask_nodes_all_finish(make_runtime):
             f.result(timeout=BOUND)
     assert rt.failure is None
     assert not rt.engine._queued_on and not rt.engine._held_ends and not rt._queued
+
+
+def test_an_idle_core_takes_back_one_queued_task_not_every_one(make_runtime, tmp_path):
+    """Stealing on Dask: `withdraw` answers later (the node says "requeue"), so the runtime must count a
+    withdrawal on its way as the free core's: one idle core takes back one queued task, and the others
+    stay queued behind their running tasks and start there, on the same warm workers."""
+    rt = make_runtime()  # both nodes of the cluster: 4 cores
+    gates = [str(tmp_path / f"gate-a{i}") for i in range(4)]
+    marks = [str(tmp_path / f"a{i}") for i in range(4)]
+    long = [rt.submit(block_until, gates[i], marks[i]) for i in range(4)]
+    for m in marks:
+        wait_for(m)
+    gate_q = str(tmp_path / "gate-q")
+    q_marks = [str(tmp_path / f"q{i}") for i in range(3)]
+    qs = [rt.submit(block_until, gate_q, q_marks[i]) for i in range(3)]
+    for q in qs:
+        assert queued(rt, q)
+    owner_of = {q.task_id: rt._queued[q.task_id].id for q in qs}
+    (free,) = [i for i, a in enumerate(long) if a.task_id not in owner_of.values()]
+    back: list[int] = []  # tasks taken back (each is WAITING again before it runs elsewhere)
+    rt.add_listener(lambda record, state: back.append(record.id)
+                    if record.id in owner_of and state is TaskState.WAITING else None)
+    try:
+        Path(gates[free]).touch()  # its core idles, nothing waits: one queued task moves there
+        assert wait_until(lambda: sum(os.path.exists(m) for m in q_marks) == 1, timeout=BOUND)
+        (moved,) = [q for q, m in zip(qs, q_marks) if os.path.exists(m)]
+        for q, m in zip(qs, q_marks):
+            if q is moved:
+                continue
+            owner = next(i for i, a in enumerate(long) if a.task_id == owner_of[q.task_id])
+            Path(gates[owner]).touch()
+            assert wait_until(lambda: os.path.exists(m), timeout=BOUND), "a queued task was taken back as well"
+            assert Path(m).read_text() == Path(marks[owner]).read_text(), \
+                "a task taken back with the stolen one ran elsewhere, not on its running task's worker"
+    finally:
+        for g in (*gates, gate_q):
+            Path(g).touch()
+    for f in (*long, *qs):
+        f.result(timeout=BOUND)
+    assert all([x.outcome for x in rt.task(q.task_id).attempts] == ["done"] for q in qs)
+    assert back == [moved.task_id], "more queued tasks were taken back than there were idle cores"
+    assert not getattr(rt, "_stealing", ())
