@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import threading
-from concurrent.futures import Future, InvalidStateError
-from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
+import time
+from concurrent.futures import CancelledError, Future, InvalidStateError
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,28 +25,157 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+class SharedCondition(threading.Condition):
+    """The one lock and condition of all the futures of a runtime (a future has none of its own).
+
+    A task's future is made per submit and finished once, by the runtime's loop thread: a
+    Condition and an RLock per future cost more than the rest of the future. Sharing one keeps
+    `concurrent.futures.wait` and ``as_completed`` working (they take each future's
+    ``_condition``, reentrantly). Reads of a finished future take no lock at all (a finished
+    future never changes). A thread waiting in ``result``/``exception`` parks on a lock of its
+    own, listed under its future in ``waiting``: finishing a future wakes only its own waiters,
+    and finishing one nobody waits for wakes nobody.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        super().__init__(self.lock)
+        self.waiting: dict[Future, list[Any]] = {}  # future -> the parked waiters' locks (under ``lock``)
+
+    @property
+    def sleepers(self) -> int:
+        """How many threads wait for a future now."""
+        return sum(len(waiters) for waiters in list(self.waiting.values()))
+
+    def wake(self, future: Future) -> None:
+        """Wake the threads waiting for ``future`` (call with ``lock`` held)."""
+        waiters = self.waiting.pop(future, None)
+        if waiters:
+            for waiter in waiters:
+                waiter.release()
+
+    def notify_all(self) -> None:
+        """What `Future.cancel` calls: wake every waiter (each looks at its own future again)."""
+        waiting, self.waiting = self.waiting, {}
+        for waiters in waiting.values():
+            for waiter in waiters:
+                waiter.release()
+        super().notify_all()
+
+
+_PENDING_STATES = (PENDING, RUNNING)
+_CANCELLED_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED)
+
+
 class TaskFuture(Future[T]):
     """The eventual value of one task. ``task_id`` identifies it in the runtime and the journal."""
 
-    def __init__(self, runtime: Runtime | None, task_id: int) -> None:
-        super().__init__()
+    def __init__(self, runtime: Runtime | None, task_id: int, shared: SharedCondition | None = None) -> None:
+        # Future.__init__'s fields, with the runtime's condition instead of one built per future
+        if shared is None:
+            shared = SharedCondition()
+        self._condition = shared
+        self._state = PENDING
+        self._result = None
+        self._exception = None
+        self._waiters: list[Any] = []
+        self._done_callbacks: list[Any] = []
         self._runtime = runtime
         self.task_id = task_id
         self._record: Any = None  # the runtime's record once the task finished (kept as long as this future)
 
+    def _wait(self, timeout: float | None) -> None:
+        """Block until this future is done; TimeoutError past ``timeout`` seconds."""
+        shared: SharedCondition = self._condition  # type: ignore[assignment]
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            waiter = threading.Lock()
+            waiter.acquire()
+            with shared.lock:
+                if self._state not in _PENDING_STATES:
+                    return
+                shared.waiting.setdefault(self, []).append(waiter)
+            if end is None:
+                waiter.acquire()
+                continue  # woken: by its end, or by a cancel's wake-all (look again)
+            remaining = end - time.monotonic()
+            if remaining > 0 and waiter.acquire(True, remaining):
+                continue
+            with shared.lock:  # timed out (or woken just now): take the waiter back if it is still listed
+                waiters = shared.waiting.get(self)
+                if waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del shared.waiting[self]
+                if self._state in _PENDING_STATES:
+                    raise TimeoutError(f"Task {self.task_id} did not finish within {timeout} s.")
+                return
+
     def result(self, timeout: float | None = None) -> T:
         """The task's value; a result still in its wire form is loaded here, in the caller's thread, once."""
-        value = super().result(timeout)
+        if self._state != FINISHED:
+            if self._state in _PENDING_STATES:
+                self._wait(timeout)
+            if self._state in _CANCELLED_STATES:
+                raise CancelledError()
+        error = self._exception
+        if error is not None:
+            try:
+                raise error
+            finally:
+                self = None  # type: ignore[assignment]  # (as Future: no cycle through the traceback)
+                error = None
+        value = self._result
         if type(value) is Encoded:
-            with self._condition:
+            try:
+                loaded = value.load()  # outside the lock: loading may be long, and the loop takes the lock
+            except Exception as exc:  # noqa: BLE001
+                raise TaskFailed(f"Task {self.task_id}'s result could not be unpickled: {exc}") from exc
+            with self._condition.lock:  # type: ignore[attr-defined]
                 value = self._result
-                if type(value) is Encoded:
-                    try:
-                        value = value.load()
-                    except Exception as exc:  # noqa: BLE001
-                        raise TaskFailed(f"Task {self.task_id}'s result could not be unpickled: {exc}") from exc
-                    self._result = value
-        return value
+                if type(value) is Encoded:  # first to load it: every caller gets this one object
+                    value = self._result = loaded
+        return value  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state in _PENDING_STATES:
+            self._wait(timeout)
+        if self._state in _CANCELLED_STATES:
+            raise CancelledError()
+        return self._exception
+
+    def done(self) -> bool:
+        return self._state not in _PENDING_STATES
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED_STATES
+
+    def set_result(self, result: Any) -> None:
+        self._set(result, None)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        self._set(None, exception)
+
+    def _set(self, value: Any, error: BaseException | None) -> None:
+        """Finish the future (as ``Future.set_result``/``set_exception``): one lock, no notify when nobody waits."""
+        shared: SharedCondition = self._condition  # type: ignore[assignment]
+        with shared.lock:
+            if self._state not in _PENDING_STATES:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            if error is None:
+                self._result = value
+            else:
+                self._exception = error
+            self._state = FINISHED
+            for waiter in self._waiters:  # (`concurrent.futures.wait`'s)
+                if error is None:
+                    waiter.add_result(self)
+                else:
+                    waiter.add_exception(self)
+            if shared.waiting:
+                shared.wake(self)
+        if self._done_callbacks:
+            self._invoke_callbacks()
 
     def outcome(self) -> tuple[bool, Any, BaseException | None]:
         """(cancelled, value, error) of a finished task, without taking its lock: a finished future never changes.
@@ -95,7 +225,7 @@ class TaskFuture(Future[T]):
 
 
 #: shared by every `SettledFuture`: their state never changes, so nobody waits on it, and it is never held long
-_SETTLED = threading.Condition()
+_SETTLED = SharedCondition()
 
 
 class SettledFuture(TaskFuture[T]):

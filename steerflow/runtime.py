@@ -25,7 +25,7 @@ from .admission import check_fits
 from .engines.base import Engine
 from .engines.local import LocalEngine
 from .errors import RuntimeBroken, RuntimeClosed, TaskSpecError
-from .futures import TaskFuture, find_futures
+from .futures import SharedCondition, TaskFuture, find_futures
 from .mapping import chunks, map_results, run_chunk
 from .records import GC_THRESHOLD, Attempt, TaskRecord, tune_gc
 from .resources import Allocation
@@ -68,6 +68,7 @@ class Runtime(RuntimeLoop, Executor):
         self._finished: weakref.WeakValueDictionary[int, TaskRecord] = weakref.WeakValueDictionary()
         self.finished_counts: dict[str, dict[str, int]] = {}  # pool -> final state -> tasks (for live displays)
         self._ids = itertools.count(1)
+        self._futures_condition = SharedCondition()  # one for all its futures (see `SharedCondition`)
         self._inbox: deque[tuple] = deque()
         self._wake_pending = False
         self._deadlines: list[tuple[float, int, int]] = []
@@ -94,7 +95,7 @@ class Runtime(RuntimeLoop, Executor):
                                     "not to submit(), when submitting a Function or Executable.")
             spec = fn
         else:
-            spec = Function(fn, args, kwargs)
+            spec = Function.call(fn, args, kwargs)  # (every option at its default: validated once)
         return self.submit_spec(spec)
 
     def submit_spec(self, spec: TaskSpec, task_id: int | None = None,
@@ -114,11 +115,11 @@ class Runtime(RuntimeLoop, Executor):
             task_id = next(self._ids)
         elif task_id in self._records:
             raise ValueError(f"Task id {task_id} is already in use in this runtime.")
-        future: TaskFuture = TaskFuture(self, task_id)
+        future: TaskFuture = TaskFuture(self, task_id, self._futures_condition)
         request = Request(task_id, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank,
                           -(-spec.memory_mb // spec.ranks), spec.nodes, spec.priority, spec.pool)
         record = TaskRecord(task_id, spec, future, request)
-        if any(not isinstance(d, TaskFuture) for d in spec.after):
+        if spec.after and any(not isinstance(d, TaskFuture) for d in spec.after):
             raise TaskSpecError("after", spec.after, "must list futures returned by submit().")
         deps: list[TaskFuture] = list(spec.after)
         if isinstance(spec, Function):

@@ -177,15 +177,30 @@ class Function(TaskSpec):
         function many times validates its options once (a campaign keeps one template per function)."""
         if not callable(fn):
             raise TaskSpecError("fn", fn, "is not callable; pass a function, lambda or callable object.")
-        spec = Function.__new__(Function)
-        spec.fn = fn
-        spec.args = tuple(_sequence("args", args, "positional arguments"))
+        args = tuple(_sequence("args", args, "positional arguments"))
         if not isinstance(kwargs, Mapping):
             raise TaskSpecError("kwargs", kwargs, f"must be a mapping of keyword arguments (a dict), not "
                                 f"{type(kwargs).__name__}.")
-        spec.kwargs = dict(kwargs)
-        for key in spec.kwargs:
+        kwargs = dict(kwargs)
+        for key in kwargs:
             _text("kwargs", key, "a keyword name (a string)")
+        return self._with(fn, args, kwargs)
+
+    @staticmethod
+    def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:
+        """``fn(*args, **kwargs)`` with every option at its default: what ``submit(fn, *args, **kwargs)`` runs.
+
+        ``args`` and ``kwargs`` are kept as given: the tuple and the fresh dict a call's ``*``/``**`` made.
+        """
+        if not callable(fn):
+            raise TaskSpecError("fn", fn, "is not callable; pass a function, lambda or callable object.")
+        for key in kwargs:
+            _text("kwargs", key, "a keyword name (a string)")
+        return _PLAIN._with(fn, args, kwargs)
+
+    def _with(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:
+        spec = Function.__new__(Function)
+        spec.fn, spec.args, spec.kwargs = fn, args, kwargs
         spec.cores, spec.gpus = self.cores, self.gpus
         spec.memory_mb, spec.priority, spec.timeout, spec.retries = (self.memory_mb, self.priority, self.timeout,
                                                                      self.retries)
@@ -206,6 +221,8 @@ class Function(TaskSpec):
     def __repr__(self) -> str:
         return f"Function({self.label()}, cores={self.cores}, gpus={self.gpus}, pool={self.pool!r})"
 
+
+_PLAIN = Function(print)  # every option at its default (`Function.call`)
 
 class Executable(TaskSpec):
     """A program run as a subprocess, or through ``mpirun``/``srun`` when it has ranks.

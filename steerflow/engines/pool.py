@@ -32,6 +32,9 @@ DEFAULT_BINDING: Binding = ("", "1")  # one core, no GPU: what the warm pool sta
 # Linux): writing it must never block the runtime's loop until the running task ends.
 QUEUE_MAX_BYTES = 60_000
 
+# The driver reads a worker's replies this many bytes at a time (`read_frames`): a pipe's whole buffer.
+REPLY_READ = 65_536
+
 
 class Queued:
     """A task written to a busy worker's pipe, to start when the running one ends (see `WarmPool.launch_behind`)."""
@@ -206,12 +209,13 @@ class WarmPool:
             pass
 
     def _on_worker(self, worker: Worker, events: list[Event]) -> None:
-        try:
-            (size,) = _HEADER.unpack(read_exact(worker.rfd, 4))
-            reply = pickle.loads(read_exact(worker.rfd, size))
-        except (EOFError, OSError):
+        frames, open_ = read_frames(worker.rfd)
+        for frame in frames:
+            self._on_reply(worker, pickle.loads(frame), events)
+        if not open_:
             self._worker_died(worker, events)
-            return
+
+    def _on_reply(self, worker: Worker, reply: tuple, events: list[Event]) -> None:
         if reply[0] == "ready":
             return
         if reply[0] == "held":  # files its last task kept mapped (it kept a reference to an argument)
@@ -295,6 +299,44 @@ class WarmPool:
 
 
 STOP = pickle.dumps(None)
+
+
+def read_frames(fd: int, size: int = REPLY_READ) -> tuple[list, bool]:
+    """The length-prefixed frames waiting in a pipe the other side writes whole frames to, in one read.
+
+    One read of up to ``size`` bytes usually holds every waiting frame whole (a worker writes each
+    reply and its header in one write): one syscall per reply instead of a header read and a body
+    read. A frame cut by the read's end is read on at once (it is on its way). Returns the frames
+    and False once the pipe is closed (EOF, or a frame cut short by the writer's death).
+    """
+    try:
+        data = os.read(fd, size)
+    except OSError:
+        return [], False
+    n = len(data)
+    if n >= 4:  # the common case: exactly one whole frame
+        (length,) = _HEADER.unpack_from(data)
+        if length + 4 == n:
+            return [memoryview(data)[4:]], True
+    frames: list = []
+    pos = 0
+    if not n:
+        return frames, False
+    while pos < n:
+        try:
+            if n - pos < 4:
+                data, pos = data[pos:] + read_exact(fd, 4 - (n - pos)), 0
+                n = len(data)
+            (length,) = _HEADER.unpack_from(data, pos)
+            end = pos + 4 + length
+            if end > n:
+                data, end, pos = data[pos:] + read_exact(fd, end - n), end - pos, 0
+                n = len(data)
+        except (EOFError, OSError):
+            return frames, False
+        frames.append(memoryview(data)[pos + 4:end])
+        pos = end
+    return frames, True
 
 
 def exit_status(code: int) -> str:
