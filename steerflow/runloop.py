@@ -35,6 +35,9 @@ Listener = Callable[[TaskRecord, TaskState], None]
 PartialListener = Callable[[TaskRecord, int, Any], None]
 
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
+# Messages (submits …) applied per round of the loop: a burst of submits is applied a slice at a time, with
+# the workers' replies read and free cores given tasks in between, instead of all of it while they idle.
+MESSAGES_PER_ROUND = 16
 
 
 class RuntimeLoop(Pipeline):
@@ -82,7 +85,7 @@ class RuntimeLoop(Pipeline):
                     timeout = 0
                 events = engine.wait(timeout)
                 self._wake_pending = False
-                while inbox:
+                for _ in range(min(len(inbox), MESSAGES_PER_ROUND)):  # the rest next round, after a dispatch
                     message = inbox.popleft()
                     try:
                         self._apply(message)
