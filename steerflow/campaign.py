@@ -135,6 +135,8 @@ class Campaign(SteeringLoop):
         # campaign keeps only a count (and a future for as long as someone else holds it): memory stays flat
         self._futures: dict[int, TaskFuture] = {}
         self._specs: dict[int, TaskSpec] = {}
+        # delivered futures resolved from the journal (resume) that someone holds; a delivered future of a task
+        # that ran here needs no entry: the runtime keeps its record for as long as it lives (see `futures`)
         self._done_futures: weakref.WeakValueDictionary[int, TaskFuture] = weakref.WeakValueDictionary()
         self._final_counts: dict[str, int] = {}
         self._next_key = 1
@@ -504,7 +506,20 @@ class Campaign(SteeringLoop):
 
     def futures(self) -> dict[int, TaskFuture]:
         """Futures of the tasks not yet delivered to the agents, and of delivered ones someone still holds."""
-        return dict(sorted({**self._done_futures, **self._futures}.items()))
+        held: dict[int, TaskFuture] = {}
+        for _ in range(1000):
+            try:  # (the runtime keeps a finished task's record as long as its future lives)
+                records = self._runtime.tasks()
+                break
+            except RuntimeError:  # the loop thread added a record while this thread read them: read again
+                continue
+        else:
+            records = []
+        for record in records:
+            future = record.future if record.state.finished else None
+            if future is not None:
+                held[record.id] = future
+        return dict(sorted({**held, **self._done_futures, **self._futures}.items()))
 
     @property
     def runtime(self) -> Runtime:

@@ -22,7 +22,7 @@ from . import journal as journal_mod
 from . import launch
 from .agents import Handler, Partial, Result, SteeringError
 from .errors import TaskFailed, first_line
-from .futures import TaskFuture
+from .futures import SettledFuture, TaskFuture
 from .stall import StallWatch
 from .stop import Condition
 from .task import Function, TaskSpec
@@ -175,7 +175,8 @@ class SteeringLoop:
             state = ("interrupted" if key in self._interrupted else "cancelled" if result.cancelled
                      else "done" if result.ok else "failed")
             self._final_counts[state] = self._final_counts.get(state, 0) + 1
-            self._done_futures[key] = future
+            if future.__class__ is SettledFuture:  # resolved from the journal: no runtime record keeps it (`futures`)
+                self._done_futures[key] = future
             if log:
                 self._delivered.append(key)  # journaled with the rest of this burst, before anything else
             self._active -= 1
