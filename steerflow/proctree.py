@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import os
 import signal
+TYPE_CHECKING = False  # (not typing's: the wrapper runs with -I -S, and typing costs it 8 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -199,7 +202,7 @@ def _ignore(signum: int, frame: object) -> None:
 
 
 def guard(parent: int | None, forward: tuple[int, ...] = (), close: tuple[int, ...] = (),
-          orphaned_status: int = 137) -> None:
+          orphaned_status: int = 137, on_end: Callable[[int], object] | None = None) -> None:
     """Fork. The child returns and does the work; this process stays as its guard and never returns.
 
     The guard is a child subreaper above the work, so whatever the work starts (a child in its own
@@ -209,7 +212,9 @@ def guard(parent: int | None, forward: tuple[int, ...] = (), close: tuple[int, .
     before it goes: a worker or program killed by its own parent-death signal would leave what it
     adopted to init. Signals in ``forward`` are passed on to the work; the other `SWALLOWED` ones
     are ignored (the work gets its own copy). ``close``: fds the guard must not hold (the work's
-    pipes to the driver, so the driver sees them close when the work dies).
+    pipes to the driver, so the driver sees them close when the work dies). ``on_end``: called in the
+    guard with the work's code (as ``Popen.returncode``) once what it left is gone, before the guard
+    exits (the program launcher reports the end from there, one process hop sooner).
     """
     signal.signal(DEATH_SIGNAL, _on_driver_death)  # before asking for it: it must never kill us unhandled
     _prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL)
@@ -243,7 +248,13 @@ def guard(parent: int | None, forward: tuple[int, ...] = (), close: tuple[int, .
         if done == pid:
             status = code
             break
-    kill_descendants()
+    if has_children():  # (the common case is none: one syscall, not a walk of /proc)
+        kill_descendants()
+    if on_end is not None:
+        try:
+            on_end(os.waitstatus_to_exitcode(status))
+        except Exception:  # noqa: BLE001 - whoever listens is gone: the guard's own exit still tells its parent
+            pass
     if os.WIFSIGNALED(status):  # die of the same signal, so the engine sees what the work saw
         sig = os.WTERMSIG(status)
         if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be handled, so need no reset

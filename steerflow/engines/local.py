@@ -252,8 +252,8 @@ class LocalEngine(WarmPool):
                              else "illegal environment variable name")
         launcher = self._spawner
         try:
-            launcher.send((launch.task_id, argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err,
-                           list(cpus)))
+            launcher.send((launch.task_id, spawner.request_frame(
+                (argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus)))))
             while True:
                 reply = self._read_spawner(launcher)
                 if reply is None:

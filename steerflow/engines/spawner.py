@@ -4,18 +4,21 @@ A program runs below a guard (`steerflow.proctree.guard`): a child subreaper tha
 itself, kills whatever the program leaves behind when it ends, and kills the whole tree when
 its parent dies. Started as ``python -I -S proctree.py ... -- program`` for every task, that
 wrapper costs an interpreter start and its imports (20 ms on an idle core, 60-90 ms on a loaded
-one), more than many programs run. The local engine therefore starts this launcher once; for
-each program it forks a child that opens the task's output files, starts a new session, becomes
-the guard and forks the program (bound to its CPUs, in its environment and directory).
+one), more than many programs run. The local engine therefore starts this launcher once. It keeps
+`READY` guards forked ahead: each started a new session, became a guard and forked its *stem*,
+a child that waits on a pipe. A program's start is then one write to a waiting stem, which opens
+the task's output files, binds its CPUs, enters its directory and execs the program; the two
+forks a start used to wait for (5-12 ms on 2 idle cores, measured) are made between starts.
 
 The launcher dies with the driver (PR_SET_PDEATHSIG, SIGKILL): its guards then get their
 parent-death signal and kill their programs' trees, as they do when the driver itself is their
 parent. It is not a subreaper: what escapes a guard killed outright goes where it went before.
 
-Protocol (length-prefixed pickles, as the warm worker's): the engine sends ``(task_id, argv, env,
-cwd, out_path, err_path, cpus)``, or ``None`` to stop; the launcher answers ``("started",
-task_id, pid)`` at once, and ``("exit", pid, code)`` when a guard ends (``code`` as
-``Popen.returncode``: negative for a signal).
+Protocol (length-prefixed pickles, as the warm worker's): the engine sends ``(task_id, frame)``, the
+frame being `request_frame` of ``(argv, env, cwd, out_path, err_path, cpus)`` (passed on to the stem
+as it is), or ``None`` to stop; the launcher answers ``("started", task_id, pid)`` at once (``pid``:
+the guard's), and ``("exit", pid, code)`` when a guard ends (``code`` as ``Popen.returncode``:
+negative for a signal). Guards forked ahead and never used are not reported.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from steerflow.engines.worker import read_exact, write_all
 
 HEADER = struct.Struct("!I")  # the frame length, as the warm worker's protocol has it
 _PRIVATE = 0o600
+READY = 2  # guards kept forked ahead (two programs started in one pass of the runtime's loop both find one)
 
 
 def main(rfd: int, wfd: int, driver: int) -> None:
@@ -50,32 +54,68 @@ def main(rfd: int, wfd: int, driver: int) -> None:
     sel.register(rfd, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
     me = os.getpid()
-    while True:
-        for key, _ in sel.select():
-            if key.fd == wake_r:
-                try:
-                    while os.read(wake_r, 512):
+    own = (rfd, wfd, wake_r, wake_w)
+    ready: list[tuple[int, int]] = []  # (guard pid, its stem's request pipe): forked ahead, waiting for a program
+    spare: set[int] = set()  # guards forked ahead (used or not, they are never reported)
+    try:
+        while True:
+            while len(ready) < READY:  # after a start, not before it: the next program finds its guard waiting
+                guard, stem = _prefork(me, own, ready)
+                ready.append((guard, stem))
+                spare.add(guard)
+            for key, _ in sel.select():
+                if key.fd == wake_r:
+                    try:
+                        while os.read(wake_r, 512):
+                            pass
+                    except BlockingIOError:
                         pass
-                except BlockingIOError:
-                    pass
-            else:
+                else:
+                    try:
+                        (size,) = HEADER.unpack(read_exact(rfd, 4))
+                        request = pickle.loads(read_exact(rfd, size))
+                    except EOFError:
+                        return
+                    if request is None:
+                        return
+                    guard, stem = ready.pop(0)
+                    spare.discard(guard)
+                    _send(wfd, ("started", request[0], guard))  # first: the driver knows the pid before any end
+                    try:
+                        write_all(stem, request[1])
+                    except OSError:  # that guard died while it waited (killed from outside): its exit says so
+                        pass
+                    os.close(stem)
+            while True:  # reap every guard that ended, after any request: no exit is ever missed
                 try:
-                    (size,) = HEADER.unpack(read_exact(rfd, 4))
-                    request = pickle.loads(read_exact(rfd, size))
-                except EOFError:
-                    return
-                if request is None:
-                    return
-                pid = _spawn(request, me, (rfd, wfd, wake_r, wake_w))
-                _send(wfd, ("started", request[0], pid))
-        while True:  # reap every guard that ended, after any request: no exit is ever missed
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                if pid in spare:  # a guard forked ahead that died unused: fork another
+                    spare.discard(pid)
+                    for i, (guard, stem) in enumerate(ready):
+                        if guard == pid:
+                            del ready[i]
+                            os.close(stem)
+                            break
+                    continue
+                _send(wfd, ("exit", pid, os.waitstatus_to_exitcode(status)))
+    finally:  # the unused guards leave with us (their stems read EOF), and are reaped
+        for guard, stem in ready:
+            os.close(stem)
+        for guard in spare:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                os.waitpid(guard, 0)
             except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            _send(wfd, ("exit", pid, os.waitstatus_to_exitcode(status)))
+                pass
+
+
+def request_frame(request: tuple) -> bytes:
+    """What the launcher hands a waiting stem: ``(argv, env, cwd, out_path, err_path, cpus)``, length-prefixed."""
+    data = pickle.dumps(request, 5)
+    return HEADER.pack(len(data)) + data
 
 
 def _send(wfd: int, message: tuple) -> None:
@@ -83,34 +123,52 @@ def _send(wfd: int, message: tuple) -> None:
     write_all(wfd, HEADER.pack(len(data)) + data)
 
 
-def _spawn(request: tuple, launcher: int, own_fds: tuple[int, ...]) -> int:
-    """Fork the guard of one program; returns its pid. The child never returns."""
+def _prefork(launcher: int, own_fds: tuple[int, ...], ready: list[tuple[int, int]]) -> tuple[int, int]:
+    """Fork a guard ahead of its program: it starts a session, becomes the guard, and its child (the *stem*)
+    waits on a pipe for the program to exec. Returns (guard pid, the write end of the stem's pipe)."""
     import signal
 
     from steerflow import proctree
 
-    task_id, argv, env, cwd, out_path, err_path, cpus = request
+    r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid:
-        return pid
+        os.close(r)
+        return pid, w
     try:  # the guard-to-be: nothing of the launcher's own is kept
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
+        for fd in (*own_fds, w, *(stem for _, stem in ready)):
+            if fd != own_fds[1]:  # (the reply pipe stays: the guard reports its program's end itself)
+                os.close(fd)
+        null = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1):  # (2 stays the launcher's: a stem that cannot read its request says so there)
+            os.dup2(null, target)
+        os.close(null)
+    except BaseException as exc:  # noqa: BLE001
+        _fail(f"steerflow: could not prepare a program's guard: {exc}")
+    wfd, me = own_fds[1], os.getpid()
+    # (a frame of ~30 bytes is one atomic write: the guard's and the launcher's never interleave)
+    proctree.guard(launcher, close=(r,), on_end=lambda code: _send(wfd, ("ended", me, code)))
+    try:  # the stem, from here to the exec: nothing may raise into the launcher's code it was forked from
+        os.close(wfd)  # only the guard reports
+        (size,) = HEADER.unpack(read_exact(r, 4))
+        argv, env, cwd, out_path, err_path, cpus = pickle.loads(read_exact(r, size))
+        os.close(r)
+    except BaseException:  # noqa: BLE001 - EOF: the launcher stopped before it needed us
+        os._exit(0)
+    try:
         out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE)
         err = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE)
-        for fd, target in ((null, 0), (out, 1), (err, 2)):
+        for fd, target in ((out, 1), (err, 2)):
             os.dup2(fd, target)
-            os.close(fd)
-        for fd in own_fds:
             os.close(fd)
         if cwd is not None:
             os.chdir(cwd)
     except BaseException as exc:  # noqa: BLE001 - the engine sees status 127 and this line in the task's stderr
         _fail(f"steerflow: could not set up {argv[0] if argv else '(nothing)'}: {exc}")
-    proctree.guard(launcher)  # returns in the program's process; the guard waits and exits as the program did
     try:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # (Python ignores these; a program expects the default)
             signal.signal(sig, signal.SIG_DFL)
@@ -151,21 +209,32 @@ class Launcher:
         os.close(from_w)
         self.rfd, self.wfd = from_r, to_w
         self.exits: dict[int, int] = {}  # guard pid -> its code, reported and not yet asked for
+        self._ended: set[int] = set()  # guards that reported their program's end and are yet to be reaped
         self.closed = False
 
     def send(self, request: tuple | None) -> None:
-        """``(task_id, argv, env, cwd, out_path, err_path, cpus)``, or None to stop it. OSError: it is gone."""
+        """``(task_id, request_frame(...))``, or None to stop it. OSError: it is gone."""
         data = pickle.dumps(request, 5)
         write_all(self.wfd, HEADER.pack(len(data)) + data)
 
     def read(self) -> tuple | None:
-        """One report (``started`` or ``exit``; an exit is also kept in `exits`); None once it is gone."""
+        """One report (``started``, ``ended`` or ``exit``; an end is also kept in `exits`); None once it is gone.
+
+        A guard reports its program's end itself (``ended``), then the launcher reaps it (``exit``, always
+        later in the pipe): the second is dropped. A guard killed outright is known by ``exit`` alone."""
         try:
             (size,) = HEADER.unpack(read_exact(self.rfd, 4))
             reply = pickle.loads(read_exact(self.rfd, size))
         except (EOFError, OSError):
             return None
-        if reply[0] == "exit":
+        kind = reply[0]
+        if kind == "ended":
+            self.exits[reply[1]] = reply[2]
+            self._ended.add(reply[1])
+        elif kind == "exit":
+            if reply[1] in self._ended:
+                self._ended.discard(reply[1])
+                return ("exit-seen", reply[1])
             self.exits[reply[1]] = reply[2]
         return reply
 
