@@ -18,6 +18,7 @@ import os
 import pickle
 import queue
 import threading
+import weakref
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,14 +98,32 @@ class Store:
                 self.error = exc
 
 
+#: a function's description without arguments, by function and label: a campaign of many calls of one function
+#: without arguments pickles it once (weak keys: a function defined and dropped in a loop is not kept)
+_BARE: weakref.WeakKeyDictionary[Any, tuple[str, bytes]] = weakref.WeakKeyDictionary()
+
+
 def spec_blob(store: Store, spec: TaskSpec) -> bytes | None:
     """A task's description for the journal, large arguments replaced by references (best effort)."""
     try:
         if isinstance(spec, Function):
+            if not spec.args and not spec.kwargs:
+                try:
+                    label, blob = _BARE.get(spec.fn, ("", b""))
+                except TypeError:  # not weakly referenceable: describe it each time
+                    label, blob = "", b""
+                if blob and label == spec.label():
+                    return blob
             args = tuple(_by_reference(store, a) for a in spec.args)
             kwargs = {k: _by_reference(store, v) for k, v in spec.kwargs.items()}
             fn = f"{getattr(spec.fn, '__module__', '?')}:{getattr(spec.fn, '__qualname__', type(spec.fn).__name__)}"
-            return serialize.dumps_inband({"fn": spec.label(), "function": fn, "args": args, "kwargs": kwargs})
+            blob = serialize.dumps_inband({"fn": spec.label(), "function": fn, "args": args, "kwargs": kwargs})
+            if not args and not kwargs:
+                try:
+                    _BARE[spec.fn] = (spec.label(), blob)
+                except TypeError:
+                    pass
+            return blob
         if isinstance(spec, Executable):
             return serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
     except Exception:  # noqa: BLE001 - args with futures or unpicklable objects: keep what we can
