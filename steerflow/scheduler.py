@@ -101,7 +101,7 @@ class _Class:
     """
 
     __slots__ = ("key", "ckey", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "queue",
-                 "prio", "bypass", "usage", "simple", "mark", "at")
+                 "base", "bypass", "usage", "simple", "mark", "at")
 
     def __init__(self, key: tuple, priority: int, mark: list[int]) -> None:
         self.key = key
@@ -112,9 +112,11 @@ class _Class:
         self.shape = (self.k, self.g, self.m)
         #: one rank, no memory, no whole nodes: :meth:`Scheduler.schedule` places it inline
         self.simple = self.ranks == 1 and not self.m and self.nodes is None
-        self.prio = -priority
-        # (-priority, submission number, this queue, request): an item is its own entry in the heads' order
-        self.queue: deque[tuple[int, int, _Class, Request]] = deque()
+        #: the order of its items: higher priority first, then submission order, as ONE int (an item's first
+        #: field is base + its submission number; < 2**48 submissions keep the priorities apart)
+        self.base = -priority << 48
+        # (order, this queue, request): an item is its own entry in the heads' order
+        self.queue: deque[tuple[int, _Class, Request]] = deque()
         self.bypass = 0
         self.usage: list[int] = [0, 0]
         #: shared by the queues of one key: the number of the last pass in which the key's head failed
@@ -140,8 +142,8 @@ class Scheduler(NodeIndex, SchedulerQueries):
         self._classes: dict[tuple, _Class] = {}  # (shape key, priority) -> its queue
         # the head item of every non-empty queue, kept sorted: the order of a pass; a few entries (one per shape
         # and priority), so inserting is a short memmove
-        self._heads: list[tuple[int, int, _Class, Request]] = []
-        self._waiting: dict[int, tuple[int, int, _Class, Request]] = {}  # request id -> its item in its queue
+        self._heads: list[tuple[int, _Class, Request]] = []
+        self._waiting: dict[int, tuple[int, _Class, Request]] = {}  # request id -> its item in its queue
         self._marks: dict[tuple, list[int]] = {}  # shape key -> the mark its queues share (see _Class)
         self._pass = 0  # passes of schedule() made
         self._stale = 0  # withdrawn items still in a queue (none: every queued item is waiting)
@@ -246,7 +248,7 @@ class Scheduler(NodeIndex, SchedulerQueries):
         if cls is None:
             cls = self._new_class(req, ckey)
         seq = self._seq = self._seq + 1
-        item = waiting[rid] = (cls.prio, seq, cls, req)
+        item = waiting[rid] = (cls.base + seq, cls, req)
         queue = cls.queue
         queue.append(item)
         if len(queue) == 1:
@@ -276,7 +278,7 @@ class Scheduler(NodeIndex, SchedulerQueries):
         queue = cls.queue
         cls.bypass = 0
         waiting = self._waiting
-        while queue and waiting.get(queue[0][3].id) is not queue[0]:
+        while queue and waiting.get(queue[0][2].id) is not queue[0]:
             queue.popleft()  # withdrawn while not at the head
             self._stale -= 1
         if queue:
@@ -287,11 +289,11 @@ class Scheduler(NodeIndex, SchedulerQueries):
         item = self._waiting.pop(req_id, None)
         if item is None:
             return False
-        cls = item[2]
+        cls = item[1]
         if cls.queue[0] is item:
             cls.queue.popleft()
             heads = self._heads
-            del heads[bisect_left(heads, item[:2])]
+            del heads[bisect_left(heads, item[:1])]
             self._advance(cls)
         else:
             self._stale += 1  # left in its queue, dropped when it reaches the front
@@ -316,43 +318,42 @@ class Scheduler(NodeIndex, SchedulerQueries):
         # closed: pools reserved by a quota-blocked request
         # fails: rank shape -> fewest ranks that found no room in this pass
         blocked, pool_stop, pool_count, closed, fails = self._scratch
-        take_one = self._take_one
         stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
         placed = 0
         i = 0
         while i < len(heads) and placed < stop:
             item = heads[i]
-            cls = item[2]
+            cls = item[1]
             if cls.mark[0] == pno or (closed and cls.pool in closed):
                 i += 1  # its key failed in this pass (identical shapes fail alike), or its pool is reserved
                 continue
             if cls.nodes is not None or (quotas and cls.pool in quotas):
-                result = self._try(cls, item[3], fails)
+                result = self._try(cls, item[2], fails)
             elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
                 result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
             elif cls.simple:  # one rank, no memory, no quota: the common request, in a quicker way
-                held = take_one(cls.k, cls.g, cls.ckey)
+                held = self._take_one(cls.k, cls.g, cls.ckey)
                 if held is None:
                     if fails.get(cls.shape, 1 << 62) > 1:
                         fails[cls.shape] = 1
                     result = _NO_ROOM
                 else:
-                    req = item[3]
+                    req = item[2]
                     records[req.id] = held
                     result = Placement(req, None, held)
             else:
-                result = self._try(cls, item[3], fails)
+                result = self._try(cls, item[2], fails)
             if result.__class__ is Placement:
                 out.append(result)  # type: ignore[arg-type]
                 placed += 1
-                del waiting[item[3].id]
+                del waiting[item[2].id]
                 queue = cls.queue
                 queue.popleft()
                 cls.bypass = 0
                 if queue:  # its next request is tried in this pass too, in its turn
                     nxt = queue[0]
-                    if not stale or waiting.get(nxt[3].id) is nxt:
-                        if i + 1 == len(heads) or heads[i + 1] > nxt:  # (sequence numbers differ: no tie)
+                    if not stale or waiting.get(nxt[2].id) is nxt:
+                        if i + 1 == len(heads) or heads[i + 1][0] > nxt[0]:  # (orders differ: no tie)
                             heads[i] = nxt  # still the first in order from here
                         else:
                             del heads[i]

@@ -23,7 +23,7 @@ class SchedulerQueries:
 
     # state kept by Scheduler and NodeIndex (declared for type checkers; set by their __init__)
     _placed: dict[int, tuple]
-    _waiting: dict[int, tuple[int, int, _Class, Request]]
+    _waiting: dict[int, tuple[int, _Class, Request]]
     _quota: dict[str, tuple[int | None, int | None]]
     _usage: dict[str, list[int]]
     _offline: dict[int, list[int]]
@@ -74,7 +74,7 @@ class SchedulerQueries:
         item = self._waiting.get(req_id)
         if item is None:
             raise KeyError(f"Request {req_id} is not waiting.")
-        cls = item[2]
+        cls = item[1]
         return cls.bypass if cls.queue[0] is item else 0
 
     def free_cores(self) -> int:
