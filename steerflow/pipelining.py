@@ -184,10 +184,11 @@ class Pipeline:
         """A core idles and nothing waits: run tasks queued behind others there instead."""
         scheduler = self._scheduler
         booked: set = set()
-        for owner in self._queue_of:
-            booked |= self._ahead_keys[owner]
+        ahead_keys = self._ahead_keys
+        for owner in self._queue_of:  # (an owner whose end came before its queued task's start has no keys left:
+            booked |= ahead_keys.get(owner, frozenset())  # that task's own booking holds the cores meanwhile)
         for owner in self._holds:
-            booked |= self._ahead_keys[owner]
+            booked |= ahead_keys.get(owner, frozenset())
         for held in self._held:
             placement = self._records[held].placement
             if placement is not None:
@@ -203,7 +204,9 @@ class Pipeline:
                 break
             if task_id in self._stolen or task_id in stealing:  # (stolen before and queued again: let it be)
                 continue
-            record = self._records[task_id]
+            record = self._records.get(task_id)
+            if record is None or record.state.finished:  # (its end was heard before its start: nothing to take)
+                continue
             if not self._take_back(record):
                 # it started (or may have: the engine's node answers later, "started" or "requeue"): either way
                 # this free core is spoken for until that answer, so no other queued task is taken back for it
