@@ -226,8 +226,10 @@ class Pipeline:
     def _on_started(self, record: TaskRecord, event: Event) -> None:
         """A queued task started on its worker: RUNNING from the worker's start, its timeout from then."""
         owner = self._queued.pop(record.id, None)
+        if owner is None:  # not queued (any more): its start is heard after its end (which implied it), or twice
+            return
         self._stealing.discard(record.id)
-        if owner is not None and self._queue_of.get(owner.id) is record:
+        if self._queue_of.get(owner.id) is record:
             del self._queue_of[owner.id]
         if record.state.finished:  # cancelled meanwhile: its kill is on its way
             return

@@ -303,6 +303,9 @@ class RuntimeLoop(Pipeline):
         if event.kind == "requeue":
             self._on_requeue(record)
             return
+        if self._queued and record.id in self._queued:  # queued, and its end is heard before its start: it started
+            self._on_started(record, Event("started", record.id, event.attempt,
+                                           times=(event.times[1],) if event.times else None))
         if record.placement is not None:
             self._free(record)
         attempt = record.attempts[-1]

@@ -81,3 +81,27 @@ def test_a_queued_task_heard_to_start_after_another_end_while_a_core_idles(make_
     assert [x.outcome for x in rt.task(b.task_id).attempts] == ["done"]
     assert not rt._queued and not rt._queue_of and not rt._stealing
 
+
+def test_a_queued_task_whose_end_is_heard_before_its_start(make_runtime, tmp_path):
+    """A short task queued behind another: its end reaches the loop before its start."""
+    engine = LateStarts()
+    rt = make_runtime(allocation=Allocation.declare(nodes=1, cores=1), engine=engine)
+    states: list[TaskState] = []
+    gate, mark = str(tmp_path / "gate"), str(tmp_path / "a")
+    a = rt.submit(block_until, gate, mark)
+    wait_for(mark)
+    b = rt.submit(stamp, str(tmp_path / "b"))
+    assert queued(rt, b)
+    rt.add_listener(lambda record, state: states.append(state) if record.id == b.task_id else None)
+    Path(gate).touch()
+    a.result(timeout=BOUND)
+    b.result(timeout=BOUND)
+    c = rt.submit(stamp)  # the loop still runs tasks afterwards
+    c.result(timeout=BOUND)
+    assert engine.reordered >= 1, "the engine handed the start on in order: the test proves nothing"
+    assert rt.failure is None
+    record = rt.task(b.task_id)
+    assert [x.outcome for x in record.attempts] == ["done"]
+    assert record.attempts[0].started <= record.attempts[0].ended
+    assert states == [TaskState.RUNNING, TaskState.DONE], states  # RUNNING told once, before its end
+    assert not rt._queued and not rt._queue_of and not rt._stealing
