@@ -34,6 +34,8 @@ from .task import Executable, Function, TaskState
 Listener = Callable[[TaskRecord, TaskState], None]
 PartialListener = Callable[[TaskRecord, int, Any], None]
 
+_NAMES = {state: state.value for state in TaskState}  # (an enum's .value is a slow descriptor; this is per task)
+
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
 # Messages (submits …) applied per round of the loop: a burst of submits is applied a slice at a time, with
 # the workers' replies read and free cores given tasks in between, instead of all of it while they idle.
@@ -250,7 +252,9 @@ class RuntimeLoop(Pipeline):
     def _launch(self, record: TaskRecord, placement: Any, now: float) -> None:
         record.started = now
         attempt = len(record.attempts) + 1
-        nodes = tuple(self.allocation.nodes[s.node].name for s in placement.slots)
+        slots = placement.slots
+        nodes = (self.allocation.nodes[slots[0].node].name,) if len(slots) == 1 else tuple(
+            self.allocation.nodes[s.node].name for s in slots)
         record.attempts.append(Attempt(attempt, nodes, now))
         record.kill_reason = ""
         self._set_state(record, TaskState.RUNNING)
@@ -457,7 +461,8 @@ class RuntimeLoop(Pipeline):
         counts = self.finished_counts.get(record.spec.pool)
         if counts is None:
             counts = self.finished_counts[record.spec.pool] = {}
-        counts[state.value] = counts.get(state.value, 0) + 1
+        name = _NAMES[state]
+        counts[name] = counts.get(name, 0) + 1
         future = record.future
         try:
             if state is TaskState.DONE:

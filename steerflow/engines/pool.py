@@ -47,7 +47,7 @@ class Queued:
 
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
-                 "retired", "queued", "withdrawn", "sent", "current")
+                 "retired", "queued", "withdrawn", "sent", "current", "cpus")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
@@ -57,6 +57,7 @@ class Worker:
         self.withdrawn = 0  # withdrawn tasks it has yet to skip (answered "withdrawn"): it takes no new one till then
         self.sent = 0  # size of the last task message written to it
         self.current = 0  # the number of the task message of ``launch`` (what a preempt names)
+        self.cpus: list[int] | None = None  # the CPUs its last task was bound to (it stays bound to them)
         self.known: set[int] = set()
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
@@ -109,7 +110,8 @@ class WarmPool:
 
     def _launch_function(self, launch: Launch) -> None:
         key, fn_bytes, binding, cpus, env = self._prepare(launch)
-        worker = self._pick_worker(key, binding)  # last: nothing below raises, so no worker is ever lost to a failed launch
+        worker = self._pick_worker(key, binding, cpus)  # last: nothing below raises, so no worker is lost to a failed launch
+        worker.cpus = cpus
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
@@ -118,8 +120,11 @@ class WarmPool:
         worker.current = worker.number
         worker.sent = len(msg)
         self._busy[launch.task_id] = worker
+        data = _HEADER.pack(len(msg)) + msg
         try:
-            write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
+            sent = os.write(worker.wfd, data)  # (the whole of it, but for messages larger than the pipe)
+            if sent != len(data):
+                write_all(worker.wfd, memoryview(data)[sent:])
         except OSError:
             pass  # the worker died; its pipe's EOF reports the task as lost
 
@@ -182,18 +187,24 @@ class WarmPool:
             worker.known.discard(queued.new_key)
         return queued.launch
 
-    def _pick_worker(self, key: int, binding: Binding) -> Worker:
+    def _pick_worker(self, key: int, binding: Binding, cpus: list[int] | None = None) -> Worker:
         """An idle worker of this binding that already ran this function (its imports and loaded
-        models are warm), else one of this binding, else a new one."""
+        models are warm), bound to these ``cpus`` already if one is (no affinity change in it), else
+        one of this binding, else a new one."""
         idle = self._idle
-        other = -1
+        other = known = -1
         for i in range(len(idle) - 1, -1, -1):
             worker = idle[i]
             if worker.binding == binding:
                 if key in worker.known:
-                    return idle.pop(i)
-                if other < 0:
+                    if worker.cpus == cpus:
+                        return idle.pop(i)
+                    if known < 0:
+                        known = i
+                elif other < 0:
                     other = i
+        if known >= 0:
+            return idle.pop(known)
         if other >= 0:
             return idle.pop(other)
         if len(idle) >= self._max_idle:  # make room: the worker idle longest goes

@@ -1,0 +1,59 @@
+"""Which idle warm worker a function task gets (`WarmPool._pick_worker`).
+
+Prefer one that already ran the function and is bound to the task's CPUs already (no affinity
+change in the worker, which costs it a listing of its threads and a syscall per thread), then one
+that ran the function, then any of the binding; never one of another binding.
+"""
+
+from __future__ import annotations
+
+import os
+
+from steerflow.engines.local import LocalEngine
+from steerflow.engines.pool import DEFAULT_BINDING, Worker
+
+
+def idle_worker(known: set[int], cpus: list[int] | None, binding=DEFAULT_BINDING) -> Worker:
+    worker = Worker(None, -1, -1, -1, binding)  # type: ignore[arg-type]  # (never started: picking only)
+    worker.known = set(known)
+    worker.cpus = cpus
+    return worker
+
+
+def engine_with(*workers: Worker) -> LocalEngine:
+    engine = LocalEngine(workers=len(workers))
+    engine._idle.extend(workers)
+    engine._max_idle = 10
+    return engine
+
+
+def close(engine: LocalEngine) -> None:
+    engine._sel.close()
+    os.close(engine._wake_fd)
+
+
+def test_the_worker_bound_to_the_same_cpus_is_preferred() -> None:
+    on0, on1 = idle_worker({7}, [0]), idle_worker({7}, [1])
+    engine = engine_with(on0, on1)
+    assert engine._pick_worker(7, DEFAULT_BINDING, [0]) is on0
+    assert engine._idle == [on1]
+    close(engine)
+    engine = engine_with(on1, on0)
+    assert engine._pick_worker(7, DEFAULT_BINDING, [1]) is on1
+    close(engine)
+
+
+def test_a_warm_function_comes_before_the_same_cpus() -> None:
+    cold_same_cpus, warm_other_cpus = idle_worker(set(), [0]), idle_worker({7}, [1])
+    engine = engine_with(cold_same_cpus, warm_other_cpus)
+    assert engine._pick_worker(7, DEFAULT_BINDING, [0]) is warm_other_cpus
+    close(engine)
+
+
+def test_another_binding_is_never_picked() -> None:
+    gpu = idle_worker({7}, [0], binding=("0", "1"))
+    plain = idle_worker(set(), [1])
+    engine = engine_with(gpu, plain)
+    assert engine._pick_worker(7, DEFAULT_BINDING, [0]) is plain
+    assert engine._idle == [gpu]
+    close(engine)
