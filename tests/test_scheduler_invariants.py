@@ -69,8 +69,8 @@ def test_the_node_index_stays_consistent_and_a_full_release_restores_it_exactly(
     rng = random.Random(seed)
     alloc = _allocation(rng)
     s = Scheduler(alloc, max_bypass=rng.choice([0, 2, 64]))
-    empty = (list(s._fc), list(s._fg), list(s._nc), list(s._ng), list(s._fm), s._rows, list(s._rowmask))
     placed: dict[int, Request] = {}
+    offline: frozenset[int] = frozenset()
     rid = 0
     for step in range(200):
         x = rng.random()
@@ -87,13 +87,24 @@ def test_the_node_index_stays_consistent_and_a_full_release_restores_it_exactly(
             victim = rng.choice(sorted(placed))
             del placed[victim]
             s.release(victim)
-        else:
+        elif x < 0.95:
             pool = rng.choice("abc")
             s.set_quota(pool, rng.choice([None, 3, 8]), rng.choice([None, 1, 4]))
+        elif x < 0.97 and len(alloc.nodes) < 14:  # the allocation grows by a node
+            alloc = Allocation(alloc.nodes + (Node(f"g{step}", rng.randint(1, 8), rng.randint(0, 3)),))
+            s.update_nodes(alloc, offline)
+        else:  # a node leaves, or comes back
+            offline = offline ^ {rng.randrange(len(alloc.nodes))}
+            s.update_nodes(alloc, offline)
         check_index(s)
         for pool in "abc":  # what a pool holds: counted under a quota, added up without one; the same either way
             cores = sum(_cores_held(s, alloc, req) for req in placed.values() if req.pool == pool)
             assert s.usage(pool)[0] == cores, (seed, step, pool)
+    s.update_nodes(alloc, frozenset())  # every node back
+    check_index(s)
+    fresh = Scheduler(alloc)  # (the allocation may have grown)
+    empty = (list(fresh._fc), list(fresh._fg), list(fresh._nc), list(fresh._ng), list(fresh._fm), fresh._rows,
+             list(fresh._rowmask))
     while s.n_waiting:  # drain: every waiting request fits the empty allocation, and quotas go
         for pool in "abc":
             s.set_quota(pool, None, None)
