@@ -120,3 +120,45 @@ def test_real_workers_large_replies_and_bursts_of_partials(tmp_path) -> None:
         assert [f.result(timeout=BOUND) for f in bursts] == [300] * 4
         assert all(seen[f.task_id] == list(range(300)) for f in bursts)
         assert rt.submit(pickle.dumps, 1).result(timeout=BOUND) == pickle.dumps(1)  # the workers serve on
+
+
+def test_the_worker_reads_messages_whole_one_after_another() -> None:
+    from steerflow.engines.worker import Frames
+
+    big = os.urandom(200_000)
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: os.write(w, frame(b"a") + frame(b"bb") + frame(big) + frame(b"c"))
+                              and os.close(w), daemon=True)
+    writer.start()
+    frames = Frames(r)
+    assert [bytes(frames.next()) for _ in range(4)] == [b"a", b"bb", big, b"c"]
+    writer.join(BOUND)
+    try:
+        frames.next()
+    except EOFError:
+        pass
+    else:
+        raise AssertionError("no EOFError at the end of the pipe")
+    os.close(r)
+    r, w = pipe_with(frame(b"xy")[:3])  # a header cut short by the writer's end
+    os.close(w)
+    try:
+        Frames(r).next()
+    except EOFError:
+        pass
+    else:
+        raise AssertionError("no EOFError for a cut header")
+    os.close(r)
+
+
+def task_env() -> tuple[str, str, str]:
+    return os.environ["STEERFLOW_TASK_ID"], os.environ["STEERFLOW_CHECKPOINT"], os.environ["OMP_NUM_THREADS"]
+
+
+def test_each_task_on_a_worker_sees_its_own_environment(tmp_path) -> None:
+    # the worker sets only the variables that changed since its last task: each task still sees its own
+    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path) as rt:
+        futures = [rt.submit(task_env) for _ in range(5)]
+        for f in futures:
+            task_id, checkpoint, threads = f.result(timeout=BOUND)
+            assert task_id == str(f.task_id) and checkpoint.endswith(f"{f.task_id}.ckpt") and threads == "1"

@@ -57,6 +57,41 @@ def read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
+class Frames:
+    """The length-prefixed messages of a pipe, one after another: one read usually brings a whole message
+    (the driver writes each one, header and all, in one write), not a read for its header and one for it."""
+
+    __slots__ = ("fd", "data", "pos")
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.data, self.pos = fd, b"", 0
+
+    def next(self) -> bytes | memoryview:
+        """The next message; EOFError when the pipe is closed."""
+        data, pos = self.data, self.pos
+        if len(data) - pos < 4:
+            data = data[pos:] + _read_some(self.fd, 4 - (len(data) - pos))
+            pos = 0
+        (size,) = _HEADER.unpack_from(data, pos)
+        end = pos + 4 + size
+        if end > len(data):
+            data = data[pos:] + read_exact(self.fd, end - len(data))
+            end -= pos
+            pos = 0
+        self.data, self.pos = (b"", 0) if end == len(data) else (data, end)  # (a large message is not kept)
+        return memoryview(data)[pos + 4:end]
+
+
+def _read_some(fd: int, at_least: int) -> bytes:
+    """At least ``at_least`` bytes, and whatever else the pipe holds (up to its size)."""
+    data = os.read(fd, 65536)
+    if not data:
+        raise EOFError
+    if len(data) < at_least:
+        data += read_exact(fd, at_least - len(data))
+    return data
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -107,12 +142,14 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     functions: dict[int, Any] = {}
     reported: set[str] = set()  # shared-memory files already reported as still mapped
     current_cpus: tuple[int, ...] | None = None
+    applied: dict[str, str] = {}  # the environment the last task was given (set again only where it changes,
+    # as its CPUs are: a task that changes its own binding variables or affinity changes them for the next)
+    messages = Frames(rfd)
     number = 0
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
     while True:
         try:
-            (size,) = _HEADER.unpack(read_exact(rfd, 4))
-            msg = pickle.loads(read_exact(rfd, size))
+            msg = pickle.loads(messages.next())
         except EOFError:
             return
         if msg is None:
@@ -136,7 +173,10 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             if cpus != current_cpus:
                 set_affinity(cpus)
                 current_cpus = cpus
-            os.environ.update(env)
+            for name, value in env.items():  # only what changed since the last task: a putenv is slow
+                if applied.get(name) != value:
+                    os.environ[name] = value
+            applied = env
             _current[0] = task_id
             args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
             running[0] = number  # from here a preempt signal raises at once ...
