@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from importlib.machinery import ModuleSpec
+from typing import Any, Callable
 
 from ..resources import Node
 from . import dask_fast, dask_refs, wire
@@ -117,6 +118,8 @@ class ClusterSide:
         elif self.jobqueue_spec is not None:
             self.cluster = await self._start_jobqueue(dict(self.jobqueue_spec))
             address = self.cluster
+        if isinstance(address, str):
+            await fail_if_refused(address, self.security, min(5.0, self.connect_timeout))
         kwargs: dict[str, Any] = {"asynchronous": True, "timeout": self.connect_timeout}
         if self.security is not None and not hasattr(address, "scheduler_address"):
             kwargs["security"] = self.security
@@ -285,6 +288,54 @@ class ClusterSide:
             await self.client.close()
         if self.cluster is not None:
             await self.cluster.close()
+            getattr(self.cluster, "_steerflow_undo", lambda: None)()
+
+
+async def fail_if_refused(address: str, security: Any, within: float) -> None:
+    """Raise at once where nothing listens at the scheduler's address (every connection refused for ``within``
+    seconds), instead of after the whole connect timeout; any other failure (a timeout: the host may be
+    starting) is left to the client's own, longer, wait."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
+
+    scheme, loc = parse_address(address)
+    connector = get_backend(scheme).get_connector()
+    args = security.get_connection_args("client") if security is not None else {}
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            comm = await asyncio.wait_for(connector.connect(loc, **args), max(0.1, deadline - time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - anything but a refusal: the client decides, with its message
+            if "ConnectionRefusedError" not in f"{type(exc).__name__}: {exc}":
+                return
+            if time.monotonic() >= deadline:
+                raise ConnectionRefusedError(
+                    f"nothing listens at {address} (every connection refused for {within:g} s). Check the "
+                    "scheduler's address (`steerflow run --scheduler`, STEERFLOW_DASK_SCHEDULER or "
+                    "DaskEngine(address)) and that `dask scheduler` runs there.") from None
+            await asyncio.sleep(0.2)
+            continue
+        comm.abort()
+        return
+
+
+def keep_script_out_of_workers() -> Callable[[], None]:
+    """Worker processes that a `LocalCluster`'s nannies start (multiprocessing spawn) must not run the
+    driver's script again: a campaign file without ``if __name__ == "__main__":`` (run by ``steerflow run``
+    or ``python camp.py``) would otherwise run once more inside each worker, and fail there. Spawn runs
+    the parent's ``__main__`` again in the child unless its ``__spec__`` names ``__main__`` itself; the
+    workers need nothing of it (functions defined there travel by value). Returns what undoes it."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if main is None or (spec is None and not getattr(main, "__file__", None)) or getattr(spec, "name", "") == "__main__":
+        return lambda: None
+    main.__spec__ = ModuleSpec("__main__", None)
+
+    def undo() -> None:
+        if getattr(main.__spec__, "name", "") == "__main__":
+            main.__spec__ = spec
+
+    return undo
 
 
 async def start_local_cluster(spec: dict[str, Any], security: Any = None) -> tuple[Any, Any]:
@@ -307,7 +358,13 @@ async def start_local_cluster(spec: dict[str, Any], security: Any = None) -> tup
     if security is not None:
         spec.setdefault("security", security)
         spec.setdefault("protocol", "tls://")
-    cluster = LocalCluster(asynchronous=True, **spec)
+    undo = keep_script_out_of_workers() if spec["processes"] else (lambda: None)
+    try:
+        cluster = LocalCluster(asynchronous=True, **spec)
+    except BaseException:
+        undo()
+        raise
+    cluster._steerflow_undo = undo  # (a nanny restarting a worker spawns again: undone when the cluster closes)
     if spec["dashboard_address"] is None:  # no HTTP port on the scheduler unless asked (see quiet_scheduler)
         from .dask_batch import quiet_scheduler
 
@@ -320,7 +377,11 @@ async def start_local_cluster(spec: dict[str, Any], security: Any = None) -> tup
         else:                                                          # dict is every worker's)
             for worker in (cluster.new_spec, *cluster.worker_spec.values()):
                 worker["cls"] = QuietWorker
-    return await cluster, security
+    try:
+        return await cluster, security
+    except BaseException:
+        undo()
+        raise
 
 
 def clock_offset(node_time: float | None, sent: float, received: float, slack: float = 0.002) -> float:
