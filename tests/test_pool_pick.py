@@ -57,3 +57,32 @@ def test_another_binding_is_never_picked() -> None:
     assert engine._pick_worker(7, DEFAULT_BINDING, [0]) is plain
     assert engine._idle == [gpu]
     close(engine)
+
+
+def test_a_message_carries_the_binding_only_when_the_worker_changes_binding() -> None:
+    import pickle
+
+    from steerflow import Allocation
+    from steerflow.engines.base import Launch
+    from steerflow.engines.worker import Frames
+    from steerflow.placement import Placement, Slot
+    from steerflow.scheduler import Request
+    from steerflow.task import Function
+
+    r, w = os.pipe()
+    worker = idle_worker(set(), None)
+    worker.wfd = w
+    engine = engine_with(worker)
+    engine._allocation = Allocation.declare(nodes=1, cores=2)
+    messages = Frames(r)
+    sent = []
+    for task_id, core in enumerate([0, 0, 1, 1, 0], start=1):
+        placement = Placement(Request(task_id), (Slot(0, (core,), (), 0),))
+        engine._launch_function(Launch(task_id, 1, Function(abs, (1,)), placement, b""))
+        env = pickle.loads(messages.next())[5]
+        sent.append((env["STEERFLOW_TASK_ID"], env.get("STEERFLOW_CORES")))
+        engine._idle.append(engine._busy.pop(task_id))  # (its task ended)
+    assert sent == [("1", "0"), ("2", None), ("3", "1"), ("4", None), ("5", "0")]
+    os.close(r)
+    os.close(w)
+    close(engine)

@@ -47,7 +47,7 @@ class Queued:
 
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
-                 "retired", "queued", "withdrawn", "sent", "current", "cpus")
+                 "retired", "queued", "withdrawn", "sent", "current", "cpus", "env")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
@@ -58,6 +58,7 @@ class Worker:
         self.sent = 0  # size of the last task message written to it
         self.current = 0  # the number of the task message of ``launch`` (what a preempt names)
         self.cpus: list[int] | None = None  # the CPUs its last task was bound to (it stays bound to them)
+        self.env: dict[str, str] | None = None  # the binding environment it was last given (it keeps it)
         self.known: set[int] = set()
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
@@ -90,8 +91,9 @@ class WarmPool:
         self._sel.register(from_worker_r, selectors.EVENT_READ, worker)
         return worker
 
-    def _prepare(self, launch: Launch) -> tuple[int, bytes, Binding, list[int], dict[str, str]]:
-        """What a function task's message needs: (function key, its bytes, binding, CPUs, environment)."""
+    def _prepare(self, launch: Launch) -> tuple[int, bytes, Binding, list[int], dict[str, str], dict[str, str]]:
+        """What a function task's message needs: (function key, its bytes, binding, CPUs, the binding's
+        environment, the task's own variables)."""
         spec = launch.spec
         assert isinstance(spec, Function)
         key, fn_bytes = self._fn_keys.get(spec.fn)
@@ -102,16 +104,20 @@ class WarmPool:
             cached = (bound, self._allocation.nodes[slot.node].physical_cpus(slot.cores),  # type: ignore[union-attr]
                       (bound["CUDA_VISIBLE_DEVICES"], bound["OMP_NUM_THREADS"]))
             self._binding_cache[(slot.node, slot.cores, slot.gpus)] = cached
-        env = dict(cached[0])
-        cpus = cached[1]
-        env["STEERFLOW_TASK_ID"] = str(launch.task_id)
-        env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
-        return key, fn_bytes, cached[2], cpus, env
+        env = {"STEERFLOW_TASK_ID": str(launch.task_id), "STEERFLOW_CHECKPOINT": self._checkpoint_path(launch.task_id)}
+        return key, fn_bytes, cached[2], cached[1], cached[0], env
+
+    @staticmethod
+    def _env_for(worker: Worker, bound: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+        """What a task message carries: the task's own variables, and the binding's if this worker was last
+        given another binding's (a worker keeps its environment between tasks, as it keeps its CPUs)."""
+        return env if worker.env is bound else {**bound, **env}
 
     def _launch_function(self, launch: Launch) -> None:
-        key, fn_bytes, binding, cpus, env = self._prepare(launch)
+        key, fn_bytes, binding, cpus, bound, env = self._prepare(launch)
         worker = self._pick_worker(key, binding, cpus)  # last: nothing below raises, so no worker is lost to a failed launch
-        worker.cpus = cpus
+        env = self._env_for(worker, bound, env)
+        worker.cpus, worker.env = cpus, bound
         msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
                             launch.payload, cpus, env), 5)
         worker.known.add(key)
@@ -138,9 +144,10 @@ class WarmPool:
         if worker is None or worker.queued is not None or worker.withdrawn or worker.doomed or worker.stopped \
                 or worker.launch is None or worker.launch.task_id != behind or worker.gate[0] < 0:
             return False
-        key, fn_bytes, binding, cpus, env = self._prepare(launch)
+        key, fn_bytes, binding, cpus, bound, env = self._prepare(launch)
         if binding != worker.binding:
             return False
+        env = self._env_for(worker, bound, env)  # (a withdrawn task never sets it: the worker's is left as it is)
         new = key not in worker.known
         msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env, True), 5)
         if len(msg) + worker.sent > QUEUE_MAX_BYTES:
