@@ -1,4 +1,5 @@
-"""The program launcher keeps guards forked ahead, and a guard reports its program's end itself.
+"""The program launcher keeps guards forked ahead and hands them to the driver, which starts a program with one
+write to a waiting guard's stem; the guard reports its program's end itself.
 
 Real launcher processes, driven through `spawner.Launcher` as the local engine drives it.
 """
@@ -6,6 +7,7 @@ Real launcher processes, driven through `spawner.Launcher` as the local engine d
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 
@@ -30,21 +32,27 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _run(launcher: spawner.Launcher, task_id: int, argv: list[str], tmp_path,
-         cwd: str | None = None) -> tuple[int, list[tuple]]:
+def _run(launcher: spawner.Launcher, argv: list[str], out: str, cwd: str | None = None) -> tuple[int, list[tuple]]:
     """Start one program: its guard's pid, and every report read up to its end (``ended`` or ``exit``)."""
-    env = dict(os.environ)
-    launcher.send((task_id, spawner.request_frame(
-        (argv, env, cwd, str(tmp_path / f"{task_id}.out"), str(tmp_path / f"{task_id}.err"), []))))
-    replies, guard = [], None
-    while True:
+    guard = launcher.start(spawner.request_frame((argv, dict(os.environ), cwd, f"{out}.out", f"{out}.err", [])))
+    assert guard is not None, "the launcher went away"
+    replies = []
+    while guard not in launcher.exits:
         reply = launcher.read()
         assert reply is not None, "the launcher went away"
         replies.append(reply)
-        if reply[0] == "started" and reply[1] == task_id:
-            guard = reply[2]
-        if guard is not None and guard in launcher.exits:
-            return guard, replies
+    return guard, replies
+
+
+def _wait_ready(launcher: spawner.Launcher) -> list[int]:
+    """The guards the driver holds, waiting, once the launcher handed `READY` of them (their stems forked too)."""
+    def handed() -> bool:
+        while select.select([launcher.rfd], [], [], 0)[0]:
+            assert launcher.read() is not None
+        return len(launcher.ready) == spawner.READY and len(descendants(launcher.proc.pid)) == 2 * spawner.READY
+
+    assert wait_until(handed, 30)
+    return [guard for guard, _ in launcher.ready]
 
 
 @pytest.fixture
@@ -55,51 +63,49 @@ def launcher():
 
 
 def test_guards_wait_forked_ahead_and_a_program_runs_in_the_one_waiting_first(launcher, tmp_path):
-    assert wait_until(lambda: len(_children(launcher.proc.pid)) == spawner.READY, 30)
-    waiting = _children(launcher.proc.pid)
-    guard, _ = _run(launcher, 1, [sys.executable, "-c", "import os; print(os.getppid())"], tmp_path)
-    assert guard in waiting  # no fork between the request and the start
+    waiting = _wait_ready(launcher)
+    assert sorted(waiting) == sorted(_children(launcher.proc.pid))
+    guard, _ = _run(launcher, [sys.executable, "-c", "import os; print(os.getppid())"], str(tmp_path / "1"))
+    assert guard == waiting[0]  # no fork, no round trip to the launcher between the start and the program
     assert int((tmp_path / "1.out").read_text()) == guard  # program -> its guard -> the launcher
     assert launcher.exits.pop(guard) == 0
-    assert wait_until(lambda: len(_children(launcher.proc.pid)) == spawner.READY, 30)  # another one forked
+    assert guard not in _wait_ready(launcher)  # another one forked in its place
 
 
 def test_the_guard_reports_the_end_and_the_launchers_own_report_is_dropped(launcher, tmp_path):
-    guard, replies = _run(launcher, 1, ["sh", "-c", "exit 3"], tmp_path)
+    guard, replies = _run(launcher, ["sh", "-c", "exit 3"], str(tmp_path / "1"))
     assert ("ended", guard, 3) in replies and launcher.exits.pop(guard) == 3
     # the launcher then reaps that guard: its report of the same end is read and dropped, never kept
-    assert wait_until(lambda: launcher.read() == ("exit-seen", guard), 30)
+    assert wait_until(lambda: launcher.read() == ("exit", guard, 3), 30)
     assert guard not in launcher.exits
-    guard, _ = _run(launcher, 2, ["sh", "-c", "kill -TERM $$"], tmp_path)  # died of a signal: as Popen says it
+    guard, _ = _run(launcher, ["sh", "-c", "kill -TERM $$"], str(tmp_path / "2"))  # died of a signal: as Popen says
     assert launcher.exits.pop(guard) == -signal.SIGTERM
 
 
 def test_a_program_that_cannot_start_fails_with_127_and_says_why(launcher, tmp_path):
-    guard, _ = _run(launcher, 1, ["no-such-program-steerflow"], tmp_path)
+    guard, _ = _run(launcher, ["no-such-program-steerflow"], str(tmp_path / "1"))
     assert launcher.exits.pop(guard) == 127
     assert "cannot run no-such-program-steerflow" in (tmp_path / "1.err").read_text()
-    guard, _ = _run(launcher, 2, ["true"], tmp_path, cwd=str(tmp_path / "missing"))
+    guard, _ = _run(launcher, ["true"], str(tmp_path / "2"), cwd=str(tmp_path / "missing"))
     assert launcher.exits.pop(guard) == 127
     assert "could not set up true" in (tmp_path / "2.err").read_text()
 
 
 def test_a_guard_killed_while_it_waits_is_replaced_and_never_reported(launcher, tmp_path):
-    assert wait_until(lambda: len(descendants(launcher.proc.pid)) == 2 * spawner.READY, 30)
-    victim = _children(launcher.proc.pid)[0]
+    victim = _wait_ready(launcher)[0]
     stem = descendants(victim)
     assert len(stem) == 1
     os.kill(victim, signal.SIGKILL)  # its stem (the program-to-be) dies with it
-    assert wait_until(lambda: victim not in _children(launcher.proc.pid)
-                      and len(_children(launcher.proc.pid)) == spawner.READY, 30)
+    assert wait_until(lambda: victim not in _wait_ready(launcher), 30)  # dropped from the waiting ones, replaced
     assert all(not process_alive(p) for p in stem)
-    guard, replies = _run(launcher, 1, ["sh", "-c", "echo fine"], tmp_path)
+    guard, _ = _run(launcher, ["sh", "-c", "echo fine"], str(tmp_path / "1"))
     assert (tmp_path / "1.out").read_text() == "fine\n" and launcher.exits.pop(guard) == 0
-    assert victim not in launcher.exits and all(r[1] != victim for r in replies if r[0] != "started")
+    assert victim not in launcher.exits and guard != victim
 
 
 def test_stopping_the_launcher_takes_its_waiting_guards_along(tmp_path):
     launcher = spawner.Launcher(dict(os.environ))
-    assert wait_until(lambda: len(descendants(launcher.proc.pid)) == 2 * spawner.READY, 30)  # each guard, its stem
+    _wait_ready(launcher)
     waiting = [launcher.proc.pid, *descendants(launcher.proc.pid)]
     launcher.stop()
     assert all(proc_state(p) == "gone" for p in waiting)

@@ -239,7 +239,7 @@ class LocalEngine(WarmPool):
         self._sel.register(stream.rfd, selectors.EVENT_READ, (child, stream))
 
     def _spawn_program(self, launch: Launch, env: dict[str, str], out: str, err: str, stream: _Stream) -> None:
-        """Start a plain (non-MPI) program through the warm launcher: a fork there, not a Python start here."""
+        """Start a plain (non-MPI) program in a guard the warm launcher forked ahead: a write, not a Python start."""
         spec = launch.spec
         assert isinstance(spec, Executable) and self._allocation is not None and self._spawner is not None
         slot = launch.placement.slots[0]
@@ -250,22 +250,14 @@ class LocalEngine(WarmPool):
             _close_stream(stream)
             raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
                              else "illegal environment variable name")
-        launcher = self._spawner
-        try:
-            launcher.send((launch.task_id, spawner.request_frame(
-                (argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus)))))
-            while True:
-                reply = self._read_spawner(launcher)
-                if reply is None:
-                    raise OSError("the program launcher exited")
-                if reply[0] == "started" and reply[1] == launch.task_id:
-                    break
-        except OSError as exc:
+        pid = self._spawner.start(spawner.request_frame(
+            (argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus))))
+        if pid is None:  # the launcher is gone (it never should be): this program is lost, later ones use the wrapper
+            self._read_spawner(self._spawner)
             _close_stream(stream)
-            self._pending_events.append(Event("lost", launch.task_id, launch.attempt,
-                                              text=f"could not start {launchers.describe(spec.argv)}: {exc}", code=-1))
+            self._pending_events.append(Event("lost", launch.task_id, launch.attempt, text=f"could not start "
+                                              f"{launchers.describe(spec.argv)}: the program launcher exited", code=-1))
             return
-        pid = reply[2]
         child = _Child(spawner.Program(pid, self._wait_spawned), -1, launch, [])  # type: ignore[arg-type]
         child.stream = stream
         self._children[launch.task_id] = child

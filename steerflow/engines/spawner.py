@@ -1,24 +1,30 @@
-"""A warm launcher for programs: each program costs a fork here, not the start of a Python wrapper.
+"""A warm launcher for programs: each program costs a write to a waiting process, not a Python start.
 
 A program runs below a guard (`steerflow.proctree.guard`): a child subreaper that binds nothing
 itself, kills whatever the program leaves behind when it ends, and kills the whole tree when
 its parent dies. Started as ``python -I -S proctree.py ... -- program`` for every task, that
 wrapper costs an interpreter start and its imports (20 ms on an idle core, 60-90 ms on a loaded
-one), more than many programs run. The local engine therefore starts this launcher once. It keeps
-`READY` guards forked ahead: each started a new session, became a guard and forked its *stem*,
-a child that waits on a pipe. A program's start is then one write to a waiting stem, which opens
-the task's output files, binds its CPUs, enters its directory and execs the program; the two
-forks a start used to wait for (5-12 ms on 2 idle cores, measured) are made between starts.
+one), more than many programs run. The local engine therefore starts this launcher once. It forks
+guards ahead: each starts a new session, becomes a guard and forks its *stem*, a child that waits
+on a pipe; the launcher hands the write end of that pipe to the driver (over a Unix socket) with
+the guard's pid, `READY` at a time. A program's start is the driver's one write to a waiting stem,
+which opens the task's output files, binds its CPUs, enters its directory and execs the program:
+no fork, and no other process (not even the launcher) between the driver and the exec. The guard
+reports the program's end to the driver itself. Measured on 2 cores: launch to the program's
+first instruction 12 ms (two forks, after a round trip to the launcher) -> 1.5-2 ms, most of it
+the exec; end to the driver's notice 1.1 -> 0.3 ms.
 
 The launcher dies with the driver (PR_SET_PDEATHSIG, SIGKILL): its guards then get their
 parent-death signal and kill their programs' trees, as they do when the driver itself is their
 parent. It is not a subreaper: what escapes a guard killed outright goes where it went before.
 
-Protocol (length-prefixed pickles, as the warm worker's): the engine sends ``(task_id, frame)``, the
-frame being `request_frame` of ``(argv, env, cwd, out_path, err_path, cpus)`` (passed on to the stem
-as it is), or ``None`` to stop; the launcher answers ``("started", task_id, pid)`` at once (``pid``:
-the guard's), and ``("exit", pid, code)`` when a guard ends (``code`` as ``Popen.returncode``:
-negative for a signal). Guards forked ahead and never used are not reported.
+Protocol. Driver to launcher (a pipe, length-prefixed pickles as the warm worker's): ``("used",
+pid)`` when the driver took a guard (the launcher forks another), or ``None`` to stop. Launcher and
+guards to driver (a SOCK_SEQPACKET socket: one pickle per record, records never interleave):
+``("ready", pid)`` with the stem's pipe attached, ``("ended", pid, code)`` from a guard whose
+program ended, and ``("exit", pid, code)`` from the launcher for every guard it reaps (``code`` as
+``Popen.returncode``: negative for a signal). A stem reads `request_frame` of ``(argv, env, cwd,
+out_path, err_path, cpus)``.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ _PRIVATE = 0o600
 READY = 2  # guards kept forked ahead (two programs started in one pass of the runtime's loop both find one)
 
 
-def main(rfd: int, wfd: int, driver: int) -> None:
+def main(rfd: int, sock: int, driver: int) -> None:
     import selectors
     import signal
+    import socket
 
     from steerflow import proctree
 
@@ -54,15 +61,18 @@ def main(rfd: int, wfd: int, driver: int) -> None:
     sel.register(rfd, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
     me = os.getpid()
-    own = (rfd, wfd, wake_r, wake_w)
-    ready: list[tuple[int, int]] = []  # (guard pid, its stem's request pipe): forked ahead, waiting for a program
-    spare: set[int] = set()  # guards forked ahead (used or not, they are never reported)
+    own = (rfd, sock, wake_r, wake_w)
+    channel = socket.socket(fileno=sock)
+    unused: set[int] = set()  # guards handed to the driver that it has not used (yet)
     try:
         while True:
-            while len(ready) < READY:  # after a start, not before it: the next program finds its guard waiting
-                guard, stem = _prefork(me, own, ready)
-                ready.append((guard, stem))
-                spare.add(guard)
+            while len(unused) < READY:
+                guard, stem = _prefork(me, own)
+                unused.add(guard)
+                try:
+                    socket.send_fds(channel, [pickle.dumps(("ready", guard), 5)], [stem])
+                finally:
+                    os.close(stem)  # (the driver's copy is the one that counts)
             for key, _ in sel.select():
                 if key.fd == wake_r:
                     try:
@@ -78,14 +88,7 @@ def main(rfd: int, wfd: int, driver: int) -> None:
                         return
                     if request is None:
                         return
-                    guard, stem = ready.pop(0)
-                    spare.discard(guard)
-                    _send(wfd, ("started", request[0], guard))  # first: the driver knows the pid before any end
-                    try:
-                        write_all(stem, request[1])
-                    except OSError:  # that guard died while it waited (killed from outside): its exit says so
-                        pass
-                    os.close(stem)
+                    unused.discard(request[1])  # ("used", pid): fork the next one
             while True:  # reap every guard that ended, after any request: no exit is ever missed
                 try:
                     pid, status = os.waitpid(-1, os.WNOHANG)
@@ -93,19 +96,10 @@ def main(rfd: int, wfd: int, driver: int) -> None:
                     break
                 if pid == 0:
                     break
-                if pid in spare:  # a guard forked ahead that died unused: fork another
-                    spare.discard(pid)
-                    for i, (guard, stem) in enumerate(ready):
-                        if guard == pid:
-                            del ready[i]
-                            os.close(stem)
-                            break
-                    continue
-                _send(wfd, ("exit", pid, os.waitstatus_to_exitcode(status)))
-    finally:  # the unused guards leave with us (their stems read EOF), and are reaped
-        for guard, stem in ready:
-            os.close(stem)
-        for guard in spare:
+                unused.discard(pid)
+                _send(sock, ("exit", pid, os.waitstatus_to_exitcode(status)))
+    finally:  # guards never used leave with us (the driver closed their stems' pipes first) and are reaped
+        for guard in unused:
             try:
                 os.waitpid(guard, 0)
             except ChildProcessError:
@@ -118,12 +112,11 @@ def request_frame(request: tuple) -> bytes:
     return HEADER.pack(len(data)) + data
 
 
-def _send(wfd: int, message: tuple) -> None:
-    data = pickle.dumps(message, 5)
-    write_all(wfd, HEADER.pack(len(data)) + data)
+def _send(sock: int, message: tuple) -> None:
+    os.write(sock, pickle.dumps(message, 5))  # one record of the SOCK_SEQPACKET socket: whole or not at all
 
 
-def _prefork(launcher: int, own_fds: tuple[int, ...], ready: list[tuple[int, int]]) -> tuple[int, int]:
+def _prefork(launcher: int, own_fds: tuple[int, ...]) -> tuple[int, int]:
     """Fork a guard ahead of its program: it starts a session, becomes the guard, and its child (the *stem*)
     waits on a pipe for the program to exec. Returns (guard pid, the write end of the stem's pipe)."""
     import signal
@@ -140,8 +133,8 @@ def _prefork(launcher: int, own_fds: tuple[int, ...], ready: list[tuple[int, int
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
-        for fd in (*own_fds, w, *(stem for _, stem in ready)):
-            if fd != own_fds[1]:  # (the reply pipe stays: the guard reports its program's end itself)
+        for fd in (*own_fds, w):
+            if fd != own_fds[1]:  # (the socket to the driver stays: the guard reports its program's end itself)
                 os.close(fd)
         null = os.open(os.devnull, os.O_RDWR)
         for target in (0, 1):  # (2 stays the launcher's: a stem that cannot read its request says so there)
@@ -150,7 +143,6 @@ def _prefork(launcher: int, own_fds: tuple[int, ...], ready: list[tuple[int, int
     except BaseException as exc:  # noqa: BLE001
         _fail(f"steerflow: could not prepare a program's guard: {exc}")
     wfd, me = own_fds[1], os.getpid()
-    # (a frame of ~30 bytes is one atomic write: the guard's and the launcher's never interleave)
     proctree.guard(launcher, close=(r,), on_end=lambda code: _send(wfd, ("ended", me, code)))
     try:  # the stem, from here to the exec: nothing may raise into the launcher's code it was forked from
         os.close(wfd)  # only the guard reports
@@ -190,58 +182,105 @@ def _fail(message: str) -> None:
 # ---- the driver's side (the local engine) ------------------------------------------------------------
 
 class Launcher:
-    """The launcher process seen from the driver: start it, send it programs, read what it reports."""
+    """The launcher process seen from the driver: start it, start programs in its guards, read what it reports."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        import socket
         import subprocess
 
         to_r, to_w = os.pipe()
-        from_r, from_w = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "steerflow.engines.spawner", str(to_r), str(from_w),
-                                          str(os.getpid())], pass_fds=(to_r, from_w), start_new_session=True,
-                                         env=env, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen([sys.executable, "-m", "steerflow.engines.spawner", str(to_r),
+                                          str(theirs.fileno()), str(os.getpid())], pass_fds=(to_r, theirs.fileno()),
+                                         start_new_session=True, env=env, stdin=subprocess.DEVNULL)
         except OSError:
-            for fd in (to_r, to_w, from_r, from_w):
+            for fd in (to_r, to_w):
                 os.close(fd)
+            ours.close()
+            theirs.close()
             raise
         os.close(to_r)
-        os.close(from_w)
-        self.rfd, self.wfd = from_r, to_w
+        theirs.close()
+        self._channel = ours
+        self.rfd, self.wfd = ours.fileno(), to_w
         self.exits: dict[int, int] = {}  # guard pid -> its code, reported and not yet asked for
+        self.ready: list[tuple[int, int]] = []  # (guard pid, the write end of its stem's pipe): waiting guards
+        self._used: set[int] = set()  # guards running a program, whose end is yet to be reported
         self._ended: set[int] = set()  # guards that reported their program's end and are yet to be reaped
+        self._gone: set[int] = set()  # guards reaped before the driver read they were ready
         self.closed = False
 
-    def send(self, request: tuple | None) -> None:
-        """``(task_id, request_frame(...))``, or None to stop it. OSError: it is gone."""
+    def start(self, frame: bytes) -> int | None:
+        """Start a program (`request_frame`) in a waiting guard; its pid. None: the launcher is gone."""
+        while not self.ready:  # (only when programs start faster than it forks: it is forking one)
+            if self.read() is None:
+                return None
+        guard, stem = self.ready.pop(0)
+        self._used.add(guard)
+        try:
+            self._write(("used", guard))
+            write_all(stem, frame)  # the stem waits in a read for it: this never blocks for long
+        except OSError:
+            pass  # the guard or the launcher died: its exit (or the launcher's end) reports the program's
+        finally:
+            os.close(stem)
+        return guard
+
+    def _write(self, request: tuple | None) -> None:
         data = pickle.dumps(request, 5)
         write_all(self.wfd, HEADER.pack(len(data)) + data)
 
     def read(self) -> tuple | None:
-        """One report (``started``, ``ended`` or ``exit``; an end is also kept in `exits`); None once it is gone.
+        """One report (``ready``, ``ended`` or ``exit``; a program's end is kept in `exits`); None once it is gone.
 
         A guard reports its program's end itself (``ended``), then the launcher reaps it (``exit``, always
-        later in the pipe): the second is dropped. A guard killed outright is known by ``exit`` alone."""
+        later on the socket): the second is dropped. A guard killed outright is known by ``exit`` alone."""
+        import socket
+
         try:
-            (size,) = HEADER.unpack(read_exact(self.rfd, 4))
-            reply = pickle.loads(read_exact(self.rfd, size))
-        except (EOFError, OSError):
+            data, fds, _, _ = socket.recv_fds(self._channel, 4096, 1)
+        except OSError:
             return None
-        kind = reply[0]
-        if kind == "ended":
-            self.exits[reply[1]] = reply[2]
-            self._ended.add(reply[1])
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None
+        reply = pickle.loads(data)
+        kind, pid = reply[0], reply[1]
+        if kind == "ready":
+            if pid in self._gone or not fds:  # reaped before we read this: it can run nothing
+                self._gone.discard(pid)
+                for fd in fds:
+                    os.close(fd)
+            else:
+                os.set_inheritable(fds[0], False)  # (received fds are inheritable: no program of ours gets it)
+                self.ready.append((pid, fds[0]))
+        elif kind == "ended":
+            self.exits[pid] = reply[2]
+            self._used.discard(pid)
+            self._ended.add(pid)
         elif kind == "exit":
-            if reply[1] in self._ended:
-                self._ended.discard(reply[1])
-                return ("exit-seen", reply[1])
-            self.exits[reply[1]] = reply[2]
+            if pid in self._ended:
+                self._ended.discard(pid)
+            elif pid in self._used:
+                self._used.discard(pid)
+                self.exits[pid] = reply[2]
+            else:  # a guard that waited: it died unused (killed from outside)
+                for i, (guard, stem) in enumerate(self.ready):
+                    if guard == pid:
+                        del self.ready[i]
+                        os.close(stem)
+                        break
+                else:
+                    self._gone.add(pid)
         return reply
 
     def stop(self) -> None:
         """Ask it to leave (its programs were ended before), wait for it, close its pipes."""
+        self._close_ready()  # its waiting guards read EOF and leave
         try:
-            self.send(None)
+            self._write(None)
         except OSError:
             pass
         try:
@@ -251,15 +290,24 @@ class Launcher:
             self.proc.wait()
         self.close()
 
+    def _close_ready(self) -> None:
+        for _, stem in self.ready:
+            try:
+                os.close(stem)
+            except OSError:
+                pass
+        self.ready.clear()
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close_ready()
+        self._channel.close()
+        try:
+            os.close(self.wfd)
+        except OSError:
+            pass
         if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=5)
