@@ -59,6 +59,7 @@ class RuntimeLoop(Pipeline):
     _finished: weakref.WeakValueDictionary[int, TaskRecord]
     _inbox: deque[tuple]
     _wake_pending: bool
+    _waiting: bool
     _deadlines: list[tuple[float, int, int]]
     _active: int
     _listeners: list[Listener]
@@ -83,9 +84,11 @@ class RuntimeLoop(Pipeline):
                 timeout = MAX_WAIT_S
                 if self._deadlines:
                     timeout = min(timeout, max(0.0, self._deadlines[0][0] - time.monotonic()))
+                self._waiting = True  # (before looking at the inbox: a post from now on wakes us; see `Runtime._post`)
                 if inbox:
                     timeout = 0
                 events = engine.wait(timeout)
+                self._waiting = False
                 self._wake_pending = False
                 for _ in range(min(len(inbox), MESSAGES_PER_ROUND)):  # the rest next round, after a dispatch
                     message = inbox.popleft()

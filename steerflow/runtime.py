@@ -71,6 +71,7 @@ class Runtime(RuntimeLoop, Executor):
         self._futures_condition = SharedCondition()  # one for all its futures (see `SharedCondition`)
         self._inbox: deque[tuple] = deque()
         self._wake_pending = False
+        self._waiting = True  # (until the loop runs: a post wakes it)
         self._deadlines: list[tuple[float, int, int]] = []
         self._active = 0  # tasks not yet finished
         self._listeners: list[Listener] = []
@@ -276,8 +277,14 @@ class Runtime(RuntimeLoop, Executor):
 
     # ---- plumbing --------------------------------------------------------------------------
     def _post(self, message: tuple) -> None:
+        """Hand a message to the loop; wake it only if it waits (or is about to) and nobody woke it yet.
+
+        The loop sets ``_waiting`` before it looks at the inbox, and we look at ``_waiting`` after the
+        append: either it sees the message, or we see it waiting. A loop at work finds the message at
+        its next round without a wake-up (a burst of submits costs no eventfd write per round).
+        """
         self._inbox.append(message)
-        if not self._wake_pending:
+        if self._waiting and not self._wake_pending:
             self._wake_pending = True
             self.engine.wakeup()
 
