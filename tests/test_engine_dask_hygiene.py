@@ -146,6 +146,13 @@ def test_local_cluster_processes_listen_only_on_their_comm_ports(tmp_path):
         unexpected = {pid: ports - expected for pid, ports in found.items() if ports - expected}
         assert not unexpected, f"listening beyond the Dask comm ports {sorted(expected)}: {unexpected}"
         assert set().union(*found.values()) == expected
+        # and Dask's own periodic work, which steerflow's tasks do not need, is quiet (dask_quiet.QUIET_CONFIG)
+        ticks = rt.engine.client.run(lambda dask_worker: (type(dask_worker).__name__, "profile" in
+                                     dask_worker.periodic_callbacks, dask_worker.periodic_callbacks["tick"].callback_time))
+        assert set(ticks.values()) == {("QuietWorker", False, 500.0)}, ticks
+        nannies = list(rt.engine.cluster.workers.values())
+        assert {(type(n).__name__, n.periodic_callbacks["tick"].callback_time) for n in nannies} == {("QuietNanny", 500.0)}
+        assert scheduler.periodic_callbacks["tick"].callback_time == 500.0
     finally:
         rt.shutdown()
 

@@ -69,6 +69,14 @@ def quiet_scheduler() -> type:
         from distributed import Scheduler
 
         class QuietScheduler(Scheduler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                import dask
+
+                from .dask_quiet import QUIET_CONFIG
+
+                with dask.config.set(QUIET_CONFIG):  # (its event-loop tick: see QUIET_CONFIG)
+                    super().__init__(*args, **kwargs)
+
             def start_http_server(self, routes: Any, dashboard_address: Any, default_port: int = 0,
                                   ssl_options: Any = None) -> None:
                 if dashboard_address is not None:

@@ -370,11 +370,14 @@ async def start_local_cluster(spec: dict[str, Any], security: Any = None) -> tup
 
         cluster.scheduler_spec["cls"] = quiet_scheduler()
     if spec.get("worker_dashboard_address") is None and "worker_class" not in spec:
-        from .dask_quiet import QuietWorker  # nor on the workers
+        from .dask_quiet import QuietNanny, QuietWorker  # nor on the workers
 
         if spec["processes"]:
             cluster.new_spec["options"]["worker_class"] = QuietWorker  # the Nanny starts it (the options
-        else:                                                          # dict is every worker's)
+            if cluster.new_spec["cls"].__name__ == "Nanny":             # dict is every worker's)
+                for worker in (cluster.new_spec, *cluster.worker_spec.values()):
+                    worker["cls"] = QuietNanny
+        else:
             for worker in (cluster.new_spec, *cluster.worker_spec.values()):
                 worker["cls"] = QuietWorker
     try:
