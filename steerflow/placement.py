@@ -311,8 +311,8 @@ class NodeIndex:
         takes back. The node is the last of the lowest row of free cores >= k, then of its lowest
         GPU bucket >= g; it gets its k lowest free cores and g lowest free GPUs.
         """
-        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
         rows = self._rows >> k
+        rowmask = self._rowmask
         while rows:
             low = rows & -rows
             r0 = k + low.bit_length() - 1
@@ -322,6 +322,7 @@ class NodeIndex:
             rows ^= low
         else:
             return None
+        _, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
         g0 = g + (gm & -gm).bit_length() - 1
         b = buckets[r0 * gs + g0]
         node = b.pop()

@@ -327,20 +327,18 @@ class Scheduler(NodeIndex, SchedulerQueries):
             if cls.mark[0] == pno or (closed and cls.pool in closed):
                 i += 1  # its key failed in this pass (identical shapes fail alike), or its pool is reserved
                 continue
-            if cls.nodes is not None or (quotas and cls.pool in quotas):
+            if (quotas and cls.pool in quotas) or cls.nodes is not None:
                 result = self._try(cls, item[2], fails)
-            elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
-                result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
             elif cls.simple:  # one rank, no memory, no quota: the common request, in a quicker way
                 held = self._take_one(cls.k, cls.g, cls.ckey)
                 if held is None:
-                    if fails.get(cls.shape, 1 << 62) > 1:
-                        fails[cls.shape] = 1
                     result = _NO_ROOM
                 else:
                     req = item[2]
                     records[req.id] = held
                     result = Placement(req, None, held)
+            elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
+                result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
             else:
                 result = self._try(cls, item[2], fails)
             if result.__class__ is Placement:
