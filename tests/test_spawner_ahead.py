@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import select
 import signal
+import statistics
 import sys
+import time
 
 import pytest
 
@@ -120,3 +122,55 @@ def test_programs_of_a_runtime_start_in_guards_forked_ahead(tmp_path):
                 assert future.result(timeout=60).stdout == f"{i}\n"
             else:
                 assert f"exited with status {i % 3}" in str(future.exception(timeout=60))
+
+
+TREE = ("setsid sleep 3600 & echo $! > {pids}.tmp; sleep 3600 & echo $! >> {pids}.tmp; echo $$ >> {pids}.tmp; "
+        "mv {pids}.tmp {pids}; wait")  # a child in its own session, a plain child, and the program itself
+
+
+def _tree_of(path) -> list[int]:
+    assert wait_until(lambda: path.exists(), 30)
+    return [int(p) for p in path.read_text().split()]
+
+
+def _all_gone_after(action, pids: list[int]) -> float:
+    """Seconds from ``action()`` until every one of ``pids`` has ended (pidfds: no polling)."""
+    fds = [os.pidfd_open(p) for p in pids]
+    try:
+        t0 = time.perf_counter()
+        action()
+        left = list(fds)
+        while left:
+            ready, _, _ = select.select(left, [], [], 30)
+            assert ready, f"processes still running 30 s after: {pids}"
+            left = [fd for fd in left if fd not in ready]
+        return time.perf_counter() - t0
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_cancel_and_timeout_of_a_program_end_its_whole_tree_quickly(tmp_path):
+    """A program started in a guard forked ahead is killed with all it started, as fast as a function's worker
+    (the bar of tests/test_claims.py: one within 100 ms, the median within 0.5 s on a loaded machine)."""
+    took = []
+    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path / "run") as rt:
+        for i in range(5):
+            pids = tmp_path / f"pids{i}"
+            future = rt.submit(Executable(["sh", "-c", TREE.format(pids=pids)]))
+            took.append(_all_gone_after(future.cancel, _tree_of(pids)))
+            assert future.cancelled()
+        pids = tmp_path / "pids-timeout"
+        timed = rt.submit(Executable(["sh", "-c", TREE.format(pids=pids)], timeout=1.0))
+        _all_gone_after(lambda: None, _tree_of(pids))
+        assert "timeout" in str(timed.exception(timeout=60))
+    assert min(took) < 0.1 and statistics.median(took) < 0.5, took
+
+
+def test_preempting_a_program_ends_its_tree_and_runs_it_again_with_its_new_arguments(tmp_path):
+    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path / "run") as rt:
+        pids = tmp_path / "pids"
+        future = rt.submit(Executable(["sh", "-c", TREE.format(pids=pids)]))
+        tree = _tree_of(pids)
+        _all_gone_after(lambda: rt.preempt(future, grace=30, argv=["sh", "-c", "echo again"]), tree)
+        assert future.result(timeout=60).stdout == "again\n"
