@@ -38,11 +38,12 @@ from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
 from .dask_comms import ClusterSide, NodeLink, natural_key
+from .dask_remake import Remake
 
 log = logging.getLogger("steerflow.dask")
 
 
-class DaskEngine(ClusterSide):
+class DaskEngine(Remake, ClusterSide):
     """Runs placed tasks on the nodes of a Dask cluster.
 
     Give exactly one of:
@@ -293,46 +294,6 @@ class DaskEngine(ClusterSide):
             self._withdrawing.add(task_id)
             self._control("withdraw", task_id)
         return False
-
-    def _recompute(self, launch: Launch, link: NodeLink, lost: list[str]) -> list[tuple] | None:
-        """Inputs kept on a node that is gone: recomputed on this task's node first, in its slot, from the
-        function and arguments of the task that made them (``(key, None, fn key, payload)`` needs); None,
-        with the task failed at once, where that cannot be done (the maker read kept results itself, needed
-        more than this task's slot, or was not a function)."""
-        slot = launch.placement.slots[0]
-        needs: list[tuple] = []
-        for key in lost:
-            recipe = self._recipes.get(key)
-            why = ""
-            if recipe is None:
-                why = "what made it is unknown here"
-            elif recipe[2] > len(slot.cores) or recipe[3] > len(slot.gpus):
-                why = "the task that made it needs more cores or GPUs than this one holds"
-            elif recipe[1] is not None and dask_refs.keys_in(recipe[1], self._refs):
-                why = "the task that made it read results kept on nodes too"
-            if why:
-                self._events.append(Event("error", launch.task_id, launch.attempt, serialize.dumps_inband(RuntimeError(
-                    f"Task {launch.task_id} cannot start: its input {key} was kept on node {self._lost[key]}, "
-                    f"which left the Dask cluster, and it cannot be recomputed here ({why}). Rerun the task "
-                    "that made it (or keep fewer results on nodes: return smaller values).")), "", 0, None))
-                return None
-            fn_key, fn_bytes = self._fn_keys.get(recipe[0])
-            if fn_key not in link.known_fns:
-                link.known_fns.add(fn_key)
-                link.pending.append(("fn", fn_key, fn_bytes))
-            needs.append((key, None, fn_key, recipe[1]))
-        return needs
-
-    def _keep_recipe(self, key: str, task_id: int) -> None:
-        """A result kept on a node: remember how to make it again, should that node be lost (event loop)."""
-        launch = self._launches.get(task_id)
-        if launch is None or not isinstance(launch.spec, Function):
-            return
-        payload = launch.payload
-        if payload is not None and serialize.in_shared_memory(payload):
-            payload = wire.payload_for_wire(payload)  # (the runtime frees the driver's copy once the task ends)
-        slot = launch.placement.slots[0]
-        self._recipes[key] = (launch.spec.fn, payload, len(slot.cores), len(slot.gpus))
 
     def _send_launch(self, launch: Launch, behind: int | None = None) -> bool:
         """Queue the launch (or, with ``behind``, the launch behind that task) for its node's next write."""

@@ -465,6 +465,8 @@ class _Session:
         error: BaseException | None = None
         try:
             if recipe:
+                if len(recipe) > 2 and recipe[2]:  # what its maker read: copied, or made again, here first
+                    await self._first(recipe[2], slots)
                 envelope = await self._recompute(recipe[0], recipe[1], slots[:1])
             else:
                 data = await dask_refs.fetch_async(owner, key, self.agent.connection_args() if self.agent else {})
@@ -496,6 +498,18 @@ class _Session:
             except Exception as exc:  # noqa: BLE001
                 self._failed(op, exc)
         self._on_ready()
+
+    async def _first(self, needs: tuple, slots: tuple) -> None:
+        """The kept results a result to make again here reads: copied (or made again) here first."""
+        for key, owner, *recipe in needs:
+            if key in self.kept or key in self.copies:
+                continue
+            future = self.fetching.get(key)
+            if future is None:
+                future = self.fetching[key] = asyncio.ensure_future(self._copy(key, owner, recipe, slots))
+            await future
+            if key not in self.copies:
+                raise RuntimeError(f"its own input {key} could not be {'made again' if recipe else 'copied'} here")
 
     async def _recompute(self, fn_key: int, payload: Any, slots: tuple) -> bytes:
         """Run a function task's function and arguments here, unseen by the driver; its result's envelope."""

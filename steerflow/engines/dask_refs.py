@@ -188,8 +188,21 @@ def fetch(address: str, key: str, timeout: float = 600.0) -> bytes:
     return asyncio.run_coroutine_threadsafe(_fetcher.get(address, key), _fetcher.loop).result(timeout)
 
 
-def keys_in(payload: bytes | None, known: dict[str, Any]) -> list[str]:
-    """The references to kept results that a payload carries (their keys appear verbatim in its pickle)."""
+class _Every:
+    """Contains every key (`keys_in(payload, EVERY_KEY)`: each reference a payload carries, known or not)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return True
+
+
+EVERY_KEY: Any = _Every()
+
+
+def keys_in(payload: bytes | None, known: Any) -> list[str]:
+    """The references to ``known`` kept results that a payload carries (their keys appear verbatim in its pickle)."""
     if not payload or not known:
         return []
     out: list[str] = []
