@@ -110,7 +110,7 @@ class _Class:
         self.need_c = self.ranks * self.k
         self.need_g = self.ranks * self.g
         self.shape = (self.k, self.g, self.m)
-        #: one rank, no memory, no whole nodes: :meth:`Scheduler.schedule` places it inline
+        #: one rank, no memory, no whole nodes: placed by the short path (NodeIndex._take_one) unless under a quota
         self.simple = self.ranks == 1 and not self.m and self.nodes is None
         #: the order of its items: higher priority first, then submission order, as ONE int (an item's first
         #: field is base + its submission number; < 2**48 submissions keep the priorities apart)
@@ -118,7 +118,7 @@ class _Class:
         # (order, this queue, request): an item is its own entry in the heads' order
         self.queue: deque[tuple[int, _Class, Request]] = deque()
         self.bypass = 0
-        self.usage: list[int] = [0, 0]
+        self.usage: list[int] = [0, 0]  # its pool's (cores, GPUs) held, kept only while the pool has a quota
         #: shared by the queues of one key: the number of the last pass in which the key's head failed
         self.mark = mark
         #: while blocked in a pass: the placements made when it blocked (for want of room), or ~ its pool's count
@@ -129,7 +129,7 @@ class Scheduler(NodeIndex, SchedulerQueries):
     """Places waiting requests on an allocation; see the module docstring for the rules.
 
     Its read-only questions (what runs where, what a pool holds, what would fit, what never can)
-    are :class:`~steerflow.scheduler_queries.SchedulerQueries`'.
+    come from its base :class:`~steerflow.scheduler_queries.SchedulerQueries`.
     """
 
     def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
@@ -147,7 +147,8 @@ class Scheduler(NodeIndex, SchedulerQueries):
         self._marks: dict[tuple, list[int]] = {}  # shape key -> the mark its queues share (see _Class)
         self._pass = 0  # passes of schedule() made
         self._stale = 0  # withdrawn items still in a queue (none: every queued item is waiting)
-        # request id -> (class key with priority, cores, GPUs, held tuple(s)): what each placed request holds.
+        # request id -> what each placed request holds: on one node, flat (node, core mask, GPU mask, cores, GPUs,
+        # MB, class key with priority); on several, (class key with priority, cores, GPUs, one held tuple a node).
         # Only str/int tuples, which the garbage collector stops tracking: the scheduler keeps no object per
         # running task (a full machine holds ~10^5 of them), so it adds nothing to the collector's walks.
         self._placed: dict[int, tuple] = {}
