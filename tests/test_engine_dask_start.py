@@ -95,3 +95,20 @@ def test_an_address_where_nothing_listens_fails_at_once(tmp_path):
         Runtime(engine=DaskEngine(f"tcp://127.0.0.1:{port}"), run_dir=tmp_path / "run")
     assert time.monotonic() - t0 < 40, "it waited out the whole connect timeout (60 s)"
     assert "dask scheduler" in str(info.value)
+
+
+def test_the_scripts_spec_is_given_back_when_the_engines_cluster_closes(tmp_path):
+    from steerflow import Runtime
+    from steerflow.engines.dask import DaskEngine
+
+    main = sys.modules["__main__"]
+    before = getattr(main, "__spec__", None)
+    rt = Runtime(engine=DaskEngine(cluster={"n_workers": 1, "resources": {"cores": 1}}), run_dir=tmp_path / "run")
+    try:
+        assert rt.submit(abs, -3).result(timeout=60) == 3
+        if before is None and not getattr(main, "__file__", None):
+            pytest.skip("this __main__ is neither a script nor a module: nothing to keep out of the workers")
+        assert main.__spec__.name == "__main__"  # spawn does not run it again in a worker
+    finally:
+        rt.shutdown()
+    assert getattr(main, "__spec__", None) is before

@@ -117,6 +117,7 @@ class BenchCluster:
 
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(120)
         finally:
+            getattr(self.cluster, "_steerflow_undo", lambda: None)()  # (see dask_comms.keep_script_out_of_workers)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
             self._loop.close()
