@@ -201,14 +201,18 @@ class RuntimeLoop(Pipeline):
         spec = record.spec
         if record.payload is None and isinstance(spec, Function):
             try:
+                inputs = record.inputs
+                known = {id(dep) for dep in inputs}  # (a set: a fan-in of n futures is O(n), not O(n^2))
+
                 def by_reference(future: TaskFuture) -> Any:  # a result in its wire form, not loaded here
                     dep = self._records.get(future.task_id) if future._runtime is self else None
                     output = dep.output if dep is not None else None
                     if output is None or not output.shareable:
                         return future.result()
-                    if dep not in record.inputs:
+                    if id(dep) not in known:
+                        known.add(id(dep))
                         output.readers += 1
-                        record.inputs.append(dep)
+                        inputs.append(dep)
                     return serialize.Ref(output.blob)
 
                 args = tuple(substitute(a, by_reference) for a in spec.args)
