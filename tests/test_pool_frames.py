@@ -164,9 +164,9 @@ def test_each_task_on_a_worker_sees_its_own_environment(tmp_path) -> None:
             assert task_id == str(f.task_id) and checkpoint.endswith(f"{f.task_id}.ckpt") and threads == "1"
 
 
-def bound_env() -> tuple[str, str, list[int], str]:
+def bound_env(cores: int) -> tuple[str, str, list[int], str, int]:
     return (os.environ["STEERFLOW_TASK_ID"], os.environ["STEERFLOW_CPUS"], sorted(os.sched_getaffinity(0)),
-            os.environ["OMP_NUM_THREADS"])
+            os.environ["OMP_NUM_THREADS"], cores)
 
 
 def test_a_worker_moved_to_other_cores_gets_their_environment(tmp_path) -> None:
@@ -177,9 +177,9 @@ def test_a_worker_moved_to_other_cores_gets_their_environment(tmp_path) -> None:
         futures = []
         for i in range(60):
             cores = 2 if i % 7 == 3 else 1
-            futures.append(rt.submit(Function(bound_env, cores=cores)))
+            futures.append(rt.submit(Function(bound_env, (cores,), cores=cores)))
         for f in futures:
-            task_id, cpus, affinity, threads = f.result(timeout=BOUND)
+            task_id, cpus, affinity, threads, cores = f.result(timeout=BOUND)
             assert task_id == str(f.task_id)
             assert sorted(int(c) for c in cpus.split(",")) == affinity  # its variables match where it runs
-            assert threads == str(len(affinity))
+            assert threads == str(cores)
