@@ -167,14 +167,14 @@ def test_a_wire_form_result_is_loaded_once_for_all_callers() -> None:
 
 def test_no_wake_up_is_lost_over_many_futures() -> None:
     shared = SharedCondition()
-    futures = [TaskFuture(None, i, shared) for i in range(3000)]
+    futures = [TaskFuture(None, i, shared) for i in range(500)]
     thread, box = in_thread(lambda: [f.result() for f in futures])
     for i, f in enumerate(futures):
         f.set_result(i)
         if i % 97 == 0:
             time.sleep(0)  # let the waiter run between some of them
     thread.join(BOUND)
-    assert box.get("value") == list(range(3000))
+    assert box.get("value") == list(range(500))
 
 
 def test_the_futures_of_one_runtime_share_one_condition(tmp_path) -> None:

@@ -33,6 +33,7 @@ import os
 import pickle
 import struct
 import sys
+import time
 from collections.abc import Callable
 
 from steerflow.engines.worker import read_exact, write_all
@@ -277,18 +278,41 @@ class Launcher:
         return reply
 
     def stop(self) -> None:
-        """Ask it to leave (its programs were ended before), wait for it, close its pipes."""
-        self._close_ready()  # its waiting guards read EOF and leave
+        """Ask it to leave (its programs were ended before), wait for it, close its pipes.
+
+        It waits for its unused guards, which leave when their stems' pipes close: the stems of guards
+        whose ``ready`` is still on the socket (not read yet, or sent as it stops) are taken and closed
+        too, else it would wait for them until killed.
+        """
+        import subprocess
+
+        self._take_waiting()
         try:
             self._write(None)
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it does not answer
-            self.proc.kill()
-            self.proc.wait()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.proc.wait(timeout=0.02)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:  # it does not answer
+                    self.proc.kill()
+                    self.proc.wait()
+                    break
+                self._take_waiting()
         self.close()
+
+    def _take_waiting(self) -> None:
+        """Read every report waiting on the socket, without blocking; close every waiting guard's stem."""
+        self._channel.setblocking(False)
+        try:
+            while self.read() is not None:
+                pass
+        finally:
+            self._channel.setblocking(True)
+        self._close_ready()  # its waiting guards read EOF and leave
 
     def _close_ready(self) -> None:
         for _, stem in self.ready:
