@@ -6,7 +6,7 @@ from __future__ import annotations
 import steerflow as sf
 from steerflow.bench import floor
 
-CLOSE_S = 2.0
+CLOSE_S = 1.0
 
 
 def test_the_close_of_a_campaign_is_not_counted_as_throughput():
