@@ -110,7 +110,7 @@ class RuntimeLoop(Pipeline):
                             self._fail_alone(record, "finished", exc)
                 if self._deadlines:
                     self._expire(time.monotonic())
-                if self._closing and self._active == 0:
+                if self._closing and self._active == 0 and not inbox:  # (every message applied first)
                     break
                 self._dispatch()
                 self._end_round()
