@@ -73,8 +73,9 @@ class LocalEngine(WarmPool):
     environment), so it serves only tasks with that binding; a task bound otherwise gets an idle
     worker of its binding or a new one. At most ``workers`` + 2 idle workers are kept: the one idle
     longest makes room. Same-shaped tasks keep reusing the workers that have their function loaded.
-    Plain programs start as a fork of a warm launcher (`steerflow.engines.spawner`); MPI programs,
-    and all programs if that launcher is gone, start through the wrapper (`launchers.reaper_command`).
+    Plain programs start in a guard that a warm launcher forked ahead (`steerflow.engines.spawner`): one
+    write to a waiting process, which execs them. MPI programs, and all programs if that launcher is
+    gone, start through the wrapper (`launchers.reaper_command`).
     """
 
     local = True
