@@ -204,7 +204,24 @@ class TaskFuture(Future[T]):
         if self.done() or self._runtime is None:
             return False
         self._runtime._post(("cancel", self.task_id))
-        return super().cancel()
+        return self.mark_cancelled()
+
+    def mark_cancelled(self) -> bool:
+        """Cancelled as an executor settles it (``set_running_or_notify_cancel``): ``wait`` and ``as_completed``
+        count it at once. `Future.cancel` alone leaves it CANCELLED, which they never count as done."""
+        with self._condition:
+            state = self._state
+            if state == FINISHED:
+                return False
+            if state == CANCELLED_AND_NOTIFIED:
+                return True
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        if state != CANCELLED:
+            self._invoke_callbacks()
+        return True
 
     def running(self) -> bool:
         return self.state.value == "running"

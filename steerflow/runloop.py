@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import InvalidStateError
 from pathlib import Path
 from typing import Any, Callable
 
@@ -477,7 +477,7 @@ class RuntimeLoop(Pipeline):
             elif state is TaskState.FAILED:
                 future.set_exception(error)
             elif not future.cancelled():
-                Future.cancel(future)  # the base method: the runtime is the one cancelling
+                future.mark_cancelled()  # not cancel(): the runtime is the one cancelling
         except InvalidStateError:
             pass  # the user cancelled it at the same moment
         self._set_state(record, state)  # after the future: listeners may read its outcome
@@ -579,7 +579,7 @@ class RuntimeLoop(Pipeline):
             else:
                 record.state = TaskState.CANCELLED
                 if not future.done():
-                    Future.cancel(future)
+                    future.mark_cancelled()
         except InvalidStateError:
             pass
 
