@@ -7,6 +7,7 @@ whole process tree, and the future is cancelled at once.
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
 import threading
 import time
 from concurrent.futures import CancelledError, Future, InvalidStateError
@@ -306,6 +307,23 @@ class ExecResult:
     @property
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def failure(self, task_id: int, label: str) -> TaskFailed:
+        """The error of a run that exited non-zero, with the end of what it wrote to stderr."""
+        tail = self.stderr_tail()
+        return TaskFailed(f"Task {task_id} ({label}) exited with status {self.returncode}. "
+                          + (f"Last lines of {self.stderr_path}:\n{tail}" if tail.strip()
+                             else f"It wrote nothing to its stderr ({self.stderr_path})."))
+
+    def stderr_tail(self, size: int = 2000) -> str:
+        """The last ``size`` bytes of its stderr file."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - size))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return "(no output)"
 
 
 def find_futures(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TaskFuture]:

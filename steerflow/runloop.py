@@ -12,7 +12,6 @@ Pipelining (a function queued one-deep on a busy worker) is `steerflow.pipelinin
 from __future__ import annotations
 
 import heapq
-import os
 import threading
 import time
 import weakref
@@ -354,11 +353,7 @@ class RuntimeLoop(Pipeline):
                 attempt.outcome = "done"
                 self._finish(record, TaskState.DONE, value=result)
             else:
-                tail = stderr_tail(result.stderr_path)
-                self._retry_or_fail(record, TaskFailed(
-                    f"Task {record.id} ({spec.label()}) exited with status {event.code}. "  # type: ignore[attr-defined]
-                    + (f"Last lines of {result.stderr_path}:\n{tail}" if tail.strip()
-                       else f"It wrote nothing to its stderr ({result.stderr_path}).")))
+                self._retry_or_fail(record, result.failure(record.id, spec.label()))  # type: ignore[attr-defined]
         elif kind == "error":
             try:
                 raised = serialize.loads(event.value)
@@ -591,15 +586,3 @@ def report(what: str) -> None:
     import traceback
 
     print(f"{what}:\n{traceback.format_exc()}", file=sys.stderr)
-
-
-def stderr_tail(path: Path, size: int = 2000) -> str:
-    """The last ``size`` bytes of a task's stderr file, for its failure message."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - size))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return "(no output)"
-
