@@ -73,6 +73,3 @@ class StallWatch:
             self._seen = (reason, now) if reason is not None else None
             return None
         return reason if now - self._seen[1] >= CONFIRM_S else None
-
-    def reset(self) -> None:
-        self._seen = None

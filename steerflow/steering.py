@@ -51,7 +51,7 @@ class SteeringLoop:
             self._deliver(("start",))
         next_control = 0.0
         timers = any(h.kind == "timer" for h in self._handlers)  # a timer's handler could still raise a quota
-        self._stall = StallWatch()
+        stall = StallWatch()
         while self._stop_reason is None:
             if self._runtime.failure is not None:
                 failure = self._runtime.failure
@@ -87,7 +87,7 @@ class SteeringLoop:
                 next_control = now + 0.25
                 self._poll_control()
                 if stop_when_idle and self._active and self._events.empty() and not timers:
-                    stalled = self._stall.observe(self._runtime)
+                    stalled = stall.observe(self._runtime)
                     if stalled is not None:
                         self._stop_reason = f"stalled: {stalled}"
                         warnings.warn(f"The campaign in {self.directory} stopped: {stalled}", stacklevel=3)
