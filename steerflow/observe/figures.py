@@ -294,7 +294,8 @@ def overheads(over: dict[str, Any]) -> bytes:
     axes[0].barh(names, [parts[n]["total_s"] for n in names], color="#4c72b0")
     axes[0].set_xlabel("total seconds over all tasks")
     axes[0].invert_yaxis()
-    axes[0].set_title(f"Overhead breakdown ({over['share_pct']:.1f} % of task time)", fontsize=10)
+    axes[0].set_title(f"Where task time went besides running: {parts['scheduling']['share_pct']:.1f} % queued "
+                      f"(scheduling), {over['framework_share_pct']:.2f} % steerflow's overhead", fontsize=10)
     y = np.arange(len(names))
     axes[1].barh(y - 0.2, [parts[n]["p50_ms"] for n in names], height=0.4, label="p50")
     axes[1].barh(y + 0.2, [parts[n]["p99_ms"] for n in names], height=0.4, label="p99")
