@@ -92,7 +92,9 @@ class Campaign(SteeringLoop):
         self.directory, forced = launch.place(requested)  # `steerflow resume` says where each campaign lives now
         dirlock.prepare(self.directory)
         self._lock_fd = dirlock.acquire(self.directory)
-        exists = (self.directory / "journal.db").exists()
+        journal_path = self.directory / "journal.db"
+        # a journal that records nothing (its driver killed as it began) is no campaign: this one starts there
+        exists = journal_path.exists() and not journal_mod.holds_nothing(journal_path)
         if resume is None or forced:
             resume = forced or os.environ.get(launch.ENV_RESUME) == "1"
         if exists and not resume:
@@ -111,8 +113,10 @@ class Campaign(SteeringLoop):
         except BaseException:
             dirlock.release(self._lock_fd)
             raise
+        self.launch = launch.record(requested)  # the script or pipeline that created it (resume runs it)
+        created = {} if self.resumed else {"launch": json.dumps(self.launch), "created": json.dumps(time.time())}
         try:
-            self.journal = journal_mod.Journal(self.directory)
+            self.journal = journal_mod.Journal(self.directory, meta=created)
         except BaseException:
             self._runtime.shutdown(wait=False, cancel_futures=True)
             dirlock.release(self._lock_fd)
@@ -121,10 +125,6 @@ class Campaign(SteeringLoop):
         # On resume the journal is read as the script submits and as the replay goes, never loaded whole.
         self._resume = JournalReplay(self.journal.path) if self.resumed else None
         self._seq = self._resume.last_seq if self._resume is not None else 0
-        self.launch = launch.record(requested)  # the script or pipeline that created it (resume runs it)
-        if not self.resumed:
-            self.journal.put("meta", "launch", json.dumps(self.launch))
-            self.journal.put("meta", "created", json.dumps(time.time()))
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
         nodes = [(n.name, n.cores, n.gpus) for n in self.allocation.nodes]  # for reports: Gantt rows, quota idle
         self.journal.put("meta", "layout", json.dumps({"nodes": nodes, "quotas": quotas}))

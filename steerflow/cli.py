@@ -231,6 +231,12 @@ def _resume(args: argparse.Namespace) -> int:
     group = _group(found)
     first = group[min(group)]
     record = rundirs.meta(first).get("launch")
+    from .journal import holds_nothing
+
+    if not isinstance(record, dict) and holds_nothing(first / "journal.db"):
+        raise CliError(f"The journal in {first} records nothing: its driver was stopped before it recorded its script "
+                       "or any task, so there is nothing to resume. Run the campaign's script again; it starts the "
+                       f"campaign afresh in {first}.")
     if not isinstance(record, dict):
         raise CliError(f"The journal in {first} does not record the script that created it (it was made by an older "
                        "steerflow). Run that script again with Campaign(DIR, resume=True).")

@@ -108,18 +108,48 @@ def add_missing_columns(conn: sqlite3.Connection) -> None:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
+def holds_nothing(path: Path) -> bool:
+    """Whether the journal at ``path`` records no campaign: no launch record and no task (or no schema at all).
+
+    What a driver killed within its first milliseconds leaves (the file created, the schema or the first
+    rows not committed yet): running its script again starts the campaign afresh there, losing nothing.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error:
+        return False
+    try:
+        launch = conn.execute("SELECT 1 FROM meta WHERE key = 'launch'").fetchone()
+        task = conn.execute("SELECT 1 FROM tasks LIMIT 1").fetchone()
+        return launch is None and task is None
+    except sqlite3.OperationalError as exc:  # no such table: created, schema never committed
+        return "no such table" in str(exc)
+    except sqlite3.Error:  # not a database: something else is there, leave it alone
+        return False
+    finally:
+        conn.close()
+
+
 class Journal:
     """Append-only record of a campaign, written by a background thread in batches."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, meta: dict[str, str] | None = None) -> None:
+        """``meta``: rows committed with the schema, in one transaction: a driver killed at any moment leaves
+        either no schema or a schema with them (a new campaign's launch record: what `steerflow resume` runs)."""
         self.directory = Path(directory)
         self.path = self.directory / "journal.db"
         old_umask = os.umask(0o077)  # the database, its WAL and SHM files: private to the user
         try:
             self._conn = connect(self.path)
-            self._conn.executescript(SCHEMA)
-            add_missing_columns(self._conn)
-            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)  # the transaction stays open until COMMIT
+            try:
+                add_missing_columns(self._conn)
+                rows = [("schema", str(SCHEMA_VERSION)), *(meta or {}).items()]
+                self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
