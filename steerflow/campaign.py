@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -36,7 +37,8 @@ from . import pools as pools_mod
 from . import journal as journal_mod
 from .agents import Context, Handler, SteeringError, handlers_of
 from .engines.base import Engine
-from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed, first_line
+from .errors import (CampaignDirectoryError, CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed,
+                     first_line)
 from .futures import TaskFuture
 from .replay import JournalReplay, resolved_future
 from .resources import Allocation
@@ -65,6 +67,16 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
+def unwritable(directory: Path, exc: OSError | sqlite3.Error) -> CampaignDirectoryError:
+    """The error for a campaign directory that cannot be created or written: what failed, and what to do."""
+    where = getattr(exc, "filename", None) or directory / "journal.db"
+    return CampaignDirectoryError(
+        f"{directory} cannot hold a campaign: {journal_mod.describe_error(exc)} on {where}. "
+        "Give a directory you can write to (a campaign's journal is written while it runs, also when it "
+        "resumes); a read-only copy can still be read with `steerflow status` and `steerflow report DIR --out "
+        "FOLDER`.")
+
+
 class Campaign(SteeringLoop):
     """Tasks, agents, an allocation, an engine and a journal in one directory.
 
@@ -90,8 +102,11 @@ class Campaign(SteeringLoop):
         engine = engines.resolve(engine)
         requested = Path(directory).resolve()
         self.directory, forced = launch.place(requested)  # `steerflow resume` says where each campaign lives now
-        dirlock.prepare(self.directory)
-        self._lock_fd = dirlock.acquire(self.directory)
+        try:
+            dirlock.prepare(self.directory)
+            self._lock_fd = dirlock.acquire(self.directory)
+        except OSError as exc:
+            raise unwritable(self.directory, exc) from exc
         journal_path = self.directory / "journal.db"
         # a journal that records nothing (its driver killed as it began) is no campaign: this one starts there
         exists = journal_path.exists() and not journal_mod.holds_nothing(journal_path)
@@ -117,9 +132,11 @@ class Campaign(SteeringLoop):
         created = {} if self.resumed else {"launch": json.dumps(self.launch), "created": json.dumps(time.time())}
         try:
             self.journal = journal_mod.Journal(self.directory, meta=created)
-        except BaseException:
+        except BaseException as exc:
             self._runtime.shutdown(wait=False, cancel_futures=True)
             dirlock.release(self._lock_fd)
+            if isinstance(exc, (OSError, sqlite3.Error)):
+                raise unwritable(self.directory, exc) from exc
             raise
         self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
         # On resume the journal is read as the script submits and as the replay goes, never loaded whole.

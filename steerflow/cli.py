@@ -66,6 +66,10 @@ def _print_table(title: str, result: dict[str, Any], targets: dict[str, tuple[st
 # ---- bench -----------------------------------------------------------------------------------
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.json:
+        _writable_folder(Path(args.json).resolve().parent, "--json FILE")
+        if Path(args.json).is_dir():
+            raise CliError(f"--json {args.json} is a directory; give the file to write the results to.")
     if args.what == "runtime" and args.engine == "dask":
         from .bench import dask_engine
 
@@ -230,6 +234,11 @@ def _resume(args: argparse.Namespace) -> int:
     found = rundirs.find(args.dir)
     group = _group(found)
     first = group[min(group)]
+    for directory in group.values():
+        if not os.access(directory, os.W_OK):
+            raise CliError(f"{directory} cannot be written (a read-only file system, or not yours), and a resume "
+                           "writes its journal. Copy the directory to a place you can write to and resume the copy; "
+                           f"read it as it is with `steerflow status {directory}`.")
     record = rundirs.meta(first).get("launch")
     from .journal import holds_nothing
 
@@ -382,7 +391,23 @@ def _cancel(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .observe.report import command
 
-    return command(rundirs.one(args.dir, "report"), args.out, args.json)
+    directory = rundirs.one(args.dir, "report")
+    if not args.json:
+        _writable_folder(Path(args.out) if args.out else directory / "report", "--out FOLDER")
+    return command(directory, args.out, args.json)
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` now, before minutes of work whose output would have nowhere to go."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(folder))
+    except OSError as exc:
+        from .journal import describe_error
+
+        raise CliError(f"cannot write to {folder}: {describe_error(exc)}. Give a folder you can write to with "
+                       f"{option}.") from None
 
 
 def _dashboard(args: argparse.Namespace) -> int:

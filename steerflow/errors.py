@@ -95,6 +95,13 @@ class CampaignLocked(SteerflowError):
         super().__init__(message)
 
 
+class CampaignDirectoryError(SteerflowError, OSError):
+    """The campaign directory cannot be created or written (a read-only file system, no permission, a full disk).
+
+    An `OSError` too, so code that caught the bare error still catches it (the cause is its ``__cause__``).
+    """
+
+
 class CampaignStopped(SteerflowError):
     """`steerflow cancel DIR --stop` stopped this script's campaign: the script starts no other campaign."""
 

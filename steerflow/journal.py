@@ -89,9 +89,27 @@ RESULT = "result_obj"  # a `put_result` in `put_many`'s pairs
 _MANY = "many"  # a `put_many` item: its pairs, in order
 
 
+def readonly_uri(path: str | os.PathLike[str]) -> str:
+    """The URI that reads the journal at ``path`` without writing anything, also where nothing can be written.
+
+    A WAL journal read with ``mode=ro`` needs its ``-shm`` file, which SQLite creates beside it: in a
+    directory the reader cannot write (a read-only file system, an archive, a colleague's campaign) that
+    fails with "unable to open database file". There, with no ``-shm`` and no write-ahead log left (a
+    driver that closed, or none running), the database file holds everything, and nobody writes it while
+    we read: ``immutable=1`` reads it as it is.
+    """
+    path = os.fspath(path)
+    if os.access(os.path.dirname(path) or ".", os.W_OK) or os.path.exists(f"{path}-shm"):
+        return f"file:{path}?mode=ro"
+    wal = f"{path}-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:  # rows only in the log: SQLite's read-only WAL path
+        return f"file:{path}?mode=ro"
+    return f"file:{path}?immutable=1"
+
+
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+        conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=10, check_same_thread=False)
     else:
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -115,7 +133,7 @@ def holds_nothing(path: Path) -> bool:
     rows not committed yet): running its script again starts the campaign afresh there, losing nothing.
     """
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=10)
     except sqlite3.Error:
         return False
     try:

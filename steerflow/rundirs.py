@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .dirlock import holder
-from .journal import state_rows, states_sql
+from .journal import readonly_uri, state_rows, states_sql
 from .errors import SteerflowError
 
 JOURNAL = "journal.db"
@@ -70,7 +70,7 @@ def one(path: str | Path, command: str, suffix: str = "") -> Path:
 
 
 def connect(directory: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{directory / JOURNAL}?mode=ro", uri=True, timeout=10)
+    return sqlite3.connect(readonly_uri(directory / JOURNAL), uri=True, timeout=10)
 
 
 def meta(directory: Path) -> dict[str, Any]:

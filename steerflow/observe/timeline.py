@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import journal as journal_mod
-from ..journal import TIMING, state_rows
+from ..journal import TIMING, readonly_uri, state_rows
 
 CLOSES_RUN = frozenset({"waiting", "done", "failed", "cancelled", "interrupted"})
 FINISHED = frozenset({"done", "failed", "cancelled"})
@@ -89,7 +89,7 @@ def open_journal(directory: str | Path, any_thread: bool = False) -> sqlite3.Con
     if not db.exists():
         raise FileNotFoundError(f"{directory} holds no campaign journal (no journal.db); "
                                 "give the directory a campaign ran in.")
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10, check_same_thread=not any_thread)
+    return sqlite3.connect(readonly_uri(db), uri=True, timeout=10, check_same_thread=not any_thread)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
