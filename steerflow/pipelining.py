@@ -28,7 +28,7 @@ from .engines.base import Engine, Event, Launch, Pipelining
 from .records import Attempt, TaskRecord
 from .resources import Allocation
 from .scheduler import Scheduler
-from .task import Function, TaskState
+from .task import Executable, Function, TaskState
 
 # A function is queued behind others only if it runs at least this long (so far; unknown ones are). Shorter
 # ones gain nothing: the driver's own turn per task (~0.1 ms) is then the bottleneck, and queueing adds to it.
@@ -65,6 +65,12 @@ class Pipeline:
         self._stolen: set[int] = set()  # stolen since a task last ended (not stolen twice: no back and forth)
         self._stealing: set[int] = set()  # asked back to run on an idle core, the answer not heard yet
 
+    def _queueable(self, spec: Any) -> bool:
+        """A function, or a plain program where the engine runs programs in its warm workers (they then go
+        ahead and queue behind as functions do: a core passes from one to the other with no driver between)."""
+        return isinstance(spec, Function) or (isinstance(spec, Executable) and spec.launcher == "none"
+                                              and getattr(self.engine, "programs_in_workers", False))
+
     @staticmethod
     def _keys(placement: Any) -> frozenset:
         keys = []
@@ -100,7 +106,7 @@ class Pipeline:
         if len(owners) == 1:
             (owner,) = owners.values()
             if keys == self._ahead_keys[owner.id] and owner.id not in self._queue_of and owner.state is TaskState.RUNNING \
-                    and not owner.kill_reason and isinstance(record.spec, Function) and record.request.ranks == 1 \
+                    and not owner.kill_reason and self._queueable(record.spec) and record.request.ranks == 1 \
                     and record.request.nodes is None:
                 attempt = len(record.attempts) + 1
                 nodes = tuple(self.allocation.nodes[s.node].name for s in placement.slots)

@@ -286,6 +286,45 @@ def _wrap(argv: list[str]) -> None:
     os._exit(127)
 
 
+def run_program(argv: list[str], env: dict[str, str], cwd: str | None, out: str, err: str) -> int:
+    """Run a plain program as a child of this process and wait for it: how a warm worker runs an executable task.
+
+    The short path the pool takes for its programs (`subprocess` in the worker), with the guarantees a
+    program has in its own guard: the worker is its CPUs' (it bound itself to them), a child subreaper
+    below a guard, and kills what the program left when the task ends; a cancel or timeout kills the
+    worker's whole tree. stdout and stderr go to the task's files (0600), stdin is /dev/null, and the
+    program gets ``env`` whole (not the worker's). A preempt (`Preempted`, raised here by the worker's
+    signal handler) sends the program's tree SIGTERM, as for a program in its own guard, and its exit
+    is reported as usual. A program that cannot start: 127 and a line in its stderr file, as the guard's.
+    Returns the code as ``Popen.returncode`` (negative: killed by that signal).
+    """
+    import subprocess
+
+    fds = []
+    try:
+        for path in (out, err):
+            fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+        try:
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1],
+                                    start_new_session=True)
+        except OSError as exc:
+            what = "could not set up" if cwd is not None and getattr(exc, "filename", None) == cwd else "cannot run"
+            os.write(fds[1], f"steerflow: {what} {argv[0] if argv else '(nothing)'}: {exc}\n".encode(errors="replace"))
+            return 127
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        return proc.wait()
+    except BaseException:  # noqa: BLE001 - a preempt (or any signal that raised): stop the program as its guard would
+        signal_tree(proc.pid, signal.SIGTERM)
+        while True:
+            try:
+                return proc.wait()
+            except BaseException:  # noqa: BLE001 - a second preempt while it stops: keep waiting for it
+                continue
+
+
 def process_alive(pid: int) -> bool:
     """True while the process exists and is not a zombie (a reaped or exited pid reads as gone)."""
     try:

@@ -271,9 +271,9 @@ class RuntimeLoop(Pipeline):
         except Exception as exc:  # noqa: BLE001 - a task the engine cannot start fails alone
             self._fail_alone(record, "launched", exc)
             return
-        if self._pipelining and record.request.ranks == 1 and record.request.nodes is None \
-                and isinstance(record.spec, Function) and (self._pipeline_all or self._run_times.get(
-                    record.spec.fn, PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
+        if self._pipelining and record.request.ranks == 1 and record.request.nodes is None and (
+                self._queueable(record.spec) if not isinstance(record.spec, Function) else self._pipeline_all
+                or self._run_times.get(record.spec.fn, PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
             self._candidates[record.id] = record
 
     def _fail_alone(self, record: TaskRecord, what: str, exc: BaseException) -> None:

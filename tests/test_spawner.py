@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 
+from steerflow.engines.local import LocalEngine
 from steerflow.proctree import process_alive
 from steerflow.resources import Allocation
 from steerflow.runtime import Runtime
@@ -21,7 +22,8 @@ SHOW = ("import os; s = open(f'/proc/{os.getppid()}/stat', 'rb').read(); "
 
 
 def test_a_program_runs_below_a_guard_forked_by_the_launcher(tmp_path):
-    with Runtime(Allocation.declare(nodes=1, cores=2), run_dir=tmp_path / "run") as rt:
+    with Runtime(Allocation.declare(nodes=1, cores=2), LocalEngine(programs_in_workers=False),
+                 run_dir=tmp_path / "run") as rt:  # (the launcher's path: programs not in warm workers)
         launcher = rt.engine._spawner
         assert launcher is not None and process_alive(launcher.proc.pid)
         hold = rt.submit(Executable(["sleep", "30"]))  # takes core 0: the next one gets core 1
@@ -39,7 +41,8 @@ def test_a_program_runs_below_a_guard_forked_by_the_launcher(tmp_path):
 
 def test_programs_outlive_a_dead_launcher_never_and_later_ones_still_run(tmp_path):
     pidfile = tmp_path / "pid"
-    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path / "run", lost_retries=0) as rt:
+    with Runtime(Allocation.declare(nodes=1, cores=1), LocalEngine(programs_in_workers=False),
+                 run_dir=tmp_path / "run", lost_retries=0) as rt:
         launcher = rt.engine._spawner
         running = rt.submit(Executable(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"]))
         assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 30)

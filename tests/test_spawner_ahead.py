@@ -16,6 +16,7 @@ import time
 import pytest
 
 from steerflow.engines import spawner
+from steerflow.engines.local import LocalEngine
 from steerflow.proctree import descendants, process_alive
 from steerflow.resources import Allocation
 from steerflow.runtime import Runtime
@@ -115,7 +116,8 @@ def test_stopping_the_launcher_takes_its_waiting_guards_along(tmp_path):
 
 def test_programs_of_a_runtime_start_in_guards_forked_ahead(tmp_path):
     """Through the engine: many short programs, two at a time, each below a guard the launcher had ready."""
-    with Runtime(Allocation.declare(nodes=1, cores=2), run_dir=tmp_path / "run") as rt:
+    with Runtime(Allocation.declare(nodes=1, cores=2), LocalEngine(programs_in_workers=False),
+                 run_dir=tmp_path / "run") as rt:
         futures = [rt.submit(Executable(["sh", "-c", f"echo {i}; exit {i % 3}"])) for i in range(30)]
         for i, future in enumerate(futures):
             if i % 3 == 0:
@@ -150,11 +152,14 @@ def _all_gone_after(action, pids: list[int]) -> float:
             os.close(fd)
 
 
-def test_cancel_and_timeout_of_a_program_end_its_whole_tree_quickly(tmp_path):
-    """A program started in a guard forked ahead is killed with all it started, as fast as a function's worker
-    (the bar of tests/test_claims.py: one within 100 ms, the median within 0.5 s on a loaded machine)."""
+@pytest.mark.parametrize("in_workers", [False, True], ids=["guard", "worker"])
+def test_cancel_and_timeout_of_a_program_end_its_whole_tree_quickly(tmp_path, in_workers):
+    """A program started in a guard forked ahead, or in a warm worker, is killed with all it started, as fast as
+    a function's worker (the bar of tests/test_claims.py: one within 100 ms, the median within 0.5 s on a loaded
+    machine)."""
     took = []
-    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path / "run") as rt:
+    with Runtime(Allocation.declare(nodes=1, cores=1), LocalEngine(programs_in_workers=in_workers),
+                 run_dir=tmp_path / "run") as rt:
         for i in range(5):
             pids = tmp_path / f"pids{i}"
             future = rt.submit(Executable(["sh", "-c", TREE.format(pids=pids)]))
@@ -167,8 +172,10 @@ def test_cancel_and_timeout_of_a_program_end_its_whole_tree_quickly(tmp_path):
     assert min(took) < 0.1 and statistics.median(took) < 0.5, took
 
 
-def test_preempting_a_program_ends_its_tree_and_runs_it_again_with_its_new_arguments(tmp_path):
-    with Runtime(Allocation.declare(nodes=1, cores=1), run_dir=tmp_path / "run") as rt:
+@pytest.mark.parametrize("in_workers", [False, True], ids=["guard", "worker"])
+def test_preempting_a_program_ends_its_tree_and_runs_it_again_with_its_new_arguments(tmp_path, in_workers):
+    with Runtime(Allocation.declare(nodes=1, cores=1), LocalEngine(programs_in_workers=in_workers),
+                 run_dir=tmp_path / "run") as rt:
         pids = tmp_path / "pids"
         future = rt.submit(Executable(["sh", "-c", TREE.format(pids=pids)]))
         tree = _tree_of(pids)

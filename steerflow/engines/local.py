@@ -66,6 +66,19 @@ class _Stream:
                 events.append(Event("partial", launch.task_id, launch.attempt, line, "json"))
 
 
+class _InWorker:
+    """A plain program a warm worker runs (`proctree.run_program`): what the engine keeps of it until its end."""
+
+    __slots__ = ("launch", "stream")
+
+    def __init__(self, launch: Launch, stream: _Stream) -> None:
+        self.launch, self.stream = launch, stream
+
+
+#: the function a warm worker runs a plain program with (one spec: its number and bytes are made once)
+_RUN_PROGRAM = Function(proctree.run_program)
+
+
 class LocalEngine(WarmPool):
     """Runs tasks on this machine. ``workers`` is how many warm workers start at once (default: one per CPU).
 
@@ -73,15 +86,21 @@ class LocalEngine(WarmPool):
     environment), so it serves only tasks with that binding; a task bound otherwise gets an idle
     worker of its binding or a new one. At most ``workers`` + 2 idle workers are kept: the one idle
     longest makes room. Same-shaped tasks keep reusing the workers that have their function loaded.
-    Plain programs start in a guard that a warm launcher forked ahead (`steerflow.engines.spawner`): one
-    write to a waiting process, which execs them. MPI programs, and all programs if that launcher is
-    gone, start through the wrapper (`launchers.reaper_command`).
+    A plain (non-MPI) program runs in an idle warm worker of its binding, as the pool runs its programs
+    (`proctree.run_program`: the worker forks it, waits, and kills what it left), and may be queued on a
+    busy worker behind the task it runs (`launch_behind`), so a core goes from a function to a program or
+    back with no round trip to the driver. Where no worker of its binding is idle (or
+    ``programs_in_workers`` is False) it starts in a guard that a warm launcher forked ahead
+    (`steerflow.engines.spawner`): one write to a waiting process, which execs it. MPI programs, and all
+    programs if that launcher is gone, start through the wrapper (`launchers.reaper_command`).
     """
 
     local = True
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, programs_in_workers: bool = True) -> None:
         self.initial_workers = workers
+        self.programs_in_workers = programs_in_workers
+        self._programs: dict[int, _InWorker] = {}  # plain programs that warm workers run or have queued
         self._allocation: Allocation | None = None
         self._run_dir = Path(".")
         self._checkpoints = os.path.join(".", "checkpoints", "")
@@ -179,6 +198,9 @@ class LocalEngine(WarmPool):
             child.proc.wait()
             self._close_child(child)
         self._spawned.clear()
+        for program in self._programs.values():
+            self._drop_program(program)
+        self._programs.clear()
         launcher, self._spawner = self._spawner, None
         if launcher is not None:
             try:
@@ -201,7 +223,8 @@ class LocalEngine(WarmPool):
         else:
             self._launch_executable(launch)
 
-    def _launch_executable(self, launch: Launch) -> None:
+    def _program_env(self, launch: Launch) -> tuple[list[str], dict[str, str], Path, _Stream]:
+        """A program's command line, its whole environment, the stem of its output files and its stream."""
         spec = launch.spec
         assert isinstance(spec, Executable) and self._allocation is not None
         cmd, extra = launchers.executable_command(spec, self._allocation, launch.placement, local=self.local)
@@ -211,11 +234,70 @@ class LocalEngine(WarmPool):
         env["STEERFLOW_TASK_ID"] = str(launch.task_id)
         env.update(extra)
         env["STEERFLOW_CHECKPOINT"] = self._checkpoint_path(launch.task_id)
+        bad = next((t for t in (*cmd, *env, *env.values(), os.fspath(spec.cwd or "")) if "\0" in t), None)
+        if bad is not None or any("=" in name for name in env):  # what Popen refuses: the runtime fails it alone
+            raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
+                             else "illegal environment variable name")
         out_dir = self._run_dir / "tasks"
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = out_dir / f"{launch.task_id}.{launch.attempt}"
         stream = _Stream(f"{stem}.partial")
         env["STEERFLOW_PARTIAL"] = stream.path
+        return cmd, env, stem, stream
+
+    def _in_worker(self, launch: Launch, env: dict[str, str], stem: Path, stream: _Stream) -> Launch:
+        """The launch of `proctree.run_program` that runs this plain program in a warm worker."""
+        spec = launch.spec
+        assert isinstance(spec, Executable)
+        argv = launchers.program_argv(spec)
+        payload = serialize.dumps(((argv, env, spec.cwd, f"{stem}.out", f"{stem}.err"), {}))
+        program = _InWorker(launch, stream)
+        self._programs[launch.task_id] = program
+        self._sel.register(stream.rfd, selectors.EVENT_READ, (program, stream))
+        return Launch(launch.task_id, launch.attempt, _RUN_PROGRAM, launch.placement, payload)
+
+    def _worker_waits(self, launch: Launch) -> bool:
+        """An idle warm worker of this placement's binding is there (a program runs in it, not in a new one)."""
+        slot = launch.placement.slots[0]
+        node = self._allocation.nodes[slot.node]  # type: ignore[union-attr]
+        binding = (",".join(node.gpu_ids[g] for g in slot.gpus), str(len(slot.cores)))
+        return any(worker.binding == binding for worker in self._idle)
+
+    def launch_behind(self, launch: Launch, behind: int) -> bool:
+        """As `WarmPool.launch_behind`; a plain program too, run by that worker once its task ends."""
+        spec = launch.spec
+        if not isinstance(spec, Executable):
+            return super().launch_behind(launch, behind)
+        if not self.programs_in_workers or spec.launcher != "none" or behind not in self._busy:
+            return False
+        _, env, stem, stream = self._program_env(launch)
+        if super().launch_behind(self._in_worker(launch, env, stem, stream), behind):
+            return True
+        self._drop_program(self._programs.pop(launch.task_id))
+        return False
+
+    def withdraw(self, task_id: int) -> bool:
+        taken = super().withdraw(task_id)
+        if taken and self._programs:
+            program = self._programs.pop(task_id, None)
+            if program is not None:  # never started: its stream goes (a new attempt makes its own)
+                self._drop_program(program)
+        return taken
+
+    def _drop_program(self, program: _InWorker) -> None:
+        try:
+            self._sel.unregister(program.stream.rfd)
+        except (KeyError, ValueError):
+            pass
+        _close_stream(program.stream)
+
+    def _launch_executable(self, launch: Launch) -> None:
+        spec = launch.spec
+        assert isinstance(spec, Executable) and self._allocation is not None
+        cmd, env, stem, stream = self._program_env(launch)
+        if spec.launcher == "none" and self.programs_in_workers and self._worker_waits(launch):
+            self._launch_function(self._in_worker(launch, env, stem, stream))
+            return
         if spec.launcher == "none" and self._spawner is not None:
             self._spawn_program(launch, env, f"{stem}.out", f"{stem}.err", stream)
             return
@@ -246,11 +328,6 @@ class LocalEngine(WarmPool):
         slot = launch.placement.slots[0]
         cpus = self._allocation.nodes[slot.node].physical_cpus(slot.cores)
         argv = launchers.program_argv(spec)
-        bad = next((t for t in (*argv, *env, *env.values(), os.fspath(spec.cwd or "")) if "\0" in t), None)
-        if bad is not None or any("=" in name for name in env):  # what Popen refuses: the runtime fails it alone
-            _close_stream(stream)
-            raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
-                             else "illegal environment variable name")
         pid = self._spawner.start(spawner.request_frame(
             (argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus))))
         if pid is None:  # the launcher is gone (it never should be): this program is lost, later ones use the wrapper
@@ -363,7 +440,31 @@ class LocalEngine(WarmPool):
                 self._on_child(source, events)
         if self._spawned:
             self._reap_spawned(events)
+        if self._programs:
+            events = self._program_ends(events)
         return events
+
+    def _program_ends(self, events: list[Event]) -> list[Event]:
+        """A warm worker's reply about a plain program it ran, told as a program's end (its exit code)."""
+        out: list[Event] = []
+        for event in events:
+            program = self._programs.get(event.task_id) if event.kind in ("ok", "error", "lost", "requeue") else None
+            if program is None or program.launch.attempt != event.attempt:
+                out.append(event)
+                continue
+            del self._programs[event.task_id]
+            if event.kind != "requeue":  # what it streamed comes before its end
+                program.stream.read(program.launch, out, final=True)
+            self._drop_program(program)
+            if event.kind == "ok":
+                code = serialize.loads(event.value)
+                if code < 0:
+                    event = Event("lost", event.task_id, event.attempt, text=f"it was killed by {exit_status(code)}",
+                                  code=code)
+                else:
+                    event = Event("exit", event.task_id, event.attempt, code=code, times=event.times)
+            out.append(event)
+        return out
 
     def _reap_spawned(self, events: list[Event]) -> None:
         """Programs whose exit the launcher reported (or whose launcher died): their ends, as `_on_child` says."""
