@@ -64,6 +64,7 @@ SCHEMA_VERSION = 2
 FINAL = frozenset(("done", "failed", "cancelled"))  # the states that end an attempt with a result
 
 INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path
+FAILURE_TEXT_LIMIT = 64 * 1024  # characters of a failure's text (message, traceback) that the journal keeps
 
 _STATEMENTS = {
     # a task's row with its state as of the end of the batch it was submitted in (see `_Batch`)
@@ -313,6 +314,16 @@ class Journal:
     def _result_row(self, key: int, ok: bool, value: Any, blob: bytes | None, error: str | None,
                     started: float, ended: float, timing: bytes | None = None,
                     load: Callable[[], Any] | None = None) -> tuple:
+        if not ok:  # a failure is kept bounded: an exception may carry megabytes (an array in its message)
+            error = clip(error) if error else error
+            if isinstance(value, BaseException):
+                try:
+                    blob = serialize.dumps_inband(value)
+                except Exception:  # noqa: BLE001 - an exception with an unpicklable attribute
+                    blob = None
+                if blob is None or len(blob) > 4 * FAILURE_TEXT_LIMIT:
+                    value = bounded_failure(value)
+                    blob = serialize.dumps_inband(value)
         if (blob is None or len(blob) > INLINE_LIMIT or serialize.shm_paths(blob)
                 or isinstance(blob, serialize.Elsewhere)):  # a reference to data kept on a node: store the value
             try:
@@ -471,6 +482,33 @@ def pack_series(values: tuple[float | None, ...]) -> bytes:
     """
     nan = float("nan")
     return struct.pack(f"<{len(values)}d", *(nan if v is None else float(v) for v in values))
+
+
+def clip(text: str, limit: int = FAILURE_TEXT_LIMIT) -> str:
+    """``text`` whole when short; else its first and last ``limit // 2`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return (f"{text[:half]}\n... ({len(text) - 2 * half:,} characters cut: the journal keeps a failure's first "
+            f"and last {half:,}) ...\n{text[-half:]}")
+
+
+def bounded_failure(exc: BaseException) -> BaseException:
+    """What the journal keeps of a failure too large (or unpicklable) to store: the same type with its message and
+    notes clipped where that type can be made from a message, else a `TaskFailed` saying what it was."""
+    from .errors import TaskFailed
+
+    text = clip(str(exc))
+    notes = [clip(str(n)) for n in getattr(exc, "__notes__", ())[:4]]
+    try:
+        kept: BaseException = type(exc)(text)
+        for note in notes:
+            kept.add_note(note)
+        if len(serialize.dumps_inband(kept)) <= 8 * FAILURE_TEXT_LIMIT:
+            return kept
+    except Exception:  # noqa: BLE001 - its constructor wants other arguments, or it does not pickle
+        pass
+    return TaskFailed(clip(f"{type(exc).__name__}: {text}" + "".join(f"\n{n}" for n in notes)))
 
 
 def describe_error(exc: BaseException) -> str:
