@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import wait
 
+import pytest
+
 from steerflow.bench.floor import mixed_set, warm_up_set
 from steerflow.bench.runtime import sleep_for
 from steerflow.resources import Allocation
@@ -27,3 +29,17 @@ def test_after_the_warm_up_a_two_core_function_finds_its_worker_started(tmp_path
         started = {worker.proc.pid for worker in rt.engine._idle}
         rt.submit(Function(sleep_for, (0.01,), cores=2)).result(timeout=60)
         assert {worker.proc.pid for worker in rt.engine._idle} == started  # no worker started for it
+
+
+def test_the_same_policy_ideal_is_the_schedulers_own_reservation_at_zero_overhead():
+    """A wide task reserving after max_bypass=0 bypasses delays the narrow ones behind it; unbounded backfill
+    (the headline ideal) starves it instead. With bypasses unbounded both ideals agree, on the benchmark's set too."""
+    from steerflow.bench.floor import list_schedule_makespan, same_policy_makespan
+
+    tasks = [(1, 1.0), (2, 0.1), (1, 1.0), (1, 1.0), (1, 1.0)]
+    assert list_schedule_makespan(tasks, 2) == pytest.approx(2.1)
+    assert same_policy_makespan(tasks, 2, max_bypass=0) == pytest.approx(3.1)
+    assert same_policy_makespan(tasks, 2, max_bypass=10**9) == pytest.approx(2.1)
+    timed = [(cores, seconds) for _, cores, seconds in mixed_set()]
+    assert same_policy_makespan(timed, 2, 10**9) == pytest.approx(list_schedule_makespan(timed, 2))
+    assert same_policy_makespan(timed, 2, 64) >= list_schedule_makespan(timed, 2)

@@ -224,6 +224,8 @@ def run(repeat: int = 3, workers: int = 2, shapes_n: int = 300) -> dict[str, flo
     result["campaign_throughput_vs_floor"] = (result["campaign_throughput_tasks_per_s"]
                                               / result["floor_campaign_throughput_tasks_per_s"])
     result["mixed_efficiency_gap_pts"] = result["floor_mixed_efficiency_pct"] - result["mixed_efficiency_pct"]
+    result["mixed_efficiency_same_policy_gap_pts"] = (result["floor_mixed_efficiency_pct"]
+                                                      - result["mixed_efficiency_same_policy_pct"])
     result.update(shape_rows(shapes.measure(n=shapes_n, workers=workers, repeat=repeat)))
     placements = placements_per_second(nodes=10_000)
     result["placements_per_s_10k_nodes"] = placements["placements_per_s"]
