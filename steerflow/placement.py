@@ -22,9 +22,9 @@ Memory
     A node declared with ``memory_mb=0`` has unknown memory, which is not limited.
 
 Cost
-    Nodes sit in buckets keyed by (free cores, free GPUs) with bitmasks of non-empty
-    buckets, so a best-fit node is found in a few big-int operations whatever the node
-    count; a node with no free core is in no bucket (only counted by free GPUs), so on a full
+    Nodes sit in buckets keyed by (free cores, free GPUs), numbered ``cores * stride + GPUs``, with
+    one bitmask of the non-empty ones, so a best-fit node is the lowest set bit of that mask above
+    the request's row (a few big-int operations whatever the node count); a node with no free core is in no bucket (only counted by free GPUs), so on a full
     machine a node that fills up or gets a core back costs one bucket operation, not two. The
     common request (one rank, no memory) has its own short path (:meth:`NodeIndex._take_one`,
     :meth:`NodeIndex._give_one`). Contiguous whole-node runs are found with shifts over a bitmask of fully free
@@ -162,16 +162,20 @@ class NodeIndex:
         for t in zip(self._cores, self._gpus, self._mem):
             self._types[t] = self._types.get(t, 0) + 1
         self._gs = gs = max(self._gpus) + 1                    # bucket stride
-        # nodes by (free cores, free GPUs); _pos: each node's index in its bucket (removal swaps in the last).
-        # Nodes with no free core are in no bucket: no request (each rank needs a core) is placed on them, so on
-        # a full machine a node that fills up or gets its first core back costs nothing here. Only GPU-only
-        # counts (_count_fits) ask for them: _gcount counts all nodes by free GPUs, the buckets' nodes subtracted.
-        self._buckets: list[list[int]] = [[] for _ in range((max(self._cores) + 1) * gs)]
+        # nodes by (free cores r, free GPUs g), bucket r * gs + g; _pos: each node's index in its bucket (removal
+        # swaps in the last). Nodes with no free core are in no bucket: no request (each rank needs a core) is
+        # placed on them, so on a full machine a node that fills up or gets its first core back costs nothing
+        # here. Only GPU-only counts (_count_fits) ask for them: _gcount counts all nodes by free GPUs, the
+        # buckets' nodes subtracted.
+        rows = max(self._cores) + 1
+        self._buckets: list[list[int]] = [[] for _ in range(rows * gs)]
         self._gcount = [0] * gs
         self._pos = [0] * n
-        self._rowmask = [0] * (max(self._cores) + 1)           # per free-core count: bits of non-empty GPU buckets
-        self._rows = 0                                         # bits of free-core counts with a non-empty bucket
-        #                                                        (bit 0, the nodes with no free core, is never set)
+        # bit r * gs + g set: bucket (r, g) holds a node. In bucket order, bits run by free cores, then free GPUs:
+        # the lowest set bit at or above a request's row is its best fit. _cols[g]: the bits of the buckets with
+        # at least g free GPUs, in every row (a request for g GPUs looks only there).
+        self._bm = 0
+        self._cols = [sum(((1 << gs) - (1 << g)) << r * gs for r in range(rows)) for g in range(gs)]
         for i in range(n):
             self._bucket(i)
         self._isfree = [True] * n
@@ -180,7 +184,7 @@ class NodeIndex:
         self._offline: dict[int, list[int]] = {}               # node -> what it holds while gone: [core mask,
         #                                                        GPU mask, cores, GPUs, MB]
         # the lists the scheduler's hot path reads, as one tuple (one attribute load instead of ten)
-        self._lists = (self._rowmask, self._buckets, gs, self._pos, self._gcount, self._fc, self._fg, self._nc,
+        self._lists = (self._cols, self._buckets, gs, self._pos, self._gcount, self._fc, self._fg, self._nc,
                        self._ng, self._isfree, self._min_c)
         self._wf = (1 << n) - 1                                # fully free nodes
         self._eligible: dict[tuple, int] = {}                  # whole-node shape -> nodes able to hold its share
@@ -192,12 +196,12 @@ class NodeIndex:
         self._gcount[g] += 1
         if not r:
             return
-        b = self._buckets[r * self._gs + g]
+        j = r * self._gs + g
+        b = self._buckets[j]
         self._pos[i] = len(b)
         b.append(i)
         if len(b) == 1:
-            self._rowmask[r] |= 1 << g
-            self._rows |= 1 << r
+            self._bm |= 1 << j
 
     def _unbucket(self, i: int) -> None:
         r = self._nc[i]
@@ -208,17 +212,15 @@ class NodeIndex:
 
     def _drop(self, i: int, r: int, g: int) -> None:
         """Take node i out of the bucket of (r > 0 free cores, g free GPUs)."""
-        b = self._buckets[r * self._gs + g]
+        j = r * self._gs + g
+        b = self._buckets[j]
         last = b.pop()
         if last != i:
             p = self._pos[i]
             b[p] = last
             self._pos[last] = p
         elif not b:
-            rowmask = self._rowmask
-            rm = rowmask[r] = rowmask[r] & ~(1 << g)
-            if not rm:
-                self._rows &= ~(1 << r)
+            self._bm ^= 1 << j
 
     def _move(self, i: int, r0: int, g0: int, r: int, g: int) -> None:
         """Node i's free (cores, GPUs) went from (r0, g0) to (r, g): move it to its new bucket."""
@@ -229,62 +231,60 @@ class NodeIndex:
         if r0:
             self._drop(i, r0, g0)
         if r:
-            b = self._buckets[r * self._gs + g]
+            j = r * self._gs + g
+            b = self._buckets[j]
             self._pos[i] = len(b)
             b.append(i)
             if len(b) == 1:
-                self._rowmask[r] |= 1 << g
-                self._rows |= 1 << r
+                self._bm |= 1 << j
 
     # ---- finding room ------------------------------------------------------------------------------
     def _best_node(self, c: int, g: int, m: int) -> int:
         """The node with the fewest free cores (then GPUs) holding c cores, g GPUs and m MB, or -1."""
-        rows = self._rows >> c
-        rowmask, buckets, gs = self._rowmask, self._buckets, self._gs
-        while rows:
-            low = rows & -rows
-            rows ^= low
-            r = c + low.bit_length() - 1
-            gm = rowmask[r] >> g
-            while gm:
-                lowg = gm & -gm
-                gm ^= lowg
-                b = buckets[r * gs + g + lowg.bit_length() - 1]
-                if not m:
-                    return b[-1]
-                fm = self._fm
-                for j in range(len(b) - 1, -1, -1):
-                    if fm[b[j]] >= m:
-                        return b[j]
+        if g >= self._gs:
+            return -1  # more GPUs than any node has
+        base = c * self._gs
+        bits = (self._bm & self._cols[g]) >> base  # buckets with >= c free cores and >= g free GPUs, best fit first
+        buckets = self._buckets
+        while bits:
+            low = bits & -bits
+            bits ^= low
+            b = buckets[base + low.bit_length() - 1]
+            if not m:
+                return b[-1]
+            fm = self._fm
+            for j in range(len(b) - 1, -1, -1):
+                if fm[b[j]] >= m:
+                    return b[j]
         return -1
 
     def _spread(self, ranks: int, k: int, g: int, m: int) -> list[tuple[int, int]] | None:
         """(node, ranks on it) covering ``ranks`` ranks, roomiest nodes first, or None."""
-        rows = self._rows >> k << k
-        rowmask, buckets, gs, fm = self._rowmask, self._buckets, self._gs, self._fm
+        buckets, gs, fm = self._buckets, self._gs, self._fm
+        if g >= gs:
+            return None  # more GPUs than any node has
+        base = k * gs
+        bits = (self._bm & self._cols[g]) >> base << base  # buckets with >= k free cores and >= g free GPUs
         left = ranks
         out: list[tuple[int, int]] = []
-        while rows:
-            r = rows.bit_length() - 1
-            rows ^= 1 << r
-            gm = rowmask[r] >> g << g
-            while gm:
-                gg = gm.bit_length() - 1
-                gm ^= 1 << gg
-                fit = r // k
-                if g and gg // g < fit:
-                    fit = gg // g
-                for node in buckets[r * gs + gg]:
-                    t = fit
-                    if m and fm[node] // m < t:
-                        t = fm[node] // m
-                        if not t:
-                            continue
-                    if t >= left:
-                        out.append((node, left))
-                        return out
-                    out.append((node, t))
-                    left -= t
+        while bits:  # roomiest first: by free cores, then free GPUs, both from the most down
+            j = bits.bit_length() - 1
+            bits ^= 1 << j
+            r, gg = divmod(j, gs)
+            fit = r // k
+            if g and gg // g < fit:
+                fit = gg // g
+            for node in buckets[j]:
+                t = fit
+                if m and fm[node] // m < t:
+                    t = fm[node] // m
+                    if not t:
+                        continue
+                if t >= left:
+                    out.append((node, left))
+                    return out
+                out.append((node, t))
+                left -= t
         return None
 
     def _eligible_mask(self, ranks: int, k: int, g: int, m: int, nodes: int) -> int:
@@ -311,25 +311,16 @@ class NodeIndex:
         takes back. The node is the last of the lowest row of free cores >= k, then of its lowest
         GPU bucket >= g; it gets its k lowest free cores and g lowest free GPUs.
         """
-        rows = self._rows >> k
-        rowmask = self._rowmask
-        while rows:
-            low = rows & -rows
-            r0 = k + low.bit_length() - 1
-            gm = rowmask[r0] >> g
-            if gm:
-                break
-            rows ^= low
-        else:
+        cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        base = k * gs
+        bits = (self._bm & cols[g] if g else self._bm) >> base
+        if not bits:
             return None
-        _, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
-        g0 = g + (gm & -gm).bit_length() - 1
-        b = buckets[r0 * gs + g0]
+        j = base + (bits & -bits).bit_length() - 1  # the best fit's bucket
+        b = buckets[j]
         node = b.pop()
         if not b:
-            rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-            if not rm:
-                self._rows &= ~(1 << r0)
+            self._bm ^= 1 << j
         fc = fcl[node]
         if k == 1:
             rest = fc & (fc - 1)  # without its lowest free core
@@ -338,7 +329,9 @@ class NodeIndex:
             for _ in range(k):
                 rest &= rest - 1
         fcl[node] = rest
+        r0 = nc[node]
         r = nc[node] = r0 - k
+        g0 = ng[node]
         if g:
             fg = fgl[node]
             restg = fg
@@ -354,12 +347,12 @@ class NodeIndex:
             gmask = 0
             g1 = g0
         if r:  # (a node with no free core is in no bucket)
-            b = buckets[r * gs + g1]
-            pos[node] = len(b)
+            j = r * gs + g1
+            b = buckets[j]
+            n = pos[node] = len(b)
             b.append(node)
-            if len(b) == 1:
-                rowmask[r] |= 1 << g1
-                self._rows |= 1 << r
+            if not n:
+                self._bm |= 1 << j
         if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
             isfree[node] = False
             self._wf ^= 1 << node
@@ -368,7 +361,7 @@ class NodeIndex:
 
     def _give_one(self, i: int, cm: int, gm: int, c: int, g: int, mm: int) -> None:
         """Take back what one node's flat record gave (any record on one node, not only _take_one's)."""
-        rowmask, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        _, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
         fcl[i] |= cm
         r0 = nc[i]
         r = nc[i] = r0 + c
@@ -384,22 +377,21 @@ class NodeIndex:
         if mm:
             self._fm[i] += mm
         if r0:  # it leaves its bucket (a node with no free core is in none)
-            b = buckets[r0 * gs + g0]
+            j = r0 * gs + g0
+            b = buckets[j]
             last = b.pop()
             if last != i:
                 p = pos[i]
                 b[p] = last
                 pos[last] = p
             elif not b:
-                rm = rowmask[r0] = rowmask[r0] & ~(1 << g0)
-                if not rm:
-                    self._rows &= ~(1 << r0)
-        b = buckets[r * gs + g1]
-        pos[i] = len(b)
+                self._bm ^= 1 << j
+        j = r * gs + g1
+        b = buckets[j]
+        n = pos[i] = len(b)
         b.append(i)
-        if len(b) == 1:
-            rowmask[r] |= 1 << g1
-            self._rows |= 1 << r
+        if not n:
+            self._bm |= 1 << j
         if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
             isfree[i] = True
             self._wf |= 1 << i
@@ -544,22 +536,22 @@ class NodeIndex:
     def _count_fits(self, c: int, g: int) -> int:
         """How many (c cores, g GPUs) pieces the free room of all nodes holds, node by node."""
         total = 0
-        rows = self._rows >> c << c
+        gs = self._gs
+        if g >= gs:
+            return 0  # more GPUs than any node has
         if not c and g:  # nodes with no free core: all nodes with gg >= g free GPUs, less those in buckets
-            for gg in range(g, self._gs):
-                in_buckets = sum(len(self._buckets[r * self._gs + gg]) for r in range(1, len(self._rowmask)))
+            for gg in range(g, gs):
+                in_buckets = sum(len(self._buckets[j]) for j in range(gs + gg, len(self._buckets), gs))
                 total += gg // g * (self._gcount[gg] - in_buckets)
-        while rows:
-            r = rows.bit_length() - 1
-            rows ^= 1 << r
-            gm = self._rowmask[r] >> g << g
-            while gm:
-                gg = gm.bit_length() - 1
-                gm ^= 1 << gg
-                fit = r // c if c else 1 << 62
-                if g and gg // g < fit:
-                    fit = gg // g
-                total += fit * len(self._buckets[r * self._gs + gg])
+        bits = (self._bm & self._cols[g]) >> c * gs << c * gs  # buckets with >= c free cores, >= g free GPUs
+        while bits:
+            j = bits.bit_length() - 1
+            bits ^= 1 << j
+            r, gg = divmod(j, gs)
+            fit = r // c if c else 1 << 62
+            if g and gg // g < fit:
+                fit = gg // g
+            total += fit * len(self._buckets[j])
         return total
 
     def free_memory_mb(self, node: int) -> int | None:

@@ -101,7 +101,7 @@ class _Class:
     """
 
     __slots__ = ("key", "ckey", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "queue",
-                 "base", "bypass", "usage", "simple", "mark", "at")
+                 "base", "bypass", "usage", "simple", "fast", "checked", "mark", "at")
 
     def __init__(self, key: tuple, priority: int, mark: list[int]) -> None:
         self.key = key
@@ -112,6 +112,7 @@ class _Class:
         self.shape = (self.k, self.g, self.m)
         #: one rank, no memory, no whole nodes: placed by the short path (NodeIndex._take_one) unless under a quota
         self.simple = self.ranks == 1 and not self.m and self.nodes is None
+        self.fast = self.checked = False  # set by the scheduler: see Scheduler._set_kind
         #: the order of its items: higher priority first, then submission order, as ONE int (an item's first
         #: field is base + its submission number; < 2**48 submissions keep the priorities apart)
         self.base = -priority << 48
@@ -160,16 +161,15 @@ class Scheduler(NodeIndex, SchedulerQueries):
         self._pool_count: dict[str, int] = {}
         self._closed: set[str] = set()
         self._fails: dict[tuple, int] = {}
-        # a pass's scratch containers, as one tuple: one attribute load for schedule() instead of five
-        self._scratch = (self._blocked, self._pool_stop, self._pool_count, self._closed, self._fails)
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
 
     # ---- trying one request ---------------------------------------------------------------------
-    def _try(self, cls: _Class, req: Request, fails: dict[tuple, int]) -> Placement | int:
-        """Place ``req`` now, or say why not. ``fails``: per rank shape, the fewest ranks that
+    def _try(self, cls: _Class, req: Request) -> Placement | int:
+        """Place ``req`` now, or say why not. ``_fails``: per rank shape, the fewest ranks that
         failed for want of room in this pass (room only shrinks during a pass)."""
         usage = cls.usage
+        fails = self._fails
         quota = self._quota.get(cls.pool) if self._quota else None
         if cls.nodes is not None:
             return self._try_whole(cls, req, quota, usage)
@@ -272,7 +272,16 @@ class Scheduler(NodeIndex, SchedulerQueries):
         if usage is None:
             usage = self._usage[req.pool] = [0, 0]
         cls.usage = usage  # cores and GPUs the pool holds now (one list per pool, shared by its classes)
+        self._set_kind(cls)
         return cls
+
+    def _set_kind(self, cls: _Class) -> None:
+        """How schedule() tries the class's head: ``fast``, by NodeIndex._take_one (one rank, no memory, no whole
+        nodes, no quota on its pool); ``checked``, after a check of the free room that _try would make (no whole
+        nodes, no quota); else by _try alone."""
+        free = cls.pool not in self._quota
+        cls.fast = cls.simple and free
+        cls.checked = cls.nodes is None and free
 
     def _advance(self, cls: _Class, lo: int = 0) -> None:
         """The queue lost its head: drop withdrawn items off its front and list its new head (at ``lo`` or after)."""
@@ -302,56 +311,55 @@ class Scheduler(NodeIndex, SchedulerQueries):
 
     def schedule(self, limit: int | None = None) -> list[Placement]:
         """Place as many waiting requests as fit now (at most ``limit``), in order, with backfill."""
-        out: list[Placement] = []
         heads = self._heads
-        if not heads or not self._free_c or (limit is not None and limit <= 0):
-            return out
+        if not heads or not self._free_c:
+            return []
+        if limit is None:
+            stop = 1 << 62  # the pass ends when this many placements were made
+        elif limit > 0:
+            stop = limit
+        else:
+            return []
+        out: list[Placement] = []
         pno = self._pass = self._pass + 1  # a key whose head fails is marked with it (see _Class.mark)
-        max_bypass = self.max_bypass
         waiting = self._waiting
-        quotas = self._quota
         records = self._placed
-        stale = self._stale
-        # scratch containers, reused from pass to pass (left empty after each):
-        # blocked: queues whose head is blocked in this pass (each with its `at`)
-        # pool_count: pool -> placements in it since the pass's first quota-blocked request (none before)
-        # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
+        # scratch containers, reused from pass to pass, touched only once a head is blocked (see the end):
         # closed: pools reserved by a quota-blocked request
-        # fails: rank shape -> fewest ranks that found no room in this pass
-        blocked, pool_stop, pool_count, closed, fails = self._scratch
-        stop = limit if limit is not None else 1 << 62  # the pass ends when this many placements were made
+        # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
+        closed = self._closed
+        pool_stop = self._pool_stop
+        blocked = None  # the queues whose head is blocked in this pass (self._blocked), once one is
         placed = 0
         i = 0
-        while i < len(heads) and placed < stop:
+        while i < len(heads):
             item = heads[i]
             cls = item[1]
             if cls.mark[0] == pno or (closed and cls.pool in closed):
                 i += 1  # its key failed in this pass (identical shapes fail alike), or its pool is reserved
                 continue
-            if (quotas and cls.pool in quotas) or cls.nodes is not None:
-                result = self._try(cls, item[2], fails)
-            elif cls.simple:  # one rank, no memory, no quota: the common request, in a quicker way
+            req = item[2]
+            if cls.fast:  # one rank, no memory, no quota: the common request, in a quicker way
                 held = self._take_one(cls.k, cls.g, cls.ckey)
                 if held is None:
                     result = _NO_ROOM
                 else:
-                    req = item[2]
                     records[req.id] = held
                     result = Placement(req, None, held)
-            elif cls.need_c > self._free_c or cls.need_g > self._free_g or not self._rows >> cls.k:
+            elif cls.checked and (cls.need_c > self._free_c or cls.need_g > self._free_g or not self._bm >> cls.k * self._gs):
                 result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
             else:
-                result = self._try(cls, item[2], fails)
+                result = self._try(cls, req)
             if result.__class__ is Placement:
                 out.append(result)  # type: ignore[arg-type]
                 placed += 1
-                del waiting[item[2].id]
+                del waiting[req.id]
                 queue = cls.queue
                 queue.popleft()
                 cls.bypass = 0
                 if queue:  # its next request is tried in this pass too, in its turn
                     nxt = queue[0]
-                    if not stale or waiting.get(nxt[2].id) is nxt:
+                    if not self._stale or waiting.get(nxt[2].id) is nxt:
                         if i + 1 == len(heads) or heads[i + 1][0] > nxt[0]:  # (orders differ: no tie)
                             heads[i] = nxt  # still the first in order from here
                         else:
@@ -363,17 +371,19 @@ class Scheduler(NodeIndex, SchedulerQueries):
                 else:
                     del heads[i]
                 if pool_stop:  # some request is blocked by its pool's quota: count the placements by pool
+                    pool_count = self._pool_count
                     pool = cls.pool
                     c = pool_count[pool] = pool_count.get(pool, 0) + 1
                     if pool_stop.get(pool) == c:
                         closed.add(pool)
-                if not self._free_c:
-                    break  # every request needs a core: nothing more can start
+                if placed == stop or not self._free_c:
+                    break  # (every request needs a core: with none free nothing more can start)
                 continue
             # its head is blocked: the placements after it in this pass bypass it (counted at the end)
             i += 1
             cls.mark[0] = pno
-            left = max_bypass - cls.bypass
+            left = self.max_bypass - cls.bypass
+            blocked = self._blocked
             if result == _NO_ROOM:
                 if left <= 0:
                     break  # reservation: nothing after it starts
@@ -383,23 +393,22 @@ class Scheduler(NodeIndex, SchedulerQueries):
                     stop = placed + left
             else:
                 self._blocked_by_quota(cls, left)
-        if blocked:  # each blocked head was bypassed by the placements made after it blocked
+        if blocked is not None:  # each blocked head was bypassed by the placements made after it blocked
+            pool_count = self._pool_count
             for cls in blocked:
                 at = cls.at
                 cls.bypass += (placed - at) if at >= 0 else (pool_count.get(cls.pool, 0) - ~at)
             blocked.clear()
             pool_count.clear()
             pool_stop.clear()
-        if closed:
             closed.clear()
-        if fails:
-            fails.clear()
+            self._fails.clear()  # (written only by a head that failed: blocked)
         return out
 
     def _blocked_by_quota(self, cls: _Class, left: int) -> None:
         """A head blocked by its pool's quota: only its own pool's placements bypass it, and it reserves
         only its own pool (once bypassed ``max_bypass`` times, no more placements in that pool this pass)."""
-        blocked, pool_stop, pool_count, closed, fails = self._scratch
+        blocked, pool_stop, pool_count, closed = self._blocked, self._pool_stop, self._pool_count, self._closed
         pool = cls.pool
         if left <= 0:
             closed.add(pool)
@@ -478,10 +487,13 @@ class Scheduler(NodeIndex, SchedulerQueries):
                                  f"got {value!r}.")
         if cores is None and gpus is None:
             self._quota.pop(pool, None)
-            return
-        if pool not in self._quota:  # what the pool holds is counted from now on (see usage())
-            usage = self._usage.get(pool)
-            if usage is None:
-                usage = self._usage[pool] = [0, 0]
-            usage[:] = self._held_by(pool)
-        self._quota[pool] = (cores, gpus)
+        else:
+            if pool not in self._quota:  # what the pool holds is counted from now on (see usage())
+                usage = self._usage.get(pool)
+                if usage is None:
+                    usage = self._usage[pool] = [0, 0]
+                usage[:] = self._held_by(pool)
+            self._quota[pool] = (cores, gpus)
+        for cls in self._classes.values():
+            if cls.pool == pool:
+                self._set_kind(cls)

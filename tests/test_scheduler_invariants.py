@@ -17,9 +17,9 @@ def check_index(s: Scheduler) -> None:
     """Every invariant of the node index (steerflow.placement.NodeIndex) that the hot paths keep by hand."""
     n = s._n
     seen: dict[int, int] = {}
-    rows = 0
-    for r in range(len(s._rowmask)):
-        mask = 0
+    bits = 0
+    assert len(s._buckets) == (max(s._cores) + 1) * s._gs
+    for r in range(max(s._cores) + 1):
         for g in range(s._gs):
             bucket = s._buckets[r * s._gs + g]
             if r == 0:
@@ -29,11 +29,8 @@ def check_index(s: Scheduler) -> None:
                 seen[i] = r * s._gs + g
                 assert s._pos[i] == p
             if bucket:
-                mask |= 1 << g
-        assert s._rowmask[r] == mask, f"row {r}: GPU-bucket bits {s._rowmask[r]:b}, should be {mask:b}"
-        if mask:
-            rows |= 1 << r
-    assert s._rows == rows
+                bits |= 1 << r * s._gs + g
+    assert s._bm == bits, f"non-empty bucket bits {s._bm:b}, should be {bits:b}"
     for i in range(n):
         fc, fg, nc, ng, fm = s._fc[i], s._fg[i], s._nc[i], s._ng[i], s._fm[i]
         assert 0 <= nc <= s._cores[i] and 0 <= ng <= s._gpus[i] and 0 <= fm <= s._mem[i]
@@ -103,8 +100,7 @@ def test_the_node_index_stays_consistent_and_a_full_release_restores_it_exactly(
     s.update_nodes(alloc, frozenset())  # every node back
     check_index(s)
     fresh = Scheduler(alloc)  # (the allocation may have grown)
-    empty = (list(fresh._fc), list(fresh._fg), list(fresh._nc), list(fresh._ng), list(fresh._fm), fresh._rows,
-             list(fresh._rowmask))
+    empty = (list(fresh._fc), list(fresh._fg), list(fresh._nc), list(fresh._ng), list(fresh._fm), fresh._bm)
     while s.n_waiting:  # drain: every waiting request fits the empty allocation, and quotas go
         for pool in "abc":
             s.set_quota(pool, None, None)
@@ -114,7 +110,7 @@ def test_the_node_index_stays_consistent_and_a_full_release_restores_it_exactly(
             del placed[victim]
             s.release(victim)
         check_index(s)
-    assert (list(s._fc), list(s._fg), list(s._nc), list(s._ng), list(s._fm), s._rows, list(s._rowmask)) == empty
+    assert (list(s._fc), list(s._fg), list(s._nc), list(s._ng), list(s._fm), s._bm) == empty
     assert s.free_cores() == alloc.total_cores and s.n_placed == 0
 
 
