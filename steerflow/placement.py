@@ -82,12 +82,20 @@ def _first_run(mask: int, n: int) -> int:
     return (mask & -mask).bit_length() - 1
 
 
+#: the slots of a one-node record (the scheduler's flat record, whose class key holds the rank shape): a runtime
+#: places on the same few cores again and again, so the `Slot` objects (~3 us to build) are built once per place;
+#: bounded, and cleared when full (only a cache: a miss builds them again). Slots are frozen, shared safely.
+_SLOTS: dict[tuple, tuple[Slot, ...]] = {}
+_SLOTS_MAX = 4096
+
+
 class Placement:
     """Where a request runs: ``slots``, one per rank, in rank order.
 
     The scheduler records what it took as masks (``_held``) and builds the `Slot` objects
-    only when ``slots`` is first read, so a placement decision allocates one small object.
-    ``Placement(request, slots)`` makes one with its slots given.
+    only when ``slots`` is first read (from a bounded cache of recent places, ``_SLOTS``), so a
+    placement decision allocates one small object. ``Placement(request, slots)`` makes one with
+    its slots given.
     """
 
     __slots__ = ("request", "_slots", "_held")
@@ -102,6 +110,16 @@ class Placement:
         slots = self._slots
         if slots is None:
             held = self._held
+            if held[0].__class__ is int and len(held) == 7:  # one node, the scheduler's record: cached
+                slots = _SLOTS.get(held)
+                if slots is None:
+                    req = self.request
+                    slots = tuple(slots_of(held, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank))
+                    if len(_SLOTS) >= _SLOTS_MAX:
+                        _SLOTS.clear()
+                    _SLOTS[held] = slots
+                self._slots = slots
+                return slots
             req = self.request
             k, g, m = req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank
             if held[0].__class__ is int:
