@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import agents, blobs, control, dirlock, engines, launch, sigterm
+from . import agents, blobs, campaign_args, control, dirlock, engines, launch, sigterm
 from . import pools as pools_mod
 from . import journal as journal_mod
 from .agents import Context, Handler, SteeringError, handlers_of
@@ -97,9 +97,10 @@ class Campaign(SteeringLoop):
             raise ValueError("on_agent_error must be 'stop' or 'log'.")
         # everything that can be wrong with the arguments is found before the directory holds a journal,
         # so that fixing it and running the script again is all the user has to do
+        engine = engines.resolve(engine)
+        campaign_args.check(directory, allocation, engine, pools, lost_retries)
         quotas = {name: pools_mod.parse_quota(name, value) for name, value in (pools or {}).items()}
         self._declared_pools = {*quotas, "default"} if quotas else None  # a task's unknown pool is likely a typo
-        engine = engines.resolve(engine)
         requested = Path(directory).resolve()
         self.directory, forced = launch.place(requested)  # `steerflow resume` says where each campaign lives now
         try:

@@ -1,0 +1,45 @@
+"""Campaign(...)'s arguments, checked before the directory holds anything: a mistake is one sentence, at once.
+
+A wrong type given to Campaign used to surface deep inside (``'str' object has no attribute 'nodes'`` from
+the scheduler, ``'int' object has no attribute 'start'`` from the runtime), or not at all: an empty
+directory name ran the campaign in the current directory, and ``lost_retries="2"`` waited for the first
+lost worker to break the loop.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .resources import Allocation
+
+ENGINE_METHODS = ("start", "launch", "kill", "wait", "wakeup", "shutdown")
+
+
+def check(directory: Any, allocation: Any, engine: Any, pools: Any, lost_retries: Any) -> None:
+    """Raise TypeError/ValueError naming the argument, what it got and what it takes. ``engine``: resolved."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"Campaign's directory must be a path (str or pathlib.Path), not {type(directory).__name__}.")
+    if not os.fspath(directory).strip():
+        raise ValueError("Campaign's directory is empty; give the directory the campaign keeps its journal in "
+                         "(an empty name would be the current directory).")
+    if "\0" in os.fspath(directory):
+        raise ValueError("Campaign's directory contains a NUL byte ('\\0'); no file name can hold one.")
+    if allocation is not None and not isinstance(allocation, Allocation):
+        raise TypeError(f"Campaign's allocation must be an Allocation (Allocation.detect(), Allocation.declare("
+                        f"nodes=..., cores=...)) or None, not {type(allocation).__name__}.")
+    missing = [m for m in ENGINE_METHODS if not callable(getattr(engine, m, None))]
+    if missing:
+        raise TypeError(f"Campaign's engine must be 'local', 'dask', a Dask scheduler address or an engine object, "
+                        f"not {type(engine).__name__} (it has no {', '.join(missing)}).")
+    if pools is not None:
+        if not isinstance(pools, dict):
+            raise TypeError(f"Campaign's pools must be a dict of pool name to quota ({{'simulate': 3, 'train': "
+                            f"{{'cores': 1, 'gpus': 1}}}}), not {type(pools).__name__}.")
+        for name in pools:
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"Campaign's pools: {name!r} is not a pool name; pool names are non-empty strings, "
+                                 "as tasks give them (pool='simulate').")
+    if isinstance(lost_retries, bool) or not isinstance(lost_retries, int) or lost_retries < 0:
+        raise ValueError(f"Campaign's lost_retries must be an integer >= 0 (how often a task whose worker died runs "
+                         f"again), not {lost_retries!r}.")
