@@ -19,9 +19,11 @@ is `steerflow.engines.base.Pipelining` (the local engine's: `steerflow.engines.p
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import time
+import types
 from typing import Any
 
 from .engines.base import Engine, Event, Launch, Pipelining
@@ -33,6 +35,22 @@ from .task import Executable, Function, TaskState
 # A function is queued behind others only if it runs at least this long (so far; unknown ones are). Shorter
 # ones gain nothing: the driver's own turn per task (~0.1 ms) is then the bottleneck, and queueing adds to it.
 PIPELINE_MIN_RUN_S = 0.0005
+
+
+def run_time_key(fn: Any) -> Any:
+    """What a function's run times are kept under: its code, never the callable itself.
+
+    A key that held the callable would keep a bound method's object alive (a model the driver dropped,
+    with its arrays) and give each closure or ``obj.method`` access its own entry; closures of one
+    ``def`` and methods of one class share their estimate.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = getattr(fn, "__func__", fn)  # a bound method: its function
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        return code
+    return fn if isinstance(fn, (types.BuiltinFunctionType, type)) else type(fn)
 
 
 class Pipeline:

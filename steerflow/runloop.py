@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from . import partial, serialize
 from .engines.base import Engine, Event, Launch
-from .pipelining import PIPELINE_MIN_RUN_S, Pipeline
+from .pipelining import PIPELINE_MIN_RUN_S, Pipeline, run_time_key
 from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
 from .futures import ExecResult, TaskFuture, substitute
 from .records import Attempt, TaskRecord
@@ -113,6 +113,7 @@ class RuntimeLoop(Pipeline):
                     break
                 self._dispatch()
                 self._end_round()
+                message = event = events = None  # (kept while we wait, they would keep a dropped task's objects alive)
         except BaseException as exc:  # a bug in the loop itself: fail loudly, never hang
             self.failure = exc
             self._closing = True
@@ -273,7 +274,7 @@ class RuntimeLoop(Pipeline):
             return
         if self._pipelining and record.request.ranks == 1 and record.request.nodes is None and (
                 self._queueable(record.spec) if not isinstance(record.spec, Function) else self._pipeline_all
-                or self._run_times.get(record.spec.fn, PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
+                or self._run_times.get(run_time_key(record.spec.fn), PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
             self._candidates[record.id] = record
 
     def _fail_alone(self, record: TaskRecord, what: str, exc: BaseException) -> None:
@@ -326,7 +327,7 @@ class RuntimeLoop(Pipeline):
                 times, run_times = event.times, self._run_times
                 if len(run_times) >= 4096:
                     run_times.clear()
-                fn = record.spec.fn
+                fn = run_time_key(record.spec.fn)
                 run_times[fn] = 0.7 * run_times.get(fn, times[2] - times[1]) + 0.3 * (times[2] - times[1])
         kind = event.kind
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed

@@ -215,3 +215,17 @@ def test_an_idle_core_takes_back_one_queued_task_not_every_one(make_runtime, tmp
     assert all([x.outcome for x in rt.task(q.task_id).attempts] == ["done"] for q in qs)
     assert back == [moved.task_id], "more queued tasks were taken back than there were idle cores"
     assert not getattr(rt, "_stealing", ())
+
+
+def test_more_distinct_functions_than_a_node_keeps_all_run_right(make_runtime):
+    """Closures made per task: the driver tells each node which functions to let go (`fn_forget`) as its
+    table of what the node holds drops the oldest; every task still finds its own function."""
+    def closure(k: int):
+        def task() -> int:
+            return k
+        return task
+
+    rt = make_runtime()
+    futures = [rt.submit(closure(k)) for k in range(700)]  # more than KnownFunctions' 256 per node
+    assert [f.result(timeout=BOUND) for f in futures] == list(range(700))
+    assert rt.failure is None

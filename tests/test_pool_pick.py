@@ -15,7 +15,8 @@ from steerflow.engines.pool import DEFAULT_BINDING, Worker
 
 def idle_worker(known: set[int], cpus: list[int] | None, binding=DEFAULT_BINDING) -> Worker:
     worker = Worker(None, -1, -1, -1, binding)  # type: ignore[arg-type]  # (never started: picking only)
-    worker.known = set(known)
+    for key in known:
+        worker.known.add(key, None, 1)
     worker.cpus = cpus
     return worker
 

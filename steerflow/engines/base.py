@@ -6,6 +6,8 @@ caller of an engine, except `wakeup`, which any thread may call to interrupt `wa
 
 from __future__ import annotations
 
+import functools
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -18,33 +20,52 @@ from ..task import TaskSpec
 class FunctionKeys:
     """A number for each function an engine sends, with its bytes made once.
 
-    Engines send a function's bytes to a worker the first time and only its number after. The
-    table is emptied when it holds ``limit`` functions (a campaign that makes a closure per task
-    must not grow it without bound), and ``on_clear`` then runs (e.g. to forget which workers
-    know which numbers); numbers are never reused, so a worker's old entries stay correct.
+    Engines send a function's bytes to a worker the first time and only its number after. An entry
+    lives as long as its function does (held weakly: the table must not keep a bound method's object,
+    say a model the driver dropped, nor its bytes, alive). The table is also emptied when it holds
+    ``limit`` functions (callables that cannot be held weakly are held until then), and ``on_clear``
+    then runs (e.g. to forget which workers know which numbers); numbers are never reused, so a
+    worker's old entries stay correct.
     """
 
     __slots__ = ("_entries", "_next", "_dumps", "_limit", "_on_clear")
 
     def __init__(self, dumps: Callable[[Any], bytes], limit: int = 4096,
                  on_clear: Callable[[], None] | None = None) -> None:
-        self._entries: dict[int, tuple[object, int, bytes]] = {}
+        self._entries: dict[int, tuple[Callable[[], object], int, bytes]] = {}
         self._next = 0
         self._dumps, self._limit, self._on_clear = dumps, limit, on_clear
 
     def get(self, fn: object) -> tuple[int, bytes]:
         """``fn``'s number and bytes (the same object gives the same number while the table holds it)."""
         entry = self._entries.get(id(fn))
-        if entry is not None and entry[0] is fn:  # (the object itself: an id is reused once an object is gone)
+        if entry is not None and entry[0]() is fn:  # (the object itself: an id is reused once an object is gone)
             return entry[1], entry[2]
         if len(self._entries) >= self._limit:
             self._entries.clear()
             if self._on_clear is not None:
                 self._on_clear()
         self._next += 1
-        entry = (fn, self._next, self._dumps(fn))
+        try:
+            ref: Callable[[], object] = weakref.ref(fn, functools.partial(self._forget, id(fn)))
+        except TypeError:  # (no weak references to it: held until the table is emptied)
+            ref = functools.partial(_same, fn)
+        entry = (ref, self._next, self._dumps(fn))
         self._entries[id(fn)] = entry
         return entry[1], entry[2]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _forget(self, key: int, ref: object) -> None:
+        """(A function is gone: its entry and bytes go; called by the collector, in any thread.)"""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is ref:
+            self._entries.pop(key, None)
+
+
+def _same(value: object) -> object:
+    return value
 
 
 @dataclass(slots=True)

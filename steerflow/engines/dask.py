@@ -37,7 +37,7 @@ from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
-from .dask_comms import ClusterSide, NodeLink, natural_key
+from .dask_comms import ClusterSide, NodeLink, natural_key, send_function
 from .dask_remake import Remake
 
 log = logging.getLogger("steerflow.dask")
@@ -328,8 +328,7 @@ class DaskEngine(Remake, ClusterSide):
         if isinstance(spec, Function):
             key, fn_bytes = self._fn_keys.get(spec.fn)
             if key not in link.known_fns:
-                link.known_fns.add(key)
-                link.pending.append(("fn", key, fn_bytes))
+                send_function(link, key, fn_bytes)
             what: Any = key
             if spec.args or spec.kwargs:
                 for handle in shared.find(spec.args, spec.kwargs):  # shared objects: once per node
@@ -355,6 +354,8 @@ class DaskEngine(Remake, ClusterSide):
     def _forget_functions(self) -> None:
         """The function table was emptied: no node knows a number any more, so bytes go out again."""
         for link in self._links.values():
+            if link.known_fns:
+                link.pending.append(("fn_forget", list(link.known_fns.entries)))
             link.known_fns.clear()
 
     def _control(self, op: str, task_id: int) -> None:

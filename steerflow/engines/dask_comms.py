@@ -26,6 +26,7 @@ from . import dask_fast, dask_refs, wire
 from .base import Event
 from .dask_node import HANDLER, NodePlugin
 from .dask_quiet import stop_heartbeat
+from .worker import KnownFunctions
 
 log = logging.getLogger("steerflow.dask")
 
@@ -39,12 +40,20 @@ class NodeLink:
     comm: Any
     outbox: wire.Outbox
     pending: list = field(default_factory=list)
-    known_fns: set[int] = field(default_factory=set)
+    known_fns: KnownFunctions = field(default_factory=KnownFunctions)  # (the node lets go of what this does)
     known_shared: set[str] = field(default_factory=set)
     online: bool = True
     ready: bool = False
     stream: Any = None  # the session's stream (dask_fast), when the node offered one
     clock: float = 0.0  # the node's clock minus the driver's (0 when within the measurement's error)
+
+
+def send_function(link: NodeLink, key: int, fn_bytes: bytes) -> None:
+    """A function's bytes to a node that does not hold them; the node lets go of what its table drops."""
+    gone = link.known_fns.add(key, None, len(fn_bytes))
+    if gone:
+        link.pending.append(("fn_forget", gone))
+    link.pending.append(("fn", key, fn_bytes))
 
 
 class ClusterSide:

@@ -267,6 +267,7 @@ class _Session:
         self.allocation = wire.allocation_from(nodes) if nodes else None
         self.functions: dict[int, Function] = {}
         self.fn_errors: dict[int, str] = {}
+        self.forget: set[int] = set()  # functions the driver let go of, dropped once no copy is under way
         self.payloads: dict[int, bytes] = {}
         self.shared_keys: list[str] = []
         self.outbox = wire.Outbox(comm, loop)
@@ -386,7 +387,11 @@ class _Session:
             if shared.place(op[1], op[2]):
                 self.shared_keys.append(op[1])
         elif kind == "fn":
+            self.forget.discard(op[1])
             self.functions[op[1]] = Function(wire.loads_spec(op[2]))
+        elif kind == "fn_forget":
+            self.forget.update(op[1])
+            self._forget_functions()
         elif kind == "alloc":
             allocation = wire.allocation_from(op[1])
             if self.allocation is None:
@@ -413,6 +418,15 @@ class _Session:
             engine.suspend(op[1])
         elif kind == "resume":
             engine.resume(op[1])
+
+    def _forget_functions(self) -> None:
+        """Drop what the driver let go of, unless a copy or recomputation is under way (a launch parked
+        behind it, or its recipe, may still need a function): then when the last one ends."""
+        if self.forget and not self.fetching:
+            for key in self.forget:
+                self.functions.pop(key, None)
+                self.fn_errors.pop(key, None)
+            self.forget.clear()
 
     def _launch_of(self, task_id: int, attempt: int, what: Any, slots: tuple, payload: Any) -> Launch:
         if isinstance(what, int):
@@ -497,6 +511,7 @@ class _Session:
                 self._apply(op)
             except Exception as exc:  # noqa: BLE001
                 self._failed(op, exc)
+        self._forget_functions()  # (the launches it held have their functions now)
         self._on_ready()
 
     async def _first(self, needs: tuple, slots: tuple) -> None:

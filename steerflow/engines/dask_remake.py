@@ -20,7 +20,7 @@ from .. import serialize
 from ..task import Function
 from . import dask_refs, wire
 from .base import Event, FunctionKeys, Launch
-from .dask_comms import NodeLink
+from .dask_comms import NodeLink, send_function
 
 MAX_DEPTH = 32  # makers of makers of ... made again, at most (a longer chain fails clearly)
 
@@ -94,6 +94,5 @@ class Remake:
             self._copies.setdefault(inner, set()).add(link.index)  # (so that its drop reaches this node too)
         fn_key, fn_bytes = self._fn_keys.get(fn)
         if fn_key not in link.known_fns:
-            link.known_fns.add(fn_key)
-            link.pending.append(("fn", fn_key, fn_bytes))
+            send_function(link, fn_key, fn_bytes)
         return (key, None, fn_key, payload, tuple(first))

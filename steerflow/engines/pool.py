@@ -19,7 +19,7 @@ from .. import proctree
 from ..task import Function
 from . import launchers
 from .base import Event, Launch
-from .worker import _HEADER, read_exact, write_all
+from .worker import _HEADER, KnownFunctions, read_exact, write_all
 
 
 # What a warm worker is started with and keeps for life: (CUDA_VISIBLE_DEVICES, threads). CUDA,
@@ -39,10 +39,10 @@ REPLY_READ = 65_536
 class Queued:
     """A task written to a busy worker's pipe, to start when the running one ends (see `WarmPool.launch_behind`)."""
 
-    __slots__ = ("launch", "number", "new_key")
+    __slots__ = ("launch", "number")
 
-    def __init__(self, launch: Launch, number: int, new_key: int | None) -> None:
-        self.launch, self.number, self.new_key = launch, number, new_key
+    def __init__(self, launch: Launch, number: int) -> None:
+        self.launch, self.number = launch, number
 
 
 class Worker:
@@ -59,7 +59,7 @@ class Worker:
         self.current = 0  # the number of the task message of ``launch`` (what a preempt names)
         self.cpus: list[int] | None = None  # the CPUs its last task was bound to (it stays bound to them)
         self.env: dict[str, str] | None = None  # the binding environment it was last given (it keeps it)
-        self.known: set[int] = set()
+        self.known = KnownFunctions()  # (as the worker's own table: see `KnownFunctions`)
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
         self.stopped = False  # SIGSTOPped by suspend: continued before it serves another task
@@ -118,9 +118,10 @@ class WarmPool:
         worker = self._pick_worker(key, binding, cpus)  # last: nothing below raises, so no worker is lost to a failed launch
         env = self._env_for(worker, bound, env)
         worker.cpus, worker.env = cpus, bound
-        msg = pickle.dumps((launch.task_id, key, None if key in worker.known else fn_bytes,
-                            launch.payload, cpus, env), 5)
-        worker.known.add(key)
+        new = key not in worker.known
+        msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env), 5)
+        if new:
+            worker.known.add(key, None, len(fn_bytes))
         worker.launch = launch
         worker.number += 1
         worker.current = worker.number
@@ -163,9 +164,9 @@ class WarmPool:
             return False
         worker.number += 1
         worker.sent = len(msg)
-        if new:
-            worker.known.add(key)
-        worker.queued = Queued(launch, worker.number, key if new else None)
+        if new:  # (the worker takes it in even if the task is withdrawn: it reads every message it is sent)
+            worker.known.add(key, None, len(fn_bytes))
+        worker.queued = Queued(launch, worker.number)
         self._queued_on[launch.task_id] = worker
         return True
 
@@ -190,8 +191,6 @@ class WarmPool:
         assert queued is not None
         worker.queued = None
         del self._queued_on[queued.launch.task_id]
-        if queued.new_key is not None:  # the worker never loaded its function
-            worker.known.discard(queued.new_key)
         return queued.launch
 
     def _pick_worker(self, key: int, binding: Binding, cpus: list[int] | None = None) -> Worker:

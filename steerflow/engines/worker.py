@@ -57,6 +57,46 @@ def read_exact(fd: int, n: int) -> bytes:
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
+class KnownFunctions:
+    """The functions a worker (or Dask node) holds, bounded: the sender keeps one per receiver by the same rule.
+
+    A worker and the driver apply the same `add`s in the same order (the pipe's), so the driver always
+    knows what the worker holds without being told: it sends a function's bytes again exactly when the
+    worker has let them go. (A Dask node is told which keys to let go instead: it may still need one.) Without a bound a worker kept every function it was ever sent: a campaign submitting
+    ``model.predict`` (a new bound method each time, with the model in its bytes) grew by a model per task.
+    The oldest functions go first.
+    """
+
+    __slots__ = ("entries", "nbytes", "max_count", "max_bytes")
+
+    def __init__(self, max_count: int = 256, max_bytes: int = 64 << 20) -> None:
+        self.entries: dict[int, list] = {}  # key -> [what the receiver keeps (None at the sender), size]
+        self.nbytes = 0
+        self.max_count, self.max_bytes = max_count, max_bytes
+
+    def __contains__(self, key: int) -> bool:
+        return key in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, key: int, value: Any, size: int) -> list[int]:
+        """Take in ``key``; the keys let go to make room (oldest first), if any."""
+        entries = self.entries
+        gone: list[int] = []
+        while entries and (len(entries) >= self.max_count or self.nbytes + size > self.max_bytes):
+            old = next(iter(entries))
+            self.nbytes -= entries.pop(old)[1]
+            gone.append(old)
+        entries[key] = [value, size]
+        self.nbytes += size
+        return gone
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.nbytes = 0
+
+
 class Frames:
     """The length-prefixed messages of a pipe, one after another: one read usually brings a whole message
     (the driver writes each one, header and all, in one write), not a read for its header and one for it."""
@@ -139,7 +179,7 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
 
     signal.signal(signal.SIGUSR1, preempt)
     _stream_partials(wfd)
-    functions: dict[int, Any] = {}
+    functions = KnownFunctions()  # (the driver keeps the same table for this worker: see `KnownFunctions`)
     reported: set[str] = set()  # shared-memory files already reported as still mapped
     current_cpus: tuple[int, ...] | None = None
     applied: dict[str, str] = {}  # the environment the last task was given (set again only where it changes,
@@ -158,6 +198,8 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
         t_start = t_end = 0.0
         number += 1
         task_id, fn_key, fn_bytes, payload, cpus, env = msg[:6]
+        if fn_bytes is not None:  # (taken in before anything else, withdrawn or not, as the driver counts it)
+            functions.add(fn_key, fn_bytes, len(fn_bytes))
         if len(msg) > 6 and msg[6]:  # queued behind the task before: it runs only if its gate byte is still there
             try:
                 taken = os.read(gate, 1)
@@ -167,9 +209,10 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
                 write_all(wfd, _frame(pickle.dumps(("withdrawn", task_id))))
                 continue
         try:
-            if fn_bytes is not None:
-                functions[fn_key] = serialize.loads(fn_bytes)
-            fn = functions[fn_key]
+            entry = functions.entries[fn_key]
+            fn = entry[0]
+            if type(fn) is bytes:  # loaded at its first use
+                fn = entry[0] = serialize.loads(fn)
             if cpus != current_cpus:
                 set_affinity(cpus)
                 current_cpus = cpus
