@@ -90,6 +90,7 @@ def test_a_queued_program_that_is_cancelled_never_runs_and_leaves_nothing(tmp_pa
         assert after.result(60).stdout == "after\n"
         assert not marker.exists() and program.cancelled()
         assert not rt.engine._programs and not list((tmp_path / "run" / "tasks").glob("*.partial"))
+        assert not list((tmp_path / "run" / "tasks").glob(f"{program.task_id}.*"))  # (its files were made ahead)
 
 
 def test_a_program_that_cannot_start_in_a_worker_fails_with_127_and_says_why(rt, tmp_path):

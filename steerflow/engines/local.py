@@ -69,10 +69,10 @@ class _Stream:
 class _InWorker:
     """A plain program a warm worker runs (`proctree.run_program`): what the engine keeps of it until its end."""
 
-    __slots__ = ("launch", "stream")
+    __slots__ = ("launch", "stream", "files")
 
-    def __init__(self, launch: Launch, stream: _Stream) -> None:
-        self.launch, self.stream = launch, stream
+    def __init__(self, launch: Launch, stream: _Stream, files: tuple[str, str]) -> None:
+        self.launch, self.stream, self.files = launch, stream, files
 
 
 #: the function a warm worker runs a plain program with (one spec: its number and bytes are made once)
@@ -250,8 +250,11 @@ class LocalEngine(WarmPool):
         spec = launch.spec
         assert isinstance(spec, Executable)
         argv = launchers.program_argv(spec)
-        payload = serialize.dumps(((argv, env, spec.cwd, f"{stem}.out", f"{stem}.err"), {}))
-        program = _InWorker(launch, stream)
+        files = (f"{stem}.out", f"{stem}.err")
+        for path in files:  # made here, so that the worker only opens them: a file's creation costs the disk's
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))  # journal,
+        payload = serialize.dumps(((argv, env, spec.cwd, *files), {}))  # off the path from a task to the next
+        program = _InWorker(launch, stream, files)
         self._programs[launch.task_id] = program
         self._sel.register(stream.rfd, selectors.EVENT_READ, (program, stream))
         return Launch(launch.task_id, launch.attempt, _RUN_PROGRAM, launch.placement, payload)
@@ -280,8 +283,13 @@ class LocalEngine(WarmPool):
         taken = super().withdraw(task_id)
         if taken and self._programs:
             program = self._programs.pop(task_id, None)
-            if program is not None:  # never started: its stream goes (a new attempt makes its own)
+            if program is not None:  # never started: its stream and empty output files go (it is launched anew)
                 self._drop_program(program)
+                for path in program.files:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
         return taken
 
     def _drop_program(self, program: _InWorker) -> None:
