@@ -24,7 +24,7 @@ from . import partial, serialize
 from .engines.base import Engine, Event, Launch
 from .pipelining import PIPELINE_MIN_RUN_S, Pipeline, run_time_key
 from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
-from .futures import ExecResult, TaskFuture, substitute
+from .futures import ExecResult, SharedCondition, TaskFuture, substitute
 from .records import Attempt, TaskRecord
 from .resources import Allocation
 from .scheduler import Scheduler
@@ -60,6 +60,7 @@ class RuntimeLoop(Pipeline):
     _wake_pending: bool
     _waiting: bool
     _deadlines: list[tuple[float, int, int]]
+    _futures_condition: SharedCondition
     _active: int
     _listeners: list[Listener]
     _partial_listeners: list[PartialListener]
@@ -76,7 +77,7 @@ class RuntimeLoop(Pipeline):
 
 
     def _loop(self) -> None:
-        engine, inbox = self.engine, self._inbox
+        engine, inbox, futures = self.engine, self._inbox, self._futures_condition
         self._init_pipelining()
         try:
             while True:
@@ -89,6 +90,7 @@ class RuntimeLoop(Pipeline):
                 events = engine.wait(timeout)
                 self._waiting = False
                 self._wake_pending = False
+                futures.defer()  # threads waiting for results are woken as the round ends (`SharedCondition`)
                 for _ in range(min(len(inbox), MESSAGES_PER_ROUND)):  # the rest next round, after a dispatch
                     message = inbox.popleft()
                     try:
@@ -123,12 +125,14 @@ class RuntimeLoop(Pipeline):
             self._teardown()
 
     def _end_round(self) -> None:
-        """One wake-up's state changes are all made: listeners that gathered them hand them on now, in one go."""
+        """One wake-up's state changes are all made: listeners that gathered them hand them on now, in one go,
+        and threads waiting for the round's results are woken (the workers have their next tasks by now)."""
         for listener in self._round_listeners:
             try:
                 listener()
             except Exception:  # noqa: BLE001 - a listener's bug must not stop the runtime
                 report("steerflow: a round listener failed")
+        self._futures_condition.flush()
 
     def _apply(self, message: tuple) -> None:
         op = message[0]

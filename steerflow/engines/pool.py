@@ -19,7 +19,7 @@ from .. import proctree
 from ..task import Function
 from . import launchers
 from .base import Event, Launch
-from .worker import _HEADER, KnownFunctions, read_exact, write_all
+from .worker import _HEADER, KnownFunctions, read_frames, write_all
 
 
 # What a warm worker is started with and keeps for life: (CUDA_VISIBLE_DEVICES, threads). CUDA,
@@ -31,9 +31,6 @@ DEFAULT_BINDING: Binding = ("", "1")  # one core, no GPU: what the warm pool sta
 # A task is queued behind a running one only if both task messages fit in the pipe together (64 KiB on
 # Linux): writing it must never block the runtime's loop until the running task ends.
 QUEUE_MAX_BYTES = 60_000
-
-# The driver reads a worker's replies this many bytes at a time (`read_frames`): a pipe's whole buffer.
-REPLY_READ = 65_536
 
 
 class Queued:
@@ -47,7 +44,7 @@ class Queued:
 
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
-                 "retired", "queued", "withdrawn", "sent", "current", "cpus", "env")
+                 "retired", "queued", "withdrawn", "sent", "current", "cpus", "env", "checkpoints")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
@@ -59,6 +56,7 @@ class Worker:
         self.current = 0  # the number of the task message of ``launch`` (what a preempt names)
         self.cpus: list[int] | None = None  # the CPUs its last task was bound to (it stays bound to them)
         self.env: dict[str, str] | None = None  # the binding environment it was last given (it keeps it)
+        self.checkpoints: str | None = None  # the checkpoint directory it was last told (it builds each task's path)
         self.known = KnownFunctions()  # (as the worker's own table: see `KnownFunctions`)
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
@@ -91,9 +89,9 @@ class WarmPool:
         self._sel.register(from_worker_r, selectors.EVENT_READ, worker)
         return worker
 
-    def _prepare(self, launch: Launch) -> tuple[int, bytes, Binding, list[int], dict[str, str], dict[str, str]]:
+    def _prepare(self, launch: Launch) -> tuple[int, bytes, Binding, list[int], dict[str, str]]:
         """What a function task's message needs: (function key, its bytes, binding, CPUs, the binding's
-        environment, the task's own variables)."""
+        environment). The task's own variables the worker builds (`steerflow.engines.worker`)."""
         spec = launch.spec
         assert isinstance(spec, Function)
         key, fn_bytes = self._fn_keys.get(spec.fn)
@@ -104,22 +102,24 @@ class WarmPool:
             cached = (bound, self._allocation.nodes[slot.node].physical_cpus(slot.cores),  # type: ignore[union-attr]
                       (bound["CUDA_VISIBLE_DEVICES"], bound["OMP_NUM_THREADS"]))
             self._binding_cache[(slot.node, slot.cores, slot.gpus)] = cached
-        env = {"STEERFLOW_TASK_ID": str(launch.task_id), "STEERFLOW_CHECKPOINT": self._checkpoint_path(launch.task_id)}
-        return key, fn_bytes, cached[2], cached[1], cached[0], env
+        return key, fn_bytes, cached[2], cached[1], cached[0]
 
-    @staticmethod
-    def _env_for(worker: Worker, bound: dict[str, str], env: dict[str, str]) -> dict[str, str]:
-        """What a task message carries: the task's own variables, and the binding's if this worker was last
-        given another binding's (a worker keeps its environment between tasks, as it keeps its CPUs)."""
-        return env if worker.env is bound else {**bound, **env}
+    def _untold(self, worker: Worker) -> str | None:
+        """The checkpoint directory, for a worker not told it yet (else None: it builds each task's path itself).
+        The worker takes it from any message it reads, queued ones it skips too."""
+        return None if worker.checkpoints is self._checkpoints else self._checkpoints
 
     def _launch_function(self, launch: Launch) -> None:
-        key, fn_bytes, binding, cpus, bound, env = self._prepare(launch)
+        key, fn_bytes, binding, cpus, bound = self._prepare(launch)
         worker = self._pick_worker(key, binding, cpus)  # last: nothing below raises, so no worker is lost to a failed launch
-        env = self._env_for(worker, bound, env)
+        # the binding's environment only if this worker was last given another binding's (it keeps it between
+        # tasks, as it keeps its CPUs)
+        env = _NONE if worker.env is bound else bound
         worker.cpus, worker.env = cpus, bound
         new = key not in worker.known
-        msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env), 5)
+        msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env, False,
+                            self._untold(worker)), 5)
+        worker.checkpoints = self._checkpoints
         if new:
             worker.known.add(key, None, len(fn_bytes))
         worker.launch = launch
@@ -145,12 +145,13 @@ class WarmPool:
         if worker is None or worker.queued is not None or worker.withdrawn or worker.doomed or worker.stopped \
                 or worker.launch is None or worker.launch.task_id != behind or worker.gate[0] < 0:
             return False
-        key, fn_bytes, binding, cpus, bound, env = self._prepare(launch)
+        key, fn_bytes, binding, cpus, bound = self._prepare(launch)
         if binding != worker.binding:
             return False
-        env = self._env_for(worker, bound, env)  # (a withdrawn task never sets it: the worker's is left as it is)
+        env = _NONE if worker.env is bound else bound  # (a withdrawn task never sets it: the worker's is left as it is)
         new = key not in worker.known
-        msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env, True), 5)
+        msg = pickle.dumps((launch.task_id, key, fn_bytes if new else None, launch.payload, cpus, env, True,
+                            self._untold(worker)), 5)
         if len(msg) + worker.sent > QUEUE_MAX_BYTES:
             return False
         try:
@@ -164,6 +165,7 @@ class WarmPool:
             return False
         worker.number += 1
         worker.sent = len(msg)
+        worker.checkpoints = self._checkpoints
         if new:  # (the worker takes it in even if the task is withdrawn: it reads every message it is sent)
             worker.known.add(key, None, len(fn_bytes))
         worker.queued = Queued(launch, worker.number)
@@ -316,44 +318,7 @@ class WarmPool:
 
 
 STOP = pickle.dumps(None)
-
-
-def read_frames(fd: int, size: int = REPLY_READ) -> tuple[list, bool]:
-    """The length-prefixed frames waiting in a pipe the other side writes whole frames to, in one read.
-
-    One read of up to ``size`` bytes usually holds every waiting frame whole (a worker writes each
-    reply and its header in one write): one syscall per reply instead of a header read and a body
-    read. A frame cut by the read's end is read on at once (it is on its way). Returns the frames
-    and False once the pipe is closed (EOF, or a frame cut short by the writer's death).
-    """
-    try:
-        data = os.read(fd, size)
-    except OSError:
-        return [], False
-    n = len(data)
-    if n >= 4:  # the common case: exactly one whole frame
-        (length,) = _HEADER.unpack_from(data)
-        if length + 4 == n:
-            return [memoryview(data)[4:]], True
-    frames: list = []
-    pos = 0
-    if not n:
-        return frames, False
-    while pos < n:
-        try:
-            if n - pos < 4:
-                data, pos = data[pos:] + read_exact(fd, 4 - (n - pos)), 0
-                n = len(data)
-            (length,) = _HEADER.unpack_from(data, pos)
-            end = pos + 4 + length
-            if end > n:
-                data, end, pos = data[pos:] + read_exact(fd, end - n), end - pos, 0
-                n = len(data)
-        except (EOFError, OSError):
-            return frames, False
-        frames.append(memoryview(data)[pos + 4:end])
-        pos = end
-    return frames, True
+_NONE: dict[str, str] = {}  # a task message's environment when its worker's binding did not change
 
 
 def exit_status(code: int) -> str:

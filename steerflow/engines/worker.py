@@ -7,13 +7,16 @@ made at start) that kills the worker and everything below it when the driver die
 SIGKILL. It is a child subreaper: whatever a task started is killed when the task ends.
 
 Protocol (length-prefixed pickles over two pipes): the driver sends
-``(task_id, fn_key, fn_bytes | None, payload, cpus, env)``, or ``None`` to stop; the worker
+``(task_id, fn_key, fn_bytes | None, payload, cpus, env, queued, checkpoints)``, or ``None`` to
+stop. ``env`` holds only the binding's variables that change for this worker; the task's own
+(STEERFLOW_TASK_ID, STEERFLOW_CHECKPOINT) the worker builds from ``task_id`` and the checkpoint
+directory ``checkpoints``, sent only when it changes (None: as before). The worker
 answers ``(task_id, ok, result_bytes, traceback_text, times)``, where ``times`` is (message
 received, function started, function returned, result serialised) on the worker's clock, so
 the journal can split a task's overhead. Keep it this small: it is the hot path.
 While a task runs it may also send ``("partial", task_id, value_bytes)`` (`steerflow.partial.emit`).
 
-Queued tasks (pipelining): a task message may carry a seventh item, True, when the driver wrote it
+Queued tasks (pipelining): a task message's seventh item is True when the driver wrote it
 while the worker was still busy with the one before (`steerflow.engines.pool`). Such a task starts
 only if the worker takes one byte from a fourth pipe, the *gate*, that the driver filled as it
 queued the task; the driver withdraws the task by taking that byte itself. The kernel gives the
@@ -98,38 +101,72 @@ class KnownFunctions:
 
 
 class Frames:
-    """The length-prefixed messages of a pipe, one after another: one read usually brings a whole message
-    (the driver writes each one, header and all, in one write), not a read for its header and one for it."""
+    """The length-prefixed messages of a pipe, one after another (the worker's reader of its task messages).
 
-    __slots__ = ("fd", "data", "pos")
+    Built on `read_frames`, the one reader of this framing (the driver reads its workers' replies with it
+    too): one read usually brings a whole message, since the writer writes each one, header and all, in
+    one write; messages that came together are handed out one by one.
+    """
+
+    __slots__ = ("fd", "waiting")
 
     def __init__(self, fd: int) -> None:
-        self.fd, self.data, self.pos = fd, b"", 0
+        self.fd = fd
+        self.waiting: list = []  # messages read but not handed out yet, last first
 
     def next(self) -> bytes | memoryview:
         """The next message; EOFError when the pipe is closed."""
-        data, pos = self.data, self.pos
-        if len(data) - pos < 4:
-            data = data[pos:] + _read_some(self.fd, 4 - (len(data) - pos))
-            pos = 0
-        (size,) = _HEADER.unpack_from(data, pos)
-        end = pos + 4 + size
-        if end > len(data):
-            data = data[pos:] + read_exact(self.fd, end - len(data))
-            end -= pos
-            pos = 0
-        self.data, self.pos = (b"", 0) if end == len(data) else (data, end)  # (a large message is not kept)
-        return memoryview(data)[pos + 4:end]
+        waiting = self.waiting
+        if waiting:
+            return waiting.pop()
+        while True:
+            frames, open_ = read_frames(self.fd)
+            if frames:
+                if len(frames) > 1:
+                    frames.reverse()
+                    waiting.extend(frames)
+                    return waiting.pop()
+                return frames[0]
+            if not open_:
+                raise EOFError
 
 
-def _read_some(fd: int, at_least: int) -> bytes:
-    """At least ``at_least`` bytes, and whatever else the pipe holds (up to its size)."""
-    data = os.read(fd, 65536)
-    if not data:
-        raise EOFError
-    if len(data) < at_least:
-        data += read_exact(fd, at_least - len(data))
-    return data
+def read_frames(fd: int, size: int = 65_536) -> tuple[list, bool]:
+    """The length-prefixed frames waiting in a pipe the other side writes whole frames to, in one read.
+
+    One read of up to ``size`` bytes usually holds every waiting frame whole (each is written with
+    its header in one write): one syscall per message instead of a header read and a body read. A
+    frame cut by the read's end is read on at once (it is on its way). Returns the frames and False
+    once the pipe is closed (EOF, or a frame cut short by the writer's death).
+    """
+    try:
+        data = os.read(fd, size)
+    except OSError:
+        return [], False
+    n = len(data)
+    if n >= 4:  # the common case: exactly one whole frame
+        (length,) = _HEADER.unpack_from(data)
+        if length + 4 == n:
+            return [memoryview(data)[4:]], True
+    frames: list = []
+    pos = 0
+    if not n:
+        return frames, False
+    while pos < n:
+        try:
+            if n - pos < 4:
+                data, pos = data[pos:] + read_exact(fd, 4 - (n - pos)), 0
+                n = len(data)
+            (length,) = _HEADER.unpack_from(data, pos)
+            end = pos + 4 + length
+            if end > n:
+                data, end, pos = data[pos:] + read_exact(fd, end - n), end - pos, 0
+                n = len(data)
+        except (EOFError, OSError):
+            return frames, False
+        frames.append(memoryview(data)[pos + 4:end])
+        pos = end
+    return frames, True
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -185,6 +222,8 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     applied: dict[str, str] = {}  # the environment the last task was given (set again only where it changes,
     # as its CPUs are: a task that changes its own binding variables or affinity changes them for the next)
     messages = Frames(rfd)
+    environ = os.environ
+    checkpoints = ""  # the run's checkpoint directory, with its trailing separator (the driver sends it once)
     number = 0
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
     while True:
@@ -197,10 +236,12 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
         t_recv = time.time()
         t_start = t_end = 0.0
         number += 1
-        task_id, fn_key, fn_bytes, payload, cpus, env = msg[:6]
+        task_id, fn_key, fn_bytes, payload, cpus, env, queued, directory = msg
         if fn_bytes is not None:  # (taken in before anything else, withdrawn or not, as the driver counts it)
             functions.add(fn_key, fn_bytes, len(fn_bytes))
-        if len(msg) > 6 and msg[6]:  # queued behind the task before: it runs only if its gate byte is still there
+        if directory is not None:  # (so is the checkpoint directory)
+            checkpoints = directory
+        if queued:  # queued behind the task before: it runs only if its gate byte is still there
             try:
                 taken = os.read(gate, 1)
             except BlockingIOError:
@@ -216,10 +257,13 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             if cpus != current_cpus:
                 set_affinity(cpus)
                 current_cpus = cpus
-            for name, value in env.items():  # only what changed since the last task: a putenv is slow
-                if applied.get(name) != value:
-                    os.environ[name] = value
-            applied = env
+            if env:  # the binding's variables, sent when this worker's binding changed: set what differs (slow)
+                for name, value in env.items():
+                    if applied.get(name) != value:
+                        os.environ[name] = value
+                applied = env
+            environ["STEERFLOW_TASK_ID"] = str(task_id)
+            environ["STEERFLOW_CHECKPOINT"] = f"{checkpoints}{task_id}.ckpt"
             _current[0] = task_id
             args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
             running[0] = number  # from here a preempt signal raises at once ...
