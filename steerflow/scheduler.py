@@ -251,8 +251,10 @@ class Scheduler(NodeIndex, SchedulerQueries):
         seq = self._seq = self._seq + 1
         item = waiting[rid] = (cls.base + seq, cls, req)
         queue = cls.queue
-        queue.append(item)
-        if len(queue) == 1:
+        if queue:
+            queue.append(item)
+        else:  # a new head
+            queue.append(item)
             insort(self._heads, item)
 
     def _new_class(self, req: Request, ckey: tuple) -> _Class:
