@@ -326,8 +326,8 @@ class NodeIndex:
         What :meth:`_best_node` and :meth:`_take` do for one rank without memory, in one call and
         without their generality (a placement decision costs a few microseconds: each step counts).
         Returns the flat record ``(node, core mask, GPU mask, k, g, 0, key)`` that :meth:`_give_one`
-        takes back. The node is the last of the lowest row of free cores >= k, then of its lowest
-        GPU bucket >= g; it gets its k lowest free cores and g lowest free GPUs.
+        takes back. The node is the last of the first non-empty bucket with >= k free cores and >= g
+        free GPUs (by free cores, then free GPUs); it gets its k lowest free cores and g lowest free GPUs.
         """
         cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
         base = k * gs
@@ -349,8 +349,8 @@ class NodeIndex:
         fcl[node] = rest
         r0 = nc[node]
         r = nc[node] = r0 - k
-        g0 = ng[node]
         if g:
+            g0 = ng[node]
             fg = fgl[node]
             restg = fg
             for _ in range(g):
@@ -363,9 +363,8 @@ class NodeIndex:
             self._free_g -= g
         else:
             gmask = 0
-            g1 = g0
         if r:  # (a node with no free core is in no bucket)
-            j = r * gs + g1
+            j = r * gs + ng[node]
             b = buckets[j]
             n = pos[node] = len(b)
             b.append(node)
