@@ -14,6 +14,7 @@ import os
 import runpy
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -111,6 +112,7 @@ class CliError(SteerflowError):
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+JOURNAL_READERS = ("status", "show", "cancel", "report", "dashboard", "resume")  # commands given a campaign DIR
 
 
 def _where_in_user_code(exc: BaseException) -> str:
@@ -148,8 +150,12 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["STEERFLOW_DASK_SCHEDULER"] = args.scheduler
         os.environ.setdefault("STEERFLOW_ENGINE", "dask")
     path = Path(args.file)
-    if not path.exists():
-        raise CliError(f"{path} does not exist. Give a Python campaign script (.py) or a YAML pipeline (.yaml).")
+    try:
+        path.stat()
+    except OSError as exc:  # missing, a name too long, no permission
+        what = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror or exc})"
+        raise CliError(f"{str(path)[:200]} {what}. Give a Python campaign script (.py) or a YAML pipeline "
+                       "(.yaml).") from None
     if path.is_dir():
         hint = (f" It holds a campaign: continue it with `steerflow resume {path}`." if _holds_campaign(path)
                 else "")
@@ -355,11 +361,16 @@ def _status(args: argparse.Namespace) -> int:
         return 0
 
 
+def _is_key(text: str) -> bool:
+    """A task key as the journal holds it: ASCII digits, within SQLite's integers ('²' is a digit to isdigit)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _show(args: argparse.Namespace) -> int:
     from .observe.statusview import render_task
 
     directory = rundirs.one(args.dir, "show", suffix=f" {args.key}")
-    if not str(args.key).isdigit():
+    if not _is_key(str(args.key)):
         raise CliError(f"{args.key!r} is not a task key; keys are integers (see `steerflow status {args.dir}`).")
     _console().print(render_task(directory, rundirs.task(directory, int(args.key))))
     return 0
@@ -367,7 +378,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     for task in args.tasks:
-        if not task.isdigit():
+        if not _is_key(task):
             raise CliError(f"{task!r} is not a task key (an integer); see `steerflow status {args.dir}`.")
     if not args.tasks and not args.stop:
         raise CliError("Name the tasks to cancel by key, or give --stop to stop the campaign's script.")
@@ -416,6 +427,28 @@ def _dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0 (nan, inf, 0 and negatives were taken, then hung or spun)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < 86400 * 365:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0, such as 2")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 1 (0 or a negative count ended the benchmark in an IndexError)."""
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give an integer of at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steerflow", description="Run, watch, resume, inspect and cancel "
                                      "steerflow campaigns; run benchmarks.")
@@ -441,7 +474,7 @@ def _parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", help="tasks per pool and state, where running tasks run, recent failures")
     st.add_argument("dir")
-    st.add_argument("--watch", type=float, default=0, metavar="SECONDS", help="redraw every SECONDS (Ctrl-C ends)")
+    st.add_argument("--watch", type=_seconds, default=0, metavar="SECONDS", help="redraw every SECONDS (Ctrl-C ends)")
     st.set_defaults(handler=_status)
 
     show = sub.add_parser("show", help="one task whole: description, attempts, where it ran, error, output files")
@@ -463,16 +496,16 @@ def _parser() -> argparse.ArgumentParser:
 
     dash = sub.add_parser("dashboard", help="a live page of the campaign on 127.0.0.1 (URL with a token)")
     dash.add_argument("dir")
-    dash.add_argument("--refresh", type=float, default=2.0, help="seconds between reads of the journal")
+    dash.add_argument("--refresh", type=_seconds, default=2.0, help="seconds between reads of the journal")
     dash.set_defaults(handler=_dashboard)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table (and write JSON with --json)")
     bench.add_argument("what", choices=["runtime", "steering", "scheduler", "scale"])
     bench.add_argument("--json", help="write the results to this JSON file")
-    bench.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is kept")
+    bench.add_argument("--repeat", type=_count, default=3, help="runs per measurement; the median is kept")
     bench.add_argument("--engine", choices=["local", "dask"], default="local",
                        help="runtime: measure the Dask engine (3 worker processes) against plain Dask and local")
-    bench.add_argument("--tasks", type=int, default=1_000_000,
+    bench.add_argument("--tasks", type=_count, default=1_000_000,
                        help="scale: tasks per part (the targets are for 1,000,000; use fewer for a smoke test)")
     bench.set_defaults(handler=_bench)
     return parser
@@ -497,6 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SteerflowError as exc:
         print(f"{name}: {_where_in_user_code(exc)}{exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except sqlite3.DatabaseError as exc:
+        if args.command not in JOURNAL_READERS:
+            raise  # from a script `run` ran: its traceback helps
+        print(f"{name}: the campaign journal in {args.dir} cannot be read ({exc}): it is damaged, or not a "
+              "steerflow journal. A copy of the directory from before the damage can be read and resumed.",
+              file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:
         from .campaign import AgentError

@@ -34,9 +34,14 @@ class NotACampaign(SteerflowError):
 def find(path: str | Path) -> list[Path]:
     """The campaign directories at ``path``: itself, or the campaigns in its subfolders (sorted)."""
     path = Path(path)
-    if not path.exists():
+    try:
+        path.stat()
+    except FileNotFoundError:
         raise NotACampaign(f"{path} does not exist. Give the directory of a campaign (the one its script "
-                           "printed, or the one given to Campaign(...)).")
+                           "printed, or the one given to Campaign(...)).") from None
+    except OSError as exc:  # a name too long, a component that is a file, no permission
+        raise NotACampaign(f"{str(path)[:200]} cannot be read ({exc.strerror or exc}). Give the directory of a "
+                           "campaign (the one its script printed, or the one given to Campaign(...)).") from None
     if not path.is_dir():
         raise NotACampaign(f"{path} is a file, not a campaign directory. Give the directory that holds the "
                            f"campaign's {JOURNAL}.")
@@ -77,7 +82,7 @@ def meta(directory: Path) -> dict[str, Any]:
     conn = connect(directory)
     try:
         return {k: _json(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError:  # no meta table yet, or not a database at all (a damaged or foreign file)
         return {}
     finally:
         conn.close()
