@@ -112,6 +112,7 @@ class CliError(SteerflowError):
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+ENV_PARENT = "STEERFLOW_RESUME_PARENT"  # set by `steerflow resume` for the driver it starts: its own pid
 JOURNAL_READERS = ("status", "show", "cancel", "report", "dashboard", "resume")  # commands given a campaign DIR
 
 
@@ -277,7 +278,8 @@ def _resume(args: argparse.Namespace) -> int:
     else:
         cmd = [sys.executable, "-m", "steerflow.cli", "run", "--resume", "--dir", str(first.resolve()), str(script)]
     env = dict(os.environ, **{launch.ENV_RESUME: "1", launch.ENV_DIRS: json.dumps({
-        "run": record.get("run"), "dirs": {str(i): str(d.resolve()) for i, d in group.items()}})})
+        "run": record.get("run"), "dirs": {str(i): str(d.resolve()) for i, d in group.items()}}),
+        ENV_PARENT: str(os.getpid())})
     shown = " ".join(shlex.quote(c) for c in [Path(cmd[0]).name, *cmd[1:]])
     print(f"steerflow resume: {', '.join(_rel(d) for d in group.values())}\n  running  {shown}\n  in       {cwd}",
           file=sys.stderr)
@@ -516,6 +518,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"steerflow {args.command}"
     if args.command in ("run", "resume"):
         signal.signal(signal.SIGTERM, raise_terminated)
+    parent = os.environ.pop(ENV_PARENT, None)
+    if args.command == "run" and parent:  # the driver `steerflow resume` started: it stops when resume is killed
+        from .proctree import die_with_parent
+
+        die_with_parent(signal.SIGTERM)  # (a SIGKILL to resume alone left this driver running, orphaned)
+        if str(os.getppid()) != parent:
+            print(f"{name}: `steerflow resume` (pid {parent}) ended before its driver started; nothing ran.",
+                  file=sys.stderr)
+            return EXIT_TERMINATED
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt as exc:

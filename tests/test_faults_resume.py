@@ -84,3 +84,74 @@ def test_a_new_campaign_commits_its_launch_record_with_its_schema(tmp_path):
         assert {"launch", "created", "schema"} <= keys
     finally:
         camp.close()
+
+
+LONG_CAMPAIGN = '''
+import sys, time
+import steerflow as sf
+
+def work(x):
+    time.sleep(0.05)
+    return x
+
+camp = sf.Campaign(sys.argv[1], allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+
+@camp.on_result()
+def more(result, ctx):
+    if result.value < 2000:
+        ctx.submit(work, result.value + 1)
+
+camp.submit(work, 0)
+camp.run()
+'''
+
+
+def _results(directory: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{directory / 'journal.db'}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def test_a_resume_killed_alone_takes_its_driver_with_it(tmp_path):
+    """`kill -9` of `steerflow resume`'s pid (not its process group) left the driver it started running, orphaned,
+    holding the directory; now that driver stops cleanly (SIGTERM when its parent dies) and resumes again."""
+    import time
+
+    from steerflow.dirlock import holder
+    from tests.conftest import wait_until
+
+    script, directory = tmp_path / "long.py", tmp_path / "c"
+    script.write_text(LONG_CAMPAIGN)
+    first = subprocess.Popen([sys.executable, str(script), str(directory)], env=_env(), stderr=subprocess.PIPE)
+    assert wait_until(lambda: _results(directory) > 0, timeout=60)
+    first.terminate()  # stopped cleanly: a campaign to resume
+    assert first.wait(timeout=60) != 0
+    first.stderr.close()
+    resume = subprocess.Popen([sys.executable, "-m", "steerflow.cli", "resume", str(directory)], env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: holder(directory) not in (None, resume.pid), timeout=60), "no driver started"
+        driver = holder(directory)
+        resume.kill()
+        resume.wait()
+        assert wait_until(lambda: holder(directory) is None, timeout=30), f"driver {driver} outlived its resume"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{driver}"):
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{driver}") or open(f"/proc/{driver}/stat").read().split()[2] == "Z"
+    finally:
+        if resume.poll() is None:
+            resume.kill()
+            resume.wait()
+        leftover = holder(directory)
+        if leftover not in (None, -1):
+            os.kill(leftover, 9)
