@@ -66,6 +66,12 @@ def _direct_children(pid: int) -> list[int] | None:
 _HAS_CHILDREN_FILE = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (live or not yet reaped)."""
+    found = _direct_children(pid) if _HAS_CHILDREN_FILE else None
+    return found if found is not None else _children_map().get(pid, [])
+
+
 def descendants(pid: int) -> list[int]:
     """All processes below ``pid`` (not ``pid`` itself), parents before children."""
     out: list[int] = []

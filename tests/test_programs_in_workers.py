@@ -122,3 +122,24 @@ def test_without_programs_in_workers_they_start_in_the_launchers_guards(tmp_path
                  run_dir=tmp_path / "run") as rt:
         result = rt.submit(Executable(["sh", "-c", "cat /proc/$PPID/cmdline | tr '\\0' ' '"])).result(60)
         assert "steerflow.engines.worker" not in result.stdout and not rt.engine._programs
+
+
+def test_cancel_and_timeout_kill_a_running_program_but_not_its_warm_worker(rt, tmp_path):
+    """The program's tree goes (a child in its own session too); the worker that ran it serves the next task,
+    where killing it would cost a Python start."""
+    workers = sorted(w.proc.pid for w in rt.engine._idle if w.binding == ("", "1"))
+    tree = ("setsid sleep 3600 & echo $! > {p}.tmp; echo $$ >> {p}.tmp; mv {p}.tmp {p}; wait")
+    for i, timeout in enumerate((None, 1.0)):
+        pids = tmp_path / f"pids{i}"
+        future = rt.submit(Executable(["sh", "-c", tree.format(p=pids)], timeout=timeout))
+        assert wait_until(pids.exists, 30)
+        running = [int(p) for p in pids.read_text().split()]
+        if timeout is None:
+            future.cancel()
+        else:
+            assert "timeout" in str(future.exception(60))
+        assert wait_until(lambda: not any(process_alive(p) for p in running), 30)
+        assert rt.submit(Executable(["true"])).result(60).returncode == 0
+    assert wait_until(lambda: not rt.engine._busy, 30)
+    assert sorted(w.proc.pid for w in rt.engine._idle if w.binding == ("", "1")) == workers
+    assert all(process_alive(pid) for pid in workers)

@@ -361,13 +361,33 @@ class LocalEngine(WarmPool):
     def kill(self, task_id: int) -> None:
         """Kill the task's whole process tree now; its end is reported by `wait` as usual.
 
-        A queued task that may have started (`withdraw` said False) is killed with its worker."""
+        A queued task that may have started (`withdraw` said False) is killed with its worker. A program
+        a warm worker runs is killed alone where that is sure to hit it (`_kill_program`): the worker lives on."""
+        if self._programs and task_id in self._programs and self._kill_program(task_id):
+            return
         worker = self._busy.get(task_id) or self._queued_on.get(task_id)
         if worker is not None:
             worker.doomed = True  # a reply already on its way must not return it to the idle pool
         pid = self._pid_of(task_id)
         if pid is not None:
             proctree.signal_tree(pid, signal.SIGKILL)
+
+    def _kill_program(self, task_id: int) -> bool:
+        """Kill the tree of the program a warm worker runs for this task, not the worker (a new one is a Python
+        start). Only where nothing else can be below the worker: it runs this task as far as the driver knows,
+        nothing is queued behind it (the worker may have moved on to that), it is not suspended (it must reap
+        the program), and the program has started (a child is there; before that, the worker goes, as always).
+        The worker then reports the program's end, killed by SIGKILL, as a program's guard would."""
+        worker = self._busy.get(task_id)
+        if worker is None or worker.queued is not None or worker.stopped or worker.doomed:
+            return False
+        below_guard = proctree.children(worker.proc.pid)  # the worker itself (it runs below its guard)
+        programs = proctree.children(below_guard[0]) if len(below_guard) == 1 else []
+        if not programs:
+            return False
+        for pid in programs:
+            proctree.signal_tree(pid, signal.SIGKILL)
+        return True
 
     def preempt(self, task_id: int) -> None:
         """Ask a task to checkpoint and stop: `Preempted` is raised in a function, SIGTERM ends a program.
