@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -307,6 +308,17 @@ def _task_id(task: TaskFuture | int) -> int:
 
 
 def _shutdown_at_exit(ref: weakref.ref) -> None:
+    """As the standard executors do at interpreter exit: the submitted tasks finish first (a script that
+    submits and ends loses nothing). Ctrl-C while it waits stops them instead."""
     runtime = ref()
-    if runtime is not None:  # after shutdown(wait=False) the tasks were meant to finish; else stop them
-        runtime.shutdown(wait=True, cancel_futures=not runtime._closing, kill=not runtime._closing)
+    if runtime is None or runtime._closed:
+        return
+    pending = sum(1 for record in list(runtime._records.values()) if not record.state.finished)
+    if pending and not runtime._closing:
+        print(f"steerflow: waiting for {pending} submitted task(s) to finish before Python exits, as "
+              "concurrent.futures executors do (Ctrl-C stops them; shutdown(cancel_futures=True) or a `with` "
+              "block says what you want).", file=sys.stderr, flush=True)
+    try:
+        runtime.shutdown(wait=True)
+    except KeyboardInterrupt:
+        runtime.shutdown(wait=True, cancel_futures=True, kill=True)
