@@ -47,4 +47,21 @@ if [ "${1:-}" = "demo" ]; then
   # `import moses` fails), so without its dependencies; the example reads its csv.gz files.
   .venv/bin/python -m pip install -q --no-deps molsets
 fi
+if [ "${1:-}" = "demo" ] && [ ! -f .venv/cpython-tests/cpython_test_concurrent_futures.py ] \
+   && [ "$(.venv/bin/python -c 'import sys; print(sys.version_info[:2] == (3, 11))')" = True ] \
+   && command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1; then
+  # CPython's own executor tests, which tests/test_executor_stdlib.py runs against Runtime: unpacked from
+  # Debian's archive into the venv (nothing installed system-wide, nothing copied into the repository)
+  tmp=$(mktemp -d)
+  get() { (cd "$tmp" && apt-get download -qq libpython3.11-testsuite >/dev/null 2>&1); }
+  if get || { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && get; }; then
+    dpkg -x "$tmp"/libpython3.11-testsuite_*.deb "$tmp/x"
+    mkdir -p .venv/cpython-tests
+    cp "$tmp/x/usr/lib/python3.11/test/test_concurrent_futures.py" .venv/cpython-tests/cpython_test_concurrent_futures.py
+    echo "[bootstrap] CPython 3.11's executor tests unpacked into .venv/cpython-tests"
+  else
+    echo "[bootstrap] could not download libpython3.11-testsuite: CPython's executor tests will be skipped" >&2
+  fi
+  rm -rf "$tmp"
+fi
 echo "[bootstrap] ready: .venv/bin/steerflow"
