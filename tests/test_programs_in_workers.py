@@ -26,10 +26,10 @@ from .conftest import wait_until
 pytestmark = pytest.mark.usefixtures("no_leftover_processes")
 
 # the program prints its parent's command line, its CPUs, cores, directory, a variable of its own, whether it
-# leads its own session, and what its stdin is
+# leads its own process group, and what its stdin is
 SHOW = ("import os; print(open(f'/proc/{os.getppid()}/cmdline', 'rb').read().split(b'\\0')[2].decode(), "
         "sorted(os.sched_getaffinity(0)), os.environ['STEERFLOW_CORES'], os.getcwd(), os.environ['MINE'], "
-        "os.getsid(0) == os.getpid(), os.readlink('/proc/self/fd/0'))")
+        "os.getpgid(0) == os.getpid(), os.readlink('/proc/self/fd/0'))")
 
 
 def _sleep(seconds: float) -> float:
@@ -43,18 +43,18 @@ def rt(tmp_path):
         yield runtime
 
 
-def test_a_program_runs_in_a_warm_worker_bound_in_its_own_environment_and_session(rt, tmp_path):
+def test_a_program_runs_in_a_warm_worker_bound_in_its_own_environment_and_process_group(rt, tmp_path):
     hold = rt.submit(Function(_sleep, (30,)))  # takes core 0: the program gets core 1
     try:
         assert wait_until(lambda: hold.running(), 30)
         result = rt.submit(Executable([sys.executable, "-c", SHOW], cwd=tmp_path, env={"MINE": "x_y"})).result(60)
     finally:
         hold.cancel()
-    parent, cpus, cores, cwd, mine, own_session, stdin = result.stdout.split()
+    parent, cpus, cores, cwd, mine, own_group, stdin = result.stdout.split()
     assert parent == "steerflow.engines.worker"  # a warm worker ran it: no launcher, no Python start
     assert cores == "1" and cpus == str([rt.allocation.nodes[0].physical_cpus((1,))[0]]).replace(" ", "")
     assert cwd == str(tmp_path) and mine == "x_y"
-    assert own_session == "True" and stdin == "/dev/null"
+    assert own_group == "True" and stdin == "/dev/null"
     for path in (result.stdout_path, result.stderr_path):
         assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert not rt.engine._programs  # nothing kept of it once it ended
