@@ -467,6 +467,9 @@ class Campaign(SteeringLoop):
     def _emit(self, name: str, payload: Any) -> None:
         if not isinstance(name, str) or not name:
             raise SteeringError(f"emit({name!r}): an event needs a non-empty string name.")
+        if journal_mod.storable(name) != name:
+            raise SteeringError(f"emit({name!r}): an event's name must be valid Unicode text (it holds a lone "
+                                "surrogate, as a file name decoded with errors='surrogateescape' does).")
         if self._replaying:
             self._pending_emits.append((name, payload))
         else:

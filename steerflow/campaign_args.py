@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from .resources import Allocation
+from .task import storable
 
 ENGINE_METHODS = ("start", "launch", "kill", "wait", "wakeup", "shutdown")
 
@@ -37,7 +38,7 @@ def check(directory: Any, allocation: Any, engine: Any, pools: Any, lost_retries
             raise TypeError(f"Campaign's pools must be a dict of pool name to quota ({{'simulate': 3, 'train': "
                             f"{{'cores': 1, 'gpus': 1}}}}), not {type(pools).__name__}.")
         for name in pools:
-            if not isinstance(name, str) or not name.strip():
+            if not isinstance(name, str) or not name.strip() or storable(name) != name:
                 raise ValueError(f"Campaign's pools: {name!r} is not a pool name; pool names are non-empty strings, "
                                  "as tasks give them (pool='simulate').")
     if isinstance(lost_retries, bool) or not isinstance(lost_retries, int) or lost_retries < 0:

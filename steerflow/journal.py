@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import serialize
+from .task import storable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -315,7 +316,7 @@ class Journal:
                     started: float, ended: float, timing: bytes | None = None,
                     load: Callable[[], Any] | None = None) -> tuple:
         if not ok:  # a failure is kept bounded: an exception may carry megabytes (an array in its message)
-            error = clip(error) if error else error
+            error = storable(clip(error)) if error else error  # (an error may quote any file name)
             if isinstance(value, BaseException):
                 try:
                     blob = serialize.dumps_inband(value)

@@ -82,6 +82,34 @@ def _text(field: str, value: Any, what: str, empty: bool = False) -> str:
     return value
 
 
+def _label(field: str, value: Any, what: str) -> str:
+    """A name, pool or tag: text (`_text`) that is also valid Unicode, since the journal stores it as text.
+
+    A lone surrogate ('\\udcff': a file name with bytes that are not UTF-8, decoded with surrogateescape) is
+    fine in a program's argv, but as a task's name it stopped the campaign at its journal's next commit.
+    """
+    text = _text(field, value, what)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TaskSpecError(field, value, f"holds {text[exc.start]!r} at position {exc.start}, which is not "
+                                "valid Unicode text (a file name decoded with errors='surrogateescape'?); give "
+                                "valid text, e.g. os.fsencode(name).decode('utf-8', 'replace').") from None
+    return text
+
+
+def storable(text: str) -> str:
+    """``text`` as valid Unicode for the journal: a lone surrogate written as its escape (``\\udcff``)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _sequence(field: str, value: Any, what: str) -> list[Any]:
     """A list or tuple taken as it is: a string, a number or a mapping is an error, never reinterpreted."""
     if isinstance(value, (list, tuple)):
@@ -118,14 +146,14 @@ class TaskSpec:
         self.priority = priority
         self.timeout = _timeout(timeout)
         self.retries = _int_at_least("retries", retries, 0)
-        self.pool = _text("pool", pool, "a non-empty string naming a resource pool")
+        self.pool = _label("pool", pool, "a non-empty string naming a resource pool")
         if isinstance(tags, (set, frozenset)):
             tags = sorted(tags, key=str)
-        self.tags = tuple(_text("tags", t, "a string") for t in _sequence("tags", tags, "strings"))
+        self.tags = tuple(_label("tags", t, "a string") for t in _sequence("tags", tags, "strings"))
         if isinstance(after, (set, frozenset)):
             after = list(after)
         self.after = tuple(_sequence("after", after, "futures returned by submit()"))
-        self.name = None if name is None else _text("name", name, "a non-empty string, or None")
+        self.name = None if name is None else _label("name", name, "a non-empty string, or None")
 
     # resources in the scheduler's terms (overridden by Executable)
     ranks = 1
@@ -315,7 +343,7 @@ class Executable(TaskSpec):
         return self._gpus_per_rank
 
     def label(self) -> str:
-        return self.name or os.path.basename(self.argv[0])
+        return self.name or storable(os.path.basename(self.argv[0]))  # (argv may hold any file name)
 
     def __repr__(self) -> str:
         return (f"Executable({self.argv!r}, ranks={self._ranks}, cores_per_rank={self._cores_per_rank}, "
