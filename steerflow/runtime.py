@@ -56,6 +56,7 @@ class Runtime(RuntimeLoop, Executor):
         tune_gc(gc_threshold)
         self.engine: Engine = engine or LocalEngine()
         self.allocation = allocation or engines.discover(self.engine) or Allocation.detect()
+        self._temporary_run_dir = run_dir is None  # (removed at the end if nothing was left in it)
         if run_dir is None:
             run_dir = tempfile.mkdtemp(prefix="steerflow-")
         self.run_dir = Path(run_dir)
@@ -277,6 +278,11 @@ class Runtime(RuntimeLoop, Executor):
         return False
 
     # ---- plumbing --------------------------------------------------------------------------
+    def _teardown(self) -> None:
+        super()._teardown()
+        if self._temporary_run_dir:  # a runtime per call of a library must not leave a folder in /tmp each time
+            _remove_empty_dirs(self.run_dir)
+
     def _post(self, message: tuple) -> None:
         """Hand a message to the loop; wake it only if it waits (or is about to) and nobody woke it yet.
 
@@ -305,6 +311,15 @@ class Runtime(RuntimeLoop, Executor):
 
 def _task_id(task: TaskFuture | int) -> int:
     return task.task_id if isinstance(task, TaskFuture) else int(task)
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    """``top`` and the folders below it, those that hold nothing (a program's output stays, and its folders)."""
+    for folder, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def _shutdown_at_exit(ref: weakref.ref) -> None:

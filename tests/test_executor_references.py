@@ -111,3 +111,18 @@ def test_a_withdrawn_tasks_function_is_still_known_to_its_worker(make_runtime, t
     Path(gate).touch()
     a.result(timeout=BOUND)
     assert c.result(timeout=BOUND) == 5.0
+
+
+def test_a_runtime_without_a_run_dir_leaves_no_empty_folder_behind():
+    """A library that makes a runtime per call must not leave a folder in /tmp each time; a program's
+    output stays where its result says it is."""
+    import sys
+
+    from steerflow import Executable, Runtime
+
+    with Runtime(Allocation.declare(nodes=1, cores=1)) as rt:
+        assert rt.submit(pow, 2, 3).result(timeout=BOUND) == 8
+    assert not rt.run_dir.exists()
+    with Runtime(Allocation.declare(nodes=1, cores=1)) as rt:
+        ran = rt.submit(Executable([sys.executable, "-c", "print('kept')"])).result(timeout=BOUND)
+    assert ran.stdout.strip() == "kept" and not (rt.run_dir / "checkpoints").exists()
