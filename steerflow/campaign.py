@@ -35,6 +35,7 @@ from typing import Any
 from . import agents, blobs, campaign_args, control, dirlock, engines, launch, sigterm
 from . import pools as pools_mod
 from . import journal as journal_mod
+from .agent_watch import AgentWatch
 from .agents import Context, Handler, SteeringError, handlers_of
 from .engines.base import Engine
 from .errors import (CampaignDirectoryError, CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed,
@@ -356,7 +357,8 @@ class Campaign(SteeringLoop):
             display = ProgressDisplay(self)
             display.start()
         try:
-            with sigterm.stops_cleanly(f"Continue with `steerflow resume {self.directory}`."):
+            with sigterm.stops_cleanly(f"Continue with `steerflow resume {self.directory}`."), \
+                    AgentWatch(threading.get_ident(), SteeringLoop._call.__code__):
                 self._steer(stop, display, stop_when_idle)
         finally:
             if display is not None:

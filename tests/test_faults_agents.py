@@ -1,0 +1,60 @@
+"""Agents that raise or block: the campaign says what happened instead of hanging silently."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import steerflow as sf
+from steerflow import agent_watch
+
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")
+
+ONE_CORE = sf.Allocation.declare(nodes=1, cores=1)
+
+
+def test_a_handler_that_blocks_is_named_while_it_blocks(tmp_path, capfd, monkeypatch):
+    """Before: an agent stuck in a call held the campaign past its wall time without a word."""
+    monkeypatch.setattr(agent_watch, "AFTER_S", 0.5)
+    camp = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False)
+
+    @camp.on_result()
+    def stuck(result, ctx):
+        time.sleep(2.5)  # a network call with no timeout, say
+
+    camp.submit(sf.Function(abs, args=(-1,)))
+    summary = camp.run(stop=sf.stop.wall("1s"))
+    err = capfd.readouterr().err
+    assert ".stuck has been running for" in err, err
+    assert "test_faults_agents.py" in err and "in stuck" in err  # where it is stuck
+    assert "stop conditions (a wall time too) are not checked" in err
+    assert summary["results_seen"] == 1
+
+
+def test_a_quick_handler_says_nothing(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(agent_watch, "AFTER_S", 0.5)
+    camp = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False)
+    camp.on_result()(lambda result, ctx: None)
+    for x in range(20):
+        camp.submit(sf.Function(abs, args=(-x,)))
+    camp.run()
+    assert "has been running" not in capfd.readouterr().err
+
+
+def test_a_handler_that_raises_stops_the_campaign_with_its_error(tmp_path):
+    camp = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False)
+
+    @camp.on_result()
+    def broken(result, ctx):
+        raise KeyError("no such molecule")
+
+    for x in range(5):
+        camp.submit(sf.Function(abs, args=(-x,)))
+    with pytest.raises(sf.campaign.AgentError, match="broken raised KeyError"):
+        camp.run(stop=sf.stop.wall("60s"))
+    again = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False, resume=True)
+    again.on_result()(lambda result, ctx: None)
+    for x in range(5):
+        again.submit(sf.Function(abs, args=(-x,)))
+    assert again.run()["results_seen"] == 5  # resumable: nothing lost
