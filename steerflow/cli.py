@@ -112,6 +112,7 @@ class CliError(SteerflowError):
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+EXIT_PIPE = 141  # the reader of our output went away (128 + SIGPIPE), as `git log | head` ends
 ENV_PARENT = "STEERFLOW_RESUME_PARENT"  # set by `steerflow resume` for the driver it starts: its own pid
 JOURNAL_READERS = ("status", "show", "cancel", "report", "dashboard", "resume")  # commands given a campaign DIR
 
@@ -513,6 +514,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> bool:
+    """Whether our standard output is a pipe nobody reads any more (the write end then polls as an error)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (captured, closed)
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     name = f"steerflow {args.command}"
@@ -529,6 +542,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_TERMINATED
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # a pipe of the script's own: its traceback helps
+        # `steerflow report DIR --json | head`: the reader has what it wanted; no traceback, and none at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except KeyboardInterrupt as exc:
         how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(f"\n{name}: {how}; running tasks were stopped.{_resume_hint()}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import signal
 import sqlite3
 from pathlib import Path
@@ -93,3 +94,19 @@ def test_fuzz_commands_answer_with_a_message(places, tmp_path, command, place, k
     assert code in (0, 1, 2), (argv, code, text)
     assert "Traceback" not in text, (argv, text)
     assert text.strip() or code == 0, argv  # a failure always says something
+
+
+@pytest.mark.parametrize("argv", [["report", "{camp}", "--json"], ["status", "{camp}"], ["show", "{camp}", "2"]])
+def test_a_reader_that_goes_away_gets_no_traceback(places, argv):
+    """`steerflow report DIR --json | head -1`: before, a BrokenPipeError traceback when head had exited."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "steerflow.cli", *[a.format(**places) for a in argv]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) != 0
+    assert "Traceback" not in err and "Exception ignored" not in err, err
