@@ -17,6 +17,7 @@ window, which the journal's batch interval bounds to 20 ms).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pickle
@@ -188,6 +189,7 @@ class Campaign(SteeringLoop):
         self._placement_texts: dict[tuple, str] = {}  # (loop thread) where a task runs -> its journal text
         self._counted: tuple[Allocation | None, int] = (None, 0)  # (steering thread) the allocation, its cores
         self._runtime.add_round_listener(self._end_round)
+        atexit.register(_stop_at_exit, weakref.ref(self))  # (after the runtime's own: runs before it)
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._closed = False
         self._closing = False
@@ -548,11 +550,12 @@ class Campaign(SteeringLoop):
     def runtime(self) -> Runtime:
         return self._runtime
 
-    def _close(self, drain: bool) -> None:
+    def _close(self, drain: bool, end: bool = True) -> None:
         if self._closed:
             return
         self._closed = True
-        self._deliver_end()
+        if end:
+            self._deliver_end()
         self._closing = True
         self._runtime.shutdown(wait=True, cancel_futures=not drain, kill=not drain)
         self._control.close()
@@ -574,6 +577,21 @@ class Campaign(SteeringLoop):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stop_at_exit(ref: weakref.ref) -> None:
+    """A campaign whose script ends (or raises) before its run() stops its tasks, as before the Executor's
+    wait-at-exit: a script that crashed after submitting 10,000 simulations must not run them all first."""
+    camp = ref()
+    if camp is None or camp._closed:
+        return
+    pending = camp._active
+    camp._stop_reason = camp._stop_reason or "the script ended before the campaign's run()"
+    if pending:
+        print(f"steerflow: the script ended before the campaign in {camp.directory} ran (no run(), or an error "
+              f"before it): its {pending} submitted task(s) were stopped. Continue with `steerflow resume "
+              f"{camp.directory}` once the script calls run().", file=sys.stderr, flush=True)
+    camp._close(drain=False, end=False)
 
 
 def _fingerprint(spec: TaskSpec) -> str:

@@ -1,0 +1,50 @@
+"""A campaign script that ends before its run() (a bug after submitting, or no run() at all) stops at once.
+
+Since the Executor waits at interpreter exit for the tasks of a Runtime nobody shut down (0e63bf8, as
+concurrent.futures does), a campaign's own runtime did too: a script that raised after submitting
+its simulations ran every one of them before Python exited, with no agent to see their results.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("no_leftover_processes")
+
+SCRIPT = '''
+import sys, time
+import steerflow as sf
+
+def simulate(x):
+    time.sleep(30)
+    return x
+
+camp = sf.Campaign(sys.argv[1], allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+for x in range(2):
+    camp.submit(simulate, x)
+if sys.argv[2] == "bug":
+    raise ValueError("a bug after submitting")
+'''
+
+
+@pytest.mark.parametrize("ending", ["bug", "no-run"])
+def test_a_script_that_ends_before_run_stops_its_tasks_and_says_so(tmp_path, ending):
+    script = tmp_path / "camp.py"
+    script.write_text(SCRIPT)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "c"), ending], capture_output=True,
+                          text=True, timeout=50, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    took = time.monotonic() - started
+    assert took < 29, f"the script waited {took:.0f} s for its tasks"  # before: 60 s (2 x 30 s on 1 core)
+    assert "its 2 submitted task(s) were stopped" in done.stderr, done.stderr
+    assert f"steerflow resume {tmp_path / 'c'}" in done.stderr
+    from steerflow import rundirs
+
+    status = rundirs.status(tmp_path / "c")
+    assert sum(status["pools"]["default"].values()) == 2
+    assert status["pools"]["default"].get("interrupted") == 2, status
