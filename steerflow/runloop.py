@@ -78,6 +78,8 @@ class RuntimeLoop(Pipeline):
 
     def _loop(self) -> None:
         engine, inbox, futures = self.engine, self._inbox, self._futures_condition
+        if getattr(engine, "defer_sends", None) is False:  # (the local engine: see `WarmPool.send_all`)
+            engine.defer_sends = True  # type: ignore[attr-defined]
         self._init_pipelining()
         try:
             while True:

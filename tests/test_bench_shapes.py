@@ -36,3 +36,31 @@ def test_each_executor_and_mode_takes_its_turn_first():
     assert sorted(firsts) == sorted(runs * 2)
     assert shapes.rotated(runs, 1) == ["sf-resolved", "pool", "sf-futures"]
     assert shapes.rotated([], 3) == []
+
+
+def test_every_timed_run_comes_right_after_a_warm_up_on_its_own_executor(monkeypatch):
+    """Each timed run follows an untimed bag on the same executor: none is measured cold after another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls: list[tuple[str, str]] = []  # (executor, what ran: "warm" or the timed shape)
+    real = shapes.run_shape
+
+    def recording(shape, submit, result, n, size, resolve):
+        calls.append((submit.__self__.name, "warm" if (shape, n, size) == ("bag", 4, 0) else shape))
+        return real(shape, submit, result, n, size, resolve)
+
+    def make(name):
+        def executor(workers):
+            ex = ThreadPoolExecutor(workers)
+            ex.name = name
+            return ex, ex.submit, shapes._future_result, ex.shutdown
+        return executor
+
+    monkeypatch.setattr(shapes, "run_shape", recording)
+    monkeypatch.setitem(shapes.EXECUTORS, "a", (make("a"), (False, True)))
+    monkeypatch.setitem(shapes.EXECUTORS, "b", (make("b"), (True,)))
+    shapes.measure(n=6, sizes=(0,), workers=2, repeat=2, shapes=("bag", "reduce"), executors=("a", "b"))
+    timed = [i for i, (_, what) in enumerate(calls) if what != "warm"]
+    assert len(timed) == 2 * 2 * 3  # repeats x shapes x (a futures, a resolved, b)
+    for i in timed:
+        assert calls[i - 1] == (calls[i][0], "warm"), calls[i - 1:i + 1]

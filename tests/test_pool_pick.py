@@ -80,6 +80,7 @@ def test_a_message_carries_the_binding_only_when_the_worker_changes_binding() ->
     for task_id, core in enumerate([0, 0, 1, 1, 0], start=1):
         placement = Placement(Request(task_id), (Slot(0, (core,), (), 0),))
         engine._launch_function(Launch(task_id, 1, Function(abs, (1,)), placement, b""))
+        engine.send_all()  # (the loop's round ends: the message is written)
         msg = pickle.loads(messages.next())
         sent.append((str(msg[0]), msg[5].get("STEERFLOW_CORES")))
         engine._idle.append(engine._busy.pop(task_id))  # (its task ended)

@@ -126,9 +126,13 @@ def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 
             ) -> dict[str, float]:
     """Median seconds per (executor, mode, shape, size); the executors take turns on each measurement.
 
-    Whichever run comes first after another executor ran is slower (measured: the same bag of no-ops,
-    futures and resolved being the same work, 1.5x apart in favour of the second), so each repeat
-    starts the turns one further along (`rotated`): every executor and mode comes first as often.
+    A run that comes right after another executor's is slower (its workers idled meanwhile: the same
+    bag of no-ops, futures and resolved being the same work, came out 1.5x apart at the end of session 4),
+    so each timed run is preceded by an untimed bag of ``2 * workers`` no-ops on the same executor
+    (`warm_turn`): every run is measured warm, whatever ran before it. (The turns alone did not even
+    it out: rotating [steerflow futures, steerflow resolved, pool] left steerflow's resolved run never
+    after another executor's, and its futures run and the pool's always.) Each repeat still starts the
+    turns one further along (`rotated`).
 
     Keys: ``<executor>_<futures|resolved>_<shape>_<0mb|1mb>_s``.
     """
@@ -149,11 +153,19 @@ def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 
                 for size in sizes:
                     for name, submit, result, resolve in runs:
                         key = f"{name}_{'resolved' if resolve else 'futures'}_{shape}_{size >> 20}mb_s"
-                        times.setdefault(key, []).append(run_shape(shape, submit, result, n, size, resolve))
+                        times.setdefault(key, []).append(warm_turn(shape, submit, result, n, size, resolve, workers))
         finally:
             for *_, close in running:
                 close()
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+def warm_turn(shape: str, submit: Callable[..., Any], result: Callable[[Any], Any], n: int, size: int,
+              resolve: bool, workers: int) -> float:
+    """`run_shape`, timed, right after an untimed bag of ``2 * workers`` no-ops on the same executor (its
+    workers awake, whatever executor ran before)."""
+    run_shape("bag", submit, result, 2 * workers, 0, True)
+    return run_shape(shape, submit, result, n, size, resolve)
 
 
 def rotated(items: list[Any], by: int) -> list[Any]:

@@ -122,6 +122,7 @@ class LocalEngine(WarmPool):
         self._held: set[str] = set()  # shared-memory files a worker still maps after its task (never recycled)
         self._skipping: list[Worker] = []  # done, but yet to skip a task taken back from it (`withdraw`)
         self._queued_on: dict[int, Worker] = {}  # task queued behind a running one -> its worker (`launch_behind`)
+        self._unsent: list[Worker] = []  # workers given a task message this round, not written yet (`send_all`)
         self._closed = False
 
     # ---- life cycle ------------------------------------------------------------------------
@@ -445,6 +446,8 @@ class LocalEngine(WarmPool):
 
     # ---- events ------------------------------------------------------------------------------
     def wait(self, timeout: float | None) -> list[Event]:
+        if self._unsent:
+            self.send_all()  # (the round's task messages: see `WarmPool.send_all`)
         events: list[Event] = []
         if self._pending_events:
             events.extend(self._pending_events)

@@ -44,7 +44,7 @@ class Queued:
 
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
-                 "retired", "queued", "withdrawn", "sent", "current", "cpus", "env", "checkpoints")
+                 "retired", "queued", "withdrawn", "sent", "current", "cpus", "env", "checkpoints", "unsent")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
@@ -57,6 +57,7 @@ class Worker:
         self.cpus: list[int] | None = None  # the CPUs its last task was bound to (it stays bound to them)
         self.env: dict[str, str] | None = None  # the binding environment it was last given (it keeps it)
         self.checkpoints: str | None = None  # the checkpoint directory it was last told (it builds each task's path)
+        self.unsent = b""  # a task message not written yet: sent as the loop's round ends (`WarmPool.send_all`)
         self.known = KnownFunctions()  # (as the worker's own table: see `KnownFunctions`)
         self.launch: Launch | None = None
         self.number = 0  # how many task messages it was sent (the control pipe names tasks by it)
@@ -67,6 +68,10 @@ class Worker:
 
 class WarmPool:
     """The warm-worker half of `LocalEngine` (its state is set in `LocalEngine.__init__`)."""
+
+    # True: a task message is written when the engine next waits (`send_all`), not at once. The runtime's loop
+    # turns it on (it waits after every round); a caller that launches and then does not wait must leave it off.
+    defer_sends = False
 
     def _spawn_worker(self, binding: Binding) -> Worker:
         to_worker_r, to_worker_w = os.pipe()
@@ -127,7 +132,26 @@ class WarmPool:
         worker.current = worker.number
         worker.sent = len(msg)
         self._busy[launch.task_id] = worker
-        data = _HEADER.pack(len(msg)) + msg
+        if not worker.unsent:
+            self._unsent.append(worker)
+        worker.unsent += _HEADER.pack(len(msg)) + msg
+        if not self.defer_sends:
+            self.send_all()
+
+    def send_all(self) -> None:
+        """Write the task messages of this round, as the loop is about to sleep (`defer_sends`; `wait` calls it).
+
+        Writing one wakes its worker, and a woken worker takes the CPU from the writer at once on a
+        busy machine: written mid-round, each message stalled the rest of the round (the other
+        workers' messages, the results, the next dispatch) by the worker's turn, ~25 us a task.
+        """
+        for worker in self._unsent:
+            self._send(worker)
+        self._unsent.clear()
+
+    @staticmethod
+    def _send(worker: Worker) -> None:
+        data, worker.unsent = worker.unsent, b""
         try:
             sent = os.write(worker.wfd, data)  # (the whole of it, but for messages larger than the pipe)
             if sent != len(data):
@@ -154,6 +178,8 @@ class WarmPool:
                             self._untold(worker)), 5)
         if len(msg) + worker.sent > QUEUE_MAX_BYTES:
             return False
+        if worker.unsent:  # the task it runs first (messages go in order)
+            self._send(worker)
         try:
             os.write(worker.gate[1], b"g")  # before the message: the worker finds its byte when it reads it
             write_all(worker.wfd, _HEADER.pack(len(msg)) + msg)
@@ -222,6 +248,8 @@ class WarmPool:
     def _retire(self, worker: Worker) -> None:
         worker.retired = True
         self._dying.append(worker)  # its EOF is read as usual, then it is reaped
+        if worker.unsent:
+            self._send(worker)
         try:
             write_all(worker.wfd, _HEADER.pack(len(STOP)) + STOP)
         except OSError:
