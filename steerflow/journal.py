@@ -329,9 +329,10 @@ class Journal:
                 or isinstance(blob, serialize.Elsewhere)):  # a reference to data kept on a node: store the value
             try:
                 blob = serialize.dumps_inband(load() if load is not None else value)
-            except Exception as exc:  # noqa: BLE001 - an unpicklable result is kept as text
-                return (key, ok, None, None, f"{error or ''}\n(result not stored: {exc})".strip(), started, ended,
-                        timing)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable result is kept as text, as a failure: a
+                # replay cannot give its value (and the live agents got it as a failure too, see SteeringLoop._result)
+                return (key, False, None, None, storable(f"{error or ''}\n(result not stored: {exc})".strip()),
+                        started, ended, timing)
         if len(blob) <= INLINE_LIMIT:
             return (key, ok, blob, None, error, started, ended, timing)
         results = self.directory / "results"

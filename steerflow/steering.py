@@ -245,7 +245,10 @@ class SteeringLoop:
     def _result(self, key: int, future: TaskFuture, spec: TaskSpec) -> Result:
         stored = self._resume.stored.pop(key, None) if self._resume is not None else None
         record = self._runtime.record(key) if stored is None else None  # a stored result never ran in this driver
-        cancelled, value, error = future.outcome()
+        try:
+            cancelled, value, error = future.outcome()
+        except TaskFailed as exc:  # its value cannot be rebuilt here (a class the driver cannot import): its failure
+            cancelled, value, error = False, None, exc  # for the agents, not the end of the campaign
         if cancelled:
             error = TaskFailed(f"Task {key} was cancelled.")
         if record is not None:
