@@ -167,7 +167,7 @@ class Campaign(SteeringLoop):
         self._results_seen = 0
         self._waiting_by_pool: dict[str, int] = {}
         self._waiting_keys: set[int] = set()
-        self._pending_emits: list[tuple[str, Any]] = []
+        self._pending_emits: list[tuple[str, Any, bytes | None]] = []  # (name, payload, its pickle)
         # (steering thread) keys delivered to the agents and not journaled yet: one steering row per burst, queued
         # at the burst's end or before anything else the steering thread journals (see _journal_delivered)
         self._delivered: list[int] = []
@@ -474,10 +474,16 @@ class Campaign(SteeringLoop):
         if journal_mod.storable(name) != name:
             raise SteeringError(f"emit({name!r}): an event's name must be valid Unicode text (it holds a lone "
                                 "surrogate, as a file name decoded with errors='surrogateescape' does).")
+        try:  # here, in the agent that emits: the journal keeps every payload (for replay), so it must pickle
+            blob = None if payload is None else pickle.dumps(payload, 5)
+        except Exception as exc:  # noqa: BLE001 - before: a TypeError from deep in the steering loop
+            raise SteeringError(f"emit({name!r}, ...): the payload cannot be pickled ({type(exc).__name__}: {exc}); "
+                                "the journal keeps each event's payload so that a resume replays it. Emit what "
+                                "can be pickled (a model's file path or parameters, not the live object).") from exc
         if self._replaying:
-            self._pending_emits.append((name, payload))
+            self._pending_emits.append((name, payload, blob))
         else:
-            self._events.put(("event", name, payload))
+            self._events.put(("event", name, payload, blob))
 
     def _request_stop(self, reason: str) -> None:
         if self._stop_reason is None:

@@ -150,7 +150,7 @@ class SteeringLoop:
                     self._partials[key] = max(self._partials.get(key, 0), index + 1)
                     self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
                 elif kind == "event":
-                    for i, (pending, _) in enumerate(self._pending_emits):
+                    for i, (pending, *_) in enumerate(self._pending_emits):
                         if pending == name:
                             del self._pending_emits[i]
                             break
@@ -159,8 +159,8 @@ class SteeringLoop:
                     self._deliver((kind, name), log=False)
         finally:
             self._replaying = False
-        for name, payload in self._pending_emits:  # raised before the crash, never delivered
-            self._events.put(("event", name, payload))
+        for name, payload, blob in self._pending_emits:  # raised before the crash, never delivered
+            self._events.put(("event", name, payload, blob))
         self._pending_emits.clear()
 
     def _deliver(self, item: tuple, log: bool = True) -> None:
@@ -209,9 +209,10 @@ class SteeringLoop:
                 if handler.kind == "partial" and handler.matches(partial):
                     self._call(handler, partial, self.ctx)
         elif kind == "event":
-            _, name, payload = item
-            if log:
-                self.journal.put("steer", self._next_seq(), "event", None, name, _pickle_or_none(payload), time.time())
+            name, payload = item[1], item[2]
+            if log:  # (the payload as `emit` pickled it, when it came from there)
+                blob = item[3] if len(item) > 3 else _pickle_or_none(payload)
+                self.journal.put("steer", self._next_seq(), "event", None, name, blob, time.time())
             for handler in self._handlers:
                 if handler.kind == "event" and handler.name == name:
                     self._call(handler, payload, self.ctx)

@@ -58,3 +58,36 @@ def test_a_handler_that_raises_stops_the_campaign_with_its_error(tmp_path):
     for x in range(5):
         again.submit(sf.Function(abs, args=(-x,)))
     assert again.run()["results_seen"] == 5  # resumable: nothing lost
+
+
+def test_an_event_payload_that_cannot_be_journaled_is_refused_in_the_agent_that_emits_it(tmp_path):
+    """Before: a TypeError from deep in the steering loop (the journal pickles each payload for replay)."""
+    import threading
+
+    camp = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False)
+
+    @camp.on_result()
+    def publish(result, ctx):
+        ctx.emit("model", threading.Lock())
+
+    camp.submit(sf.Function(abs, args=(-1,)))
+    with pytest.raises(sf.campaign.AgentError, match=r"publish raised SteeringError: emit\('model', ...\): the "
+                       "payload cannot be pickled"):
+        camp.run(stop=sf.stop.wall("60s"))
+
+
+def test_events_and_their_payloads_replay_on_resume(tmp_path):
+    seen = []
+
+    def build(resume):
+        camp = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False, resume=resume)
+        camp.on_result()(lambda result, ctx: ctx.emit("best", {"x": result.value}))
+        camp.on_event("best")(lambda payload, ctx: seen.append(payload["x"]))
+        for x in range(3):
+            camp.submit(sf.Function(abs, args=(-x,)))
+        return camp
+
+    build(False).run()
+    live, seen[:] = sorted(seen), []
+    build(True).run()
+    assert sorted(seen) == live == [0, 1, 2]
