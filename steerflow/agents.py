@@ -206,6 +206,9 @@ class Context:
         unknown = set(restart) - {"args", "kwargs", "argv"}
         if unknown:
             raise SteeringError(f"preempt() got {sorted(unknown)}; a restart takes only args, kwargs or argv.")
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 86400:
+            raise SteeringError(f"preempt(grace={grace!r}): the grace is the seconds a task has to checkpoint before "
+                                "it is killed, a number from 0 to 86400.")
         self._campaign._runtime.preempt(self._campaign._runtime_id(task, "preempt"), grace, **restart)
 
     # resources

@@ -277,8 +277,9 @@ class Campaign(SteeringLoop):
         return future.cancel() if future is not None else False  # else its result was delivered: finished
 
     def set_quota(self, pool: str, cores: int | None = None, gpus: int | None = None) -> None:
+        _check_pool("set_quota", pool)
         for name, value in (("cores", cores), ("gpus", gpus)):
-            if value is not None and (not isinstance(value, int) or value < 0):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise SteeringError(f"set_quota({pool!r}, {name}={value!r}): a quota is an integer >= 0 or None.")
         pools_mod.warn_if_larger(pool, cores, gpus, self.allocation, stacklevel=4)
         if self._declared_pools is not None:
@@ -288,6 +289,11 @@ class Campaign(SteeringLoop):
             self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())
 
     def free_slots(self, pool: str = "default", cores: int = 1, gpus: int = 0) -> int:
+        _check_pool("free_slots", pool)
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in (cores, gpus)) or not (cores or gpus):
+            # (before: a ValueError in the runtime's own thread, printed there, and 0 here)
+            raise SteeringError(f"free_slots({pool!r}, cores={cores!r}, gpus={gpus!r}): give the task's shape as "
+                                "integers >= 0, not both 0.")
         answer: list[int] = []
         done = threading.Event()
 
@@ -583,6 +589,12 @@ class Campaign(SteeringLoop):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_pool(what: str, pool: Any) -> None:
+    if not isinstance(pool, str) or not pool or journal_mod.storable(pool) != pool:
+        raise SteeringError(f"{what}({pool!r}, ...): a pool is named by a non-empty string of valid text, as tasks "
+                            "name it (pool='simulate').")
 
 
 def _stop_at_exit(ref: weakref.ref) -> None:

@@ -91,3 +91,30 @@ def test_events_and_their_payloads_replay_on_resume(tmp_path):
     live, seen[:] = sorted(seen), []
     build(True).run()
     assert sorted(seen) == live == [0, 1, 2]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda ctx, f: ctx.set_quota(5, cores=1), r"set_quota\(5, ...\): a pool is named by a non-empty string"),
+    (lambda ctx, f: ctx.set_quota("\udcff", cores=1), "a pool is named by a non-empty string of valid text"),
+    (lambda ctx, f: ctx.set_quota("p", cores=True), "a quota is an integer >= 0 or None"),
+    (lambda ctx, f: ctx.free_slots("default", cores=0), "give the task's shape as integers >= 0, not both 0"),
+    (lambda ctx, f: ctx.free_slots("default", cores=-1), "give the task's shape as integers >= 0, not both 0"),
+    (lambda ctx, f: ctx.preempt(f, grace=float("nan")), r"preempt\(grace=nan\): the grace is the seconds"),
+    (lambda ctx, f: ctx.preempt(f, grace=-5), r"preempt\(grace=-5\): the grace is the seconds"),
+])
+def test_odd_values_in_an_agents_calls_are_its_error(tmp_path, call, message):
+    """Before: a surrogate pool name stopped the journal, free_slots(cores=0) raised in the runtime's own thread
+    (a traceback there, 0 here), an int pool name and a NaN grace were taken."""
+    camp = sf.Campaign(tmp_path / "c", allocation=ONE_CORE, progress=False)
+    raised = []
+
+    @camp.on_start
+    def start(ctx):
+        f = ctx.submit(sf.Function(time.sleep, args=(0.1,)))
+        try:
+            call(ctx, f)
+        except sf.SteeringError as exc:
+            raised.append(str(exc))
+
+    camp.run(stop=sf.stop.wall("60s"))
+    assert len(raised) == 1 and __import__("re").search(message, raised[0]), raised
