@@ -10,8 +10,10 @@ Inside a function task::
 Inside a program (any language): write one JSON value per line to the named pipe whose path
 is in ``$STEERFLOW_PARTIAL`` (``echo '{"step": 10}' > "$STEERFLOW_PARTIAL"``); from Python,
 ``partial.emit`` does that too. Each line up to 4 KiB arrives whole. Agents get them in order,
-while the task still runs, and may preempt or kill it; the campaign journals each one as a
-steering event, so a resumed campaign replays them to its agents like results.
+while the task still runs, and may preempt or kill it; the campaign journals each one up to 256 KiB
+(pickled) as a steering event, so a resumed campaign replays them to its agents like results. A larger
+one reaches the agents but is not journaled, so a resume does not replay it: stream progress, and
+return large data as the task's result.
 
 Outside a task, ``emit`` does nothing and returns False, so the same code runs in a test.
 """

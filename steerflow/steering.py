@@ -36,6 +36,9 @@ DRAIN = 255  # queue items (a round of the runtime counts as one) delivered per 
 #: still reacts within a millisecond, and no core waits on it, since queued tasks start without the agents.
 #: 1 ms instead of 0.5: the steering thread's wake-ups per no-op task 0.45 -> 0.2, its CPU per task -3 us (#13c)
 GATHER_S = 0.001
+# A partial result larger than this is delivered but not journaled (nor replayed): before, 50 tasks each streaming
+# ten 1 MiB arrays made a 500 MB journal. Results, not partials, are the place for large data.
+PARTIAL_KEPT_BYTES = 256 * 1024
 
 
 class SteeringLoop:
@@ -148,7 +151,8 @@ class SteeringLoop:
                 elif kind == "partial" and key in self._futures:
                     attempt, index, stamp = json.loads(name)
                     self._partials[key] = max(self._partials.get(key, 0), index + 1)
-                    self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
+                    if payload is not None:  # (None: too large to keep, see PARTIAL_KEPT_BYTES; not replayed)
+                        self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
                 elif kind == "event":
                     for i, (pending, *_) in enumerate(self._pending_emits):
                         if pending == name:
@@ -201,8 +205,12 @@ class SteeringLoop:
             if spec is None:
                 return  # its result was delivered already
             if log:
+                blob: bytes | None = pickle.dumps(value, 5)
+                if len(blob) > PARTIAL_KEPT_BYTES:  # type: ignore[arg-type]
+                    self._partial_not_kept(key, len(blob))  # type: ignore[arg-type]
+                    blob = None
                 self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
-                                 pickle.dumps(value, 5), time.time())
+                                 blob, time.time())
             partial = Partial(key, spec.label(), spec.pool, spec.tags, index, value, attempt, stamp,  # type: ignore
                               replayed=not log)
             for handler in self._handlers:
@@ -228,6 +236,15 @@ class SteeringLoop:
             for handler in self._handlers:
                 if handler.kind == "start":
                     self._call(handler, self.ctx)
+
+    def _partial_not_kept(self, key: int, size: int) -> None:
+        if getattr(self, "_told_partials", False):
+            return
+        self._told_partials = True
+        print(f"steerflow: task {key} streamed a partial result of {size / 2**20:.1f} MB. The journal keeps partial "
+              f"results up to {PARTIAL_KEPT_BYTES // 1024} KiB (they are replayed on resume); larger ones reach "
+              "the agents now but a resume does not replay them. Stream small progress values; return large data "
+              "as the task's result, or write it to a file and stream its path.", file=sys.stderr, flush=True)
 
     def _call(self, handler: Handler, *args: Any) -> None:
         try:

@@ -74,3 +74,35 @@ def test_big_results_go_to_files_and_the_journal_stays_small(tmp_path):
     camp.run()
     assert (directory / "journal.db").stat().st_size < 256 * 1024
     assert len(list((directory / "results").iterdir())) == 4
+
+
+def stream(n):
+    from steerflow import partial
+
+    partial.emit("small")
+    for _ in range(n):
+        partial.emit(b"p" * 2**20)  # 1 MiB: a partial the journal does not keep
+    return n
+
+
+def test_large_partial_results_reach_the_agents_but_not_the_journal(tmp_path, capfd):
+    """Before: every partial was journaled whole, 10 x 1 MiB partials from each of 50 tasks made 500 MB."""
+    directory = tmp_path / "c"
+
+    def build(resume):
+        camp = sf.Campaign(directory, allocation=ONE_CORE, progress=False, resume=resume)
+        seen = []
+        camp.on_partial()(lambda p, ctx: seen.append(p.value if p.value == "small" else len(p.value)))
+        for _ in range(4):
+            camp.submit(sf.Function(stream, args=(3,)))
+        return camp, seen
+
+    camp, live = build(False)
+    camp.run()
+    assert live == (["small"] + [2**20] * 3) * 4  # the live agents got each one whole
+    assert tree_bytes(directory) < 2**20, tree_bytes(directory)
+    err = capfd.readouterr().err
+    assert err.count("streamed a partial result of 1.0 MB") == 1 and "a resume does not replay them" in err
+    again, replayed = build(True)
+    again.run()
+    assert replayed == ["small"] * 4  # the small ones replay, the large ones were not kept
