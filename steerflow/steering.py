@@ -39,6 +39,9 @@ GATHER_S = 0.001
 # A partial result larger than this is delivered but not journaled (nor replayed): before, 50 tasks each streaming
 # ten 1 MiB arrays made a 500 MB journal. Results, not partials, are the place for large data.
 PARTIAL_KEPT_BYTES = 256 * 1024
+# An event payload larger than that is journaled as this marker: on resume, the replayed agent that emitted it emits it
+# again (replay rebuilds it from the same results), and that payload is delivered in its place.
+NOT_KEPT = b"steerflow:payload-not-kept"
 
 
 class SteeringLoop:
@@ -154,11 +157,19 @@ class SteeringLoop:
                     if payload is not None:  # (None: too large to keep, see PARTIAL_KEPT_BYTES; not replayed)
                         self._deliver(("partial", key, attempt, index, pickle.loads(payload), stamp), log=False)
                 elif kind == "event":
-                    for i, (pending, *_) in enumerate(self._pending_emits):
+                    again = None  # the payload the replayed emitter gave this event again, if it did
+                    for i, (pending, *rest) in enumerate(self._pending_emits):
                         if pending == name:
+                            again = rest
                             del self._pending_emits[i]
                             break
-                    self._deliver(("event", name, pickle.loads(payload) if payload else None), log=False)
+                    if payload == NOT_KEPT:  # too large to keep: the replayed emitter's own payload stands in
+                        if again is None:
+                            continue  # (its emitter did not emit it again: nothing to deliver)
+                        value = again[0]
+                    else:
+                        value = pickle.loads(payload) if payload else None
+                    self._deliver(("event", name, value), log=False)
                 elif kind in ("timer", "start"):
                     self._deliver((kind, name), log=False)
         finally:
@@ -220,6 +231,8 @@ class SteeringLoop:
             name, payload = item[1], item[2]
             if log:  # (the payload as `emit` pickled it, when it came from there)
                 blob = item[3] if len(item) > 3 else _pickle_or_none(payload)
+                if blob is not None and len(blob) > PARTIAL_KEPT_BYTES:  # a model, say: a resume's emitter re-emits it
+                    blob = NOT_KEPT
                 self.journal.put("steer", self._next_seq(), "event", None, name, blob, time.time())
             for handler in self._handlers:
                 if handler.kind == "event" and handler.name == name:

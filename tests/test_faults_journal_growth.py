@@ -106,3 +106,25 @@ def test_large_partial_results_reach_the_agents_but_not_the_journal(tmp_path, ca
     again, replayed = build(True)
     again.run()
     assert replayed == ["small"] * 4  # the small ones replay, the large ones were not kept
+
+
+def test_a_large_event_payload_is_not_journaled_and_replays_from_its_emitter(tmp_path):
+    """A learner that emits its model (here 1 MiB) at each result: the journal kept each payload whole."""
+    directory = tmp_path / "c"
+
+    def build(resume):
+        camp = sf.Campaign(directory, allocation=ONE_CORE, progress=False, resume=resume)
+        got = []
+        camp.on_result()(lambda result, ctx: ctx.emit("model", bytes([result.value]) * 2**20))
+        camp.on_event("model")(lambda model, ctx: got.append((model[0], len(model))))
+        for x in range(5):
+            camp.submit(sf.Function(abs, args=(-x,)))
+        return camp, got
+
+    camp, live = build(False)
+    camp.run()
+    assert sorted(live) == [(x, 2**20) for x in range(5)]
+    assert tree_bytes(directory) < 2**20, tree_bytes(directory)  # before: 5 MiB of payloads
+    again, replayed = build(True)
+    again.run()
+    assert replayed == live  # the same payloads, in the same order, from the replayed emitter
