@@ -162,6 +162,13 @@ class NodeIndex:
     cores, GPUs, MB)``, which :meth:`_give` takes back.
     """
 
+    # attributes in slots, not in an instance dict: the hot paths read and write ~60 of them per decision, and the
+    # scheduler's ~40 are too many for CPython's shared-key instance dicts (measured: 4.7 % fewer machine
+    # instructions per decision, cachegrind). Scheduler adds its own; SchedulerQueries has none.
+    __slots__ = ("_n", "_cores", "_gpus", "_mem", "_fc", "_fg", "_nc", "_ng", "_fm", "_min_c", "_min_g", "_types",
+                 "_gs", "_buckets", "_gcount", "_pos", "_bm", "_cols", "_isfree", "_free_c", "_free_g", "_offline",
+                 "_lists", "_wf", "_eligible")
+
     def __init__(self, nodes: tuple[Node, ...]) -> None:
         n = len(nodes)
         self._n = n

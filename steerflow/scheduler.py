@@ -133,6 +133,10 @@ class Scheduler(NodeIndex, SchedulerQueries):
     come from its base :class:`~steerflow.scheduler_queries.SchedulerQueries`.
     """
 
+    # (in slots, as NodeIndex's: see there)
+    __slots__ = ("allocation", "max_bypass", "_classes", "_heads", "_waiting", "_marks", "_pass", "_stale", "_placed",
+                 "_usage", "_quota", "_seq", "_blocked", "_pool_stop", "_pool_count", "_closed", "_fails")
+
     def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
                  max_bypass: int = 64) -> None:
         if max_bypass < 0:

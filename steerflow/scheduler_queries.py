@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 class SchedulerQueries:
     """The read-only half of :class:`~steerflow.scheduler.Scheduler`; see the module docstring."""
 
+    __slots__ = ()
+
     # state kept by Scheduler and NodeIndex (declared for type checkers; set by their __init__)
     _placed: dict[int, tuple]
     _waiting: dict[int, tuple[int, _Class, Request]]
