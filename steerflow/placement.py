@@ -101,6 +101,7 @@ class Placement:
     __slots__ = ("request", "_slots", "_held")
 
     def __init__(self, request: Request, slots: tuple[Slot, ...] | None = None, held: tuple = ()) -> None:
+        # (Scheduler.schedule sets these three fields itself on its common path: keep the two in step)
         self.request = request
         self._slots = slots
         self._held = held  # (node, core mask, GPU mask, cores, GPUs, MB), or a tuple of them (several nodes)
