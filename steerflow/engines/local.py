@@ -252,9 +252,11 @@ class LocalEngine(WarmPool):
         assert isinstance(spec, Executable)
         argv = launchers.program_argv(spec)
         files = (f"{stem}.out", f"{stem}.err")
-        for path in files:  # made here, so that the worker only opens them: a file's creation costs the disk's
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))  # journal,
-        payload = serialize.dumps(((argv, env, spec.cwd, *files), {}))  # off the path from a task to the next
+        # made here, so that the worker only opens them: creating a file costs the disk's journal, and a queued
+        # program's files are then made while the task before it still runs, off the path from one to the next
+        for path in files:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600))
+        payload = serialize.dumps(((argv, env, spec.cwd, *files), {}))
         program = _InWorker(launch, stream, files)
         self._programs[launch.task_id] = program
         self._sel.register(stream.rfd, selectors.EVENT_READ, (program, stream))
