@@ -395,8 +395,8 @@ def _cancel(args: argparse.Namespace) -> int:
             control.request(directory / rundirs.JOURNAL, "cancel", args.tasks)
         if args.stop:  # the whole script: its later phases do not start either
             control.request(directory / rundirs.JOURNAL, "stop", ["script"])
-    what = f"cancel {', '.join(args.tasks)}" if args.tasks else ""
-    what += (" and " if what else "") + ("stop the script" if args.stop else "")
+    what = " and ".join(part for part in (f"cancel {', '.join(args.tasks)}" if args.tasks else "",
+                                          "stop the script" if args.stop else "") if part)  # (no dangling "and")
     print(f"asked the driver of {', '.join(_rel(d) for d in running)} to {what}")
     return 0
 

@@ -21,7 +21,7 @@ def test_a_handler_that_blocks_is_named_while_it_blocks(tmp_path, capfd, monkeyp
 
     @camp.on_result()
     def stuck(result, ctx):
-        time.sleep(2.5)  # a network call with no timeout, say
+        time.sleep(4)  # a network call with no timeout, say
 
     camp.submit(sf.Function(abs, args=(-1,)))
     summary = camp.run(stop=sf.stop.wall("1s"))

@@ -24,7 +24,7 @@ _values = st.one_of(st.integers(-2**70, 2**70), st.floats(), st.text(max_size=8)
                     st.lists(st.integers(), max_size=2))
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(xs=st.lists(_values, min_size=1, max_size=3), retries=st.integers(0, 2),
        priority=st.integers(-2**53, 2**53), timeout=st.one_of(st.none(), st.floats(0.5, 30)),
