@@ -531,6 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"steerflow {args.command}"
     if args.command in ("run", "resume"):
         signal.signal(signal.SIGTERM, raise_terminated)
+        if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # (not under nohup) a closed terminal stops cleanly
+            signal.signal(signal.SIGHUP, raise_terminated)
     parent = os.environ.pop(ENV_PARENT, None)
     if args.command == "run" and parent:  # the driver `steerflow resume` started: it stops when resume is killed
         from .proctree import die_with_parent
@@ -549,7 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PIPE
     except KeyboardInterrupt as exc:
-        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        said = str(exc).split(":", 1)[0]
+        how = f"terminated ({said if said.startswith('SIG') else 'SIGTERM'})" if isinstance(exc, Terminated) \
+            else "interrupted"
         print(f"\n{name}: {how}; running tasks were stopped.{_resume_hint()}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except CampaignStopped as exc:

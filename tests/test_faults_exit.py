@@ -48,3 +48,36 @@ def test_a_script_that_ends_before_run_stops_its_tasks_and_says_so(tmp_path, end
     status = rundirs.status(tmp_path / "c")
     assert sum(status["pools"]["default"].values()) == 2
     assert status["pools"]["default"].get("interrupted") == 2, status
+
+
+SLOW = __import__("pathlib").Path(__file__).parent / "campaigns" / "slow_campaign.py"
+
+
+@pytest.mark.parametrize("cli", [False, True])
+def test_a_closed_terminal_sighup_stops_the_driver_cleanly(tmp_path, cli):
+    """The ssh session a driver ran in closes (SIGHUP): before, Python ended at once, as SIGKILL ends it (the
+    journal left open: "the last driver stopped without closing"); now as SIGTERM does: closed, resumable."""
+    import signal
+
+    from steerflow import rundirs
+    from tests.conftest import wait_until
+
+    directory = tmp_path / "camp"
+    command = [sys.executable, *(["-m", "steerflow.cli", "run"] if cli else []), str(SLOW), str(directory),
+               str(tmp_path / "marker")]
+    proc = subprocess.Popen(command, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: (directory / "journal.db").exists()
+                          and bool(rundirs.status(directory)["running"]), timeout=60)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0 and "SIGHUP" in err and "steerflow resume" in err, err
+    info = rundirs.status(directory)
+    assert info["driver_pid"] is None and info["pools"]["simulate"].get("interrupted", 0) >= 1
+    shown = subprocess.run([sys.executable, "-m", "steerflow.cli", "status", str(directory)], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert "stopped without closing" not in shown.stdout, shown.stdout
