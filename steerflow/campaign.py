@@ -36,11 +36,11 @@ from typing import Any
 from . import agents, blobs, campaign_args, control, dirlock, engines, launch, sigterm
 from . import pools as pools_mod
 from . import journal as journal_mod
+from . import journal_files
 from .agent_watch import AgentWatch
 from .agents import Context, Handler, SteeringError, handlers_of
 from .engines.base import Engine
-from .errors import (CampaignDirectoryError, CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed,
-                     first_line)
+from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed, first_line
 from .futures import TaskFuture
 from .replay import JournalReplay, resolved_future
 from .resources import Allocation
@@ -68,15 +68,6 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
     return mark
 
-
-def unwritable(directory: Path, exc: OSError | sqlite3.Error) -> CampaignDirectoryError:
-    """The error for a campaign directory that cannot be created or written: what failed, and what to do."""
-    where = getattr(exc, "filename", None) or directory / "journal.db"
-    return CampaignDirectoryError(
-        f"{directory} cannot hold a campaign: {journal_mod.describe_error(exc)} on {where}. "
-        "Give a directory you can write to (a campaign's journal is written while it runs, also when it "
-        "resumes); a read-only copy can still be read with `steerflow status` and `steerflow report DIR --out "
-        "FOLDER`.")
 
 
 class Campaign(SteeringLoop):
@@ -109,10 +100,10 @@ class Campaign(SteeringLoop):
             dirlock.prepare(self.directory)
             self._lock_fd = dirlock.acquire(self.directory)
         except OSError as exc:
-            raise unwritable(self.directory, exc) from exc
+            raise campaign_args.unwritable(self.directory, exc) from exc
         journal_path = self.directory / "journal.db"
         # a journal that records nothing (its driver killed as it began) is no campaign: this one starts there
-        exists = journal_path.exists() and not journal_mod.holds_nothing(journal_path)
+        exists = journal_path.exists() and not journal_files.holds_nothing(journal_path)
         if resume is None or forced:
             resume = forced or os.environ.get(launch.ENV_RESUME) == "1"
         if exists and not resume:
@@ -139,7 +130,7 @@ class Campaign(SteeringLoop):
             self._runtime.shutdown(wait=False, cancel_futures=True)
             dirlock.release(self._lock_fd)
             if isinstance(exc, (OSError, sqlite3.Error)):
-                raise unwritable(self.directory, exc) from exc
+                raise campaign_args.unwritable(self.directory, exc) from exc
             raise
         self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
         # On resume the journal is read as the script submits and as the replay goes, never loaded whole.
@@ -277,7 +268,7 @@ class Campaign(SteeringLoop):
         return future.cancel() if future is not None else False  # else its result was delivered: finished
 
     def set_quota(self, pool: str, cores: int | None = None, gpus: int | None = None) -> None:
-        _check_pool("set_quota", pool)
+        campaign_args.check_pool("set_quota", pool)
         for name, value in (("cores", cores), ("gpus", gpus)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise SteeringError(f"set_quota({pool!r}, {name}={value!r}): a quota is an integer >= 0 or None.")
@@ -289,7 +280,7 @@ class Campaign(SteeringLoop):
             self.journal.put("steer", self._next_seq(), "quota", None, pool, pickle.dumps((cores, gpus)), time.time())
 
     def free_slots(self, pool: str = "default", cores: int = 1, gpus: int = 0) -> int:
-        _check_pool("free_slots", pool)
+        campaign_args.check_pool("free_slots", pool)
         if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in (cores, gpus)) or not (cores or gpus):
             # (before: a ValueError in the runtime's own thread, printed there, and 0 here)
             raise SteeringError(f"free_slots({pool!r}, cores={cores!r}, gpus={gpus!r}): give the task's shape as "
@@ -590,11 +581,6 @@ class Campaign(SteeringLoop):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _check_pool(what: str, pool: Any) -> None:
-    if not isinstance(pool, str) or not pool or journal_mod.storable(pool) != pool:
-        raise SteeringError(f"{what}({pool!r}, ...): a pool is named by a non-empty string of valid text, as tasks "
-                            "name it (pool='simulate').")
 
 
 def _stop_at_exit(ref: weakref.ref) -> None:

@@ -1,4 +1,4 @@
-"""Campaign(...)'s arguments, checked before the directory holds anything: a mistake is one sentence, at once.
+"""Campaign(...)'s arguments (and its agents' pool arguments), checked before anything is written: one sentence.
 
 A wrong type given to Campaign used to surface deep inside (``'str' object has no attribute 'nodes'`` from
 the scheduler, ``'int' object has no attribute 'start'`` from the runtime), or not at all: an empty
@@ -9,8 +9,13 @@ lost worker to break the loop.
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 from typing import Any
 
+from .agents import SteeringError
+from .errors import CampaignDirectoryError
+from .journal import describe_error
 from .resources import Allocation
 from .task import storable
 
@@ -44,3 +49,20 @@ def check(directory: Any, allocation: Any, engine: Any, pools: Any, lost_retries
     if isinstance(lost_retries, bool) or not isinstance(lost_retries, int) or lost_retries < 0:
         raise ValueError(f"Campaign's lost_retries must be an integer >= 0 (how often a task whose worker died runs "
                          f"again), not {lost_retries!r}.")
+
+
+def unwritable(directory: Path, exc: OSError | sqlite3.Error) -> CampaignDirectoryError:
+    """The error for a campaign directory that cannot be created or written: what failed, and what to do."""
+    where = getattr(exc, "filename", None) or directory / "journal.db"
+    return CampaignDirectoryError(
+        f"{directory} cannot hold a campaign: {describe_error(exc)} on {where}. "
+        "Give a directory you can write to (a campaign's journal is written while it runs, also when it "
+        "resumes); a read-only copy can still be read with `steerflow status` and `steerflow report DIR --out "
+        "FOLDER`.")
+
+
+def check_pool(what: str, pool: Any) -> None:
+    """An agent's pool argument (set_quota, free_slots): a name a task can give, and the journal can store."""
+    if not isinstance(pool, str) or not pool or storable(pool) != pool:
+        raise SteeringError(f"{what}({pool!r}, ...): a pool is named by a non-empty string of valid text, as tasks "
+                            "name it (pool='simulate').")

@@ -247,7 +247,7 @@ def _resume(args: argparse.Namespace) -> int:
                            "writes its journal. Copy the directory to a place you can write to and resume the copy; "
                            f"read it as it is with `steerflow status {directory}`.")
     record = rundirs.meta(first).get("launch")
-    from .journal import holds_nothing
+    from .journal_files import holds_nothing
 
     if not isinstance(record, dict) and holds_nothing(first / "journal.db"):
         raise CliError(f"The journal in {first} records nothing: its driver was stopped before it recorded its script "

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import serialize
+from .journal_files import readonly_uri
 from .task import storable
 
 SCHEMA = """
@@ -91,23 +92,6 @@ RESULT = "result_obj"  # a `put_result` in `put_many`'s pairs
 _MANY = "many"  # a `put_many` item: its pairs, in order
 
 
-def readonly_uri(path: str | os.PathLike[str]) -> str:
-    """The URI that reads the journal at ``path`` without writing anything, also where nothing can be written.
-
-    A WAL journal read with ``mode=ro`` needs its ``-shm`` file, which SQLite creates beside it: in a
-    directory the reader cannot write (a read-only file system, an archive, a colleague's campaign) that
-    fails with "unable to open database file". There, with no ``-shm`` and no write-ahead log left (a
-    driver that closed, or none running), the database file holds everything, and nobody writes it while
-    we read: ``immutable=1`` reads it as it is.
-    """
-    path = os.fspath(path)
-    if os.access(os.path.dirname(path) or ".", os.W_OK) or os.path.exists(f"{path}-shm"):
-        return f"file:{path}?mode=ro"
-    wal = f"{path}-wal"
-    if os.path.exists(wal) and os.path.getsize(wal) > 0:  # rows only in the log: SQLite's read-only WAL path
-        return f"file:{path}?mode=ro"
-    return f"file:{path}?immutable=1"
-
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
@@ -127,27 +111,6 @@ def add_missing_columns(conn: sqlite3.Connection) -> None:
             if column.split()[0] not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
-
-def holds_nothing(path: Path) -> bool:
-    """Whether the journal at ``path`` records no campaign: no launch record and no task (or no schema at all).
-
-    What a driver killed within its first milliseconds leaves (the file created, the schema or the first
-    rows not committed yet): running its script again starts the campaign afresh there, losing nothing.
-    """
-    try:
-        conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=10)
-    except sqlite3.Error:
-        return False
-    try:
-        launch = conn.execute("SELECT 1 FROM meta WHERE key = 'launch'").fetchone()
-        task = conn.execute("SELECT 1 FROM tasks LIMIT 1").fetchone()
-        return launch is None and task is None
-    except sqlite3.OperationalError as exc:  # no such table: created, schema never committed
-        return "no such table" in str(exc)
-    except sqlite3.Error:  # not a database: something else is there, leave it alone
-        return False
-    finally:
-        conn.close()
 
 
 class Journal:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .dirlock import holder
-from .journal import readonly_uri, state_rows, states_sql
+from .journal import state_rows, states_sql
+from .journal_files import readonly_uri
 from .errors import SteerflowError
 
 JOURNAL = "journal.db"

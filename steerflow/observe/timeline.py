@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import journal as journal_mod
-from ..journal import TIMING, readonly_uri, state_rows
+from ..journal import TIMING, state_rows
+from ..journal_files import readonly_uri
 
 CLOSES_RUN = frozenset({"waiting", "done", "failed", "cancelled", "interrupted"})
 FINISHED = frozenset({"done", "failed", "cancelled"})
