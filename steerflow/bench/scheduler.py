@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import subprocess
 import sys
@@ -147,11 +148,14 @@ def placements_per_second(nodes: int = 10_000, cores: int = 32, gpus: int = 4, d
 
 def in_new_interpreter(nodes: int = 10_000, batch: int = 1, decisions: int = 200_000, timeout_s: float = 900) -> dict:
     """`placements_per_second` run by a new Python process (this interpreter, this package); its result."""
+    # (this package importable there as here, also from a checkout that is not installed)
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     with tempfile.TemporaryDirectory(prefix="steerflow-bench-") as tmp:
         out = Path(tmp) / "placements.json"
         subprocess.run([sys.executable, "-m", __name__, "--nodes", str(nodes), "--batch", str(batch),
                         "--decisions", str(decisions), "--json", str(out)],
-                       check=True, stdout=subprocess.DEVNULL, timeout=timeout_s)
+                       check=True, stdout=subprocess.DEVNULL, timeout=timeout_s, env=env)
         return json.loads(out.read_text())
 
 
