@@ -331,9 +331,11 @@ class Scheduler(NodeIndex, SchedulerQueries):
         pno = self._pass = self._pass + 1  # a key whose head fails is marked with it (see _Class.mark)
         waiting = self._waiting
         records = self._placed
-        # scratch containers, reused from pass to pass, touched only once a head is blocked (see the end):
+        # scratch containers, reused from pass to pass, touched only once a head is blocked (cleared at the end):
         # closed: pools reserved by a quota-blocked request
         # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
+        # (and self._pool_count: pool -> placements in it since the pass's first quota-blocked request;
+        # self._fails: rank shape -> fewest ranks that found no room in this pass, written by _try)
         closed = self._closed
         pool_stop = self._pool_stop
         blocked = None  # the queues whose head is blocked in this pass (self._blocked), once one is
