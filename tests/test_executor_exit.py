@@ -11,10 +11,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
-
-from steerflow.proctree import descendants
 
 from .conftest import wait_until
 
@@ -84,12 +82,16 @@ if __name__ == "__main__":
 """)
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=tmp_path)
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
-        assert wait_until(lambda: len(descendants(proc.pid)) >= 2, timeout=60), "its workers never started"
-        time.sleep(0.5)  # (in its exit wait by now: the script has nothing else to do)
+        # in its exit wait once it says so (not after a fixed time: under load it may not be there yet)
+        assert wait_until(lambda: any("waiting for 3 submitted task(s)" in line for line in err_lines), timeout=60), \
+            err_lines
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out = proc.stdout.read()
+        proc.wait(timeout=30)
     finally:
         proc.kill()
     assert "should not print" not in out
-    assert "waiting for 3 submitted task(s)" in err
