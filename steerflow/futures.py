@@ -249,7 +249,8 @@ class TaskFuture(Future[T]):
         return True
 
     def running(self) -> bool:
-        return self.state.value == "running"
+        """(False once done: a running task cancelled reads cancelled, not both, while its kill is on its way.)"""
+        return not self.done() and self.state.value == "running"
 
     @property
     def state(self) -> TaskState:

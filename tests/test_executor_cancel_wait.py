@@ -50,3 +50,23 @@ def test_a_waiter_installed_before_the_cancel_is_told(tmp_path):
         queued.cancel()
         waiter.join(30)
         assert got and got[0].done == {queued}
+
+
+def test_a_running_task_cancelled_is_never_both_cancelled_and_running(runtime, tmp_path):
+    """The standard library's states exclude each other; a kill on its way must not read as running."""
+    from pathlib import Path
+
+    from .conftest import wait_until
+    from .test_pipelining import BOUND, block_until, wait_for
+
+    gate, mark = str(tmp_path / "gate"), str(tmp_path / "runs")
+    future = runtime.submit(block_until, gate, mark)
+    wait_for(mark)
+    assert future.running() and not future.cancelled()
+    stalled = []
+    runtime.call_soon(lambda: (stalled.append(1), time.sleep(1.0)))  # the loop busy: the kill is not made yet
+    assert wait_until(lambda: stalled, timeout=BOUND)
+    assert future.cancel()
+    assert future.cancelled() and not future.running()
+    Path(gate).touch()
+    assert wait_until(lambda: future.done(), timeout=BOUND)
