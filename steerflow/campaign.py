@@ -69,7 +69,6 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
-
 class Campaign(SteeringLoop):
     """Tasks, agents, an allocation, an engine and a journal in one directory.
 
@@ -580,7 +579,6 @@ class Campaign(SteeringLoop):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
 
 
 def _stop_at_exit(ref: weakref.ref) -> None:

@@ -92,7 +92,6 @@ RESULT = "result_obj"  # a `put_result` in `put_many`'s pairs
 _MANY = "many"  # a `put_many` item: its pairs, in order
 
 
-
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=10, check_same_thread=False)
@@ -110,7 +109,6 @@ def add_missing_columns(conn: sqlite3.Connection) -> None:
         for column in columns:
             if column.split()[0] not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-
 
 
 class Journal:

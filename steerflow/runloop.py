@@ -586,7 +586,6 @@ class RuntimeLoop(Pipeline):
             pass
 
 
-
 def report(what: str) -> None:
     """Print what failed and the current traceback to stderr (the loop goes on)."""
     import sys

@@ -308,7 +308,6 @@ class Runtime(RuntimeLoop, Executor):
         self._fits.add(shape)
 
 
-
 def _task_id(task: TaskFuture | int) -> int:
     return task.task_id if isinstance(task, TaskFuture) else int(task)
 

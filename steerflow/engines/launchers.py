@@ -28,7 +28,6 @@ RANK_WRAPPER = (
 )
 
 
-
 def binding_env(allocation: Allocation, placement: Placement) -> dict[str, str]:
     """Environment that tells a task (its first rank, for MPI) what it was given."""
     slot = placement.slots[0]

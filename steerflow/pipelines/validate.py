@@ -37,7 +37,6 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-
 def _type(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(type(value), repr(value))
 
@@ -45,7 +44,6 @@ def _type(value: Any) -> str:
 def _suggest(name: str, known: tuple[str, ...] | list[str]) -> str:
     close = difflib.get_close_matches(str(name), list(known), n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
-
 
 
 def validate(doc: Document) -> PipelineSpec:
