@@ -54,9 +54,6 @@ class FunctionKeys:
         self._entries[id(fn)] = entry
         return entry[1], entry[2]
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def _forget(self, key: int, ref: object) -> None:
         """(A function is gone: its entry and bytes go; called by the collector, in any thread.)"""
         entry = self._entries.get(key)

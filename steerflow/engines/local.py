@@ -264,9 +264,7 @@ class LocalEngine(WarmPool):
 
     def _worker_waits(self, launch: Launch) -> bool:
         """An idle warm worker of this placement's binding is there (a program runs in it, not in a new one)."""
-        slot = launch.placement.slots[0]
-        node = self._allocation.nodes[slot.node]  # type: ignore[union-attr]
-        binding = (",".join(node.gpu_ids[g] for g in slot.gpus), str(len(slot.cores)))
+        binding = self._bound(launch)[2]
         return any(worker.binding == binding for worker in self._idle)
 
     def launch_behind(self, launch: Launch, behind: int) -> bool:

@@ -100,6 +100,12 @@ class WarmPool:
         spec = launch.spec
         assert isinstance(spec, Function)
         key, fn_bytes = self._fn_keys.get(spec.fn)
+        slot = launch.placement.slots[0]  # (the cache's hit inline: this is every function task's path)
+        cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus)) or self._bound(launch)
+        return key, fn_bytes, cached[2], cached[1], cached[0]
+
+    def _bound(self, launch: Launch) -> tuple[dict[str, str], list[int], Binding]:
+        """Where a one-slot task runs: (the binding's environment, its CPUs, its binding), once per slot."""
         slot = launch.placement.slots[0]
         cached = self._binding_cache.get((slot.node, slot.cores, slot.gpus))
         if cached is None:  # binding depends only on where it runs: compute once per slot
@@ -107,7 +113,7 @@ class WarmPool:
             cached = (bound, self._allocation.nodes[slot.node].physical_cpus(slot.cores),  # type: ignore[union-attr]
                       (bound["CUDA_VISIBLE_DEVICES"], bound["OMP_NUM_THREADS"]))
             self._binding_cache[(slot.node, slot.cores, slot.gpus)] = cached
-        return key, fn_bytes, cached[2], cached[1], cached[0]
+        return cached
 
     def _untold(self, worker: Worker) -> str | None:
         """The checkpoint directory, for a worker not told it yet (else None: it builds each task's path itself).
