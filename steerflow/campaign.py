@@ -161,6 +161,12 @@ class Campaign(SteeringLoop):
         # (steering thread) keys delivered to the agents and not journaled yet: one steering row per burst, queued
         # at the burst's end or before anything else the steering thread journals (see _journal_delivered)
         self._delivered: list[int] = []
+        # (steering thread) timer ticks delivered and not journaled yet: [label, count, monotonic time of the first].
+        # A run of ticks of one timer with nothing else between them is one steering row (``timers``, the count
+        # in its key), written before anything else the steering thread journals and at least each second, so a
+        # fast timer costs the journal a row a second, not a row a tick (a 1 ms timer was ~190 MB an hour).
+        # Never pending together with ``_delivered``: each is journaled before the other is taken.
+        self._ticks: list | None = None
         self._steering_ident = 0  # the thread that runs `run` (the steering thread)
         self._replaying = False
         self._stop_reason: str | None = None
@@ -213,7 +219,7 @@ class Campaign(SteeringLoop):
         if self._declared_pools is not None and spec.pool not in self._declared_pools:  # type: ignore[attr-defined]
             self._declared_pools.add(spec.pool)  # type: ignore[attr-defined]
             warnings.warn(pools_mod.undeclared(spec.pool, self._declared_pools), stacklevel=2)  # type: ignore
-        if self._delivered and threading.get_ident() == self._steering_ident:
+        if (self._delivered or self._ticks is not None) and threading.get_ident() == self._steering_ident:
             self._journal_delivered()  # a handler's submission comes after the delivery that caused it
         with self._lock:
             key = self._next_key
@@ -359,6 +365,8 @@ class Campaign(SteeringLoop):
                     AgentWatch(threading.get_ident(), SteeringLoop._call.__code__):
                 self._steer(stop, display, stop_when_idle)
         finally:
+            if self._ticks is not None:  # the last run of timer ticks (see `_ticks`)
+                self._journal_delivered()
             if display is not None:
                 display.stop()
             self._close(drain)
@@ -489,7 +497,7 @@ class Campaign(SteeringLoop):
         return time.time() - self._started_at if self._started_at else 0.0
 
     def _next_seq(self) -> int:
-        if self._delivered and threading.get_ident() == self._steering_ident:
+        if (self._delivered or self._ticks is not None) and threading.get_ident() == self._steering_ident:
             self._journal_delivered()
         self._seq += 1
         return self._seq
@@ -501,7 +509,16 @@ class Campaign(SteeringLoop):
         journals (a steering row, a handler's submission, an agent error, a control request's end), so
         the journal's order is the order things happened: a delivery before what its handlers did.
         One key: a ``result`` row, as before schema 2; more: a ``results`` row listing them (`pack_keys`).
+        A run of timer ticks (`_ticks`): a ``timer`` row for one, a ``timers`` row with the count for more.
         """
+        if self._ticks is not None:
+            label, count, _ = self._ticks
+            self._ticks = None
+            self._seq += 1
+            self.journal.put("steer", self._seq, "timer" if count == 1 else "timers", None if count == 1 else count,
+                             label, None, time.time())
+        if not self._delivered:
+            return
         keys, self._delivered = self._delivered, []
         self._seq += 1
         if len(keys) == 1:

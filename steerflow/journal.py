@@ -61,8 +61,9 @@ CREATE INDEX IF NOT EXISTS states_key ON states(key);
 ADDED_COLUMNS = {"results": ("timing BLOB",), "states": ("since REAL",)}
 TIMING = struct.Struct("<5d")
 #: the journal's layout version, in meta ``schema``: 1 (no meta row) before states.since and ``results``
-#: steering rows; 2 since. A journal of either resumes; an older steerflow does not read version 2.
-SCHEMA_VERSION = 2
+#: steering rows; 2 since; 3: ``timers`` steering rows (a run of one timer's ticks, the count in ``key``).
+#: A journal of any resumes; an older steerflow does not read a newer version.
+SCHEMA_VERSION = 3
 FINAL = frozenset(("done", "failed", "cancelled"))  # the states that end an attempt with a result
 
 INLINE_LIMIT = 64 * 1024  # results larger than this go to a file in results/, referenced by path

@@ -28,6 +28,7 @@ from .stop import Condition
 from .task import Function, TaskSpec
 
 
+TICKS_PENDING_S = 1.0  # the longest a run of timer ticks waits to be journaled (one row for the run, see `Campaign._ticks`)
 DRAIN = 255  # queue items (a round of the runtime counts as one) delivered per wake-up beyond the first, before timers and control
 
 
@@ -89,6 +90,8 @@ class SteeringLoop:
                 if handler.kind == "timer" and handler.next_due <= now and self._stop_reason is None:
                     handler.next_due = now + handler.seconds
                     self._deliver(("timer", handler.label))
+            if self._ticks is not None and now - self._ticks[2] >= TICKS_PENDING_S:
+                self._journal_delivered()
             if now >= next_control:
                 next_control = now + 0.25
                 self._poll_control()
@@ -124,7 +127,7 @@ class SteeringLoop:
                     return
         finally:
             if self._delivered:  # the burst's deliveries: one journal row (see `Campaign._journal_delivered`)
-                self._journal_delivered()
+                self._journal_delivered()  # (timer ticks stay pending: a run of them is one row, see `_ticks`)
 
     def _cores(self) -> int:
         """The allocation's cores, counted again only when the runtime's allocation changes (Dask nodes)."""
@@ -172,6 +175,11 @@ class SteeringLoop:
                     self._deliver(("event", name, value), log=False)
                 elif kind in ("timer", "start"):
                     self._deliver((kind, name), log=False)
+                elif kind == "timers":  # a run of ticks of one timer, journaled as one row
+                    for _ in range(key or 0):
+                        if self._stop_reason is not None:
+                            break
+                        self._deliver(("timer", name), log=False)
         finally:
             self._replaying = False
         for name, payload, blob in self._pending_emits:  # raised before the crash, never delivered
@@ -194,6 +202,8 @@ class SteeringLoop:
             if future.__class__ is SettledFuture:  # resolved from the journal: no runtime record keeps it (`futures`)
                 self._done_futures[key] = future
             if log:
+                if self._ticks is not None:  # the ticks before it, in order
+                    self._journal_delivered()
                 self._delivered.append(key)  # journaled with the rest of this burst, before anything else
             self._active -= 1
             self._results_seen += 1
@@ -238,8 +248,14 @@ class SteeringLoop:
                 if handler.kind == "event" and handler.name == name:
                     self._call(handler, payload, self.ctx)
         elif kind == "timer":
-            if log:
-                self.journal.put("steer", self._next_seq(), "timer", None, item[1], None, time.time())
+            if log:  # one more tick of a pending run of this timer, or the start of a run (see `Campaign._ticks`)
+                ticks = self._ticks
+                if ticks is not None and ticks[0] == item[1] and time.monotonic() - ticks[2] < TICKS_PENDING_S:
+                    ticks[1] += 1
+                else:
+                    if self._delivered or ticks is not None:
+                        self._journal_delivered()
+                    self._ticks = [item[1], 1, time.monotonic()]
             for handler in self._handlers:
                 if handler.kind == "timer" and handler.label == item[1]:
                     self._call(handler, self.ctx)
@@ -264,7 +280,7 @@ class SteeringLoop:
             handler.fn(*args)
         except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
             message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
-            if self._delivered:
+            if self._delivered or self._ticks is not None:
                 self._journal_delivered()
             self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
             if self.on_agent_error == "stop":
@@ -294,7 +310,7 @@ class SteeringLoop:
 
     def _poll_control(self) -> None:
         """Requests from `steerflow cancel` (another process); see `steerflow.control`."""
-        if self._delivered:
+        if self._delivered or self._ticks is not None:
             self._journal_delivered()
         for row_id, op, arg in self._control.new():
             if op == "cancel":

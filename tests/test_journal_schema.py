@@ -81,8 +81,8 @@ def test_a_schema_1_journal_resumes_with_nothing_lost_and_nothing_run_again(tmp_
     for path in sidefx.iterdir():
         assert path.read_text() == "ran\n", f"{path.name} ran more than once in the resumed run"
 
-    # the journal was brought to schema 2 and reads whole: old rows as they were, new ones folded
-    assert _rows(db, "SELECT value FROM meta WHERE key = 'schema'") == [("2",)]
+    # the journal was brought to the current schema and reads whole: old rows as they were, new ones folded
+    assert _rows(db, "SELECT value FROM meta WHERE key = 'schema'") == [(str(journal_mod.SCHEMA_VERSION),)]
     assert "since" in {row[1] for row in _rows(db, "PRAGMA table_info(states)")}
     states = dict(_rows(db, "SELECT state, count(*) FROM tasks GROUP BY state"))
     assert states == {"done": len(keys) - 1, "failed": 1}
