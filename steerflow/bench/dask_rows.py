@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import shapes
-from .floor import campaign_noop_rate, list_schedule_makespan, mixed_set
+from .floor import campaign_noop_rate, list_schedule_makespan, mixed_set, warm_up_set
 from .runtime import sleep_for
 
 _MAIN_SCRIPT = r'''
@@ -185,11 +185,13 @@ def mixed_efficiency(n: int = 120, cluster: BenchCluster | None = None, workers:
         rt = (cluster.runtime(tmp, nodes=1, cores=workers) if cluster is not None
               else Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp))
         with rt:
-            wait([rt.submit(sleep_for, 0.2) for _ in range(workers)])  # every worker started and warm
+            def submit(batch: list[tuple[str, int, float]]) -> list:
+                return [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else Function(sleep_for, (d,), cores=c))
+                        for k, c, d in batch]
+
+            wait(submit(warm_up_set(workers)))  # every process either side uses, started (as the local row does)
             t0 = time.perf_counter()
-            futures = [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else
-                                 Function(sleep_for, (d,), cores=c)) for k, c, d in tasks]
-            wait(futures)
+            wait(submit(tasks))
             efficiency = 100.0 * ideal / (time.perf_counter() - t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
