@@ -187,6 +187,7 @@ class Campaign(SteeringLoop):
         self._runtime.add_round_listener(self._end_round)
         atexit.register(_stop_at_exit, weakref.ref(self))  # (after the runtime's own: runs before it)
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
+        self._told_partials = False  # (steering thread) the say-once line about partials too large to journal
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`

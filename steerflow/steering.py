@@ -267,7 +267,7 @@ class SteeringLoop:
                     self._call(handler, self.ctx)
 
     def _partial_not_kept(self, key: int, size: int) -> None:
-        if getattr(self, "_told_partials", False):
+        if self._told_partials:
             return
         self._told_partials = True
         print(f"steerflow: task {key} streamed a partial result of {size / 2**20:.1f} MB. The journal keeps partial "
