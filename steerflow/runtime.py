@@ -26,6 +26,7 @@ from .admission import check_fits
 from .engines.base import Engine
 from .engines.local import LocalEngine
 from .errors import RuntimeBroken, RuntimeClosed, TaskSpecError
+from .estimates import RunTimeEstimates
 from .futures import SharedCondition, TaskFuture, find_futures
 from .mapping import chunks, map_results, run_chunk
 from .records import GC_THRESHOLD, Attempt, TaskRecord, tune_gc
@@ -63,7 +64,9 @@ class Runtime(RuntimeLoop, Executor):
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lost_retries = lost_retries
         serialize.cleanup_stale()  # shared memory left by drivers or workers that crashed
-        self._scheduler = Scheduler(self.allocation, quotas=quotas, max_bypass=max_bypass)
+        # (a reservation for a wide task lets what is estimated to end before it start meanwhile: estimates.py)
+        self._scheduler = Scheduler(self.allocation, quotas=quotas, max_bypass=max_bypass,
+                                    estimator=RunTimeEstimates(self))
         self._fits: set[tuple] = set()  # task shapes already known to fit the allocation
         self._records: dict[int, TaskRecord] = {}  # unfinished tasks (and finished ones whose output is in use)
         # finished tasks' records live as long as their futures (the future holds its record): memory stays flat

@@ -167,30 +167,51 @@ def list_schedule_makespan(tasks: list[tuple[int, float]], cores: int) -> float:
     return now
 
 
-def same_policy_makespan(tasks: list[tuple[int, float]], cores: int, max_bypass: int) -> float:
+def same_policy_makespan(tasks: list[tuple[int, float]], cores: int, max_bypass: int,
+                         estimates: list[float] | None = None) -> float:
     """Makespan of steerflow's own scheduler (`Scheduler`, this ``max_bypass``) run at zero overhead.
 
     `list_schedule_makespan` backfills without limit, so it starves a wide task until nothing narrower is
     left; steerflow's scheduler reserves for it after ``max_bypass`` bypasses (anti-starvation), which
     costs idle core time even at zero overhead. Measured against this ideal, the efficiency is the
     runtime's overhead alone, without the cost of that policy (which the pool, all of whose tasks fit
-    one worker, never faces).
+    one worker, never faces). ``estimates``: each task's run time as the scheduler would know it
+    (``inf``: unknown), for backfill into a reservation's shadow; None gives it no estimates at all.
     """
     from ..resources import Allocation
     from ..scheduler import Request, Scheduler
 
-    scheduler = Scheduler(Allocation.declare(nodes=1, cores=cores), max_bypass=max_bypass)
+    clock = [0.0]
+    started: dict[int, float] = {}
+    estimator = None
+    if estimates is not None:
+        known = list(estimates)
+
+        class Simulated:  # the scheduler's Estimator on the simulated clock
+            def now(self) -> float:
+                return clock[0]
+
+            def run_time(self, req: Request) -> float:
+                return known[req.id]
+
+            def end(self, req_id: int) -> float:
+                return started[req_id] + known[req_id]
+
+        estimator = Simulated()
+    scheduler = Scheduler(Allocation.declare(nodes=1, cores=cores), max_bypass=max_bypass, estimator=estimator)
     for i, (c, _) in enumerate(tasks):
         scheduler.submit(Request(i, 1, c))
-    now, running = 0.0, []
+    running: list[tuple[float, int]] = []
     while True:
+        now = clock[0]
         for placement in scheduler.schedule():
+            started[placement.request.id] = now
             heapq.heappush(running, (now + tasks[placement.request.id][1], placement.request.id))
         if not running:
             return now
-        now, i = heapq.heappop(running)
+        clock[0], i = heapq.heappop(running)
         scheduler.release(i)
-        while running and running[0][0] <= now:
+        while running and running[0][0] <= clock[0]:
             scheduler.release(heapq.heappop(running)[1])
 
 
