@@ -40,10 +40,10 @@ class _Stream:
 
     def __init__(self, path: str) -> None:
         try:
-            os.unlink(path)  # left by a driver that was killed (attempt numbers restart on resume)
-        except FileNotFoundError:
-            pass
-        os.mkfifo(path, 0o600)
+            os.mkfifo(path, 0o600)
+        except FileExistsError:  # left by a driver that was killed (attempt numbers restart on resume)
+            os.unlink(path)
+            os.mkfifo(path, 0o600)
         self.path = path
         self.rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         self.keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no EOF between writers
@@ -224,7 +224,7 @@ class LocalEngine(WarmPool):
         else:
             self._launch_executable(launch)
 
-    def _program_env(self, launch: Launch) -> tuple[list[str], dict[str, str], Path, _Stream]:
+    def _program_env(self, launch: Launch) -> tuple[list[str], dict[str, str], str, _Stream]:
         """A program's command line, its whole environment, the stem of its output files and its stream."""
         spec = launch.spec
         assert isinstance(spec, Executable) and self._allocation is not None
@@ -239,14 +239,16 @@ class LocalEngine(WarmPool):
         if bad is not None or any("=" in name for name in env):  # what Popen refuses: the runtime fails it alone
             raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
                              else "illegal environment variable name")
-        out_dir = self._run_dir / "tasks"
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stem = out_dir / f"{launch.task_id}.{launch.attempt}"
-        stream = _Stream(f"{stem}.partial")
+        stem = f"{self._run_dir}{os.sep}tasks{os.sep}{launch.task_id}.{launch.attempt}"
+        try:  # (the folder is made by the first program, not looked up by every one: a syscall each)
+            stream = _Stream(f"{stem}.partial")
+        except FileNotFoundError:
+            os.makedirs(self._run_dir / "tasks", mode=0o700, exist_ok=True)
+            stream = _Stream(f"{stem}.partial")
         env["STEERFLOW_PARTIAL"] = stream.path
         return cmd, env, stem, stream
 
-    def _in_worker(self, launch: Launch, env: dict[str, str], stem: Path, stream: _Stream) -> Launch:
+    def _in_worker(self, launch: Launch, env: dict[str, str], stem: str, stream: _Stream) -> Launch:
         """The launch of `proctree.run_program` that runs this plain program in a warm worker."""
         spec = launch.spec
         assert isinstance(spec, Executable)
@@ -274,6 +276,8 @@ class LocalEngine(WarmPool):
             return super().launch_behind(launch, behind)
         if not self.programs_in_workers or spec.launcher != "none" or behind not in self._busy:
             return False
+        if self._unsent:  # (see `_launch_executable`)
+            self.send_all()
         _, env, stem, stream = self._program_env(launch)
         if super().launch_behind(self._in_worker(launch, env, stem, stream), behind):
             return True
@@ -303,6 +307,8 @@ class LocalEngine(WarmPool):
     def _launch_executable(self, launch: Launch) -> None:
         spec = launch.spec
         assert isinstance(spec, Executable) and self._allocation is not None
+        if self._unsent:  # the round's task messages so far go first: a program's files cost the disk 0.1-1 ms
+            self.send_all()
         cmd, env, stem, stream = self._program_env(launch)
         if spec.launcher == "none" and self.programs_in_workers and self._worker_waits(launch):
             self._launch_function(self._in_worker(launch, env, stem, stream))
