@@ -249,8 +249,8 @@ class RuntimeLoop(Pipeline):
             scheduler = self._scheduler
             if self._candidates and scheduler.n_waiting and not scheduler.free_cores():
                 self._release_ahead()
-            elif self._queued and not scheduler.n_waiting and scheduler.free_cores():
-                self._steal()
+            elif self._queued and scheduler.free_cores() and (not scheduler.n_waiting or not placements):
+                self._steal()  # (a core idles and nothing that waits can have it: a wider task waits for more)
 
     def _start_all(self, placements: list) -> None:
         now = time.time()
