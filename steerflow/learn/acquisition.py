@@ -172,6 +172,9 @@ def select(acquisition: str | AcquisitionFunction, mean: Any, std: Any, k: int, 
     n = len(up)
     if sd.shape != up.shape:
         raise ValueError(f"mean and std must have the same shape, got {up.shape} and {sd.shape}.")
+    if np.any(sd < 0):
+        raise ValueError(f"std must be a spread (>= 0); got {sd[sd < 0][0]!r} at index {int(np.argmax(sd < 0))}: "
+                         "pass the model's standard deviation, not a signed error.")
     if not 0.0 <= diversity <= 1.0:
         raise ValueError(f"diversity={diversity}: give a number between 0 (pure score) and 1 (pure spread).")
     allowed = np.ones(n, dtype=bool)
@@ -223,8 +226,9 @@ def propose(acquisition: str | AcquisitionFunction, model: Any, bounds: Sequence
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     box = np.asarray(bounds, dtype=float)
-    if box.ndim != 2 or box.shape[1] != 2 or np.any(box[:, 1] <= box[:, 0]):
-        raise ValueError("bounds must be a list of (low, high) pairs with low < high, one per dimension.")
+    if box.ndim != 2 or box.shape[1] != 2 or not np.all(box[:, 1] > box[:, 0]) or not np.all(np.isfinite(box)):
+        raise ValueError("bounds must be a list of (low, high) pairs of finite numbers with low < high, one per "
+                         f"dimension; got {bounds!r}.")
     points = box[:, 0] + rng.random((candidates, len(box))) * (box[:, 1] - box[:, 0])
     mean, std = model.predict(points)
     members = model.members(points) if hasattr(model, "members") and get(acquisition).sequential else None

@@ -51,6 +51,20 @@ def _threads() -> int:
         return 1
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32_range(x: np.ndarray) -> np.ndarray:
+    """Finite features clipped into float32's range, in which trees split (1e39 would be inf there).
+
+    Trees split on order only, so a value past float32's largest lands where that largest one
+    does, as at prediction; without this one such input fails every later fit of the forest.
+    """
+    if x.size and np.nanmax(np.abs(np.where(np.isfinite(x), x, 0.0))) > _FLOAT32_MAX:
+        return np.where(np.isfinite(x), np.clip(x, -_FLOAT32_MAX, _FLOAT32_MAX), x)
+    return x
+
+
 class Forest:
     """A random forest (``kind="rf"``) or extra-trees ensemble (``"extra"``); std = spread over trees.
 
@@ -72,7 +86,7 @@ class Forest:
     def fit(self, x: Any, y: Any) -> Forest:
         from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
-        x, y = as_matrix(x), np.asarray(y, dtype=float).ravel()
+        x, y = _float32_range(as_matrix(x)), np.asarray(y, dtype=float).ravel()
         cls = RandomForestRegressor if self.kind == "rf" else ExtraTreesRegressor
         options: dict[str, Any] = {}
         if self.kind == "extra":

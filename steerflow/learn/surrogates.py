@@ -421,10 +421,8 @@ class Surrogate:
     def _train_here(self, x: np.ndarray, y: np.ndarray) -> None:
         try:
             model = make_model(self.model_spec).fit(x, y)
-        except Exception:  # noqa: BLE001 - keep the old model; the count says it happened
-            with self._lock:
-                self.stats.retrain_errors += 1
-                self._training = False
+        except Exception as exc:  # noqa: BLE001 - keep the old model; the count and a first warning say so
+            self._retrain_failed(f"{type(exc).__name__}: {exc}")
             return
         self._swap(model, None)
 
@@ -432,9 +430,21 @@ class Surrogate:
         if result.ok:
             self._swap(result.value, result.key)
         else:
-            with self._lock:
-                self.stats.retrain_errors += 1
-                self._training = False
+            self._retrain_failed(f"training task {result.key}: {type(result.error).__name__}: {result.error}")
+
+    def _retrain_failed(self, why: str) -> None:
+        """Keep the old model; say so on the first failure, since the same data will likely fail again."""
+        with self._lock:
+            self.stats.retrain_errors += 1
+            self._training = False
+            first = self.stats.retrain_errors == 1
+        if first:
+            import sys
+
+            text = why.strip().splitlines()[-1] if why.strip() else why
+            print(f"steerflow: surrogate {self.name!r} could not retrain its model ({text[:500]}); it keeps "
+                  f"answering with its previous model, if any, and counts failures in stats.retrain_errors.",
+                  file=sys.stderr, flush=True)
 
     def _swap(self, model: Any, source: int | None) -> None:
         with self._lock:

@@ -1,0 +1,74 @@
+"""The learning layer with degenerate data: one input the model cannot hold, bounds that are not numbers,
+a spread that is negative. Each either works or says what is wrong, in a sentence; nothing is silently
+poisoned for the rest of a run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from steerflow import learn
+
+
+def double(x):
+    return 2.0 * x
+
+
+@pytest.mark.parametrize("huge", [1e39, -1e39, 1e300])
+def test_one_input_past_float32_does_not_stop_a_forest_surrogate_from_ever_retraining(huge):
+    # trees split in float32: 1e39 was inf there, and each later fit of the forest failed on it
+    s = learn.Surrogate(double, error_bound=0.1, min_points=5, retrain_every=5, model="forest")
+    xs = [0.0, 0.1, 0.2, huge, *np.linspace(0.3, 1.0, 20)]
+    for x in xs:
+        s(float(x))
+        assert s.wait_trained(60)
+    assert s.stats.retrain_errors == 0
+    assert s.model is not None and s.stats.retrains >= 3
+    mean, std = s.model.predict([[0.5]])
+    assert math.isfinite(mean[0]) and math.isfinite(std[0])
+
+
+def test_a_forest_fits_and_predicts_features_past_float32():
+    x = np.array([[0.0], [1.0], [2.0], [1e39]])
+    model = learn.Forest(n_estimators=10).fit(x, [0.0, 1.0, 2.0, 3.0])
+    mean, _ = model.predict([[1e39], [0.0]])
+    assert np.all(np.isfinite(mean)) and mean[0] > mean[1]
+
+
+def test_a_surrogate_that_cannot_retrain_says_so_once(capsys):
+    def broken():
+        raise ValueError("the model factory is broken")
+
+    s = learn.Surrogate(double, error_bound=0.1, min_points=3, retrain_every=3, model=broken)
+    for x in np.linspace(0, 1, 12):
+        s(float(x))
+        assert s.wait_trained(30)
+    err = capsys.readouterr().err
+    assert s.stats.retrain_errors >= 2
+    assert err.count("could not retrain") == 1 and "the model factory is broken" in err
+
+
+@pytest.mark.parametrize("bounds", [[(0, float("nan"))], [(float("nan"), 1)], [(0, float("inf"))],
+                                    [(-float("inf"), 0)], [(1, 0)], [(0, 0)], [(0, 1, 2)]])
+def test_propose_refuses_bounds_that_are_not_a_finite_box(bounds):
+    model = learn.Forest(n_estimators=5).fit(np.random.default_rng(0).random((10, 1)), np.arange(10.0))
+    with pytest.raises(ValueError, match="finite numbers with low < high"):
+        learn.propose("ucb", model, bounds=bounds, k=2)
+
+
+def test_select_refuses_a_negative_spread():
+    with pytest.raises(ValueError, match=r"std must be a spread \(>= 0\)"):
+        learn.select("thompson", np.arange(5.0), -np.ones(5), k=2)
+
+
+@pytest.mark.parametrize("model", ["forest", "extra", "gp"])
+def test_degenerate_training_sets_fit_or_say_why(model):
+    x = np.random.default_rng(1).random((12, 2))
+    mean, std = learn.make_model(model).fit(x, np.full(12, 3.0)).predict(x[:3])  # constant target
+    assert np.allclose(mean, 3.0, atol=1e-6) and np.all(std > 0)
+    mean, std = learn.make_model(model).fit(x[:1], [2.0]).predict(x[:2])  # one sample
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
+    with pytest.raises(ValueError, match="2-D"):
+        learn.make_model(model).fit(np.ones((3, 2, 2)), [1.0, 2.0, 3.0])
