@@ -39,15 +39,17 @@ from . import journal as journal_mod
 from . import journal_files
 from .agent_watch import AgentWatch
 from .agents import Context, Handler, SteeringError, handlers_of
+from .campaign_exit import Closing, stop_at_exit
+from .campaign_rounds import LoopSide
 from .engines.base import Engine
-from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, TaskFailed, first_line
+from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken
 from .futures import TaskFuture
 from .replay import JournalReplay, resolved_future
 from .resources import Allocation
-from .runtime import Runtime, TaskRecord
+from .runtime import Runtime
 from .steering import SteeringLoop
 from .stop import Condition
-from .task import Function, TaskSpec, TaskState
+from .task import Function, TaskSpec
 
 OPTIONS_ATTR = "_steerflow_options"
 #: called with each Campaign once it is set up; `steerflow run --dashboard` starts a dashboard from here
@@ -69,7 +71,7 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
-class Campaign(SteeringLoop):
+class Campaign(LoopSide, Closing, SteeringLoop):
     """Tasks, agents, an allocation, an engine and a journal in one directory.
 
     ``resume``: True resumes if the directory holds a journal (and starts fresh otherwise);
@@ -185,7 +187,7 @@ class Campaign(SteeringLoop):
         self._placement_texts: dict[tuple, str] = {}  # (loop thread) where a task runs -> its journal text
         self._counted: tuple[Allocation | None, int] = (None, 0)  # (steering thread) the allocation, its cores
         self._runtime.add_round_listener(self._end_round)
-        atexit.register(_stop_at_exit, weakref.ref(self))  # (after the runtime's own: runs before it)
+        atexit.register(stop_at_exit, weakref.ref(self))  # (after the runtime's own: runs before it)
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._told_partials = False  # (steering thread) the say-once line about partials too large to journal
         self._closed = False
@@ -386,92 +388,6 @@ class Campaign(SteeringLoop):
                                 "resume it once the cause is fixed.") from failure
         return self.summary()
 
-    # ---- runtime listener (runtime thread: keep it short) -------------------------------
-    def _on_state(self, record: TaskRecord, state: TaskState) -> None:
-        key = record.id
-        put = self._rows.append  # journal rows, handed to the journal once per round (see _end_round)
-        if self._closing and state is TaskState.CANCELLED:
-            # cancelled because the driver stops, not by anyone's choice: no result, so a resume runs it again
-            put(("state", (key, "interrupted", time.time(), len(record.attempts), None)))
-            put(("task_state", ("interrupted", None, len(record.attempts), key)))
-            self._interrupted.add(key)
-            return
-        now = time.time()
-        attempts = record.attempts
-        if state is TaskState.RUNNING:
-            nodes = self.placement_text(record)
-            put(("state_change", (key, "running", now, len(attempts), nodes, nodes)))  # history row + tasks row
-        elif state is TaskState.WAITING:
-            # a waiting row says why it waits (in its nodes column): an attempt's outcome, or 'deps'
-            why = attempts[-1].outcome if attempts else ("deps" if record.waiting_on else None)
-            put(("state_change", (key, "waiting", now, len(attempts), why, None)))
-            if key not in self._waiting_keys:
-                self._waiting_keys.add(key)
-                pool = record.spec.pool
-                self._waiting_by_pool[pool] = self._waiting_by_pool.get(pool, 0) + 1
-            return
-        else:
-            put(("state_change", (key, state.value, now, len(attempts), None, None)))
-        if key in self._waiting_keys:
-            self._waiting_keys.discard(key)
-            self._waiting_by_pool[record.spec.pool] -= 1
-        if state.finished:
-            future = record.future
-            started = attempts[-1].started if attempts else 0.0
-            timing = journal_mod.pack_timing(record.ready, attempts[-1].times if attempts else ())
-            if state is TaskState.DONE:
-                # the value is loaded only if the journal cannot store the pickle it came as (the writer asks)
-                put((journal_mod.RESULT, (key, True, None, record.result_blob, None, started, now, timing,
-                                          future.result)))
-            elif state is TaskState.FAILED:
-                error = future.exception()
-                put((journal_mod.RESULT, (key, False, error, None, f"{type(error).__name__}: {error}", started, now,
-                                          timing, None)))
-                self.failures[key] = first_line(error)
-            else:
-                put((journal_mod.RESULT, (key, False, TaskFailed(f"Task {key} was cancelled."), None, "cancelled",
-                                          started, now, timing, None)))
-            record.result_blob = None
-            self._round.append(("result", key))
-            if now - started >= journal_mod.PROMPT_AFTER_S:
-                self._prompt = True
-
-    def _on_partial(self, record: TaskRecord, attempt: int, value: Any) -> None:
-        index = self._partials.get(record.id, 0)
-        self._partials[record.id] = index + 1
-        self._round.append(("partial", record.id, attempt, index, value, time.time()))
-
-    def _end_round(self) -> None:
-        """Loop thread, once per round: this round's journal rows go to the journal, then its results and partials
-        to the steering thread, each in one go (a result's row is queued before the steering row that delivers it)."""
-        if self._rows:
-            self.journal.put_many(self._rows)
-            self._rows = []
-            if self._prompt:
-                self._prompt = False
-                self.journal.commit_soon()
-        if self._round:
-            self._events.put(("round", self._round))
-            self._round = []
-
-    def placement_text(self, record: TaskRecord) -> str:
-        """Where an attempt runs, for the journal: ``node0[c0,1 g0];node1[c0,1 g1]`` (one part per rank)."""
-        placement = record.placement
-        if placement is None:
-            return ",".join(record.attempts[-1].nodes)
-        slots = placement.slots
-        where = tuple((s.node, s.cores, s.gpus) for s in slots) if len(slots) > 1 else \
-            (slots[0].node, slots[0].cores, slots[0].gpus)
-        text = self._placement_texts.get(where)
-        if text is None:  # the same few places come back all the time: format each once
-            names = self.allocation.nodes
-            text = ";".join(f"{names[s.node].name}[c{','.join(map(str, s.cores))}"
-                            + (f" g{','.join(map(str, s.gpus))}]" if s.gpus else "]") for s in slots)
-            if len(self._placement_texts) >= 4096:
-                self._placement_texts.clear()
-            self._placement_texts[where] = text
-        return text
-
     # ---- helpers -----------------------------------------------------------------------
     def _emit(self, name: str, payload: Any) -> None:
         if not isinstance(name, str) or not name:
@@ -569,49 +485,6 @@ class Campaign(SteeringLoop):
     @property
     def runtime(self) -> Runtime:
         return self._runtime
-
-    def _close(self, drain: bool, end: bool = True) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if end:
-            self._deliver_end()
-        self._closing = True
-        self._runtime.shutdown(wait=True, cancel_futures=not drain, kill=not drain)
-        self._control.close()
-        if self._resume is not None:  # (first: the writer, closing last, checkpoints and removes the WAL file)
-            self._resume.close()
-        self.journal.put("meta", "ended", json.dumps({"reason": self._stop_reason, "at": time.time()}))
-        self.journal.put("run_end", time.time(), self._run_id)
-        self.journal.close()
-        self._blobs.close()
-        dirlock.release(self._lock_fd)
-        launch.ended(self.directory, self.unhandled)
-
-    def close(self) -> None:
-        """Stop without running (for campaigns that were built but not run)."""
-        self._close(drain=False)
-
-    def __enter__(self) -> Campaign:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _stop_at_exit(ref: weakref.ref) -> None:
-    """A campaign whose script ends (or raises) before its run() stops its tasks, as before the Executor's
-    wait-at-exit: a script that crashed after submitting 10,000 simulations must not run them all first."""
-    camp = ref()
-    if camp is None or camp._closed:
-        return
-    pending = camp._active
-    camp._stop_reason = camp._stop_reason or "the script ended before the campaign's run()"
-    if pending:
-        print(f"steerflow: the script ended before the campaign in {camp.directory} ran (no run(), or an error "
-              f"before it): its {pending} submitted task(s) were stopped. Continue with `steerflow resume "
-              f"{camp.directory}` once the script calls run().", file=sys.stderr, flush=True)
-    camp._close(drain=False, end=False)
 
 
 def _fingerprint(spec: TaskSpec) -> str:
