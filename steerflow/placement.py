@@ -26,8 +26,9 @@ Cost
     one bitmask of the non-empty ones, so a best-fit node is the lowest set bit of that mask above
     the request's row (a few big-int operations whatever the node count); a node with no free core is in no bucket (only counted by free GPUs), so on a full
     machine a node that fills up or gets a core back costs one bucket operation, not two. The
-    common request (one rank, no memory) has its own short path (:meth:`NodeIndex._take_one`,
-    :meth:`NodeIndex._give_one`). Contiguous whole-node runs are found with shifts over a bitmask of fully free
+    common request (one rank, no memory) has its own short path, written out in the scheduler's
+    ``schedule()`` and ``release()`` (the same bucket steps as :meth:`NodeIndex._take` and
+    :meth:`NodeIndex._give`, with no call). Contiguous whole-node runs are found with shifts over a bitmask of fully free
     nodes. Memory-limited requests scan the nodes of a bucket for one with enough memory.
     Taking room records masks only (a *held* tuple of ints, which the garbage collector stops
     tracking); :func:`slots_of` turns one into :class:`Slot` objects when they are read.
@@ -326,101 +327,6 @@ class NodeIndex:
                     mask |= 1 << i
             self._eligible[key] = mask
         return mask
-
-    # ---- the common request: one rank, no memory (the scheduler's hot path) -------------------------
-    def _take_one(self, k: int, g: int, key: tuple) -> tuple | None:
-        """One rank of k cores and g GPUs on the best-fit node, or None if no node holds it.
-
-        What :meth:`_best_node` and :meth:`_take` do for one rank without memory, in one call and
-        without their generality (a placement decision costs a few microseconds: each step counts).
-        Returns the flat record ``(node, core mask, GPU mask, k, g, 0, key)`` that :meth:`_give_one`
-        takes back. The node is the last of the first non-empty bucket with >= k free cores and >= g
-        free GPUs (by free cores, then free GPUs); it gets its k lowest free cores and g lowest free GPUs.
-        """
-        cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
-        base = k * gs
-        bits = (self._bm & cols[g] if g else self._bm) >> base
-        if not bits:
-            return None
-        j = base + (bits & -bits).bit_length() - 1  # the best fit's bucket
-        b = buckets[j]
-        node = b.pop()
-        if not b:
-            self._bm ^= 1 << j
-        fc = fcl[node]
-        if k == 1:
-            rest = fc & (fc - 1)  # without its lowest free core
-        else:
-            rest = fc
-            for _ in range(k):
-                rest &= rest - 1
-        fcl[node] = rest
-        r0 = nc[node]
-        r = nc[node] = r0 - k
-        if g:
-            g0 = ng[node]
-            fg = fgl[node]
-            restg = fg
-            for _ in range(g):
-                restg &= restg - 1
-            fgl[node] = restg
-            gmask = fg ^ restg
-            g1 = ng[node] = g0 - g
-            gcount[g0] -= 1
-            gcount[g1] += 1
-            self._free_g -= g
-        else:
-            gmask = 0
-        if r:  # (a node with no free core is in no bucket)
-            j = r * gs + ng[node]
-            b = buckets[j]
-            n = pos[node] = len(b)
-            b.append(node)
-            if not n:
-                self._bm |= 1 << j
-        if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
-            isfree[node] = False
-            self._wf ^= 1 << node
-        self._free_c -= k
-        return (node, fc ^ rest, gmask, k, g, 0, key)
-
-    def _give_one(self, i: int, cm: int, gm: int, c: int, g: int, mm: int) -> None:
-        """Take back what one node's flat record gave (any record on one node, not only _take_one's)."""
-        _, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
-        fcl[i] |= cm
-        r0 = nc[i]
-        r = nc[i] = r0 + c
-        g0 = ng[i]
-        if g:
-            fgl[i] |= gm
-            g1 = ng[i] = g0 + g
-            gcount[g0] -= 1
-            gcount[g1] += 1
-            self._free_g += g
-        else:
-            g1 = g0
-        if mm:
-            self._fm[i] += mm
-        if r0:  # it leaves its bucket (a node with no free core is in none)
-            j = r0 * gs + g0
-            b = buckets[j]
-            last = b.pop()
-            if last != i:
-                p = pos[i]
-                b[p] = last
-                pos[last] = p
-            elif not b:
-                self._bm ^= 1 << j
-        j = r * gs + g1
-        b = buckets[j]
-        n = pos[i] = len(b)
-        b.append(i)
-        if not n:
-            self._bm |= 1 << j
-        if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
-            isfree[i] = True
-            self._wf |= 1 << i
-        self._free_c += c
 
     # ---- taking and giving back resources -----------------------------------------------------
     def _take(self, i: int, t: int, k: int, g: int, m: int, slots: list[Slot] | None = None) -> tuple:

@@ -33,7 +33,8 @@ Backfill and anti-starvation
     blocked request has been bypassed ``max_bypass`` times it holds a reservation: nothing
     after it in order starts until it is placed.** A request blocked by its own pool's quota
     (not by free resources) only counts bypasses by, and only reserves against, requests of
-    its own pool: other pools cannot help or hurt its quota. Since running tasks always end,
+    its own pool: other pools cannot help or hurt its quota. One that needs more than the quota
+    even with nothing of its pool placed waits for a new quota, and neither reserves nor counts. Since running tasks always end,
     a reserving request eventually finds its resources, so every request that fits an empty
     allocation (and its pool's quota) eventually runs.
 
@@ -54,8 +55,8 @@ Cost
     whatever the node count (see :mod:`steerflow.placement`). A placed request is kept as a
     tuple of ints and strings (which the garbage collector stops tracking), and its `Placement`
     builds its `Slot` objects only when they are read. The common request (one rank, no memory,
-    no whole nodes, no quota on its pool) takes a short path (`NodeIndex._take_one`), and a
-    request on one node is given back by another (`NodeIndex._give_one`): at ~10^5 decisions a
+    no whole nodes, no quota on its pool) takes a short path, written out in ``schedule()``, and a
+    request on one node is given back by another, written out in ``release()``: at ~10^5 decisions a
     second each step counts. The decisions are exactly those of the general path
     (``tests/test_scheduler_decisions.py`` pins them). What a pool holds is counted only while
     the pool has a quota (the only reader when placing); ``usage()`` adds it up otherwise.
@@ -128,7 +129,7 @@ class _Class:
         self.need_c = self.ranks * self.k
         self.need_g = self.ranks * self.g
         self.shape = (self.k, self.g, self.m)
-        #: one rank, no memory, no whole nodes: placed by the short path (NodeIndex._take_one) unless under a quota
+        #: one rank, no memory, no whole nodes: placed by schedule()'s short path unless under a quota
         self.simple = self.ranks == 1 and not self.m and self.nodes is None
         self.fast = self.checked = False  # set by the scheduler: see Scheduler._set_kind
         #: the order of its items: higher priority first, then submission order, as ONE int (an item's first
@@ -302,7 +303,7 @@ class Scheduler(NodeIndex, SchedulerQueries):
         return cls
 
     def _set_kind(self, cls: _Class) -> None:
-        """How schedule() tries the class's head: ``fast``, by NodeIndex._take_one (one rank, no memory, no whole
+        """How schedule() tries the class's head: ``fast``, by its short path (one rank, no memory, no whole
         nodes, no quota on its pool); ``checked``, after a check of the free room that _try would make (no whole
         nodes, no quota); else by _try alone."""
         free = cls.pool not in self._quota
@@ -357,6 +358,7 @@ class Scheduler(NodeIndex, SchedulerQueries):
         # self._fails: rank shape -> fewest ranks that found no room in this pass, written by _try)
         closed = self._closed
         pool_stop = self._pool_stop
+        cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists  # (NodeIndex's, for the short path)
         blocked = None  # the queues whose head is blocked in this pass (self._blocked), once one is
         placed = 0
         i = 0
@@ -368,11 +370,59 @@ class Scheduler(NodeIndex, SchedulerQueries):
                 continue
             req = item[2]
             if cls.fast:  # one rank, no memory, no quota: the common request, in a quicker way
-                held = self._take_one(cls.k, cls.g, cls.ckey)
-                if held is None:
+                # NodeIndex._take for one rank without memory, written out (no call: -4.4 % machine instructions
+                # a decision with the short path of release() below). The best fit is the last node of the first
+                # non-empty bucket with >= k free cores and >= g free GPUs (by free cores, then free GPUs); it
+                # gives its k lowest free cores and g lowest free GPUs. tests/test_scheduler_invariants.py checks
+                # the buckets and masks after every step, test_scheduler_decisions.py pins the decisions.
+                k = cls.k
+                g = cls.g
+                base = k * gs
+                bits = (self._bm & cols[g] if g else self._bm) >> base
+                if not bits:
                     result = _NO_ROOM
                 else:
-                    records[req.id] = held
+                    j = base + (bits & -bits).bit_length() - 1  # the best fit's bucket
+                    b = buckets[j]
+                    node = b.pop()
+                    if not b:
+                        self._bm ^= 1 << j
+                    fc = fcl[node]
+                    if k == 1:
+                        rest = fc & (fc - 1)  # without its lowest free core
+                    else:
+                        rest = fc
+                        for _ in range(k):
+                            rest &= rest - 1
+                    fcl[node] = rest
+                    r0 = nc[node]
+                    r = nc[node] = r0 - k
+                    if g:
+                        g0 = ng[node]
+                        fg = fgl[node]
+                        restg = fg
+                        for _ in range(g):
+                            restg &= restg - 1
+                        fgl[node] = restg
+                        gmask = fg ^ restg
+                        g1 = ng[node] = g0 - g
+                        gcount[g0] -= 1
+                        gcount[g1] += 1
+                        self._free_g -= g
+                    else:
+                        gmask = 0
+                    if r:  # (a node with no free core is in no bucket)
+                        j = r * gs + ng[node]
+                        b = buckets[j]
+                        n = pos[node] = len(b)
+                        b.append(node)
+                        if not n:
+                            self._bm |= 1 << j
+                    if r0 >= min_c and isfree[node]:  # (a node with fewer free cores than the smallest is busy)
+                        isfree[node] = False
+                        self._wf ^= 1 << node
+                    self._free_c -= k
+                    held = records[req.id] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
                     # Placement(req, None, held) without its __init__'s Python frame (~2 % of a decision's machine
                     # instructions; its three fields, as placement.Placement.__init__ sets them)
                     result = _new(Placement)
@@ -536,6 +586,11 @@ class Scheduler(NodeIndex, SchedulerQueries):
         only its own pool (once bypassed ``max_bypass`` times, no more placements in that pool this pass)."""
         blocked, pool_stop, pool_count, closed = self._blocked, self._pool_stop, self._pool_count, self._closed
         pool = cls.pool
+        qc, qg = self._quota[pool]
+        need_c, need_g = (cls.nodes * self._min_c, cls.nodes * self._min_g) if cls.nodes else (cls.need_c, cls.need_g)
+        if (qc is not None and need_c > qc) or (qg is not None and need_g > qg):
+            return  # more than the quota even with nothing of its pool placed: only a new quota helps, so it
+            #         reserves nothing (it would starve its whole pool) and counts no bypass
         if left <= 0:
             closed.add(pool)
             return
@@ -557,7 +612,42 @@ class Scheduler(NodeIndex, SchedulerQueries):
         except ValueError:  # several nodes: (class key, cores, GPUs, one held tuple a node)
             self._release_nodes(record)
             return
-        self._give_one(i, cm, gm, c, g, mm)
+        # NodeIndex._give for a record on one node, written out (no call; see schedule()'s short path)
+        _, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
+        fcl[i] |= cm
+        r0 = nc[i]
+        r = nc[i] = r0 + c
+        g0 = ng[i]
+        if g:
+            fgl[i] |= gm
+            g1 = ng[i] = g0 + g
+            gcount[g0] -= 1
+            gcount[g1] += 1
+            self._free_g += g
+        else:
+            g1 = g0
+        if mm:
+            self._fm[i] += mm
+        if r0:  # it leaves its bucket (a node with no free core is in none)
+            j = r0 * gs + g0
+            b = buckets[j]
+            last = b.pop()
+            if last != i:
+                p = pos[i]
+                b[p] = last
+                pos[last] = p
+            elif not b:
+                self._bm ^= 1 << j
+        j = r * gs + g1
+        b = buckets[j]
+        n = pos[i] = len(b)
+        b.append(i)
+        if not n:
+            self._bm |= 1 << j
+        if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
+            isfree[i] = True
+            self._wf |= 1 << i
+        self._free_c += c
         quotas = self._quota
         if quotas and ckey[0] in quotas:
             usage = self._usage[ckey[0]]

@@ -421,9 +421,16 @@ class SchedulerMachine(RuleBasedStateMachine):
         key, req = self.waiting[rid]
         return all(k2 >= key for k2, r2 in self.waiting.values() if self.shape(r2) == self.shape(req))
 
+    def over_quota(self, req: Request) -> bool:
+        """It needs more than its pool's quota even with nothing of the pool placed: it waits for a new quota."""
+        qc, qg = self.quotas.get(req.pool, (None, None))
+        c, g = self.need(req)
+        return (qc is not None and c > qc) or (qg is not None and g > qg)
+
     def pool_reserved(self, w_key: tuple[int, int], pool: str) -> bool:
         """Some earlier request of this pool is quota-blocked with its bypass budget spent."""
         return any(k2 < w_key and r2.pool == pool and self.is_head(r2.id) and not self.quota_ok(r2)
+                   and not self.over_quota(r2)
                    and self.bypass.get(r2.id, 0) >= self.max_bypass for k2, r2 in self.waiting.values())
 
     # -- checking one placement ------------------------------------------------------------------
@@ -440,7 +447,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             if not quota_blocked and self.room_ok(w):
                 assert self.pool_reserved(wkey, w.pool), f"{w} fit but {req} started ahead of it"
                 continue
-            if self.is_head(rid) and (not quota_blocked or w.pool == req.pool):
+            if self.is_head(rid) and (not quota_blocked or (w.pool == req.pool and not self.over_quota(w))):
                 assert self.bypass.get(rid, 0) < self.max_bypass, f"{w} was bypassed past its budget by {req}"
                 self.bypass[rid] = self.bypass.get(rid, 0) + 1
         # the slots themselves; 1. nothing is held twice, memory within the node's
