@@ -124,6 +124,9 @@ class LocalEngine(WarmPool):
         self._queued_on: dict[int, Worker] = {}  # task queued behind a running one -> its worker (`launch_behind`)
         self._unsent: list[Worker] = []  # workers given a task message this round, not written yet (`send_all`)
         self._closed = False
+        self._tasks_dir = ""  # the run's folder of task output files, once made
+        # where programs' partial-result pipes go (see `_open_stream`)
+        self._stream_stem = os.path.join(serialize.SHM_DIR, f"{serialize.PREFIX}{os.getpid()}-{os.urandom(8).hex()}-")
 
     # ---- life cycle ------------------------------------------------------------------------
     def start(self, allocation: Allocation, run_dir: Path) -> None:
@@ -239,14 +242,24 @@ class LocalEngine(WarmPool):
         if bad is not None or any("=" in name for name in env):  # what Popen refuses: the runtime fails it alone
             raise ValueError(f"embedded null byte in {bad!r}" if bad is not None
                              else "illegal environment variable name")
-        stem = f"{self._run_dir}{os.sep}tasks{os.sep}{launch.task_id}.{launch.attempt}"
-        try:  # (the folder is made by the first program, not looked up by every one: a syscall each)
-            stream = _Stream(f"{stem}.partial")
-        except FileNotFoundError:
+        if not self._tasks_dir:  # (made by the first program, not looked up by every one: a syscall each)
             os.makedirs(self._run_dir / "tasks", mode=0o700, exist_ok=True)
-            stream = _Stream(f"{stem}.partial")
+            self._tasks_dir = f"{self._run_dir}{os.sep}tasks{os.sep}"
+        stem = f"{self._tasks_dir}{launch.task_id}.{launch.attempt}"
+        stream = self._open_stream(f"{launch.task_id}.{launch.attempt}.partial", stem)
         env["STEERFLOW_PARTIAL"] = stream.path
         return cmd, env, stem, stream
+
+    def _open_stream(self, name: str, stem: str) -> _Stream:
+        """A program's partial-results pipe: in shared memory (``/dev/shm``), not on the run's disk, where making
+        and removing it cost a journalled metadata write each (0.1-1 ms on a busy disk, per program, in the
+        driver's round). Its name is unguessable, and a driver killed outright leaves it to `serialize.cleanup_stale`."""
+        if self._stream_stem:
+            try:
+                return _Stream(f"{self._stream_stem}{name}")
+            except OSError:  # (no named pipes there): next to the task's output files, as before
+                self._stream_stem = ""
+        return _Stream(f"{stem}.partial")
 
     def _in_worker(self, launch: Launch, env: dict[str, str], stem: str, stream: _Stream) -> Launch:
         """The launch of `proctree.run_program` that runs this plain program in a warm worker."""
