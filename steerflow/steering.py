@@ -153,6 +153,8 @@ class SteeringLoop:
                                           "submitted it at that point: the campaign is not deterministic.",
                                           stacklevel=1)
                             continue
+                        if not self._futures[key].done():  # changed since (submit warned): it runs again, and
+                            continue                        # its new result reaches the agents when it ends
                         self._deliver(("result", key), log=False)
                 elif kind == "partial" and key in self._futures:
                     attempt, index, stamp = json.loads(name)
