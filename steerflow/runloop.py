@@ -14,7 +14,6 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-import weakref
 from collections import deque
 from concurrent.futures import InvalidStateError
 from pathlib import Path
@@ -22,10 +21,10 @@ from typing import Any, Callable
 
 from . import partial, serialize
 from .engines.base import Engine, Event, Launch
-from .pipelining import PIPELINE_MIN_RUN_S, Pipeline, run_time_key
+from .pipelining import Pipeline
 from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
 from .futures import ExecResult, SharedCondition, TaskFuture, substitute
-from .records import Attempt, TaskRecord
+from .records import Attempt, FinishedRecords, TaskRecord
 from .resources import Allocation
 from .scheduler import Scheduler
 from .task import Executable, Function, TaskState
@@ -55,7 +54,7 @@ class RuntimeLoop(Pipeline):
     finished_counts: dict[str, dict[str, int]]
     _scheduler: Scheduler
     _records: dict[int, TaskRecord]
-    _finished: weakref.WeakValueDictionary[int, TaskRecord]
+    _finished: FinishedRecords
     _inbox: deque[tuple]
     _wake_pending: bool
     _waiting: bool
@@ -279,8 +278,7 @@ class RuntimeLoop(Pipeline):
             self._fail_alone(record, "launched", exc)
             return
         if self._pipelining and record.request.ranks == 1 and record.request.nodes is None and (
-                self._queueable(record.spec) if not isinstance(record.spec, Function) else self._pipeline_all
-                or self._run_times.get(run_time_key(record.spec.fn), PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
+                isinstance(record.spec, Function) or self._queueable(record.spec)):
             self._candidates[record.id] = record
 
     def _fail_alone(self, record: TaskRecord, what: str, exc: BaseException) -> None:
@@ -329,12 +327,6 @@ class RuntimeLoop(Pipeline):
         attempt.ended = time.time()
         if event.times:
             attempt.times = event.times
-            if self._pipelining and isinstance(record.spec, Function):  # how long this function runs, smoothed
-                times, run_times = event.times, self._run_times
-                if len(run_times) >= 4096:
-                    run_times.clear()
-                fn = run_time_key(record.spec.fn)
-                run_times[fn] = 0.7 * run_times.get(fn, times[2] - times[1]) + 0.3 * (times[2] - times[1])
         kind = event.kind
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
             attempt.outcome = "cancelled"
@@ -525,7 +517,7 @@ class RuntimeLoop(Pipeline):
         future = record.future
         if future is not None:
             future._record = record
-            self._finished[record.id] = record
+            self._finished.add(record)
 
     def _settle(self, record: TaskRecord) -> None:
         """Once no task reads a result by reference, its files leave /dev/shm (the future keeps a mapping if it must)."""

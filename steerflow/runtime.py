@@ -29,7 +29,7 @@ from .errors import RuntimeBroken, RuntimeClosed, TaskSpecError
 from .estimates import RunTimeEstimates
 from .futures import SharedCondition, TaskFuture, find_futures
 from .mapping import chunks, map_results, run_chunk
-from .records import GC_THRESHOLD, Attempt, TaskRecord, tune_gc
+from .records import GC_THRESHOLD, Attempt, FinishedRecords, TaskRecord, tune_gc
 from .resources import Allocation
 from .runloop import MAX_WAIT_S, Listener, PartialListener, RuntimeLoop
 from .scheduler import Request, Scheduler
@@ -73,7 +73,7 @@ class Runtime(RuntimeLoop, Executor):
         self._fits: set[tuple] = set()  # task shapes already known to fit the allocation
         self._records: dict[int, TaskRecord] = {}  # unfinished tasks (and finished ones whose output is in use)
         # finished tasks' records live as long as their futures (the future holds its record): memory stays flat
-        self._finished: weakref.WeakValueDictionary[int, TaskRecord] = weakref.WeakValueDictionary()
+        self._finished = FinishedRecords()
         self.finished_counts: dict[str, dict[str, int]] = {}  # pool -> final state -> tasks (for live displays)
         self._ids = itertools.count(1)
         self._futures_condition = SharedCondition()  # one for all its futures (see `SharedCondition`)

@@ -20,6 +20,7 @@ from ..resources import Allocation
 from ..task import Executable, Function
 from . import launchers, spawner
 from .base import Event, FunctionKeys, Launch
+from .poller import Poller
 from .pool import DEFAULT_BINDING, STOP, Binding, WarmPool, Worker, exit_status  # noqa: F401 - (Binding, DEFAULT_BINDING: used by dask_node)
 from .worker import _HEADER, CONTROL, write_all
 
@@ -104,7 +105,7 @@ class LocalEngine(WarmPool):
         self._allocation: Allocation | None = None
         self._run_dir = Path(".")
         self._checkpoints = os.path.join(".", "checkpoints", "")
-        self._sel = selectors.DefaultSelector()
+        self._sel = Poller()  # (epoll, leaner than `selectors`' on the loop's every round)
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._sel.register(self._wake_fd, selectors.EVENT_READ, None)
         self._idle: list[Worker] = []
@@ -472,8 +473,7 @@ class LocalEngine(WarmPool):
             events.extend(self._pending_events)
             self._pending_events.clear()
             timeout = 0
-        for key, _ in self._sel.select(timeout):
-            source = key.data
+        for source in self._sel.select(timeout):
             if source is None:
                 try:
                     os.eventfd_read(self._wake_fd)
