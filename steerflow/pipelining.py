@@ -20,9 +20,11 @@ is `steerflow.engines.base.Pipelining` (the local engine's: `steerflow.engines.p
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import time
+import types
 from typing import Any
 
 from .engines.base import Engine, Event, Launch, Pipelining
@@ -30,6 +32,25 @@ from .records import Attempt, TaskRecord
 from .resources import Allocation
 from .scheduler import Scheduler
 from .task import Executable, Function, TaskState
+
+
+def run_time_key(fn: Any) -> Any:
+    """What a function's run times are kept under: its code, never the callable itself.
+
+    A key that held the callable would keep a bound method's object alive (a model the driver dropped,
+    with its arrays) and give each closure or ``obj.method`` access its own entry; closures of one
+    ``def`` and methods of one class share their estimate.
+    """
+    code = getattr(fn, "__code__", None)  # a function, or a bound method (it passes its function's on)
+    if code.__class__ is types.CodeType:
+        return code
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = getattr(fn, "__func__", fn)  # a bound method: its function
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        return code
+    return fn if isinstance(fn, (types.BuiltinFunctionType, type)) else type(fn)
 
 
 class Pipeline:
@@ -48,6 +69,8 @@ class Pipeline:
     def _init_pipelining(self) -> None:
         mode = os.environ.get("STEERFLOW_PIPELINE", "1")
         self._pipelining = isinstance(self.engine, Pipelining) and mode != "0"
+        # function -> its smoothed run time on its worker (`run_time_key`): the scheduler's estimates read it
+        self._run_times: dict[Any, float] = {}
         self._ahead: dict[tuple, TaskRecord] = {}  # ("c"|"g", node, index) -> running task whose booking went ahead
         self._ahead_keys: dict[int, frozenset] = {}  # that task's id -> its keys
         self._candidates: dict[int, TaskRecord] = {}  # running one-slot functions, oldest first: may go ahead

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import partial, serialize
 from .engines.base import Engine, Event, Launch
-from .pipelining import Pipeline
+from .pipelining import Pipeline, run_time_key
 from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
 from .futures import ExecResult, SharedCondition, TaskFuture, substitute
 from .records import Attempt, FinishedRecords, TaskRecord
@@ -327,6 +327,12 @@ class RuntimeLoop(Pipeline):
         attempt.ended = time.time()
         if event.times:
             attempt.times = event.times
+            if self._pipelining and isinstance(record.spec, Function):  # how long this function runs, smoothed
+                times, run_times = event.times, self._run_times
+                if len(run_times) >= 4096:
+                    run_times.clear()
+                fn = run_time_key(record.spec.fn)
+                run_times[fn] = 0.7 * run_times.get(fn, times[2] - times[1]) + 0.3 * (times[2] - times[1])
         kind = event.kind
         if record.state.finished:  # cancelled while it ran: this is its kill being confirmed
             attempt.outcome = "cancelled"
