@@ -34,9 +34,15 @@ Backfill and anti-starvation
     after it in order starts until it is placed.** A request blocked by its own pool's quota
     (not by free resources) only counts bypasses by, and only reserves against, requests of
     its own pool: other pools cannot help or hurt its quota. One that needs more than the quota
-    even with nothing of its pool placed waits for a new quota, and neither reserves nor counts. Since running tasks always end,
-    a reserving request eventually finds its resources, so every request that fits an empty
-    allocation (and its pool's quota) eventually runs.
+    even with nothing of its pool placed waits for a new quota, and neither reserves nor counts.
+    Since running tasks always end, a reserving request eventually finds its resources, so every
+    request that fits an empty allocation (and its pool's quota) eventually runs.
+
+    **Backfill into the reservation's shadow** (EASY backfill, as SLURM and Flux do with job time
+    limits): given an `Estimator` (the runtime gives one: a task's timeout, else its function's
+    smoothed run time), what is estimated to end before a reserved one-rank request could start
+    still starts meanwhile; see :mod:`steerflow.scheduler_shadow`. Without an estimator (the
+    default) the decisions are exactly those without this rule.
 
     Requests of the same *shape* (pool, ranks, cores/GPUs/memory per rank, nodes) form a
     class; only the head of a class (its first request in order) is tried and counts
@@ -67,17 +73,14 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
 
 # Slot and Placement are defined with the node bookkeeping but are part of this module's API too
 from .placement import NodeIndex, Placement, Slot, _first_run, slots_of  # noqa: F401 (slots_of: API)
 from .resources import Allocation
 from .scheduler_queries import SchedulerQueries
+from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, Estimator, ShadowBackfill
 
 _new = object.__new__
-_NO_ROOM = 1
-_NO_QUOTA = 2
-_SHADOW_DEPTH = 256  # requests of one queue looked at for backfill into a reservation's shadow
 
 
 @dataclass(slots=True)
@@ -94,21 +97,6 @@ class Request:
     #: higher runs first
     priority: int = 0
     pool: str = "default"
-
-
-class Estimator(Protocol):
-    """Run-time estimates, asked only while a reservation waits (backfill into its shadow, see the module
-    docstring). Times are seconds on one clock; ``inf`` means unknown. The scheduler stays pure: the runtime
-    (`steerflow.estimates.RunTimeEstimates`) or a test or simulation supplies the clock and the estimates."""
-
-    def now(self) -> float:
-        """The current time."""
-
-    def run_time(self, req: Request) -> float:
-        """How long a waiting request is expected to run once started (``inf``: unknown)."""
-
-    def end(self, req_id: int) -> float:
-        """When a placed request is expected to end (``inf``: unknown)."""
 
 
 class _Class:
@@ -145,11 +133,12 @@ class _Class:
         self.at = 0
 
 
-class Scheduler(NodeIndex, SchedulerQueries):
+class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
     """Places waiting requests on an allocation; see the module docstring for the rules.
 
     Its read-only questions (what runs where, what a pool holds, what would fit, what never can)
-    come from its base :class:`~steerflow.scheduler_queries.SchedulerQueries`.
+    come from its base :class:`~steerflow.scheduler_queries.SchedulerQueries`; backfill into a
+    reservation's shadow from :class:`~steerflow.scheduler_shadow.ShadowBackfill`.
     """
 
     # (in slots, as NodeIndex's: see there)
@@ -489,97 +478,6 @@ class Scheduler(NodeIndex, SchedulerQueries):
             closed.clear()
             self._fails.clear()  # (written only by a head that failed: blocked)
         return out
-
-    def _backfill_shadow(self, head: _Class, i: int, out: list[Placement], placed: int, stop: int, pno: int) -> int:
-        """The rest of a pass whose request ``head`` reserves: only what is estimated to end before the
-        reservation's shadow starts (see the module docstring). Returns the pass's placement count."""
-        estimator = self.estimator
-        assert estimator is not None
-        now = estimator.now()
-        room = self._shadow(head, now) - now  # (inf: unknown; <= 0: the reserved request is due)
-        if not 0 < room < float("inf"):
-            return placed
-        heads, waiting, blocked, closed, pool_stop = self._heads, self._waiting, self._blocked, self._closed, \
-            self._pool_stop
-        while i < len(heads) and placed < stop and self._free_c:
-            cls = heads[i][1]
-            item = None
-            if cls.mark[0] != pno and not (closed and cls.pool in closed):
-                # the first of its queue (up to _SHADOW_DEPTH deep) estimated to end in time: requests of one
-                # shape fit alike, so only their run times tell them apart here
-                for n, candidate in enumerate(cls.queue):
-                    if n == _SHADOW_DEPTH:
-                        break
-                    if waiting.get(candidate[2].id) is candidate and estimator.run_time(candidate[2]) <= room:
-                        item = candidate
-                        break
-            if item is None:
-                i += 1
-                continue
-            req = item[2]
-            result = self._try(cls, req)
-            if result.__class__ is not Placement:
-                cls.mark[0] = pno
-                if result == _NO_ROOM:
-                    left = self.max_bypass - cls.bypass
-                    if left > 0:  # (over its budget too: it reserves once this pass's reservation is placed)
-                        cls.at = placed
-                        blocked.append(cls)
-                        if placed + left < stop:
-                            stop = placed + left
-                else:
-                    self._blocked_by_quota(cls, self.max_bypass - cls.bypass)
-                i += 1
-                continue
-            out.append(result)  # type: ignore[arg-type]
-            placed += 1
-            del waiting[req.id]
-            queue = cls.queue
-            if queue[0] is item:
-                queue.popleft()
-                del heads[i]
-                self._advance(cls, i)  # (its next request, if any, is tried in its turn)
-            else:
-                queue.remove(item)  # ahead of its queue's head, which is estimated to run too long
-            if pool_stop:
-                pool_count = self._pool_count
-                c = pool_count[cls.pool] = pool_count.get(cls.pool, 0) + 1
-                if pool_stop.get(cls.pool) == c:
-                    closed.add(cls.pool)
-        return placed
-
-    def _shadow(self, head: _Class, now: float) -> float:
-        """The earliest estimated time at which some node has the room of one-rank request ``head``, if
-        nothing more started: what runs there ends in order of its estimated ends (an end unknown is
-        never; an overdue one gives a shadow in the past, so no backfill). One walk over the placed
-        requests: only while a reservation waits."""
-        estimator = self.estimator
-        assert estimator is not None
-        k, g, m = head.k, head.g, head.m
-        offline = self._offline
-        by_node: dict[int, list[tuple[float, int, int, int]]] = {}
-        for rid, record in self._placed.items():
-            parts = (record,) if len(record) == 7 else record[3]
-            end = estimator.end(rid)
-            for part in parts:
-                node = part[0]
-                if node not in offline:
-                    by_node.setdefault(node, []).append((end, part[3], part[4], part[5]))
-        best = float("inf")
-        nc, ng, fm = self._nc, self._ng, self._fm
-        for node, ends in by_node.items():
-            c, gg, mm = nc[node], ng[node], fm[node]
-            ends.sort()
-            for end, tc, tg, tm in ends:
-                if end >= best:
-                    break
-                c += tc
-                gg += tg
-                mm += tm
-                if c >= k and gg >= g and mm >= m:
-                    best = end
-                    break
-        return best
 
     def _blocked_by_quota(self, cls: _Class, left: int) -> None:
         """A head blocked by its pool's quota: only its own pool's placements bypass it, and it reserves
