@@ -97,3 +97,16 @@ def test_finished_records_live_as_long_as_they_are_held_and_the_table_stays_boun
     del held[3]
     gc.collect()
     assert ref() is None and table.get(3) is None and len(table.values()) == 99
+
+
+def test_workers_lead_their_own_process_group_in_the_drivers_session(make_runtime):
+    """In the driver's session, so in its scheduler autogroup (not one per worker); in a group of their own,
+    so a worker's tree is killed as one and the terminal's signals to the driver's group do not reach them."""
+    rt = make_runtime(allocation=Allocation.declare(nodes=1, cores=2))
+    assert rt.submit(noop).result(timeout=60) is None
+    workers = [*rt.engine._idle, *rt.engine._busy.values()]
+    assert workers
+    for worker in workers:
+        pid = worker.proc.pid
+        assert os.getsid(pid) == os.getsid(0)
+        assert os.getpgid(pid) == pid != os.getpgid(0)
