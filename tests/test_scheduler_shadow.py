@@ -208,8 +208,9 @@ def test_no_shadow_is_walked_when_many_run(monkeypatch: pytest.MonkeyPatch) -> N
     one per pass, would cost more than backfill gains (at 10,000 nodes it made placements ~70x slower)."""
     from steerflow import scheduler_shadow
 
+    n = scheduler_shadow._SHADOW_WALK + 2
+
     def reserved_with_a_short_one_waiting() -> list[int]:
-        n = scheduler_shadow._SHADOW_WALK + 2
         clock = Clock({**{i: 10.0 for i in range(n)}, n + 1: 5.0})
         s = Scheduler(Allocation.declare(nodes=1, cores=n + 1), max_bypass=0, estimator=clock)
         for i in range(n):
