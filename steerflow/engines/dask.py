@@ -43,6 +43,11 @@ from .dask_remake import Remake
 log = logging.getLogger("steerflow.dask")
 
 
+#: a node that has not ended a task within this long after being told to kill it is taken as gone (see
+#: `DaskEngine._unanswered_kills`); a healthy node answers in milliseconds, one under heavy load in seconds
+KILL_ANSWER_S = 30.0
+
+
 class DaskEngine(Remake, ClusterSide):
     """Runs placed tasks on the nodes of a Dask cluster.
 
@@ -79,6 +84,8 @@ class DaskEngine(Remake, ClusterSide):
         self.poll_interval = poll_interval
         self.no_nodes_timeout = no_nodes_timeout
         self._none_since: float | None = None
+        self.kill_answer_s = KILL_ANSWER_S
+        self._kills: dict[int, tuple[float, int, int]] = {}  # task killed -> (answer due by, attempt, its node)
         self.cluster: Any = None
         self.client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -368,6 +375,9 @@ class DaskEngine(Remake, ClusterSide):
 
     def kill(self, task_id: int) -> None:
         self._control("kill", task_id)
+        where = self._tasks.get(task_id)
+        if where is not None and task_id not in self._kills:  # its node must answer (see KILL_ANSWER_S)
+            self._kills[task_id] = (time.monotonic() + self.kill_answer_s, where[1], where[0])
 
     def preempt(self, task_id: int) -> None:
         self._control("preempt", task_id)
@@ -434,9 +444,13 @@ class DaskEngine(Remake, ClusterSide):
             self._runtime_thread = threading.get_ident()
             if events or self._dirty:
                 timeout = 0
-            elif self._none_since is not None:  # wake up in time to give up on a cluster with no workers
-                left = max(0.0, self._none_since + self.no_nodes_timeout - time.monotonic()) + 0.01
-                timeout = left if timeout is None else min(timeout, left)
+            else:
+                if self._none_since is not None:  # wake up in time to give up on a cluster with no workers
+                    left = max(0.0, self._none_since + self.no_nodes_timeout - time.monotonic()) + 0.01
+                    timeout = left if timeout is None else min(timeout, left)
+                if self._kills:  # and to give up on a node that does not answer a kill
+                    left = max(0.0, min(due for due, _, _ in self._kills.values()) - time.monotonic()) + 0.01
+                    timeout = left if timeout is None else min(timeout, left)
             handle = loop.call_later(timeout, loop.stop) if timeout is not None else None
             self._waiting = True
             try:
@@ -447,12 +461,17 @@ class DaskEngine(Remake, ClusterSide):
                     handle.cancel()
         else:
             if not events and not self._dirty:
+                if self._kills:
+                    left = max(0.0, min(due for due, _, _ in self._kills.values()) - time.monotonic()) + 0.01
+                    timeout = left if timeout is None else min(timeout, left)
                 self._poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
             try:
                 os.eventfd_read(self._wake_fd)
             except BlockingIOError:
                 pass
         out: list[Event] = []
+        if self._kills:
+            self._unanswered_kills()
         if self._dirty:
             out.extend(self._nodes_changed())
             if any(link.online for link in self._links.values()):
@@ -484,6 +503,24 @@ class DaskEngine(Remake, ClusterSide):
                     continue
             out.append(event)
         return out
+
+    def _unanswered_kills(self) -> None:
+        """A node that has not ended a task it was told to kill within ``kill_answer_s`` is gone for this
+        campaign (frozen, swapping, cut off: its comm may stay open for the worker-ttl, 5-10 minutes): its tasks
+        are lost, so a timeout holds on it too, and what it may still send is no longer heard."""
+        now = time.monotonic()
+        for task_id, (due, attempt, index) in list(self._kills.items()):
+            where = self._tasks.get(task_id)
+            if where is None or where[1] != attempt:  # it ended (or runs again): answered
+                del self._kills[task_id]
+            elif due <= now:
+                del self._kills[task_id]
+                why = (f"it did not end task {task_id} within {self.kill_answer_s:g} s of being told to kill it "
+                       "(the worker is frozen, swapping or cut off)")
+                if self._owned:
+                    self._node_gone(index, why)
+                elif self._loop is not None:  # (its comms belong to the event loop's thread)
+                    self._loop.call_soon_threadsafe(self._node_gone, index, why)
 
     def _nodes_changed(self) -> list[Event]:
         """Lost events for tasks on nodes that went away, then the new allocation for the runtime."""
