@@ -72,3 +72,48 @@ def test_degenerate_training_sets_fit_or_say_why(model):
     assert np.all(np.isfinite(mean)) and np.all(std > 0)
     with pytest.raises(ValueError, match="2-D"):
         learn.make_model(model).fit(np.ones((3, 2, 2)), [1.0, 2.0, 3.0])
+
+
+def slow_square(x):
+    import time
+
+    time.sleep(0.05)
+    return float("nan") if x % 2 == 0 else (x - 20.0) ** 2  # (one comes before the first model)
+
+
+class BrokenModel:
+    def fit(self, x, y):
+        raise ValueError("this model cannot be fitted")
+
+    def predict(self, x):
+        raise AssertionError("never fitted")
+
+
+def learner_campaign(tmp_path, model):
+    import steerflow as sf
+
+    camp = sf.Campaign(tmp_path / "run", progress=False,
+                       pools={"simulate": {"cores": 1}, "train": {"cores": 1}, "infer": {"cores": 1}})
+    cands = list(range(40))
+    learner = camp.add_agent(learn.ActiveLearner(cands, np.array(cands, dtype=float).reshape(-1, 1), slow_square,
+                                                 budget=24, slots=1, retrain_after=4, min_train=4, model=model))
+    summary = camp.run(stop=sf.stop.wall("120s"))
+    return learner, summary
+
+
+def test_a_nan_simulation_is_no_label_and_the_learner_still_trains(tmp_path, capsys):
+    # before: one NaN before the first model made every fit fail, and each failure resubmitted a training at once
+    # (1,501 failed training tasks in 6 s here, no model ever)
+    learner, summary = learner_campaign(tmp_path, "forest")
+    assert summary["states"].get("failed", 0) == 0, summary
+    assert learner.models >= 1 and learner.not_finite >= 1
+    assert all(math.isfinite(v) for v in learner.values.values())
+    assert capsys.readouterr().err.count("which is no training label") == 1
+
+
+def test_a_model_that_never_fits_is_retried_per_batch_not_in_a_loop(tmp_path, capsys):
+    learner, summary = learner_campaign(tmp_path, BrokenModel())
+    failed = summary["states"].get("failed", 0)  # the training tasks
+    assert 1 <= failed <= 24 // 4 + 1, summary
+    assert learner.models == 0 and learner.simulations == 24 and learner.failed_trainings == failed
+    assert capsys.readouterr().err.count("training failed (ValueError: this model cannot be fitted)") == 1

@@ -20,6 +20,8 @@ Every simulation is tagged ``candidate=ID`` so `Trace.from_journal` reads the ru
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +36,10 @@ from .surrogates import Surrogate
 from .tasks import predict_rows, training_task
 
 __all__ = ["ActiveLearner"]
+
+
+def _say(text: str) -> None:
+    print(f"steerflow: {text}", file=sys.stderr, flush=True)
 
 
 class ActiveLearner(agents.Agent):
@@ -77,6 +83,8 @@ class ActiveLearner(agents.Agent):
         self.registry: Any = None
         self.models = 0
         self.rankings = 0
+        self.failed_trainings = 0
+        self.not_finite = 0  # simulations that returned NaN or an infinity (no training label)
 
     # ---- handlers ------------------------------------------------------------------------------
     @agents.on_start
@@ -99,8 +107,12 @@ class ActiveLearner(agents.Agent):
     def _simulated(self, result: Any, ctx: Any) -> None:
         index = self.keys.pop(result.key)
         self.in_flight -= 1
-        if result.ok:
-            value = float(result.value)
+        if result.ok and not math.isfinite(value := float(result.value)):  # no label: it would fail every fit
+            self.not_finite += 1
+            if self.not_finite == 1:
+                _say(f"learner {self.name!r}: the simulation of candidate {index} returned {value}, which is no "
+                     "training label; such results are left out of the model (counted in .not_finite).")
+        elif result.ok:
             self.values[index] = value
             self.order.append((index, "simulated"))
             self._train_x.append(index)
@@ -111,8 +123,12 @@ class ActiveLearner(agents.Agent):
         self._fill(ctx)
 
     def _trained(self, result: Any, ctx: Any) -> None:
-        if not result.ok:
+        if not result.ok:  # the next try waits for retrain_after new results (not at once: the same data failed)
             self.training = False
+            self.failed_trainings += 1
+            if self.failed_trainings == 1:
+                _say(f"learner {self.name!r}: training failed ({type(result.error).__name__}: {result.error}); it "
+                     f"tries again after {self.retrain_after} new results (failures counted in .failed_trainings).")
             self._maybe_train(ctx)
             return
         version = self.registry.register(self.name, result.value, metrics={"points": float(len(self._train_x))},
@@ -194,7 +210,7 @@ class ActiveLearner(agents.Agent):
     def _maybe_train(self, ctx: Any) -> None:
         if self.training or len(self._train_x) < self.min_train:
             return
-        if self.models and self._new < self.retrain_after:
+        if (self.models or self.failed_trainings) and self._new < self.retrain_after:
             return
         if self.simulations >= self.budget and self.in_flight == 0:
             return  # nothing left to choose
