@@ -117,3 +117,24 @@ def test_a_model_that_never_fits_is_retried_per_batch_not_in_a_loop(tmp_path, ca
     assert 1 <= failed <= 24 // 4 + 1, summary
     assert learner.models == 0 and learner.simulations == 24 and learner.failed_trainings == failed
     assert capsys.readouterr().err.count("training failed (ValueError: this model cannot be fitted)") == 1
+
+
+@pytest.mark.parametrize("name, says", [("model-\udcff", "not valid Unicode text"), ("m" * 300, "300 bytes long")])
+def test_a_model_name_the_journal_or_the_disk_cannot_hold_is_refused_at_register(tmp_path, name, says):
+    # before: a lone surrogate stopped the campaign's journal (JournalError, and again on every resume); 300
+    # characters gave a bare OSError ENAMETOOLONG
+    import steerflow as sf
+
+    camp = sf.Campaign(tmp_path / "run", progress=False)
+    registry = learn.ModelRegistry(camp)
+    with pytest.raises(ValueError, match=says):
+        registry.register(name, [1.0])
+    assert registry.register("fine", [1.0], metrics={"mae": 0.2}).version == 1
+    camp.close()
+
+
+def test_metrics_that_are_not_numbers_are_refused_before_anything_is_written(tmp_path):
+    registry = learn.ModelRegistry(tmp_path)
+    with pytest.raises(ValueError, match="metrics are numbers"):
+        registry.register("m", [1.0], metrics={"mae": "low"})
+    assert registry.versions("m") == []

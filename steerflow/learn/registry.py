@@ -28,6 +28,8 @@ from typing import Any
 
 __all__ = ["ModelRegistry", "ModelVersion", "load"]
 
+MAX_NAME_BYTES = 200  # a folder name (255 at most on common file systems), with room for the version files
+
 
 @dataclass
 class ModelVersion:
@@ -78,6 +80,7 @@ class ModelRegistry:
                  source: int | None = None) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` (or return the version holding the same bytes)."""
         _check_name(name)
+        values = _metrics(metrics)
         blob = _dumps(model)
         digest = hashlib.sha256(blob).hexdigest()
         with self._lock:
@@ -91,7 +94,7 @@ class ModelRegistry:
             path = folder / f"v{number:04d}.pkl"
             _atomic_write(path, blob)
             info = ModelVersion(name, number, str(path), digest, time.time(),
-                                {k: float(v) for k, v in (metrics or {}).items()}, source)
+                                values, source)
             _atomic_write(folder / f"v{number:04d}.json", json.dumps(asdict(info)).encode())
         if self._journal is not None:
             self._journal.put("meta", f"model:{name}:v{number}", json.dumps(asdict(info)))
@@ -167,6 +170,25 @@ def load(directory: str | os.PathLike[str], name: str, version: int | None = Non
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name or any(c in name for c in "/\\:\0") or name.startswith("."):
         raise ValueError(f"Model name {name!r}: use a non-empty name without '/', '\\', ':' or a leading dot.")
+    try:  # it names a folder and the journal's record of each version
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        raise ValueError(f"Model name {name!r} is not valid Unicode text (it holds a lone surrogate, as a file "
+                         "name decoded with errors='surrogateescape' does); give it a plain text name.") from None
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"Model name {name[:40]!r}... is {size} bytes long; give one of at most {MAX_NAME_BYTES} "
+                         "bytes (it names a folder).")
+
+
+def _metrics(metrics: dict[str, float] | None) -> dict[str, float]:
+    out = {}
+    for key, value in (metrics or {}).items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Metric {key!r} = {value!r}: a model version's metrics are numbers "
+                             "(e.g. {'mae': 0.21}).") from None
+    return out
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
