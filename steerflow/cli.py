@@ -9,6 +9,7 @@ when a campaign ended with failed tasks that no agent handled.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import runpy
@@ -29,7 +30,9 @@ from .dirlock import holder as driver_pid
 from .errors import CampaignLocked, CampaignStopped, SpecError, SteerflowError
 from .rundirs import NotACampaign
 
-WATCH_MIN_S = 0.1  # `status --watch`: the shortest time between redraws
+WATCH_MIN_S = 0.1
+OUTPUT_WRITERS = ("report", "bench")  # commands whose files a full (or read-only) disk may refuse
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)  # `status --watch`: the shortest time between redraws
 
 
 def _console():
@@ -571,6 +574,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: the campaign journal in {args.dir} cannot be read ({exc}): it is damaged, or not a "
               "steerflow journal. A copy of the directory from before the damage can be read and resumed.",
               file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        if args.command not in OUTPUT_WRITERS or exc.errno not in WRITE_ERRNOS:
+            raise  # a bug, or a script's own: its traceback helps
+        from .journal import describe_error
+
+        where = "--json FILE" if args.command == "bench" else "--out FOLDER"
+        target = exc.filename or (args.json if args.command == "bench" else args.out or f"{args.dir}/report")
+        print(f"{name}: could not write {target}: {describe_error(exc)}. Free space (or give "
+              f"another place with {where}) and run it again" + ("; the table above has the numbers."
+                                                                if args.command == "bench" else "."), file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:
         from .campaign import AgentError
