@@ -28,8 +28,8 @@ Cost
     machine a node that fills up or gets a core back costs one bucket operation, not two. The
     common request (one rank, no memory) has its own short path, written out in the scheduler's
     ``schedule()`` and ``release()`` (the same bucket steps as :meth:`NodeIndex._take` and
-    :meth:`NodeIndex._give`, with no call). Contiguous whole-node runs are found with shifts over a bitmask of fully free
-    nodes. Memory-limited requests scan the nodes of a bucket for one with enough memory.
+    :meth:`NodeIndex._give`, with no call). Contiguous whole-node runs are found with shifts over
+    a bitmask of fully free nodes. Memory-limited requests scan the nodes of a bucket for one with enough memory.
     Taking room records masks only (a *held* tuple of ints, which the garbage collector stops
     tracking); :func:`slots_of` turns one into :class:`Slot` objects when they are read.
 

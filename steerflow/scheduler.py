@@ -78,7 +78,7 @@ from dataclasses import dataclass
 from .placement import NodeIndex, Placement, Slot, _first_run, slots_of  # noqa: F401 (slots_of: API)
 from .resources import Allocation
 from .scheduler_queries import SchedulerQueries
-from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, Estimator, ShadowBackfill
+from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, _SHADOW_WALK, Estimator, ShadowBackfill
 
 _new = object.__new__
 
@@ -108,7 +108,7 @@ class _Class:
     """
 
     __slots__ = ("key", "ckey", "pool", "ranks", "k", "g", "m", "nodes", "need_c", "need_g", "shape", "queue",
-                 "base", "bypass", "usage", "simple", "fast", "checked", "mark", "at")
+                 "base", "bypass", "usage", "simple", "fast", "checked", "mark", "at", "fence")
 
     def __init__(self, key: tuple, priority: int, mark: list[int]) -> None:
         self.key = key
@@ -131,6 +131,8 @@ class _Class:
         self.mark = mark
         #: while blocked in a pass: the placements made when it blocked (for want of room), or ~ its pool's count
         self.at = 0
+        #: (request id, node): the node its head's reservation drains (see Scheduler._fence)
+        self.fence = (-1, -1)
 
 
 class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
@@ -347,8 +349,11 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
         # self._fails: rank shape -> fewest ranks that found no room in this pass, written by _try)
         closed = self._closed
         pool_stop = self._pool_stop
-        cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists  # (NodeIndex's, for the short path)
+        # (NodeIndex's lists, for the short path)
+        cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
         blocked = None  # the queues whose head is blocked in this pass (self._blocked), once one is
+        fenced = -1  # the node a reservation drains in this pass, out of the buckets until the pass ends
+        fenced_item = None
         placed = 0
         i = 0
         while i < len(heads):
@@ -457,16 +462,29 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
             left = self.max_bypass - cls.bypass
             blocked = self._blocked
             if result == _NO_ROOM:
-                if left <= 0:  # reservation: nothing after it starts, but what ends before it could start
-                    if self.estimator is not None and cls.ranks == 1 and cls.nodes is None:
-                        placed = self._backfill_shadow(cls, i, out, placed, stop, pno)
-                    break
+                if left <= 0:  # reservation
+                    if cls.ranks == 1 and cls.nodes is None:
+                        if self._n == 1:
+                            if self.estimator is not None:  # what ends before it could start
+                                placed = self._backfill_shadow(cls, i, out, placed, stop, pno, False)
+                        elif fenced < 0:  # on one node: what comes after it runs on the others
+                            fenced = self._fence(cls, req.id)
+                            if fenced >= 0:
+                                fenced_item = item
+                                continue
+                    break  # nothing after it starts
                 cls.at = placed
                 blocked.append(cls)
                 if placed + left < stop:
                     stop = placed + left
             else:
                 self._blocked_by_quota(cls, left)
+        if fenced >= 0:
+            self._bucket(fenced)
+            if self.estimator is not None and placed < stop and self._free_c:  # and on it, what ends in time
+                self._fails.clear()  # (what failed with the node out of the buckets may fit it)
+                placed = self._backfill_shadow(fenced_item[1], bisect_left(heads, fenced_item[:1]) + 1, out, placed,
+                                               stop, pno, True)
         if blocked is not None:  # each blocked head was bypassed by the placements made after it blocked
             pool_count = self._pool_count
             for cls in blocked:
@@ -478,6 +496,36 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
             closed.clear()
             self._fails.clear()  # (written only by a head that failed: blocked)
         return out
+
+    def _fence(self, cls: _Class, rid: int) -> int:
+        """The node a reserving one-rank request drains: taken out of the buckets for the rest of the pass,
+        so what comes after it in order runs on the other nodes (EASY's "extra nodes") and the rest of the
+        machine does not idle while one node drains. It keeps its node while it stays at its queue's head
+        (and the node stays online): the node estimated to have its room first (with an estimator, see
+        scheduler_shadow), else the one with the most free cores, then GPUs, that could hold it, when it
+        first reserved. -1: none (every node that could hold it is offline)."""
+        k, g, m = cls.k, cls.g, cls.m
+        head, node = cls.fence
+        offline = self._offline
+        cores, gpus, mem = self._cores, self._gpus, self._mem
+        if head != rid or node >= self._n or node in offline:
+            node = -1
+            if self.estimator is not None and len(self._placed) <= _SHADOW_WALK:  # the node estimated to free first
+                node = self._shadow(cls, self.estimator.now())[1]
+            bm = self._bm
+            bits = bm & self._cols[g] or bm  # the fullest bucket: most free cores (with its GPUs, if any has them)
+            if bits and node < 0:
+                i = self._buckets[bits.bit_length() - 1][-1]
+                if cores[i] >= k and gpus[i] >= g and mem[i] >= m:
+                    node = i
+            if node < 0:  # (no free core anywhere, or nodes of several sizes: the first that could hold it)
+                node = next((i for i in range(self._n) if cores[i] >= k and gpus[i] >= g and mem[i] >= m
+                             and i not in offline), -1)
+                if node < 0:
+                    return -1
+            cls.fence = (rid, node)
+        self._unbucket(node)
+        return node
 
     def _blocked_by_quota(self, cls: _Class, left: int) -> None:
         """A head blocked by its pool's quota: only its own pool's placements bypass it, and it reserves

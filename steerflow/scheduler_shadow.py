@@ -80,15 +80,20 @@ class ShadowBackfill:
     _advance: Callable[[_Class, int], None]
     _blocked_by_quota: Callable[[_Class, int], None]
 
-    def _backfill_shadow(self, head: _Class, i: int, out: list[Placement], placed: int, stop: int, pno: int) -> int:
-        """The rest of a pass whose request ``head`` reserves: only what is estimated to end before the
-        reservation's shadow starts (see the module docstring). Returns the pass's placement count."""
+    def _backfill_shadow(self, head: _Class, i: int, out: list[Placement], placed: int, stop: int, pno: int,
+                         again: bool) -> int:
+        """The rest of a pass (from heads[i]) whose request ``head`` reserves: only what is estimated to end
+        before the reservation's shadow starts (see the module docstring). ``again``: the pass already went
+        on without the node the reservation drains (see Scheduler._fence), so what failed then is tried
+        again, there. Returns the pass's placement count."""
         estimator = self.estimator
         assert estimator is not None
         if len(self._placed) > _SHADOW_WALK:
             return placed  # (the walk would cost more than the backfill gains: the reservation holds as before)
         now = estimator.now()
-        room = self._shadow(head, now) - now  # (inf: unknown; <= 0: the reserved request is due)
+        # (inf: unknown; <= 0: the reserved request is due.) When the pass went on without the node the
+        # reservation drains, only that node's time counts: the others took new work meanwhile
+        room = self._shadow(head, now, head.fence[1] if again else -1)[0] - now
         if not 0 < room < float("inf"):
             return placed
         heads, waiting, blocked, closed, pool_stop = self._heads, self._waiting, self._blocked, self._closed, \
@@ -96,7 +101,7 @@ class ShadowBackfill:
         while i < len(heads) and placed < stop and self._free_c:
             cls = heads[i][1]
             item = None
-            if cls.mark[0] != pno and not (closed and cls.pool in closed):
+            if (again or cls.mark[0] != pno) and cls is not head and not (closed and cls.pool in closed):
                 # the first of its queue (up to _SHADOW_DEPTH deep) estimated to end in time: requests of one
                 # shape fit alike, so only their run times tell them apart here
                 for n, candidate in enumerate(cls.queue):
@@ -125,6 +130,8 @@ class ShadowBackfill:
                 continue
             out.append(result)  # type: ignore[arg-type]
             placed += 1
+            if again and cls in blocked:
+                blocked.remove(cls)  # (placed after all: no bypasses to count)
             del waiting[req.id]
             queue = cls.queue
             if queue[0] is item:
@@ -140,11 +147,11 @@ class ShadowBackfill:
                     closed.add(cls.pool)
         return placed
 
-    def _shadow(self, head: _Class, now: float) -> float:
-        """The earliest estimated time at which some node has the room of one-rank request ``head``, if
-        nothing more started: what runs there ends in order of its estimated ends (an end unknown is
-        never; an overdue one gives a shadow in the past, so no backfill). One walk over the placed
-        requests: only while a reservation waits."""
+    def _shadow(self, head: _Class, now: float, only: int = -1) -> tuple[float, int]:
+        """The earliest estimated time at which some node (or node ``only``) has the room of one-rank request
+        ``head`` if nothing more started there, and that node: what runs there ends in order of its
+        estimated ends (an end unknown is never; an overdue one gives a time in the past, so no backfill).
+        ``(inf, -1)``: not known. One walk over the placed requests: only while a reservation waits."""
         estimator = self.estimator
         assert estimator is not None
         k, g, m = head.k, head.g, head.m
@@ -152,23 +159,25 @@ class ShadowBackfill:
         by_node: dict[int, list[tuple[float, int, int, int]]] = {}
         for rid, record in self._placed.items():
             parts = (record,) if len(record) == 7 else record[3]
-            end = estimator.end(rid)
+            end = -1.0
             for part in parts:
                 node = part[0]
-                if node not in offline:
+                if node not in offline and (only < 0 or node == only):
+                    if end < 0:
+                        end = estimator.end(rid)
                     by_node.setdefault(node, []).append((end, part[3], part[4], part[5]))
-        best = float("inf")
+        best, where = float("inf"), -1
         nc, ng, fm = self._nc, self._ng, self._fm
         for node, ends in by_node.items():
             c, gg, mm = nc[node], ng[node], fm[node]
             ends.sort()
             for end, tc, tg, tm in ends:
-                if end >= best:
-                    break
+                if end > best or (end == best and node > where):
+                    break  # (ties go to the lower node: the same answer whatever the dict's order)
                 c += tc
                 gg += tg
                 mm += tm
                 if c >= k and gg >= g and mm >= m:
-                    best = end
+                    best, where = end, node
                     break
-        return best
+        return best, where

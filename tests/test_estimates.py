@@ -20,7 +20,7 @@ def stamp(seconds: float) -> float:
 def wide_and_short(tmp_path, timeout: float | None) -> tuple[float, list[float]]:
     """A long 1-core task runs; a 2-core task reserves at once (max_bypass=0); then short 1-core tasks."""
     with sf.Runtime(sf.Allocation.declare(nodes=1, cores=2), run_dir=tmp_path / "run", max_bypass=0) as rt:
-        long = rt.submit(Function(stamp, (1.5,), timeout=60))
+        long = rt.submit(Function(stamp, (3.0,), timeout=60))  # (the shorts start well within it, even under load)
         deadline = time.monotonic() + 60
         while not long.running() and time.monotonic() < deadline:
             time.sleep(0.01)

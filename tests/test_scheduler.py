@@ -427,6 +427,14 @@ class SchedulerMachine(RuleBasedStateMachine):
         c, g = self.need(req)
         return (qc is not None and c > qc) or (qg is not None and g > qg)
 
+    def fence(self, w: Request) -> int:
+        """The node a reservation of ``w`` drains (one rank, no ``nodes``, several nodes), or -1."""
+        if w.ranks != 1 or w.nodes is not None or len(self.alloc.nodes) < 2:
+            return -1
+        cls = self.s._classes.get((w.pool, w.ranks, w.cores_per_rank, w.gpus_per_rank, w.memory_mb_per_rank,
+                                   w.nodes, w.priority))
+        return cls.fence[1] if cls is not None and cls.fence[0] == w.id else -1
+
     def pool_reserved(self, w_key: tuple[int, int], pool: str) -> bool:
         """Some earlier request of this pool is quota-blocked with its bypass budget spent."""
         return any(k2 < w_key and r2.pool == pool and self.is_head(r2.id) and not self.quota_ok(r2)
@@ -448,6 +456,11 @@ class SchedulerMachine(RuleBasedStateMachine):
                 assert self.pool_reserved(wkey, w.pool), f"{w} fit but {req} started ahead of it"
                 continue
             if self.is_head(rid) and (not quota_blocked or (w.pool == req.pool and not self.over_quota(w))):
+                fence = self.fence(w) if not quota_blocked else -1
+                if fence >= 0 and self.bypass.get(rid, 0) >= self.max_bypass:
+                    # a one-rank request reserving on several nodes drains one node: the others run on
+                    assert all(sl.node != fence for sl in p.slots), f"{req} started on the node {w} drains"
+                    continue
                 assert self.bypass.get(rid, 0) < self.max_bypass, f"{w} was bypassed past its budget by {req}"
                 self.bypass[rid] = self.bypass.get(rid, 0) + 1
         # the slots themselves; 1. nothing is held twice, memory within the node's

@@ -184,23 +184,54 @@ def test_the_mixed_sets_policy_cost_at_zero_overhead_with_and_without_estimates(
     assert (known - ideal) < 0.3 * (plain - ideal)
 
 
-def test_the_shadow_is_the_earliest_node_to_have_the_room() -> None:
-    """2 nodes x 2 cores: node 0 frees a core at 10, node 1 at 20; a 2-core request reserves: its shadow is
-    10, so a 5 s task starts at 4 and an 8 s one does not (it would end at 12)."""
+def test_on_several_nodes_the_reservation_drains_the_node_that_frees_first() -> None:
+    """2 nodes x 2 cores: node A frees a core at 10, node B at 20; a 2-core request reserves. It drains A (the
+    node estimated to have its room first); what comes after it runs on B meanwhile, and a 5 s task backfills A's
+    free core (it ends at 9); an 8 s task would not have (it goes to B). The reserved request starts at 10."""
     clock = Clock({1: 10.0, 2: 30.0, 3: 20.0, 4: 40.0, 6: 8.0, 7: 5.0})
     s = Scheduler(Allocation.declare(nodes=2, cores=2), max_bypass=0, estimator=clock)
     for i in (1, 2, 3, 4):
         s.submit(Request(i))
     assert place(s, clock) == [1, 2, 3, 4]
-    placed = {i: r[0] for i, r in s._placed.items()}
-    assert placed[1] != placed[3]  # (tasks 1 and 3 on different nodes; the test's premise)
-    s.release(2)  # one core free on task 1's node ...
-    s.release(4)  # ... and one on task 3's
+    node = {i: r[0] for i, r in s._placed.items()}
+    assert node[1] == node[2] != node[3] == node[4]  # (the test's premise)
+    s.release(2)  # one core free on A (task 1's) ...
+    s.release(4)  # ... and one on B (task 3's)
     s.submit(Request(5, 1, 2))
     s.submit(Request(6))
     s.submit(Request(7))
     clock.t = 4.0
-    assert place(s, clock) == [7]
+    assert place(s, clock) == [6, 7]
+    assert s.placed(6).slots[0].node == node[3] and s.placed(7).slots[0].node == node[1]
+    clock.t = 10.0
+    s.release(7)
+    s.release(1)
+    assert place(s, clock) == [5]
+    assert s.placed(5).slots[0].node == node[1]
+
+
+def test_on_several_nodes_without_estimates_only_one_node_waits() -> None:
+    """4 nodes x 4 cores full of 1-core tasks; a 4-core request reserves (max_bypass=0): one node drains for it,
+    and the 1-core tasks behind it keep the other three busy (before: nothing started anywhere)."""
+    s = Scheduler(Allocation.declare(nodes=4, cores=4), max_bypass=0)
+    for i in range(16):
+        s.submit(Request(i))
+    assert len(s.schedule()) == 16
+    s.submit(Request(100, 1, 4))
+    for i in range(101, 120):
+        s.submit(Request(i))
+    fenced = None
+    for i in range(16):  # tasks end one by one
+        s.release(i)
+        ids = [p.request.id for p in s.schedule()]
+        if 100 in ids:
+            break
+        for rid in ids:
+            n = s.placed(rid).slots[0].node
+            fenced = fenced if fenced is not None else {0, 1, 2, 3} - {n}
+            assert s._classes[("default", 1, 4, 0, 0, None, 0)].fence[1] != n  # never on the drained node
+    assert 100 in ids
+    assert s.n_placed > 1  # the others kept running meanwhile
 
 
 def test_no_shadow_is_walked_when_many_run(monkeypatch: pytest.MonkeyPatch) -> None:
