@@ -94,6 +94,7 @@ class DaskEngine(Remake, ClusterSide):
         self._links: dict[int, NodeLink] = {}        # node index -> link (online or not)
         self._by_address: dict[str, int] = {}
         self._connecting: set[str] = set()
+        self._refused: dict[str, str] = {}  # worker address -> why it is no node (a wrong declaration)
         self._allocation: Allocation | None = None
         self._run_dir: Path | None = None
         self._started = False
@@ -163,7 +164,8 @@ class DaskEngine(Remake, ClusterSide):
                     f"Only {online} of {want} Dask worker(s) with the steerflow agent connected within "
                     f"{self.connect_timeout:g} s (scheduler {self.scheduler_address}). Check that the workers "
                     "started (their logs; for batch pilots: squeue/qstat), that they can import steerflow, "
-                    "or lower min_nodes.")
+                    "or lower min_nodes." + "".join(f" The worker at {address} is no node: {why}"
+                                                    for address, why in sorted(self._refused.items())))
             time.sleep(0.02)
         with self._lock:  # the nodes present at the start are numbered by name, the same from run to run
             order = sorted(range(len(self._nodes)), key=lambda i: natural_key(self._nodes[i].name))

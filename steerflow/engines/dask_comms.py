@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from typing import Any, Callable
 
+from ..errors import AllocationError
 from ..resources import Node
 from . import dask_fast, dask_refs, wire
 from .base import Event
@@ -178,7 +179,17 @@ class ClusterSide:
                 log.info("node at %s: no session stream (%s); using the Dask comm", address, exc)
         elif hello.get("fast_error"):
             log.info("node at %s: no session stream (%s); using the Dask comm", address, hello["fast_error"])
-        node = _node_from(hello["node"])
+        try:
+            if "refused" in hello:
+                raise AllocationError(hello["refused"])
+            node = _node_from(hello["node"])
+        except (AllocationError, KeyError, TypeError, ValueError) as exc:  # not retried: it will not change
+            self._refused[address] = str(exc)
+            log.warning("the Dask worker at %s is no steerflow node: %s", address, exc)
+            if stream is not None:
+                stream.close()
+            await comm.close()
+            return
         link = self._adopt(address, node, comm, stream)
         self._connecting.discard(address)
         if link is None:

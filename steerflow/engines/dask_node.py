@@ -128,6 +128,14 @@ def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] 
     gpus = int(resources.get("gpus", resources.get("GPU", len(gpu_ids))))
     if len(gpu_ids) != gpus:
         gpu_ids = tuple(str(i) for i in range(gpus))
+    if cores < 1:
+        raise ValueError(f"This Dask worker declares {cores} core(s) (--resources cores=..., or SLURM_CPUS_ON_NODE); "
+                         "a steerflow node needs at least 1.")
+    allowed = os.sched_getaffinity(0)
+    if cpus_spec and not set(cpu_ids) <= allowed:
+        raise ValueError(f"STEERFLOW_NODE_CPUS={cpus_spec} names CPU(s) {sorted(set(cpu_ids) - allowed)} this Dask "
+                         f"worker may not run on (it may run on {sorted(allowed)}); name those it may, or leave the "
+                         "variable out.")
     return {"name": env.get("STEERFLOW_NODE_NAME") or host, "cores": cores, "gpus": gpus,
             "memory_mb": int(resources.get("memory_mb", 0)), "cpu_ids": cpu_ids, "gpu_ids": gpu_ids,
             "host": env.get("STEERFLOW_NODE_HOST") or host, "pid": os.getpid()}
@@ -163,7 +171,11 @@ class NodePlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         position = worker.name if isinstance(worker.name, int) else 0
-        agent = NodeAgent(declare_node(dict(worker.state.total_resources), position=position), worker)
+        try:
+            agent = NodeAgent(declare_node(dict(worker.state.total_resources), position=position), worker)
+        except ValueError as exc:  # a node declared wrong: each driver that opens a session is told why
+            sys.stderr.write(f"steerflow: {exc}\n")
+            agent = NodeAgent({}, worker, refused=str(exc))
         worker.handlers[HANDLER] = agent.session
         worker.handlers[dask_refs.FETCH_HANDLER] = agent.fetch
         worker._steerflow_agent = agent  # noqa: SLF001 - kept alive with the worker
@@ -185,9 +197,10 @@ class NodeAgent:
     Each driver schedules the nodes as if it owned them: give concurrent campaigns their own workers.
     """
 
-    def __init__(self, node: dict[str, Any], worker: Any = None) -> None:
+    def __init__(self, node: dict[str, Any], worker: Any = None, refused: str = "") -> None:
         self.node = node
         self.worker = worker
+        self.refused = refused  # why this worker is no node (its declaration is wrong), told to drivers
         self._sessions: set[_Session] = set()
 
     def address(self) -> str:
@@ -208,6 +221,9 @@ class NodeAgent:
 
     async def session(self, comm: Any, run_dir: str = "", nodes: Any = None, path: list[str] | None = None,
                       token: str | None = None) -> None:
+        if self.refused:
+            await comm.write({"refused": self.refused})
+            return
         adopt_import_path(path or [])
         loop = asyncio.get_running_loop()
         session = _Session(self.node, run_dir, nodes, comm, loop, self)
