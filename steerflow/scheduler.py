@@ -78,7 +78,7 @@ from dataclasses import dataclass
 from .placement import NodeIndex, Placement, Slot, _first_run, slots_of  # noqa: F401 (slots_of: API)
 from .resources import Allocation
 from .scheduler_queries import SchedulerQueries
-from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, _SHADOW_WALK, Estimator, ShadowBackfill
+from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, Estimator, ShadowBackfill
 
 _new = object.__new__
 
@@ -496,55 +496,6 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
             closed.clear()
             self._fails.clear()  # (written only by a head that failed: blocked)
         return out
-
-    def _fence(self, cls: _Class, rid: int) -> int:
-        """The node a reserving one-rank request drains: taken out of the buckets for the rest of the pass,
-        so what comes after it in order runs on the other nodes (EASY's "extra nodes") and the rest of the
-        machine does not idle while one node drains. It keeps its node while it stays at its queue's head
-        (and the node stays online): the node estimated to have its room first (with an estimator, see
-        scheduler_shadow), else the one with the most free cores, then GPUs, that could hold it, when it
-        first reserved. -1: none (every node that could hold it is offline)."""
-        k, g, m = cls.k, cls.g, cls.m
-        head, node = cls.fence
-        offline = self._offline
-        cores, gpus, mem = self._cores, self._gpus, self._mem
-        if head != rid or node >= self._n or node in offline:
-            node = -1
-            if self.estimator is not None and len(self._placed) <= _SHADOW_WALK:  # the node estimated to free first
-                node = self._shadow(cls, self.estimator.now())[1]
-            bm = self._bm
-            bits = bm & self._cols[g] or bm  # the fullest bucket: most free cores (with its GPUs, if any has them)
-            if bits and node < 0:
-                i = self._buckets[bits.bit_length() - 1][-1]
-                if cores[i] >= k and gpus[i] >= g and mem[i] >= m:
-                    node = i
-            if node < 0:  # (no free core anywhere, or nodes of several sizes: the first that could hold it)
-                node = next((i for i in range(self._n) if cores[i] >= k and gpus[i] >= g and mem[i] >= m
-                             and i not in offline), -1)
-                if node < 0:
-                    return -1
-            cls.fence = (rid, node)
-        self._unbucket(node)
-        return node
-
-    def _blocked_by_quota(self, cls: _Class, left: int) -> None:
-        """A head blocked by its pool's quota: only its own pool's placements bypass it, and it reserves
-        only its own pool (once bypassed ``max_bypass`` times, no more placements in that pool this pass)."""
-        blocked, pool_stop, pool_count, closed = self._blocked, self._pool_stop, self._pool_count, self._closed
-        pool = cls.pool
-        qc, qg = self._quota[pool]
-        need_c, need_g = (cls.nodes * self._min_c, cls.nodes * self._min_g) if cls.nodes else (cls.need_c, cls.need_g)
-        if (qc is not None and need_c > qc) or (qg is not None and need_g > qg):
-            return  # more than the quota even with nothing of its pool placed: only a new quota helps, so it
-            #         reserves nothing (it would starve its whole pool) and counts no bypass
-        if left <= 0:
-            closed.add(pool)
-            return
-        c = pool_count.get(pool, 0)
-        cls.at = ~c  # (the pool's count when it blocked; pool_count counts from the first such block on)
-        blocked.append(cls)
-        if pool_stop.get(pool, 1 << 62) > c + left:
-            pool_stop[pool] = c + left
 
     def release(self, req_id: int) -> None:
         """A placed request ended: free its resources. KeyError if it is not placed."""
