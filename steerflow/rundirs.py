@@ -174,7 +174,8 @@ def task(directory: str | Path, key: int) -> dict[str, Any]:
                            "cores, gpus FROM tasks WHERE key = ?", (key,)).fetchone()
         if row is None:
             last = conn.execute("SELECT max(key) FROM tasks").fetchone()[0]
-            raise NotACampaign(f"The campaign in {directory} has no task {key}; its tasks are 1 to {last or 0}.")
+            which = f"its tasks are 1 to {last}" if last else "it has no tasks (none was submitted)"
+            raise NotACampaign(f"The campaign in {directory} has no task {key}; {which}.")
         states = [row[2:6] for row in state_rows(conn.execute(states_sql(conn, "WHERE key = ?"), (key,)))]
         result = conn.execute("SELECT ok, value, path, error, started, ended FROM results WHERE key = ?",
                               (key,)).fetchone()

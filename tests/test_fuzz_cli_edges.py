@@ -1,0 +1,38 @@
+"""The CLI on campaigns at their edges: one that holds no task (built and closed), one whose tasks all failed.
+Every read command answers in sentences (no '1 to 0' ranges, no tracebacks)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import steerflow as sf
+
+
+def boom(x):
+    raise RuntimeError(f"no {x}")
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "steerflow.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_a_campaign_without_tasks(tmp_path):
+    sf.Campaign(tmp_path / "run", progress=False).close()
+    show = cli("show", tmp_path / "run", 1)
+    assert show.returncode == 2 and "it has no tasks (none was submitted)" in show.stderr, show.stderr
+    for argv in (("status", tmp_path / "run"), ("report", tmp_path / "run"), ("report", tmp_path / "run", "--json")):
+        proc = cli(*argv)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (argv, proc.stderr)
+
+
+def test_a_campaign_whose_tasks_all_failed(tmp_path):
+    camp = sf.Campaign(tmp_path / "run", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    for x in range(3):
+        camp.submit(sf.Function(boom, args=(x,)))
+    camp.run()
+    for argv in (("status", tmp_path / "run"), ("report", tmp_path / "run"), ("show", tmp_path / "run", 2)):
+        proc = cli(*argv)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (argv, proc.stderr)
+    assert "no 1" in cli("show", tmp_path / "run", 2).stdout
