@@ -9,10 +9,9 @@ cores held ahead is *held* in the driver until they truly free. So no two tasks 
 same cores; a queued task becomes RUNNING (its attempt's start, its timeout) when the engine
 reports that it started. A queued task that has not started is taken back (withdrawn) when it is
 cancelled, killed or preempted, when its worker dies (no attempt counted), and when a core idles
-with nothing else to run (it is *stolen* and runs there). Every one-slot function is released ahead,
-however short: a worker then starts its next task without waiting for the driver's turn, which is
-what a short task waits for most (measured in session 6: the 0 MB shapes 4-16 % faster than with
-the earlier bound of 0.5 ms, which kept short functions out). ``STEERFLOW_PIPELINE=0`` turns it off.
+with nothing else to run (it is *stolen* and runs there). Only functions known to run at least
+`PIPELINE_MIN_RUN_S` are released ahead. ``STEERFLOW_PIPELINE=0`` turns it off, ``=all`` ignores
+the run-time bound.
 
 A mixin of `steerflow.runloop.RuntimeLoop`: every method runs in the loop thread. The engine's half
 is `steerflow.engines.base.Pipelining` (the local engine's: `steerflow.engines.pool`).
@@ -32,6 +31,12 @@ from .records import Attempt, TaskRecord
 from .resources import Allocation
 from .scheduler import Scheduler
 from .task import Executable, Function, TaskState
+
+# A function is queued behind others only if it runs at least this long (so far; unknown ones are). Shorter
+# ones gain nothing: the driver's own turn per task (~0.05 ms) is then the bottleneck, and queueing adds to it
+# (session 6, with the workers in the driver's autogroup: paired A/Bs of the 0 MB shapes neutral, 0.98-1.05,
+# for ~10 % more of the loop's CPU per task; before that fix queueing had hidden some of the hand-over waits).
+PIPELINE_MIN_RUN_S = 0.0005
 
 
 def run_time_key(fn: Any) -> Any:
@@ -69,6 +74,7 @@ class Pipeline:
     def _init_pipelining(self) -> None:
         mode = os.environ.get("STEERFLOW_PIPELINE", "1")
         self._pipelining = isinstance(self.engine, Pipelining) and mode != "0"
+        self._pipeline_all = mode == "all"  # (for measuring: also functions that run shorter than the driver's turn)
         # function -> its smoothed run time on its worker (`run_time_key`): the scheduler's estimates read it
         self._run_times: dict[Any, float] = {}
         self._ahead: dict[tuple, TaskRecord] = {}  # ("c"|"g", node, index) -> running task whose booking went ahead

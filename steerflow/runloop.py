@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from . import partial, serialize
 from .engines.base import Engine, Event, Launch
-from .pipelining import Pipeline, run_time_key
+from .pipelining import PIPELINE_MIN_RUN_S, Pipeline, run_time_key
 from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
 from .futures import ExecResult, SharedCondition, TaskFuture, substitute
 from .records import Attempt, FinishedRecords, TaskRecord
@@ -278,7 +278,8 @@ class RuntimeLoop(Pipeline):
             self._fail_alone(record, "launched", exc)
             return
         if self._pipelining and record.request.ranks == 1 and record.request.nodes is None and (
-                isinstance(record.spec, Function) or self._queueable(record.spec)):
+                self._queueable(record.spec) if not isinstance(record.spec, Function) else self._pipeline_all
+                or self._run_times.get(run_time_key(record.spec.fn), PIPELINE_MIN_RUN_S) >= PIPELINE_MIN_RUN_S):
             self._candidates[record.id] = record
 
     def _fail_alone(self, record: TaskRecord, what: str, exc: BaseException) -> None:
