@@ -138,3 +138,24 @@ def test_metrics_that_are_not_numbers_are_refused_before_anything_is_written(tmp
     with pytest.raises(ValueError, match="metrics are numbers"):
         registry.register("m", [1.0], metrics={"mae": "low"})
     assert registry.versions("m") == []
+
+
+def test_batched_inference_never_leaves_a_request_waiting(tmp_path):
+    # before: a row of another length failed np.stack in flush(), and every request gathered with it waited forever
+    import steerflow as sf
+
+    camp = sf.Campaign(tmp_path / "run", progress=False, pools={"infer": {"cores": 1}})
+    registry = learn.ModelRegistry(camp)
+    registry.register("m", learn.Forest(n_estimators=5).fit(np.random.default_rng(0).random((10, 3)), np.arange(10.)))
+    infer = learn.BatchedInference(camp, registry, "m")
+    first = infer.request([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="this row has 2 features, the rows gathered for version 1 of 'm' have 3"):
+        infer.request([0.1, 0.2])
+    infer.flush()
+    camp.run()
+    mean, std = first.result(timeout=30)
+    assert math.isfinite(mean) and std > 0
+    late = infer.request([0.4, 0.5, 0.6])  # the campaign has closed: its submit fails, and the request says so
+    infer.flush()
+    assert late.done(), "a request whose task could not be submitted must end, not wait"
+    assert late.exception(timeout=0) is not None

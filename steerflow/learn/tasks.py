@@ -84,9 +84,14 @@ class BatchedInference:
         """One row to score with ``version`` (default: pinned, else newest at this moment)."""
         v = self._version(version)
         future: Future = Future()
+        features = np.asarray(row, dtype=float).ravel()
         with self._lock:
             batch = self._waiting.setdefault(v.version, [])
-            batch.append((np.asarray(row, dtype=float).ravel(), future))
+            if batch and batch[0][0].size != features.size:  # (it would fail the whole batch at flush)
+                raise ValueError(f"request(row): this row has {features.size} features, the rows gathered for "
+                                 f"version {v.version} of {self.name!r} have {batch[0][0].size}; give every row "
+                                 "the model's features.")
+            batch.append((features, future))
             full = len(batch) >= self.max_batch
         if full:
             self.flush()
@@ -98,10 +103,13 @@ class BatchedInference:
             waiting, self._waiting = self._waiting, {}
         sent = []
         for number, items in waiting.items():
-            v = self._version(number)
-            rows = np.stack([row for row, _ in items])
-            task = self._submit(v, rows)
             futures = [f for _, f in items]
+            try:
+                task = self._submit(self._version(number), np.stack([row for row, _ in items]))
+            except BaseException as exc:  # every request learns why; none is left waiting forever
+                for f in futures:
+                    f.set_exception(exc)
+                continue
 
             def split(done: Any, futures: list[Future] = futures) -> None:
                 try:
