@@ -159,3 +159,24 @@ def test_batched_inference_never_leaves_a_request_waiting(tmp_path):
     infer.flush()
     assert late.done(), "a request whose task could not be submitted must end, not wait"
     assert late.exception(timeout=0) is not None
+
+
+def test_a_goal_or_heuristic_with_a_misspelt_direction_is_refused():
+    # before: goal="lowest" was taken as "max", which turned the goal (or the baseline) upside down, silently
+    values = {i: float(i) for i in range(10)}
+    with pytest.raises(ValueError, match="say 'min'"):
+        learn.Goal.top(values, count=2, goal="lowest")
+    with pytest.raises(ValueError, match="say 'min'"):
+        learn.Heuristic("h", scores=values, goal="lowest")
+
+
+def test_the_effective_performance_text_of_a_run_without_simulations(tmp_path):
+    # before: TypeError (a None formatted as a number): example 01 with --budget 0 ended that way, and so does a
+    # report of a run stopped before its first simulation
+    import steerflow as sf
+
+    sf.Campaign(tmp_path / "run", progress=False).close()
+    trace = learn.Trace.from_journal(tmp_path / "run", pool="simulate")
+    goal = learn.Goal.top({i: float(i) for i in range(20)}, count=3, needed=2)
+    text = learn.effective_performance(trace, goal, 20, [learn.RandomOrder()]).text()
+    assert "did NOT reach it in 0 simulations" in text and "no ratio, since the run made 0 simulation(s)" in text

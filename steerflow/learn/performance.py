@@ -60,6 +60,8 @@ class Goal:
     def top(cls, values: Mapping[Hashable, float], count: int, needed: int | None = None,
             goal: str = "min") -> Goal:
         """The ``count`` best candidates by their true values are hits; find ``needed`` (default: half)."""
+        if goal not in ("min", "max"):
+            raise ValueError(f"Goal.top(goal={goal!r}): say 'min' (the lowest values are the hits) or 'max'.")
         finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
         order = sorted(finite, key=lambda k: (finite[k] if goal == "min" else -finite[k], str(k)))
         hits = frozenset(order[:count])
@@ -244,6 +246,9 @@ class Heuristic(Baseline):
     goal: str = "min"
 
     def __post_init__(self) -> None:
+        if self.goal not in ("min", "max"):
+            raise ValueError(f"Heuristic({self.name!r}, goal={self.goal!r}): say 'min' (the lowest scores first) or "
+                             "'max'.")
         if not self.how:
             self.how = (f"the pool ranked by {self.name} ({'lowest' if self.goal == 'min' else 'highest'} first, "
                         "needs no label), checked against the true values")
@@ -317,7 +322,12 @@ class Report:
                 lines.append(f"  vs {row['baseline']}: never solves it ({row['how']}).")
                 continue
             ep = row["effective_performance"]
-            verdict = "faster" if ep and ep > 1 else "NOT faster"
+            if ep is None or row["simulations_ratio"] is None:  # the run made no simulation (or took no time)
+                lines.append(f"  vs {row['baseline']}: {row['simulations']:.0f} simulations; no ratio, since the "
+                             f"run made {self.run_total_simulations} simulation(s) in {self.run_elapsed:.1f} s. How: "
+                             f"{row['how']}.")
+                continue
+            verdict = "faster" if ep > 1 else "NOT faster"
             lines.append(f"  vs {row['baseline']}: {row['simulations']:.0f} simulations, {row['seconds']:.1f} s -> "
                          f"effective performance {ep:.2f}x ({verdict}); {row['simulations_ratio']:.2f}x fewer "
                          f"simulations. How: {row['how']}; time {row['time_how']}.")
