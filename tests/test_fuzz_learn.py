@@ -5,6 +5,7 @@ poisoned for the rest of a run."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -180,3 +181,19 @@ def test_the_effective_performance_text_of_a_run_without_simulations(tmp_path):
     goal = learn.Goal.top({i: float(i) for i in range(20)}, count=3, needed=2)
     text = learn.effective_performance(trace, goal, 20, [learn.RandomOrder()]).text()
     assert "did NOT reach it in 0 simulations" in text and "no ratio, since the run made 0 simulation(s)" in text
+
+
+@pytest.mark.parametrize("option, says", [
+    ({"budget": -1}, "budget=-1; give a whole number >= 0"),  # before: a run that did nothing
+    ({"slots": 0}, "slots=0; give a whole number >= 1"),  # before: a run that did nothing
+    ({"goal": "lowest"}, "goal='lowest'; say 'min'"),  # before: an AgentError after the first model
+    ({"model": "nope"}, "Unknown model 'nope'"),  # before: every training task failed
+    ({"name": "a/b"}, "Model name 'a/b'"),  # before: an AgentError at the first model
+    ({"diversity": 2.0}, "diversity=2.0"),
+    ({"simulate": 5}, "simulate=5 is not a function"),
+    ({"features": np.zeros((5, 2, 2))}, "features must be a 2-D array"),
+])
+def test_an_active_learner_checks_its_arguments_when_built(option, says):
+    args = {"features": np.arange(5.0).reshape(-1, 1), "simulate": abs, "budget": 3, **option}
+    with pytest.raises((ValueError, TypeError), match=re.escape(says)):
+        learn.ActiveLearner(list(range(5)), args.pop("features"), args.pop("simulate"), **args)

@@ -38,6 +38,28 @@ from .tasks import predict_rows, training_task
 __all__ = ["ActiveLearner"]
 
 
+def _check(x: np.ndarray, simulate: Any, budget: Any, goal: Any, model: Any, slots: Any, retrain_after: Any,
+           min_train: Any, diversity: Any, infer_chunks: Any, name: Any) -> None:
+    """The arguments, checked at construction: a wrong one otherwise shows up mid-run, or as a run doing nothing."""
+    from .models import make_model
+    from .registry import check_name
+
+    if x.ndim != 2:
+        raise ValueError(f"ActiveLearner: features must be a 2-D array, one row per candidate; got shape {x.shape}.")
+    if not callable(simulate):
+        raise TypeError(f"ActiveLearner: simulate={simulate!r} is not a function (or a Surrogate).")
+    for label, value, low in (("budget", budget, 0), ("slots", slots, 1), ("retrain_after", retrain_after, 1),
+                              ("min_train", min_train, 1), ("infer_chunks", infer_chunks, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"ActiveLearner: {label}={value!r}; give a whole number >= {low}.")
+    if goal not in ("min", "max"):
+        raise ValueError(f"ActiveLearner: goal={goal!r}; say 'min' (look for the lowest value) or 'max'.")
+    if not (isinstance(diversity, (int, float)) and 0.0 <= diversity <= 1.0):
+        raise ValueError(f"ActiveLearner: diversity={diversity!r}; give a number between 0 (pure score) and 1.")
+    make_model(model)  # an unknown name fails here, with its message, instead of in every training task
+    check_name(name)  # its models go to the registry under this name
+
+
 def _say(text: str) -> None:
     print(f"steerflow: {text}", file=sys.stderr, flush=True)
 
@@ -54,6 +76,7 @@ class ActiveLearner(agents.Agent):
                  args: Callable[[Any], tuple] = lambda c: (c,), task_options: dict[str, Any] | None = None) -> None:
         self.candidates = list(candidates)
         self.x = np.asarray(features, dtype=float)
+        _check(self.x, simulate, budget, goal, model, slots, retrain_after, min_train, diversity, infer_chunks, name)
         if len(self.x) != len(self.candidates):
             raise ValueError(f"ActiveLearner: {len(self.candidates)} candidates but {len(self.x)} feature rows.")
         self.simulate, self.budget, self.goal, self.model = simulate, budget, goal, model

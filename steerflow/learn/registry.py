@@ -79,7 +79,7 @@ class ModelRegistry:
     def register(self, name: str, model: Any, metrics: dict[str, float] | None = None,
                  source: int | None = None) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` (or return the version holding the same bytes)."""
-        _check_name(name)
+        check_name(name)
         values = _metrics(metrics)
         blob = _dumps(model)
         digest = hashlib.sha256(blob).hexdigest()
@@ -167,7 +167,8 @@ def load(directory: str | os.PathLike[str], name: str, version: int | None = Non
     return ModelRegistry(directory).load(name, version)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """A model name the registry can hold (a folder name, and text the journal can store)."""
     if not isinstance(name, str) or not name or any(c in name for c in "/\\:\0") or name.startswith("."):
         raise ValueError(f"Model name {name!r}: use a non-empty name without '/', '\\', ':' or a leading dot.")
     try:  # it names a folder and the journal's record of each version
