@@ -197,3 +197,14 @@ def test_an_active_learner_checks_its_arguments_when_built(option, says):
     args = {"features": np.arange(5.0).reshape(-1, 1), "simulate": abs, "budget": 3, **option}
     with pytest.raises((ValueError, TypeError), match=re.escape(says)):
         learn.ActiveLearner(list(range(5)), args.pop("features"), args.pop("simulate"), **args)
+
+
+@pytest.mark.parametrize("option, says", [
+    ({"min_points": float("nan")}, "min_points=nan"),  # before: taken, and no model was ever trained
+    ({"window": 0}, "window=0"),  # before: taken, and the model never answered
+    ({"min_points": "5"}, "min_points='5'"),  # before: a TypeError comparing str and int
+    ({"domain_margin": float("nan")}, "domain_margin=nan"),
+])
+def test_a_surrogate_checks_its_arguments_when_built(option, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        learn.Surrogate(double, error_bound=0.1, **option)

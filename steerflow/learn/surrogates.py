@@ -152,8 +152,15 @@ class Surrogate:
                  seed: int = 0, name: str | None = None) -> None:
         if not 0.0 <= audit_fraction <= 1.0:
             raise ValueError(f"audit_fraction={audit_fraction}: give a fraction between 0 and 1.")
-        if min_points < 2 or retrain_every < 0:
-            raise ValueError("min_points must be >= 2 and retrain_every >= 0 (0: models come from set_model).")
+        for label, value, low in (("min_points", min_points, 2), ("retrain_every", retrain_every, 0),
+                                  ("window", window, 1), ("domain_points", domain_points, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"Surrogate: {label}={value!r}; give a whole number >= {low}"
+                                 + (" (0: models come from set_model)." if label == "retrain_every" else "."))
+        if not (isinstance(domain_margin, (int, float)) and 0.0 <= domain_margin < math.inf):
+            raise ValueError(f"Surrogate: domain_margin={domain_margin!r}; give a fraction >= 0 of the data's range.")
+        if not callable(fn):
+            raise TypeError(f"Surrogate: {fn!r} is not a function; give the expensive function to stand in for.")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", "surrogate")
         self.featurize = featurize or (lambda *args, **kwargs: [float(a) for a in args])
