@@ -593,7 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug (ours or the script's): its traceback helps
         cause = exc.__cause__
         detail = "".join(traceback.format_exception(cause)) if cause is not None else ""
-        print(f"{detail}{name}: {exc}. The campaign stopped cleanly.{_resume_hint()}", file=sys.stderr)
+        print(f"{detail}{name}: {str(exc).rstrip('.')}. The campaign stopped cleanly.{_resume_hint()}",
+              file=sys.stderr)
         return EXIT_FAILED
 
 

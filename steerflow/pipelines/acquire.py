@@ -23,6 +23,8 @@ Python campaign with `steerflow.learn.ActiveLearner` trains as tasks instead.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +44,7 @@ class Acquire(Rule):
                  goal: str = "min", key: str | None = None, model: str = "forest", seed: int = 0,
                  diversity: float = 0.0) -> None:
         from ..learn import acquisition as acq
+        from ..learn import make_model
 
         if not isinstance(stage, str) or not stage:
             raise RuleError("stage", f"stage must name an on-demand stage, got {stage!r}.")
@@ -64,7 +67,12 @@ class Acquire(Rule):
         self.stage, self.candidates, self.goal, self.key = stage, list(candidates), goal, key
         self.budget, self.batch = min(budget, len(self.candidates)), batch
         self.first = min(self.budget, first if first is not None else max(batch, 2))
+        try:
+            make_model(model)
+        except (ValueError, TypeError) as exc:
+            raise RuleError("model", str(exc)) from None
         self.model, self.seed, self.diversity = model, seed, diversity
+        self._told_not_finite = False
         self.rng = np.random.default_rng(seed)
         self.submitted: list[int] = []
         self.values: dict[int, float] = {}
@@ -91,7 +99,13 @@ class Acquire(Rule):
             return
         self.in_flight -= 1
         if result.ok:
-            self.values[index] = self._score(result)
+            score = self._score(result)
+            if math.isfinite(score):
+                self.values[index] = score
+            elif not self._told_not_finite:  # no label for the model (it would fail every fit): left out
+                self._told_not_finite = True
+                print(f"steerflow: acquire: task {result.key} returned {score}, which the model cannot learn "
+                      "from; such results are left out of its fits.", file=sys.stderr, flush=True)
             result.handled = True
         if self.in_flight == 0 and len(self.submitted) < self.budget:
             self._submit(self._next())
