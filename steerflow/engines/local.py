@@ -126,14 +126,15 @@ class LocalEngine(WarmPool):
         self._unsent: list[Worker] = []  # workers given a task message this round, not written yet (`send_all`)
         self._closed = False
         self._tasks_dir = ""  # the run's folder of task output files, once made
-        # where programs' partial-result pipes go (see `_open_stream`)
-        self._stream_stem = os.path.join(serialize.SHM_DIR, f"{serialize.PREFIX}{os.getpid()}-{os.urandom(8).hex()}-")
+        self._stream_stem = ""  # where programs' partial-result pipes go (see `_open_stream`; set by `start`)
 
     # ---- life cycle ------------------------------------------------------------------------
     def start(self, allocation: Allocation, run_dir: Path) -> None:
         self._allocation = allocation
         self._run_dir = Path(run_dir)
         self._checkpoints = os.path.join(str(self._run_dir), "checkpoints", "")
+        # (named by the process that runs the engine: a dead driver's are removed by `serialize.cleanup_stale`)
+        self._stream_stem = os.path.join(serialize.SHM_DIR, f"{serialize.PREFIX}{os.getpid()}-{os.urandom(8).hex()}-")
         n = self.initial_workers or min(len(os.sched_getaffinity(0)), allocation.total_cores)
         # idle workers kept: the warm pool, plus room for two of other bindings (a 2-core or GPU task's), so a mixed
         # set of shapes does not retire and start a worker (a Python start, 0.1-0.5 s) at every change of shape
