@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -277,6 +278,7 @@ class TopKRefine(Rule):
         self._scored: list[tuple[float, int, Any]] = []
         self.chosen: list[int] = []  # keys of the results that were refined
         self._fired = False
+        self._told_nan = False
 
     def check(self, spec: Any) -> None:
         source = _stage_exists(spec, "stage", self.stage)
@@ -294,7 +296,14 @@ class TopKRefine(Rule):
     @on_result()
     def _collect(self, result: Result, ctx: Any) -> None:
         if result.ok and self._stage_of(result) == self.stage:
-            self._scored.append((_score("top-k-refine", result, self.key), result.key, result.value))
+            score = _score("top-k-refine", result, self.key)
+            if math.isnan(score):  # no rank (a NaN sorts anywhere: it was picked as the best)
+                if not self._told_nan:
+                    self._told_nan = True
+                    print(f"steerflow: top-k-refine: task {result.key} ({result.name}) scored NaN; such results "
+                          "are not ranked.", file=sys.stderr, flush=True)
+                return
+            self._scored.append((score, result.key, result.value))
 
     @on_event(STAGE_DONE)
     def _refine(self, stage: str, ctx: Any) -> None:
