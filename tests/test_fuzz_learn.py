@@ -169,6 +169,8 @@ def test_a_goal_or_heuristic_with_a_misspelt_direction_is_refused():
         learn.Goal.top(values, count=2, goal="lowest")
     with pytest.raises(ValueError, match="say 'min'"):
         learn.Heuristic("h", scores=values, goal="lowest")
+    with pytest.raises(ValueError, match="say 'min'"):
+        learn.Portfolio({"u": "ucb"}, goal="lowest")
 
 
 def test_the_effective_performance_text_of_a_run_without_simulations(tmp_path):

@@ -26,6 +26,11 @@ class Portfolio:
                  min_share: int = 1, seed: int = 0) -> None:
         if not members:
             raise ValueError("A Portfolio needs at least one acquisition function, e.g. {'ucb': 'ucb'}.")
+        if goal not in ("min", "max"):
+            raise ValueError(f"Portfolio(goal={goal!r}): say 'min' (look for the lowest value) or 'max'.")
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"Portfolio(quantile={quantile!r}): give the fraction of the best values that counts "
+                             "as a success, between 0 and 1.")
         self.members = {name: get(acq) for name, acq in members.items()}
         self.goal, self.quantile, self.min_share = goal, quantile, min_share
         self.rng = np.random.default_rng(seed)
