@@ -82,6 +82,9 @@ def _text(field: str, value: Any, what: str, empty: bool = False) -> str:
     return value
 
 
+MAX_LABEL = 1000  # characters of a task's name, pool or tag
+
+
 def _label(field: str, value: Any, what: str) -> str:
     """A name, pool or tag: text (`_text`) that is also valid Unicode, since the journal stores it as text.
 
@@ -89,6 +92,9 @@ def _label(field: str, value: Any, what: str) -> str:
     fine in a program's argv, but as a task's name it stopped the campaign at its journal's next commit.
     """
     text = _text(field, value, what)
+    if len(text) > MAX_LABEL:  # journaled with each task (three times, for a name): 1 MB names made 150 MB
+        raise TaskSpecError(field, text[:40] + "...", f"is {len(text):,} characters long; a name, pool or tag is "
+                            f"a label of at most {MAX_LABEL:,} characters. Pass data in the task's arguments.")
     if not text.isascii():
         try:
             text.encode("utf-8")
