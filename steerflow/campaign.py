@@ -49,7 +49,7 @@ from .resources import Allocation
 from .runtime import Runtime
 from .steering import SteeringLoop
 from .stop import Condition
-from .task import Function, TaskSpec
+from .task import MAX_LABEL, Function, TaskSpec
 
 OPTIONS_ATTR = "_steerflow_options"
 #: called with each Campaign once it is set up; `steerflow run --dashboard` starts a dashboard from here
@@ -392,6 +392,9 @@ class Campaign(LoopSide, Closing, SteeringLoop):
     def _emit(self, name: str, payload: Any) -> None:
         if not isinstance(name, str) or not name:
             raise SteeringError(f"emit({name!r}): an event needs a non-empty string name.")
+        if len(name) > MAX_LABEL:  # journaled with each event
+            raise SteeringError(f"emit({name[:40]!r}...): an event's name is a label of at most {MAX_LABEL:,} "
+                                f"characters, not {len(name):,}; pass data as its payload.")
         if journal_mod.storable(name) != name:
             raise SteeringError(f"emit({name!r}): an event's name must be valid Unicode text (it holds a lone "
                                 "surrogate, as a file name decoded with errors='surrogateescape' does).")

@@ -29,3 +29,18 @@ def test_labels_up_to_the_bound_run_and_the_journal_stays_small(tmp_path):
         camp.submit(sf.Function(len, args=("a",), name=f"{i}".rjust(MAX_LABEL, "n"), tags=("t" * MAX_LABEL,)))
     assert camp.run()["states"] == {"done": 50}
     assert (tmp_path / "run" / "journal.db").stat().st_size < 2_000_000
+
+
+def test_an_event_name_past_the_bound_is_the_agents_error(tmp_path):
+    camp = sf.Campaign(tmp_path / "run", progress=False)
+    said = []
+
+    @camp.on_start
+    def start(ctx):
+        try:
+            ctx.emit("e" * 100_000, 1)
+        except sf.SteeringError as exc:
+            said.append(str(exc))
+
+    camp.run()
+    assert said and "at most 1,000 characters, not 100,000" in said[0] and len(said[0]) < 300
