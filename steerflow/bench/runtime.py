@@ -216,16 +216,15 @@ def run(repeat: int = 3, workers: int = 2, shapes_n: int = 300) -> dict[str, flo
     for key in (peers[0] if peers else {}):
         result[f"dask_{key}"] = statistics.median(r[key] for r in peers)
     result["rtt_p50_vs_floor"] = result["rtt_p50_ms"] / result["floor_rtt_p50_ms"]
-    for part in (floor_bench.main_rtt_p50_ms, floor_bench.campaign_throughput, floor_bench.mixed_efficiency):
+    for part in (floor_bench.main_rtt_p50_ms, floor_bench.campaign_throughput):
         runs = [part() for _ in range(repeat)]  # type: ignore[operator]
         for key in runs[0]:
             result[key] = statistics.median(r[key] for r in runs)
     result["rtt_main_p50_vs_floor"] = result["rtt_main_p50_ms"] / result["floor_rtt_main_p50_ms"]
     result["campaign_throughput_vs_floor"] = (result["campaign_throughput_tasks_per_s"]
                                               / result["floor_campaign_throughput_tasks_per_s"])
-    result["mixed_efficiency_gap_pts"] = result["floor_mixed_efficiency_pct"] - result["mixed_efficiency_pct"]
-    result["mixed_efficiency_same_policy_gap_pts"] = (result["floor_mixed_efficiency_pct"]
-                                                      - result["mixed_efficiency_same_policy_pct"])
+    # (2 x repeat task lists, each run by both: medians of per-list gaps, see floor.mixed_rows)
+    result.update(floor_bench.mixed_rows(workers, lists=2 * repeat))
     result.update(shape_rows(shapes.measure(n=shapes_n, workers=workers, repeat=repeat)))
     # each in a new interpreter: the scheduler alone, not beside the heap the benchmarks above left (see
     # bench/scheduler.py). The runtime's loop handles every task end a wake-up brings (and up to 16 submits),
