@@ -64,3 +64,46 @@ def test_every_timed_run_comes_right_after_a_warm_up_on_its_own_executor(monkeyp
     assert len(timed) == 2 * 2 * 3  # repeats x shapes x (a futures, a resolved, b)
     for i in timed:
         assert calls[i - 1] == (calls[i][0], "warm"), calls[i - 1:i + 1]
+
+
+def test_dask_runs_in_a_phase_of_its_own_never_alive_during_the_others_runs(monkeypatch):
+    """Dask's scheduler lives in the benchmark's process and works on after its runs: it must not be alive
+    while another executor is timed (its aftermath fell on steerflow's futures run every time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    events: list[tuple[str, str]] = []  # (executor, "start" | "close" | a timed shape)
+    real = shapes.run_shape
+
+    def recording(shape, submit, result, n, size, resolve):
+        if (shape, n, size) != ("bag", 4, 0):
+            events.append((submit.__self__.name, shape))
+        return real(shape, submit, result, n, size, resolve)
+
+    def make(name):
+        def executor(workers):
+            ex = ThreadPoolExecutor(workers)
+            ex.name = name
+            events.append((name, "start"))
+
+            def close():
+                events.append((name, "close"))
+                ex.shutdown()
+            return ex, ex.submit, shapes._future_result, close
+        return executor
+
+    monkeypatch.setattr(shapes, "run_shape", recording)
+    monkeypatch.setitem(shapes.EXECUTORS, "a", (make("a"), (False, True)))
+    monkeypatch.setitem(shapes.EXECUTORS, "dask", (make("dask"), (False,)))
+    monkeypatch.setitem(shapes.EXECUTORS, "b", (make("b"), (True,)))
+    shapes.measure(n=6, sizes=(0,), workers=2, repeat=2, shapes=("bag", "reduce"), executors=("a", "dask", "b"))
+    alive: set[str] = set()
+    timed = 0
+    for name, what in events:
+        if what == "start":
+            alive.add(name)
+        elif what == "close":
+            alive.discard(name)
+        elif what in shapes.SHAPES and what != "warm":
+            timed += 1
+            assert name in alive and ("dask" not in alive or alive == {"dask"}), (name, alive)
+    assert timed == 2 * 2 * 4  # repeats x shapes x (a futures, a resolved, b, dask)

@@ -121,6 +121,14 @@ EXECUTORS: dict[str, tuple[Callable[[int], Any], tuple[bool, ...]]] = {
 }
 
 
+# Executors measured in a phase of their own, started and closed within it: Dask's client and scheduler
+# live in this process, and after a run they go on for tens of ms releasing its futures and keys (GIL and
+# CPU this process's others then lack). Alive beside the others, its run's aftermath always fell on the run
+# right after it in the turns, and a rotation keeps that order: steerflow's futures run, every time
+# (session 6: bag with futures read 1.39-1.60x the pool where bag resolved, the same work, read 0.81-0.87x).
+ALONE = ("dask",)
+
+
 def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 2, repeat: int = 3,
             shapes: tuple[str, ...] = SHAPES, executors: tuple[str, ...] = ("steerflow", "pool", "dask"),
             ) -> dict[str, float]:
@@ -132,32 +140,42 @@ def measure(n: int = 300, sizes: tuple[int, ...] = (0, 1 << 20), workers: int = 
     (`warm_turn`): every run is measured warm, whatever ran before it. (The turns alone did not even
     it out: rotating [steerflow futures, steerflow resolved, pool] left steerflow's resolved run never
     after another executor's, and its futures run and the pool's always.) Each repeat still starts the
-    turns one further along (`rotated`).
+    turns one further along (`rotated`). The executors in `ALONE` run in a phase of their own in each
+    repeat, after the others, alive only then (see `ALONE`).
 
     Keys: ``<executor>_<futures|resolved>_<shape>_<0mb|1mb>_s``.
     """
     times: dict[str, list[float]] = {}
+    together = tuple(name for name in executors if name not in ALONE)
+    phases = ([together] if together else []) + [(name,) for name in executors if name in ALONE]
     for repeat_index in range(repeat):
-        running = []  # every executor is started first, then each measurement runs them back to back
-        try:
-            for name in executors:
-                make, modes = EXECUTORS[name]
-                made = make(workers)
-                if made is not None:
-                    _, submit, result, close = made
-                    run_shape("bag", submit, result, 2 * workers, 0, True)  # warm up the workers
-                    running.append((name, modes, submit, result, close))
-            runs = rotated([(name, submit, result, resolve) for name, modes, submit, result, _ in running
-                            for resolve in modes], repeat_index)
-            for shape in shapes:
-                for size in sizes:
-                    for name, submit, result, resolve in runs:
-                        key = f"{name}_{'resolved' if resolve else 'futures'}_{shape}_{size >> 20}mb_s"
-                        times.setdefault(key, []).append(warm_turn(shape, submit, result, n, size, resolve, workers))
-        finally:
-            for *_, close in running:
-                close()
+        for phase in phases:
+            _measure_phase(phase, n, sizes, workers, shapes, repeat_index, times)
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+def _measure_phase(executors: tuple[str, ...], n: int, sizes: tuple[int, ...], workers: int,
+                   shapes: tuple[str, ...], repeat_index: int, times: dict[str, list[float]]) -> None:
+    """One repeat's turns of ``executors``: each started first, then each measurement runs them back to back."""
+    running = []
+    try:
+        for name in executors:
+            make, modes = EXECUTORS[name]
+            made = make(workers)
+            if made is not None:
+                _, submit, result, close = made
+                run_shape("bag", submit, result, 2 * workers, 0, True)  # warm up the workers
+                running.append((name, modes, submit, result, close))
+        runs = rotated([(name, submit, result, resolve) for name, modes, submit, result, _ in running
+                        for resolve in modes], repeat_index)
+        for shape in shapes:
+            for size in sizes:
+                for name, submit, result, resolve in runs:
+                    key = f"{name}_{'resolved' if resolve else 'futures'}_{shape}_{size >> 20}mb_s"
+                    times.setdefault(key, []).append(warm_turn(shape, submit, result, n, size, resolve, workers))
+    finally:
+        for *_, close in running:
+            close()
 
 
 def warm_turn(shape: str, submit: Callable[..., Any], result: Callable[[Any], Any], n: int, size: int,
