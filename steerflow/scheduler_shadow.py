@@ -95,15 +95,14 @@ class ShadowBackfill:
     _unbucket: Callable[[int], None]  # NodeIndex's
     _try: Callable[[_Class, Request], Placement | int]  # the scheduler's
     _advance: Callable[[_Class, int], None]
-    _blocked_by_quota: Callable[[_Class, int], None]
 
     def _fence(self, cls: _Class, rid: int) -> int:
         """The node a reserving one-rank request drains: taken out of the buckets for the rest of the pass,
         so what comes after it in order runs on the other nodes (EASY's "extra nodes") and the rest of the
         machine does not idle while one node drains. It keeps its node while it stays at its queue's head
-        (and the node stays online): the node estimated to have its room first (with an estimator, see
-        scheduler_shadow), else the one with the most free cores, then GPUs, that could hold it, when it
-        first reserved. -1: none (every node that could hold it is offline)."""
+        (and the node stays online): the node estimated to have its room first (with an estimator:
+        `_shadow`), else the one with the most free cores, then GPUs, that could hold it, when it first
+        reserved. -1: none (every node that could hold it is offline)."""
         k, g, m = cls.k, cls.g, cls.m
         head, node = cls.fence
         offline = self._offline
