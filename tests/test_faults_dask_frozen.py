@@ -73,3 +73,28 @@ def test_a_timeout_holds_on_a_frozen_node_and_the_node_comes_back(tmp_path):
         if stopped is not None:
             os.killpg(stopped.pid, signal.SIGCONT)
         cluster.stop()
+
+
+def test_a_killed_scheduler_fails_the_waiting_tasks_once_the_client_gives_up(tmp_path):
+    # before: the workers went with it, and the waiting tasks failed only after no_nodes_timeout (300 s), saying
+    # "every Dask worker has been gone" and to start workers again, while the scheduler was what was missing
+    cluster = DaskCluster(tmp_path / "cluster")
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("node0", cores=1)
+        cluster.wait_workers(1)
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=1, connect_timeout=3), run_dir=tmp_path / "run")
+        try:
+            futures = [rt.submit(Function(mark_and_sleep, args=(str(marks), 30))) for _ in range(3)]
+            assert wait_until(lambda: len(os.listdir(marks)) == 1, timeout=60)
+            os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+            started = time.monotonic()
+            with pytest.raises(Exception, match="The Dask scheduler .* is gone"):
+                futures[-1].result(timeout=90)
+            assert time.monotonic() - started < 60
+        finally:
+            rt.shutdown(wait=False, cancel_futures=True)
+    finally:
+        cluster.stop()

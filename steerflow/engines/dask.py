@@ -46,6 +46,7 @@ log = logging.getLogger("steerflow.dask")
 #: a node that has not ended a task within this long after being told to kill it is taken as gone (see
 #: `DaskEngine._unanswered_kills`); a healthy node answers in milliseconds, one under heavy load in seconds
 KILL_ANSWER_S = 30.0
+SCHEDULER_CHECK_S = 2.0  # with no node left, how often `wait` looks whether the client gave up on the scheduler
 
 
 class DaskEngine(Remake, ClusterSide):
@@ -449,6 +450,7 @@ class DaskEngine(Remake, ClusterSide):
             else:
                 if self._none_since is not None:  # wake up in time to give up on a cluster with no workers
                     left = max(0.0, self._none_since + self.no_nodes_timeout - time.monotonic()) + 0.01
+                    left = min(left, SCHEDULER_CHECK_S)  # (or on its scheduler, once its client gave up on it)
                     timeout = left if timeout is None else min(timeout, left)
                 if self._kills:  # and to give up on a node that does not answer a kill
                     left = max(0.0, min(due for due, _, _ in self._kills.values()) - time.monotonic()) + 0.01
@@ -480,6 +482,11 @@ class DaskEngine(Remake, ClusterSide):
                 self._none_since = None
             elif self._none_since is None:
                 self._none_since = time.monotonic()
+        if self._none_since is not None and not self._closed and getattr(self.client, "status", "") == "closed":
+            raise AllocationError(f"The Dask scheduler {self.scheduler_address} is gone (the client could not "
+                                  f"reconnect within {self.connect_timeout:g} s), and every worker of this campaign "
+                                  "with it; the tasks still waiting cannot run. Start the scheduler and its workers "
+                                  "again and resume the campaign.")
         if self._none_since is not None and time.monotonic() - self._none_since > self.no_nodes_timeout:
             raise AllocationError(f"Every Dask worker of this campaign has been gone for more than "
                                   f"{self.no_nodes_timeout:g} s (scheduler {self.scheduler_address}); the tasks "
@@ -505,24 +512,6 @@ class DaskEngine(Remake, ClusterSide):
                     continue
             out.append(event)
         return out
-
-    def _unanswered_kills(self) -> None:
-        """A node that has not ended a task it was told to kill within ``kill_answer_s`` is gone for this
-        campaign (frozen, swapping, cut off: its comm may stay open for the worker-ttl, 5-10 minutes): its tasks
-        are lost, so a timeout holds on it too, and what it may still send is no longer heard."""
-        now = time.monotonic()
-        for task_id, (due, attempt, index) in list(self._kills.items()):
-            where = self._tasks.get(task_id)
-            if where is None or where[1] != attempt:  # it ended (or runs again): answered
-                del self._kills[task_id]
-            elif due <= now:
-                del self._kills[task_id]
-                why = (f"it did not end task {task_id} within {self.kill_answer_s:g} s of being told to kill it "
-                       "(the worker is frozen, swapping or cut off)")
-                if self._owned:
-                    self._node_gone(index, why)
-                elif self._loop is not None:  # (its comms belong to the event loop's thread)
-                    self._loop.call_soon_threadsafe(self._node_gone, index, why)
 
     def _nodes_changed(self) -> list[Event]:
         """Lost events for tasks on nodes that went away, then the new allocation for the runtime."""

@@ -85,6 +85,10 @@ class ClusterSide:
     _events: Any
     _main_task: asyncio.Task
     _refs: dict[str, int]
+    _refused: dict[str, str]
+    _tasks: dict[int, tuple[int, int, frozenset[int]]]
+    _kills: dict[int, tuple[float, int, int]]
+    kill_answer_s: float
 
     def wakeup(self) -> None:  # DaskEngine's
         raise NotImplementedError
@@ -269,6 +273,24 @@ class ClusterSide:
             out.append(Event(kind, task_id, attempt, value, text, code, times))
         self._events.extend(out)
         self.wakeup()
+
+    def _unanswered_kills(self) -> None:
+        """A node that has not ended a task it was told to kill within ``kill_answer_s`` is gone for this
+        campaign (frozen, swapping, cut off: its comm may stay open for the worker-ttl, 5-10 minutes): its tasks
+        are lost, so a timeout holds on it too, and what it may still send is no longer heard."""
+        now = time.monotonic()
+        for task_id, (due, attempt, index) in list(self._kills.items()):
+            where = self._tasks.get(task_id)
+            if where is None or where[1] != attempt:  # it ended (or runs again): answered
+                del self._kills[task_id]
+            elif due <= now:
+                del self._kills[task_id]
+                why = (f"it did not end task {task_id} within {self.kill_answer_s:g} s of being told to kill it "
+                       "(the worker is frozen, swapping or cut off)")
+                if self._owned:
+                    self._node_gone(index, why)
+                elif self._loop is not None:  # (its comms belong to the event loop's thread)
+                    self._loop.call_soon_threadsafe(self._node_gone, index, why)
 
     def _node_gone(self, index: int, why: str) -> None:
         with self._lock:
