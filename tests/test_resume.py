@@ -15,6 +15,7 @@ import pytest
 
 from steerflow import rundirs
 from steerflow.cli import driver_pid
+from steerflow.proctree import descendants, process_alive
 
 from .conftest import wait_until
 
@@ -41,10 +42,13 @@ def _killed_mid_first_phase(tmp_path: Path) -> tuple[Path, Path, Path]:
         assert wait_until(lambda: _running(first, "long") and
                           rundirs.status(first)["pools"]["default"].get("done") == 2, timeout=30)
     finally:
+        tree = descendants(driver.pid)  # (its workers: they die with it, by their guards, a moment after it)
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
         driver.stderr.close()
     assert driver_pid(first) is None
+    # the long task's worker is gone before the test releases it (else it could still write its marker)
+    assert wait_until(lambda: not any(process_alive(p) for p in tree), timeout=30), "the killed driver's tree lived on"
     return first.parent, marker, release
 
 
