@@ -35,6 +35,8 @@ PartialListener = Callable[[TaskRecord, int, Any], None]
 _NAMES = {state: state.value for state in TaskState}  # (an enum's .value is a slow descriptor; this is per task)
 
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
+#: how long a task's timeout waits for a new worker to start before it counts anyway (see `_expire`)
+WORKER_START_GRACE_S = 60.0
 # Messages (submits …) applied per round of the loop: a burst of submits is applied a slice at a time, with
 # the workers' replies read and free cores given tasks in between, instead of all of it while they idle.
 MESSAGES_PER_ROUND = 16
@@ -410,11 +412,20 @@ class RuntimeLoop(Pipeline):
 
     def _expire(self, now: float) -> None:
         deadlines = self._deadlines
+        late_start = getattr(self.engine, "late_start", None)
         while deadlines and deadlines[0][0] <= now:
             _, task_id, attempt = heapq.heappop(deadlines)
             record = self._records.get(task_id)
             if record is not None and record.attempts[-1].number == attempt and record.placement is not None \
                     and not record.state.finished:
+                timeout = record.spec.timeout
+                if late_start is not None and timeout is not None and record.kill_reason != "preempt":
+                    began = late_start(task_id)  # (None: not begun, its worker is still starting)
+                    if began is None and time.time() - record.started > timeout + WORKER_START_GRACE_S:
+                        began = 0.0  # its worker never started: the timeout holds
+                    if began is None or began + timeout > now:
+                        heapq.heappush(deadlines, ((now if began is None else began) + timeout, task_id, attempt))
+                        continue
                 if record.kill_reason != "preempt":  # a preempted task past its grace is killed, still preempted
                     record.kill_reason = "timeout"
                 try:
