@@ -36,3 +36,19 @@ def test_a_campaign_whose_tasks_all_failed(tmp_path):
         proc = cli(*argv)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, (argv, proc.stderr)
     assert "no 1" in cli("show", tmp_path / "run", 2).stdout
+
+
+def clear_screen():
+    raise ValueError("bad input\x1b[2J\x1b]0;pwned\x07")
+
+
+def test_control_characters_from_a_task_do_not_reach_the_terminal(tmp_path):
+    # before: a task's error (a program's output, a file name) printed ESC sequences raw: clear screen, retitle
+    camp = sf.Campaign(tmp_path / "run", progress=False)
+    camp.submit(sf.Function(clear_screen, name="evil\x1b[31mname\rx"))
+    camp.run()
+    for argv in (("status", tmp_path / "run"), ("show", tmp_path / "run", 1)):
+        proc = cli(*argv)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, (argv, proc.stdout)
+        assert "\\x1b[2J" in proc.stdout

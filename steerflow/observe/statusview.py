@@ -9,7 +9,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.table import Table
 from rich.text import Text
 
@@ -22,6 +22,20 @@ COLUMNS = (("new", "new"), ("waiting", "wait"), ("running", "run"), ("paused", "
 
 SHOWN_WHOLE = 4  # more campaigns than this under one path: one line each
 
+
+# control characters a task's name, tags or error text may hold (a program's output, a file name): shown as \xNN
+# escapes, never sent to the terminal, where ESC sequences would clear or retitle it (tab and newline kept)
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), *range(0x0b, 0x20), 0x7f, *range(0x80, 0xa0))}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (see `_CONTROLS`)."""
+    return text.translate(_CONTROLS)
+
+
+def escape(text: str) -> str:
+    """Text for a rich table cell: control characters escaped, then rich's markup."""
+    return markup_escape(printable(text))
 
 def render(directories: list[Path], readers: dict[Path, live.Reader] | None = None) -> RenderableType:
     """Every campaign at a path, one after the other (a multi-phase script shows each phase).
@@ -119,7 +133,8 @@ def render_one(info: dict[str, Any]) -> RenderableType:
         parts.append(Text(f"failed: {info['failed']} (latest {shown}; `steerflow show DIR KEY` shows one whole)",
                           style="bold red"))
         for failure in info["failures"]:
-            parts.append(Text(f"  {failure['key']} {failure['name']}: {failure['first_lines']}", overflow="fold"))
+            parts.append(Text(printable(f"  {failure['key']} {failure['name']}: {failure['first_lines']}"),
+                              overflow="fold"))
             for path in failure["files"]:
                 if path.endswith(".err"):
                     parts.append(Text(f"     stderr: {path}", overflow="fold"))
@@ -152,7 +167,7 @@ def render_task(directory: Path, task: dict[str, Any]) -> RenderableType:
         parts.append(Text(f"result: {'ok' if result['ok'] else 'failed'}, stored {result['stored']}"
                           + (f", ran {took}" if took else ""), style="bold"))
         if result["error"]:
-            parts.append(Text(result["error"], overflow="fold"))
+            parts.append(Text(printable(result["error"]), overflow="fold"))
     for path in task["files"]:
         size = Path(path).stat().st_size if Path(path).exists() else 0
         parts.append(Text(f"output: {path} ({size} bytes)"))
