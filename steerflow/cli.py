@@ -215,6 +215,7 @@ def _holds_campaign(path: Path) -> bool:
 
 def _end_of_run() -> int:
     """After a run: failures with their first lines; exit status 1 when failed tasks were left unhandled."""
+    from .observe.statusview import printable
     status = 0
     for directory in dict.fromkeys(launch.opened()):
         if not (directory / rundirs.JOURNAL).exists():
@@ -227,8 +228,8 @@ def _end_of_run() -> int:
         what = f"{len(unhandled)} of them handled by no agent" if unhandled else "all handled by agents"
         lines = [f"{where}: {info['failed']} task(s) failed ({what}); the latest:"]
         for failure in info["failures"]:
-            lines.append(f"  task {failure['key']} {failure['name']}: "
-                         + failure["first_lines"].replace("\n", "\n      "))
+            lines.append(printable(f"  task {failure['key']} {failure['name']}: "
+                                   + failure["first_lines"].replace("\n", "\n      ")))
             if failure["files"]:
                 lines.append(f"      output: {' '.join(_rel(f) for f in failure['files'] if f.endswith('.err'))}")
         lines.append(f"  every detail of one: steerflow show {where} KEY")

@@ -52,3 +52,13 @@ def test_control_characters_from_a_task_do_not_reach_the_terminal(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout, (argv, proc.stdout)
         assert "\\x1b[2J" in proc.stdout
+
+
+def test_the_failures_listed_after_a_run_do_not_reach_the_terminal_raw(tmp_path):
+    script = tmp_path / "camp.py"
+    script.write_text("import sys, steerflow as sf\n"
+                      "def boom():\n    raise ValueError('bad\\x1b[2J\\x1b]0;pwned\\x07')\n"
+                      "camp = sf.Campaign(sys.argv[1], progress=False)\ncamp.submit(sf.Function(boom))\ncamp.run()\n")
+    proc = cli("run", script, tmp_path / "run")
+    assert proc.returncode == 1, proc.stderr
+    assert "\x1b" not in proc.stderr and "\\x1b[2J" in proc.stderr
