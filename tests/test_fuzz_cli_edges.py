@@ -62,3 +62,18 @@ def test_the_failures_listed_after_a_run_do_not_reach_the_terminal_raw(tmp_path)
     proc = cli("run", script, tmp_path / "run")
     assert proc.returncode == 1, proc.stderr
     assert "\x1b" not in proc.stderr and "\\x1b[2J" in proc.stderr
+
+
+def test_the_live_display_escapes_a_failures_control_characters(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from steerflow.observe.progress import ProgressDisplay
+
+    camp = sf.Campaign(tmp_path / "run", progress=False)
+    camp.submit(sf.Function(clear_screen))
+    camp.run()
+    out = io.StringIO()
+    Console(file=out, width=200).print(ProgressDisplay(camp)._render(200))
+    assert "\x1b[2J" not in out.getvalue() and "\\x1b[2J" in out.getvalue(), out.getvalue()

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from ..stop import limits
 from . import live
+from .statusview import printable
 
 if TYPE_CHECKING:
     from ..campaign import Campaign
@@ -138,7 +139,8 @@ class ProgressDisplay:
             wall = time.time()
             for record in running[:LONGEST_SHOWN]:
                 took = f"{wall - record.started:.0f}s" if record.started else ""
-                parts.append(Text(f"  {record.id} {record.spec.label()} on {camp.placement_text(record)} {took}",
+                parts.append(Text(printable(f"  {record.id} {record.spec.label()} on {camp.placement_text(record)} "
+                                            f"{took}"),
                                   overflow="ellipsis", no_wrap=True))
         failures = list(camp.failures.items())
         if failures:
@@ -146,7 +148,7 @@ class ProgressDisplay:
                               style="bold red"))
             for key, line in reversed(failures[-FAILURES_SHOWN:]):
                 name = camp._specs[key].label() if key in camp._specs else ""  # type: ignore[attr-defined]
-                parts.append(Text(f"  {key} {name}: {line}", overflow="ellipsis", no_wrap=True))
+                parts.append(Text(printable(f"  {key} {name}: {line}"), overflow="ellipsis", no_wrap=True))
         return Group(*parts)
 
     def _progress_line(self) -> Text:
