@@ -399,12 +399,14 @@ class SchedulerMachine(RuleBasedStateMachine):
         c, g = self.need(req)
         return (qc is None or uc + c <= qc) and (qg is None or ug + g <= qg)
 
-    def room_ok(self, req: Request) -> bool:
+    def room_ok(self, req: Request, fenced: frozenset = frozenset()) -> bool:
         if req.nodes is not None:
             return self.run(req) >= 0
         k, g, m = req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank
         room = 0
         for i in range(len(self.alloc.nodes)):
+            if i in fenced:
+                continue
             t = len(self.free_c[i]) // k
             if g:
                 t = min(t, len(self.free_g[i]) // g)
@@ -435,6 +437,11 @@ class SchedulerMachine(RuleBasedStateMachine):
                                    w.nodes, w.priority))
         return cls.fence[1] if cls is not None and cls.fence[0] == w.id else -1
 
+    def fenced_before(self, w_key: tuple[int, int]) -> frozenset:
+        """The nodes drained for reserving requests ahead of ``w_key`` (their bypass budget spent)."""
+        return frozenset(f for k2, r2 in self.waiting.values() if k2 < w_key and self.is_head(r2.id)
+                         and self.bypass.get(r2.id, 0) >= self.max_bypass and (f := self.fence(r2)) >= 0)
+
     def pool_reserved(self, w_key: tuple[int, int], pool: str) -> bool:
         """Some earlier request of this pool is quota-blocked with its bypass budget spent."""
         return any(k2 < w_key and r2.pool == pool and self.is_head(r2.id) and not self.quota_ok(r2)
@@ -452,7 +459,8 @@ class SchedulerMachine(RuleBasedStateMachine):
             if rid == req.id or wkey > key:
                 continue
             quota_blocked = not self.quota_ok(w)
-            if not quota_blocked and self.room_ok(w):
+            # (a node drained for an earlier reserving request is room for nobody after it: see `fence`)
+            if not quota_blocked and self.room_ok(w, self.fenced_before(wkey)):
                 assert self.pool_reserved(wkey, w.pool), f"{w} fit but {req} started ahead of it"
                 continue
             if self.is_head(rid) and (not quota_blocked or (w.pool == req.pool and not self.over_quota(w))):
