@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -32,54 +31,29 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import steerflow as sf  # noqa: E402
 from science import DESCRIPTORS, features, load_pool, replayed_ip, vertical_ip  # noqa: E402
 from steerflow import learn  # noqa: E402
-
-
-def _bounded(kind: type, low: float, high: float = math.inf, *, above: bool = False):
-    """An argparse type: a finite ``kind`` (int or float) >= ``low`` (> with ``above``) and <= ``high``."""
-    noun = "an integer" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if not (math.isfinite(value) and (value > low if above else value >= low) and value <= high):
-            upper = f" and <= {high:g}" if math.isfinite(high) else ""
-            raise argparse.ArgumentTypeError(f"{text} is out of range: give {noun} {'>' if above else '>='} {low:g}"
-                                             f"{upper}")
-        return value
-
-    return parse
-
-
-def _resumable(parser: argparse.ArgumentParser, args: argparse.Namespace, journal: str) -> None:
-    """--resume continues a campaign: a directory without one is a mistake (a typo), not a new campaign."""
-    if args.resume and os.environ.get("STEERFLOW_RESUME") != "1" and not os.path.exists(journal):
-        parser.error(f"--resume: {journal} does not exist, so there is no campaign to continue there; give the "
-                     "directory of the killed run with --dir (it was printed when that run started), or leave "
-                     "out --resume to start a new one.")
+from steerflow.script_args import bounded, require_campaign  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", default=time.strftime("runs/al-ip-%Y%m%d-%H%M%S"),
                         help="campaign directory (default: a new runs/al-ip-DATE-TIME; give it with --resume)")
-    parser.add_argument("--candidates", type=_bounded(int, 2), default=None, help="molecules in the pool (default: all in the file)")
-    parser.add_argument("--budget", type=_bounded(int, 1), default=400, help="xTB simulations the learner may run")
-    parser.add_argument("--first", type=_bounded(int, 2), default=48, help="random simulations before the first model")
-    parser.add_argument("--retrain-after", type=_bounded(int, 1), default=24, help="new results between two models")
-    parser.add_argument("--kappa", type=_bounded(float, 0), default=1.0, help="UCB exploration weight (mean - kappa * std)")
-    parser.add_argument("--error-bound", type=_bounded(float, 0, above=True), default=0.3, help="surrogate's mean error bound (eV)")
-    parser.add_argument("--verify-margin", type=_bounded(float, 0), default=1.0,
+    parser.add_argument("--candidates", type=bounded(int, 2), default=None, help="molecules in the pool (default: all in the file)")
+    parser.add_argument("--budget", type=bounded(int, 1), default=400, help="xTB simulations the learner may run")
+    parser.add_argument("--first", type=bounded(int, 2), default=48, help="random simulations before the first model")
+    parser.add_argument("--retrain-after", type=bounded(int, 1), default=24, help="new results between two models")
+    parser.add_argument("--kappa", type=bounded(float, 0), default=1.0, help="UCB exploration weight (mean - kappa * std)")
+    parser.add_argument("--error-bound", type=bounded(float, 0, above=True), default=0.3, help="surrogate's mean error bound (eV)")
+    parser.add_argument("--verify-margin", type=bounded(float, 0), default=1.0,
                         help="surrogate answers within this many eV of the current top list are simulated anyway")
-    parser.add_argument("--top", type=_bounded(float, 0, 1, above=True), default=0.01, help="the goal: the lowest fraction of the pool ...")
-    parser.add_argument("--find", type=_bounded(float, 0, 1, above=True), default=0.5, help="... of which this fraction must be found")
+    parser.add_argument("--top", type=bounded(float, 0, 1, above=True), default=0.01, help="the goal: the lowest fraction of the pool ...")
+    parser.add_argument("--find", type=bounded(float, 0, 1, above=True), default=0.5, help="... of which this fraction must be found")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue a killed run from its journal")
     parser.add_argument("--replay", action="store_true", help="look IPs up in the ground-truth file (0.16 s "
                         "each) instead of running xTB: for trying knobs fast; its timings are not measurements")
     args = parser.parse_args()
-    _resumable(parser, args, os.path.join(args.dir, "journal.db"))
+    require_campaign(parser, args.resume, os.path.join(args.dir, "journal.db"))
 
     smiles, truth = load_pool(args.candidates, seed=args.seed)
     x, desc = features(smiles)

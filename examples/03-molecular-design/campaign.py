@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import steerflow as sf  # noqa: E402
 from steerflow import learn  # noqa: E402
+from steerflow.script_args import bounded, require_campaign  # noqa: E402
 
 from analysis import analyse  # noqa: E402
 from features import surrogate_features  # noqa: E402
@@ -153,32 +153,6 @@ class Designer(sf.Agent):
         self._maybe_train(ctx)
 
 
-def _bounded(kind: type, low: float, high: float = math.inf, *, above: bool = False):
-    """An argparse type: a finite ``kind`` (int or float) >= ``low`` (> with ``above``) and <= ``high``."""
-    noun = "an integer" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if not (math.isfinite(value) and (value > low if above else value >= low) and value <= high):
-            upper = f" and <= {high:g}" if math.isfinite(high) else ""
-            raise argparse.ArgumentTypeError(f"{text} is out of range: give {noun} {'>' if above else '>='} {low:g}"
-                                             f"{upper}")
-        return value
-
-    return parse
-
-
-def _resumable(parser: argparse.ArgumentParser, args: argparse.Namespace, journal: str) -> None:
-    """--resume continues a campaign: a directory without one is a mistake (a typo), not a new campaign."""
-    if args.resume and os.environ.get("STEERFLOW_RESUME") != "1" and not os.path.exists(journal):
-        parser.error(f"--resume: {journal} does not exist, so there is no campaign to continue there; give the "
-                     "directory of the killed run with --dir (it was printed when that run started), or leave "
-                     "out --resume to start a new one.")
-
-
 def load_pool(size: int, truth: str = GROUND_TRUTH) -> list[dict]:
     """A fixed random subset of ``size`` molecules of the cached pool (all 5,000 by default), in pool order."""
     rows = [r for r in read_ground_truth(truth) if np.isfinite(r["ip_ev"]) and np.isfinite(r["gap_ev"])]
@@ -191,12 +165,12 @@ def load_pool(size: int, truth: str = GROUND_TRUTH) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", default=None, help="campaign directory (default: a new runs/design-DATE-TIME)")
-    parser.add_argument("--size", type=_bounded(int, 1), default=5000, help="molecules in the pool (a fixed subset of the 5,000)")
-    parser.add_argument("--budget", type=_bounded(int, 1), default=1000, help="simulations the learning policy may run")
+    parser.add_argument("--size", type=bounded(int, 1), default=5000, help="molecules in the pool (a fixed subset of the 5,000)")
+    parser.add_argument("--budget", type=bounded(int, 1), default=1000, help="simulations the learning policy may run")
     parser.add_argument("--seed", type=int, default=1, help="seed of the policy (first random batch, forest)")
-    parser.add_argument("--batch", type=_bounded(int, 1), default=PolicyConfig.batch, help="simulations per model")
-    parser.add_argument("--kappa", type=_bounded(float, 0), default=PolicyConfig.kappa, help="UCB exploration weight")
-    parser.add_argument("--bits", type=_bounded(int, 0), default=PolicyConfig.bits,
+    parser.add_argument("--batch", type=bounded(int, 1), default=PolicyConfig.batch, help="simulations per model")
+    parser.add_argument("--kappa", type=bounded(float, 0), default=PolicyConfig.kappa, help="UCB exploration weight")
+    parser.add_argument("--bits", type=bounded(int, 0), default=PolicyConfig.bits,
                         help="Morgan count bits in the surrogate's features (0: RDKit descriptors only)")
     parser.add_argument("--transfer", type=int, choices=[0, 1], default=int(PolicyConfig.transfer),
                         help="1: the QM9 HOMO model (transfer.py, data/qm9_homo_ridge.json) is the surrogate's prior "
@@ -215,7 +189,7 @@ def main() -> None:
                      "(it was printed when that run started).")
     directory = args.dir or time.strftime("runs/design-%Y%m%d-%H%M%S")
     journal = os.path.join(directory, "campaign", "journal.db")
-    _resumable(parser, args, journal)
+    require_campaign(parser, args.resume, journal)
     if args.report_only and not os.path.exists(journal):
         parser.error(f"--report-only: {journal} does not exist; give the directory of a run with --dir.")
     print(f"campaign directory: {directory}  (after a kill: same command with --resume --dir {directory})",
