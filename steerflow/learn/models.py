@@ -101,7 +101,8 @@ class Forest:
         """Per-tree predictions, shape (trees, rows): samples for Thompson sampling."""
         if self.estimator is None:
             raise RuntimeError("This Forest has not been fitted yet; call fit(X, y) first.")
-        x = np.ascontiguousarray(as_matrix(x), dtype=np.float32)  # trees predict in float32: convert once, not per tree
+        with np.errstate(over="ignore"):  # (past float32's range is +-inf there: past every split, as fit clips it)
+            x = np.ascontiguousarray(as_matrix(x), dtype=np.float32)  # trees predict in float32: convert once
         if x.shape[1] != self.n_features:
             raise ValueError(f"This Forest was fitted on {self.n_features} features; got rows of {x.shape[1]}.")
         return np.stack([tree.predict(x, check_input=False) for tree in self.estimator.estimators_])
