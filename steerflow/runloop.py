@@ -412,13 +412,13 @@ class RuntimeLoop(Pipeline):
 
     def _expire(self, now: float) -> None:
         deadlines = self._deadlines
-        late_start = getattr(self.engine, "late_start", None)
         while deadlines and deadlines[0][0] <= now:
             _, task_id, attempt = heapq.heappop(deadlines)
             record = self._records.get(task_id)
             if record is not None and record.attempts[-1].number == attempt and record.placement is not None \
                     and not record.state.finished:
                 timeout = record.spec.timeout
+                late_start = getattr(self.engine, "late_start", None)  # (asked only at a deadline, not every round)
                 if late_start is not None and timeout is not None and record.kill_reason != "preempt":
                     began = late_start(task_id)  # (None: not begun, its worker is still starting)
                     if began is None and time.time() - record.started > timeout + WORKER_START_GRACE_S:
