@@ -62,7 +62,8 @@ Cost
     tuple of ints and strings (which the garbage collector stops tracking), and its `Placement`
     builds its `Slot` objects only when they are read. The common request (one rank, no memory,
     no whole nodes, no quota on its pool) takes a short path, written out in ``schedule()``, and a
-    request on one node is given back by another, written out in ``release()``: at ~10^5 decisions a
+    request on one node is given back by another, written out in ``release()`` (in
+    :mod:`steerflow.scheduler_room`, with the general path ``_try``): at ~10^5 decisions a
     second each step counts. The decisions are exactly those of the general path
     (``tests/test_scheduler_decisions.py`` pins them). What a pool holds is counted only while
     the pool has a quota (the only reader when placing); ``usage()`` adds it up otherwise.
@@ -75,9 +76,10 @@ from collections import deque
 from dataclasses import dataclass
 
 # Slot and Placement are defined with the node bookkeeping but are part of this module's API too
-from .placement import NodeIndex, Placement, Slot, _first_run, slots_of  # noqa: F401 (slots_of: API)
+from .placement import NodeIndex, Placement, Slot, slots_of  # noqa: F401 (Slot, slots_of: API)
 from .resources import Allocation
 from .scheduler_queries import SchedulerQueries
+from .scheduler_room import SchedulerRoom
 from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, Estimator, ShadowBackfill
 
 _new = object.__new__
@@ -135,12 +137,14 @@ class _Class:
         self.fence = (-1, -1)
 
 
-class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
+class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
     """Places waiting requests on an allocation; see the module docstring for the rules.
 
     Its read-only questions (what runs where, what a pool holds, what would fit, what never can)
     come from its base :class:`~steerflow.scheduler_queries.SchedulerQueries`; backfill into a
-    reservation's shadow from :class:`~steerflow.scheduler_shadow.ShadowBackfill`.
+    reservation's shadow from :class:`~steerflow.scheduler_shadow.ShadowBackfill`; taking a request's room
+    (the general path) and giving it back (`release`, `rename`) from
+    :class:`~steerflow.scheduler_room.SchedulerRoom`.
     """
 
     # (in slots, as NodeIndex's: see there)
@@ -179,77 +183,6 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
         self._fails: dict[tuple, int] = {}
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
-
-    # ---- trying one request ---------------------------------------------------------------------
-    def _try(self, cls: _Class, req: Request) -> Placement | int:
-        """Place ``req`` now, or say why not. ``_fails``: per rank shape, the fewest ranks that
-        failed for want of room in this pass (room only shrinks during a pass)."""
-        usage = cls.usage
-        fails = self._fails
-        quota = self._quota.get(cls.pool) if self._quota else None
-        if cls.nodes is not None:
-            return self._try_whole(cls, req, quota, usage)
-        need_c = cls.need_c
-        need_g = cls.need_g
-        if quota is not None:
-            qc, qg = quota
-            if (qc is not None and usage[0] + need_c > qc) or (qg is not None and usage[1] + need_g > qg):
-                return _NO_QUOTA
-        if need_c > self._free_c or need_g > self._free_g:
-            return _NO_ROOM
-        ranks, k, g, m = cls.ranks, cls.k, cls.g, cls.m
-        if fails and fails.get(cls.shape, 1 << 62) <= ranks:
-            return _NO_ROOM
-        i = self._best_node(need_c, need_g, ranks * m)
-        if i >= 0:
-            held: tuple = (*self._take(i, ranks, k, g, m), cls.ckey)  # one node: the record is flat
-        else:
-            spread = self._spread(ranks, k, g, m) if ranks > 1 else None
-            if spread is None:
-                if fails.get(cls.shape, 1 << 62) > ranks:
-                    fails[cls.shape] = ranks
-                return _NO_ROOM
-            spread.sort()
-            held = tuple([self._take(node, t, k, g, m) for node, t in spread])
-            self._placed[req.id] = (cls.ckey, need_c, need_g, held)
-        self._free_c -= need_c
-        self._free_g -= need_g
-        if quota is not None:
-            usage[0] += need_c
-            usage[1] += need_g
-        if i >= 0:
-            self._placed[req.id] = held
-        return Placement(req, None, held)
-
-    def _try_whole(self, cls: _Class, req: Request, quota: tuple | None, usage: list[int]) -> Placement | int:
-        n = cls.nodes
-        assert n is not None
-        start = _first_run(self._wf & self._eligible_mask(cls.ranks, cls.k, cls.g, cls.m, n), n)
-        if start < 0:
-            if quota is not None:  # report the quota when it would block even the smallest nodes
-                qc, qg = quota
-                uc, ug = usage
-                if (qc is not None and uc + n * self._min_c > qc) or (qg is not None and ug + n * self._min_g > qg):
-                    return _NO_QUOTA
-            return _NO_ROOM
-        window = range(start, start + n)
-        need_c = sum(self._cores[i] for i in window)
-        need_g = sum(self._gpus[i] for i in window)
-        if quota is not None:
-            qc, qg = quota
-            uc, ug = usage
-            if (qc is not None and uc + need_c > qc) or (qg is not None and ug + need_g > qg):
-                return _NO_QUOTA
-        slots: list[Slot] = []
-        held = self._take_whole(start, n, cls.ranks, cls.k, cls.g, cls.m, slots)
-        self._free_c -= need_c
-        self._free_g -= need_g
-        if quota is not None:
-            usage[0] += need_c
-            usage[1] += need_g
-        held_t = tuple(held)
-        self._placed[req.id] = (cls.ckey, need_c, need_g, held_t)
-        return Placement(req, tuple(slots), held_t)
 
     # ---- public API -------------------------------------------------------------------------------
     def submit(self, req: Request) -> None:
@@ -365,7 +298,7 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
             req = item[2]
             if cls.fast:  # one rank, no memory, no quota: the common request, in a quicker way
                 # NodeIndex._take for one rank without memory, written out (no call: -4.4 % machine instructions
-                # a decision with the short path of release() below). The best fit is the last node of the first
+                # a decision with the short path of release(), in scheduler_room). The best fit is the last node of the first
                 # non-empty bucket with >= k free cores and >= g free GPUs (by free cores, then free GPUs); it
                 # gives its k lowest free cores and g lowest free GPUs. tests/test_scheduler_invariants.py checks
                 # the buckets and masks after every step, test_scheduler_decisions.py pins the decisions.
@@ -496,86 +429,6 @@ class Scheduler(NodeIndex, SchedulerQueries, ShadowBackfill):
             closed.clear()
             self._fails.clear()  # (written only by a head that failed: blocked)
         return out
-
-    def release(self, req_id: int) -> None:
-        """A placed request ended: free its resources. KeyError if it is not placed."""
-        try:
-            record = self._placed.pop(req_id)
-        except KeyError:
-            raise KeyError(f"Request {req_id} is not placed; release() takes the id of a placed request "
-                           "whose task has ended.") from None
-        try:  # one node, stored flat
-            i, cm, gm, c, g, mm, ckey = record
-        except ValueError:  # several nodes: (class key, cores, GPUs, one held tuple a node)
-            self._release_nodes(record)
-            return
-        # NodeIndex._give for a record on one node, written out (no call; see schedule()'s short path)
-        _, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
-        fcl[i] |= cm
-        r0 = nc[i]
-        r = nc[i] = r0 + c
-        g0 = ng[i]
-        if g:
-            fgl[i] |= gm
-            g1 = ng[i] = g0 + g
-            gcount[g0] -= 1
-            gcount[g1] += 1
-            self._free_g += g
-        else:
-            g1 = g0
-        if mm:
-            self._fm[i] += mm
-        if r0:  # it leaves its bucket (a node with no free core is in none)
-            j = r0 * gs + g0
-            b = buckets[j]
-            last = b.pop()
-            if last != i:
-                p = pos[i]
-                b[p] = last
-                pos[last] = p
-            elif not b:
-                self._bm ^= 1 << j
-        j = r * gs + g1
-        b = buckets[j]
-        n = pos[i] = len(b)
-        b.append(i)
-        if not n:
-            self._bm |= 1 << j
-        if r >= min_c and r == self._cores[i] and g1 == self._gpus[i] and self._fm[i] == self._mem[i]:
-            isfree[i] = True
-            self._wf |= 1 << i
-        self._free_c += c
-        quotas = self._quota
-        if quotas and ckey[0] in quotas:
-            usage = self._usage[ckey[0]]
-            usage[0] -= c
-            usage[1] -= g
-        if self._offline:
-            for i in self._offline:
-                self._absorb(i)
-
-    def _release_nodes(self, record: tuple) -> None:
-        ckey, c, g, held = record
-        for h in held:
-            self._give(h)
-        self._free_c += c
-        self._free_g += g
-        if ckey[0] in self._quota:
-            usage = self._usage[ckey[0]]
-            usage[0] -= c
-            usage[1] -= g
-        for i in self._offline:
-            self._absorb(i)
-
-    def rename(self, req_id: int, new_id: int) -> None:
-        """What placed request ``req_id`` holds is held from now on under ``new_id`` (released by that id).
-
-        The runtime uses it when it takes back a task queued behind a running one: the cores that
-        task was placed on stay held for the running task until it ends (see `steerflow.runloop`).
-        """
-        if new_id in self._placed or new_id in self._waiting:
-            raise KeyError(f"Request {new_id} is already known; rename() needs an unused id.")
-        self._placed[new_id] = self._placed.pop(req_id)
 
     # ---- nodes that join and leave (engines whose allocation changes while it runs) ----------------
     def update_nodes(self, allocation: Allocation, offline: frozenset[int] | set[int] = frozenset()) -> None:
