@@ -531,7 +531,12 @@ def _stdout_closed() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except KeyboardInterrupt:  # (Ctrl-C this early: see steerflow/__main__.py)
+        from .__main__ import interrupted_at_start
+
+        return interrupted_at_start()
     name = f"steerflow {args.command}"
     if args.command in ("run", "resume"):
         signal.signal(signal.SIGTERM, raise_terminated)
