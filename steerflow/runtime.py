@@ -33,6 +33,7 @@ from .records import GC_THRESHOLD, Attempt, FinishedRecords, TaskRecord, tune_gc
 from .resources import Allocation
 from .runloop import MAX_WAIT_S, Listener, PartialListener, RuntimeLoop
 from .scheduler import Request, Scheduler
+from .scheduler_shadow import check_max_bypass
 from .task import Function, TaskSpec
 
 #: how long a thread submitting a burst into a runtime with idle cores gives the loop the GIL, once (see `_post`)
@@ -51,12 +52,19 @@ class Runtime(RuntimeLoop, Executor):
     ``lost_retries`` is how often a task whose worker died (os._exit, segfault, OOM kill) is run
     again; that is on top of ``retries``, which counts the task's own failures. ``gc_threshold``:
     see `tune_gc` (None keeps Python's collector settings untouched).
+
+    ``max_bypass``: after that many narrower tasks have started ahead of a task that does not fit
+    yet (a wide one), it reserves its cores, which idle until it fits: the guarantee that a wide
+    task is not starved (see `steerflow.scheduler`). None never reserves: greedy backfill, the
+    policy of a ``ProcessPoolExecutor`` (whose tasks all fit one worker), which idles no core for a
+    wide task but lets it wait for as long as narrower work keeps arriving.
     """
 
     def __init__(self, allocation: Allocation | None = None, engine: Engine | None = None,
                  run_dir: str | os.PathLike[str] | None = None,
                  quotas: dict[str, tuple[int | None, int | None]] | None = None,
-                 lost_retries: int = 2, max_bypass: int = 64, gc_threshold: int | None = GC_THRESHOLD) -> None:
+                 lost_retries: int = 2, max_bypass: int | None = 64, gc_threshold: int | None = GC_THRESHOLD) -> None:
+        check_max_bypass(max_bypass)  # (before anything is made: a wrong value leaves nothing behind)
         tune_gc(gc_threshold)
         self.engine: Engine = engine or LocalEngine()
         self.allocation = allocation or engines.discover(self.engine) or Allocation.detect()

@@ -31,12 +31,15 @@ Backfill and anti-starvation
     ones after it that do fit start ahead of it (backfill). Each placement made while an
     earlier request is blocked *bypasses* it and adds 1 to its bypass counter; **once a
     blocked request has been bypassed ``max_bypass`` times it holds a reservation: nothing
-    after it in order starts until it is placed.** A request blocked by its own pool's quota
+    after it in order starts until it is placed.** ``max_bypass=None`` never reserves: the greedy
+    backfilling policy of a plain list scheduler (and of ``ProcessPoolExecutor``), which wastes no
+    core on a drain but lets a wide request starve for as long as narrower work keeps arriving. A request blocked by its own pool's quota
     (not by free resources) only counts bypasses by, and only reserves against, requests of
     its own pool: other pools cannot help or hurt its quota. One that needs more than the quota
     even with nothing of its pool placed waits for a new quota, and neither reserves nor counts.
     Since running tasks always end, a reserving request eventually finds its resources, so every
-    request that fits an empty allocation (and its pool's quota) eventually runs.
+    request that fits an empty allocation (and its pool's quota) eventually runs (with a
+    ``max_bypass``; with None, only once no narrower request is waiting).
 
     **Backfill into the reservation's shadow** (EASY backfill, as SLURM and Flux do with job time
     limits): given an `Estimator` (the runtime gives one: a task's timeout, else its function's
@@ -80,7 +83,7 @@ from .placement import NodeIndex, Placement, Slot, slots_of  # noqa: F401 (Slot,
 from .resources import Allocation
 from .scheduler_queries import SchedulerQueries
 from .scheduler_room import SchedulerRoom
-from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, Estimator, ShadowBackfill
+from .scheduler_shadow import _NO_QUOTA, _NO_ROOM, Estimator, ShadowBackfill, check_max_bypass
 
 _new = object.__new__
 
@@ -145,18 +148,21 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
     reservation's shadow from :class:`~steerflow.scheduler_shadow.ShadowBackfill`; taking a request's room
     (the general path) and giving it back (`release`, `rename`) from
     :class:`~steerflow.scheduler_room.SchedulerRoom`.
+
+    ``max_bypass``: how many placements may bypass a blocked request before it reserves (64; 0 is
+    strict priority); None never reserves (greedy backfill: a wide request can starve while narrower
+    ones keep arriving).
     """
 
     # (in slots, as NodeIndex's: see there)
-    __slots__ = ("allocation", "max_bypass", "_classes", "_heads", "_waiting", "_marks", "_pass", "_stale", "_placed",
-                 "_usage", "_quota", "_seq", "_blocked", "_pool_stop", "_pool_count", "_closed", "_fails", "estimator")
+    __slots__ = ("allocation", "_max_bypass", "_budget", "_classes", "_heads", "_waiting", "_marks", "_pass", "_stale",
+                 "_placed", "_usage", "_quota", "_seq", "_blocked", "_pool_stop", "_pool_count", "_closed", "_fails", "estimator")
 
     def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
-                 max_bypass: int = 64, estimator: Estimator | None = None) -> None:
-        if max_bypass < 0:
-            raise ValueError(f"max_bypass={max_bypass} is negative; give 0 (strict priority) or more.")
+                 max_bypass: int | None = 64, estimator: Estimator | None = None) -> None:
+        self._budget = check_max_bypass(max_bypass)  # (what a pass compares bypasses with)
+        self._max_bypass = max_bypass
         self.allocation = allocation
-        self.max_bypass = max_bypass
         #: run-time estimates for backfill into a reservation's shadow (None: a reservation stops the pass)
         self.estimator = estimator
         NodeIndex.__init__(self, allocation.nodes)
@@ -183,6 +189,11 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
         self._fails: dict[tuple, int] = {}
         for pool, (cores, gpus) in (quotas or {}).items():
             self.set_quota(pool, cores, gpus)
+
+    @property
+    def max_bypass(self) -> int | None:
+        """Bypasses after which a blocked request reserves; None: it never does (set at construction)."""
+        return self._max_bypass
 
     # ---- public API -------------------------------------------------------------------------------
     def submit(self, req: Request) -> None:
@@ -392,7 +403,7 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
             # its head is blocked: the placements after it in this pass bypass it (counted at the end)
             i += 1
             cls.mark[0] = pno
-            left = self.max_bypass - cls.bypass
+            left = self._budget - cls.bypass
             blocked = self._blocked
             if result == _NO_ROOM:
                 if left <= 0:  # reservation

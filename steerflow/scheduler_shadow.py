@@ -58,6 +58,23 @@ class Estimator(Protocol):
         """When a placed request is expected to end (``inf``: unknown)."""
 
 
+#: the bypass budget of ``max_bypass=None``: never reached, so a blocked request never reserves
+_NEVER = 1 << 62
+
+
+def check_max_bypass(max_bypass: object) -> int:
+    """The bypass budget for a ``max_bypass`` argument: an int >= 0, or None (never reserve); else a clear error."""
+    if max_bypass is None:
+        return _NEVER
+    if isinstance(max_bypass, bool) or not isinstance(max_bypass, int):
+        raise TypeError(f"max_bypass={max_bypass!r} is not an integer; give the number of bypasses after which a "
+                        "blocked request reserves (0: strict priority; default 64), or None never to reserve.")
+    if max_bypass < 0:
+        raise ValueError(f"max_bypass={max_bypass} is negative; give 0 (strict priority) or more, or None never to "
+                         "reserve.")
+    return max_bypass
+
+
 class ShadowBackfill:
     """A base of :class:`~steerflow.scheduler.Scheduler`: how its reservations hold (a pool's, for a quota; one
     node's, on several nodes) and its passes' backfill into a reservation's shadow.
@@ -69,7 +86,7 @@ class ShadowBackfill:
     __slots__ = ()
 
     estimator: Estimator | None
-    max_bypass: int
+    _budget: int  # (max_bypass as a number: see Scheduler)
     _placed: dict[int, tuple]
     _heads: list
     _waiting: dict
@@ -183,14 +200,14 @@ class ShadowBackfill:
             if result.__class__ is not Placement:
                 cls.mark[0] = pno
                 if result == _NO_ROOM:
-                    left = self.max_bypass - cls.bypass
+                    left = self._budget - cls.bypass
                     if left > 0:  # (over its budget too: it reserves once this pass's reservation is placed)
                         cls.at = placed
                         blocked.append(cls)
                         if placed + left < stop:
                             stop = placed + left
                 else:
-                    self._blocked_by_quota(cls, self.max_bypass - cls.bypass)
+                    self._blocked_by_quota(cls, self._budget - cls.bypass)
                 i += 1
                 continue
             out.append(result)  # type: ignore[arg-type]
