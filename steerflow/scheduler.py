@@ -33,9 +33,9 @@ Backfill and anti-starvation
     blocked request has been bypassed ``max_bypass`` times it holds a reservation: nothing
     after it in order starts until it is placed.** ``max_bypass=None`` never reserves: the greedy
     backfilling policy of a plain list scheduler (and of ``ProcessPoolExecutor``), which wastes no
-    core on a drain but lets a wide request starve for as long as narrower work keeps arriving. A request blocked by its own pool's quota
-    (not by free resources) only counts bypasses by, and only reserves against, requests of
-    its own pool: other pools cannot help or hurt its quota. One that needs more than the quota
+    core on a drain but lets a wide request starve for as long as narrower work keeps arriving.
+    A request blocked by its own pool's quota (not by free resources) only counts bypasses by,
+    and only reserves against, requests of its own pool: other pools cannot help or hurt its quota. One that needs more than the quota
     even with nothing of its pool placed waits for a new quota, and neither reserves nor counts.
     Since running tasks always end, a reserving request eventually finds its resources, so every
     request that fits an empty allocation (and its pool's quota) eventually runs (with a
@@ -156,7 +156,8 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
 
     # (in slots, as NodeIndex's: see there)
     __slots__ = ("allocation", "_max_bypass", "_budget", "_classes", "_heads", "_waiting", "_marks", "_pass", "_stale",
-                 "_placed", "_usage", "_quota", "_seq", "_blocked", "_pool_stop", "_pool_count", "_closed", "_fails", "estimator")
+                 "_placed", "_usage", "_quota", "_seq", "_blocked", "_pool_stop", "_pool_count", "_closed", "_fails",
+                 "estimator")
 
     def __init__(self, allocation: Allocation, quotas: dict[str, tuple[int | None, int | None]] | None = None,
                  max_bypass: int | None = 64, estimator: Estimator | None = None) -> None:
