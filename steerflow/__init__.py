@@ -22,7 +22,7 @@ _EXPORTS = {
     "SteerflowError": "errors", "TaskSpecError": "errors", "TaskFailed": "errors", "TaskTimeout": "errors",
     "WorkerLost": "errors", "DependencyFailed": "errors", "AllocationError": "errors",
     "RuntimeClosed": "errors", "RuntimeBroken": "errors", "JournalError": "errors",
-    "Preempted": "errors", "CampaignLocked": "errors", "SpecError": "errors",
+    "Preempted": "errors", "TimedOut": "errors", "CampaignLocked": "errors", "SpecError": "errors",
     "Campaign": "campaign", "task": "campaign", "AgentError": "campaign",
     "Agent": "agents", "Context": "agents", "Result": "agents", "SteeringError": "agents",
     "on_result": "agents", "on_timer": "agents", "on_event": "agents", "on_start": "agents", "on_end": "agents",
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from .campaign import AgentError, Campaign, task
     from .engines.local import LocalEngine
     from .errors import (AllocationError, CampaignLocked, DependencyFailed, JournalError, Preempted, RuntimeBroken,
-                         RuntimeClosed, SpecError, SteerflowError, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost)
+                         RuntimeClosed, SpecError, SteerflowError, TaskFailed, TaskSpecError, TaskTimeout, TimedOut,
+                         WorkerLost)
     from .futures import ExecResult, TaskFuture
     from .resources import Allocation, Node
     from .runtime import Runtime, TaskRecord

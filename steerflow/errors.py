@@ -86,6 +86,16 @@ class Preempted(BaseException):
     """
 
 
+class TimedOut(BaseException):
+    """Raised inside a running function task when it passes its ``timeout`` (the task then fails with `TaskTimeout`).
+
+    ``finally`` blocks and ``except TimedOut`` run, so a task can clean up; its worker stays warm for the
+    next task. Let it propagate: a task still running a short grace later (it swallowed it, or it is in
+    C code that does not return to Python) is killed with its worker, as a program is at its timeout.
+    It derives from BaseException so ``except Exception`` in task code does not swallow it.
+    """
+
+
 class CampaignLocked(SteerflowError):
     """Another driver holds this campaign directory (``pid``), or it holds a journal and resume was not asked."""
 

@@ -6,7 +6,9 @@ posted messages, retires finished attempts (retry, fail, resolve the future, rel
 dependents), enforces timeouts, then asks the scheduler for placements and launches them.
 Nothing else touches scheduler or engine state, so there are no locks on the hot path.
 
-Pipelining (a function queued one-deep on a busy worker) is `steerflow.pipelining`'s half.
+Pipelining (a function queued one-deep on a busy worker) is `steerflow.pipelining`'s half; timeouts,
+preempts and cancels (a function interrupted at its deadline before its worker is killed) are
+`steerflow.interrupts`'.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any, Callable
 from . import partial, serialize
 from .engines.base import Engine, Event, Launch
 from .pipelining import PIPELINE_MIN_RUN_S, Pipeline, run_time_key
-from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TaskTimeout, WorkerLost
+from .errors import DependencyFailed, RuntimeBroken, TaskFailed, TaskSpecError, TimedOut, WorkerLost
 from .futures import ExecResult, SharedCondition, TaskFuture, substitute
+from .interrupts import TIMEOUT_GRACE_S, WORKER_START_GRACE_S, Interrupts  # noqa: F401 - (named here before)
 from .records import Attempt, FinishedRecords, TaskRecord
 from .resources import Allocation
 from .scheduler import Scheduler
-from .task import Executable, Function, TaskState
+from .task import Function, TaskState
 
 Listener = Callable[[TaskRecord, TaskState], None]
 PartialListener = Callable[[TaskRecord, int, Any], None]
@@ -35,14 +38,12 @@ PartialListener = Callable[[TaskRecord, int, Any], None]
 _NAMES = {state: state.value for state in TaskState}  # (an enum's .value is a slow descriptor; this is per task)
 
 MAX_WAIT_S = 3600.0  # the loop wakes at least this often (epoll cannot wait past ~24 days)
-#: how long a task's timeout waits for a new worker to start before it counts anyway (see `_expire`)
-WORKER_START_GRACE_S = 60.0
 # Messages (submits …) applied per round of the loop: a burst of submits is applied a slice at a time, with
 # the workers' replies read and free cores given tasks in between, instead of all of it while they idle.
 MESSAGES_PER_ROUND = 16
 
 
-class RuntimeLoop(Pipeline):
+class RuntimeLoop(Interrupts, Pipeline):
     """The loop-thread half of `Runtime`: every method here runs in the loop thread only.
 
     `Runtime.__init__` sets the state below and starts ``_thread`` on `_loop`.
@@ -82,6 +83,7 @@ class RuntimeLoop(Pipeline):
         if getattr(engine, "defer_sends", None) is False:  # (the local engine: see `WarmPool.send_all`)
             engine.defer_sends = True  # type: ignore[attr-defined]
         self._init_pipelining()
+        self._init_interrupts()
         try:
             while True:
                 timeout = MAX_WAIT_S
@@ -369,14 +371,16 @@ class RuntimeLoop(Pipeline):
                 raised = TaskFailed(f"Task {record.id} failed and its exception could not be unpickled: {err}")
             if not isinstance(raised, BaseException):
                 raised = TaskFailed(f"Task {record.id} failed with a non-exception: {raised!r}")
+            if isinstance(raised, TimedOut) and record.kill_reason == "timeout":  # interrupted at its deadline
+                self._retry_or_fail(record, self._timeout_error(record, event.text))
+                return
             if event.text:
                 raised.add_note(f"Remote traceback of task {record.id}:\n{event.text}")
             self._retry_or_fail(record, raised)
         else:  # lost
             reason = record.kill_reason
             if reason == "timeout":
-                self._retry_or_fail(record, TaskTimeout(
-                    f"Task {record.id} ran past its timeout of {record.spec.timeout} s and was killed."))
+                self._retry_or_fail(record, self._timeout_error(record))
             else:
                 record.lost += 1
                 error = WorkerLost(f"Task {record.id} was lost: {event.text}.")
@@ -409,69 +413,6 @@ class RuntimeLoop(Pipeline):
             self._scheduler.submit(record.request)
         else:
             self._finish(record, TaskState.FAILED, error)
-
-    def _expire(self, now: float) -> None:
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, task_id, attempt = heapq.heappop(deadlines)
-            record = self._records.get(task_id)
-            if record is not None and record.attempts[-1].number == attempt and record.placement is not None \
-                    and not record.state.finished:
-                timeout = record.spec.timeout
-                late_start = getattr(self.engine, "late_start", None)  # (asked only at a deadline, not every round)
-                if late_start is not None and timeout is not None and record.kill_reason != "preempt":
-                    began = late_start(task_id)  # (None: not begun, its worker is still starting)
-                    if began is None and time.time() - record.started > timeout + WORKER_START_GRACE_S:
-                        began = 0.0  # its worker never started: the timeout holds
-                    if began is None or began + timeout > now:
-                        heapq.heappush(deadlines, ((now if began is None else began) + timeout, task_id, attempt))
-                        continue
-                if record.kill_reason != "preempt":  # a preempted task past its grace is killed, still preempted
-                    record.kill_reason = "timeout"
-                try:
-                    self.engine.kill(task_id)
-                except Exception:  # noqa: BLE001
-                    report(f"steerflow: could not kill task {task_id} at its deadline")
-
-    def _preempt(self, record: TaskRecord, grace: float, args: tuple | None, kwargs: dict | None,
-                 argv: list[str] | None) -> None:
-        if record.state.finished:
-            return
-        spec = record.spec
-        if isinstance(spec, Function) and (args is not None or kwargs is not None):
-            spec.args = tuple(args) if args is not None else spec.args
-            spec.kwargs = dict(kwargs) if kwargs is not None else spec.kwargs
-            if record.payload is not None:
-                self.engine.release_payload(record.id, record.payload)
-            record.payload = self._encode_args(spec, spec.args, spec.kwargs)
-        elif isinstance(spec, Executable) and argv is not None:
-            spec.argv = list(argv)
-        if record.id in self._queued and self._take_back(record):  # sent with its old arguments, not started
-            self._set_state(record, TaskState.WAITING)
-            self._scheduler.submit(record.request)
-            return
-        if record.state in (TaskState.RUNNING, TaskState.PAUSED) or record.id in self._queued:
-            record.kill_reason = "preempt"
-            if record.state is TaskState.PAUSED:
-                self.engine.resume(record.id)
-            self.engine.preempt(record.id)
-            heapq.heappush(self._deadlines, (time.monotonic() + grace, record.id, record.attempts[-1].number))
-
-    def _cancel(self, record: TaskRecord) -> None:
-        state = record.state
-        if state.finished:
-            return
-        if state is TaskState.PLACED and (record.id in self._held or record.id in self._queued) \
-                and self._take_back(record):  # it had not started: nothing to kill
-            pass
-        elif state in (TaskState.RUNNING, TaskState.PAUSED, TaskState.PLACED):
-            record.kill_reason = "cancel"
-            self.engine.kill(record.id)
-            if state is TaskState.PAUSED:
-                self.engine.resume(record.id)
-        elif state is TaskState.WAITING and record.waiting_on == 0:
-            self._scheduler.withdraw(record.id)
-        self._finish(record, TaskState.CANCELLED)
 
     def _finish(self, record: TaskRecord, state: TaskState, error: BaseException | None = None,
                 value: Any = None) -> None:

@@ -22,7 +22,7 @@ from . import launchers, spawner
 from .base import Event, FunctionKeys, Launch
 from .poller import Poller
 from .pool import DEFAULT_BINDING, STOP, Binding, WarmPool, Worker, exit_status  # noqa: F401 - (Binding, DEFAULT_BINDING: used by dask_node)
-from .worker import _HEADER, CONTROL, write_all
+from .worker import _HEADER, CONTROL, TIMED_OUT, write_all
 
 
 class _Child:
@@ -417,6 +417,28 @@ class LocalEngine(WarmPool):
         A function that has not started yet (its worker still unpickling or importing) is
         preempted as it starts: the request names the worker's task number on its control pipe.
         """
+        if self._tell_worker(task_id, 0) is not None:
+            return
+        child = self._children.get(task_id)
+        if child is not None:
+            proctree.signal_tree(child.proc.pid, signal.SIGTERM)
+
+    def interrupt(self, task_id: int) -> bool:
+        """At a function task's deadline: raise `TimedOut` in it, in its worker, which stays warm (a soft timeout).
+
+        False where that cannot be done, and the caller kills the task: not a function's (a program, also one a
+        warm worker runs), its worker suspended, killed or not found. The runtime kills the task anyway if it
+        is still running a short grace later (it swallowed the interrupt, or it is in C code that holds on).
+        A kill per timeout cost a new worker's start each (0.02-0.5 s of Python), and under load the tasks
+        that waited for those starts timed out in turn."""
+        if task_id in self._programs:
+            return False
+        return bool(self._tell_worker(task_id, TIMED_OUT))
+
+    def _tell_worker(self, task_id: int, flag: int) -> bool | None:
+        """Name the task's number on its worker's control pipe (with ``flag``) and signal it to look: a preempt or a
+        timeout. None: no worker runs it; False: its worker could not be told (gone, suspended, killed, flooded).
+        A function that has not started yet (its worker still unpickling or importing) is told as it starts."""
         worker = self._busy.get(task_id)
         queued = self._queued_on.get(task_id)
         if worker is None and queued is not None and queued.queued is not None:  # taken by its worker, not yet seen
@@ -424,16 +446,17 @@ class LocalEngine(WarmPool):
             number = queued.queued.number
         else:
             number = worker.current if worker is not None else 0
-        if worker is not None:
-            try:
-                os.write(worker.cfd, CONTROL.pack(number))
-                os.kill(worker.proc.pid, signal.SIGUSR1)
-            except (ProcessLookupError, BlockingIOError, BrokenPipeError):
-                pass  # gone (its end is reported as usual) or flooded with requests it will read
-            return
-        child = self._children.get(task_id)
-        if child is not None:
-            proctree.signal_tree(child.proc.pid, signal.SIGTERM)
+        if worker is None:
+            return None
+        if flag and (worker.stopped or worker.doomed or not worker.ready):  # (a timeout kills it instead; a preempt
+            # resumes it first, and one not ready yet has no deadline before `runloop.WORKER_START_GRACE_S`)
+            return False
+        try:
+            os.write(worker.cfd, CONTROL.pack(number | flag))
+            os.kill(worker.proc.pid, signal.SIGUSR1)
+        except (ProcessLookupError, BlockingIOError, BrokenPipeError):
+            return False  # gone (its end is reported as usual) or flooded with requests it will read
+        return True
 
     def release_payload(self, task_id: int, payload: bytes) -> None:
         serialize.recycle(payload, self._held)

@@ -34,6 +34,11 @@ the handler reads every number waiting there and raises `Preempted` if it names 
 runs now; a number for a task whose function has not started yet (still unpickling its
 arguments or importing) is acted on as it starts, and one for a finished task is ignored. So a
 preempt that arrives at any moment takes effect, and never hits the wrong task.
+
+Timeouts (soft): at a function task's deadline the driver does the same with the number's top bit
+set (`TIMED_OUT`): the handler raises `TimedOut` in the function instead, and the worker answers
+with it as the task's error, also if the function swallowed it and returned. The worker lives on,
+warm; the driver kills it only if the task is still running a short grace later.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import Any
 
 _HEADER = struct.Struct("!I")
 CONTROL = struct.Struct("!Q")  # on the control pipe: the worker's task number to preempt
+TIMED_OUT = 1 << 63  # set in a number on the control pipe: that task passed its timeout (raise `TimedOut`)
 
 
 def read_exact(fd: int, n: int) -> bytes:
@@ -181,7 +187,7 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     import signal
 
     from steerflow import proctree, serialize
-    from steerflow.errors import Preempted
+    from steerflow.errors import Preempted, TimedOut
 
     driver = os.getppid()
     # Below a guard process (a fork of this one) that kills everything under it when the driver dies, even by
@@ -192,6 +198,8 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
     running = [0]  # the number of the task whose function runs now (0: none)
     wanted = [0]  # the highest task number the driver asked to preempt
+    expired = [0]  # the highest task number the driver said passed its timeout
+    fired = [0]  # the number of the last task `TimedOut` was raised in
     if cfd >= 0:
         os.set_blocking(cfd, False)
     if gate >= 0:
@@ -206,11 +214,19 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             if not data:
                 return
             for (number,) in CONTROL.iter_unpack(data[:len(data) - len(data) % CONTROL.size]):
-                wanted[0] = max(wanted[0], number)
+                if number & TIMED_OUT:
+                    expired[0] = max(expired[0], number & ~TIMED_OUT)
+                else:
+                    wanted[0] = max(wanted[0], number)
 
     def preempt(signum: int, frame: object) -> None:
         read_requests()
-        if running[0] and running[0] == wanted[0]:
+        now = running[0]
+        if now and now == expired[0]:
+            running[0] = 0
+            fired[0] = now
+            raise TimedOut(_TIMED_OUT)
+        if now and now == wanted[0]:
             running[0] = 0
             raise Preempted("The campaign preempted this task; it will run again later.")
 
@@ -269,13 +285,18 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             running[0] = number  # from here a preempt signal raises at once ...
             t_start = time.time()
             try:
-                if wanted[0] == number:  # ... and one that came while we unpickled or imported acts now
+                if wanted[0] == number or expired[0] == number:  # ... one that came while we unpickled acts now
                     running[0] = 0
+                    if expired[0] == number:
+                        fired[0] = number
+                        raise TimedOut(_TIMED_OUT)
                     raise Preempted("The campaign preempted this task before it started; it will run again later.")
                 value = fn(*args, **kwargs)
             finally:
                 running[0] = 0
                 t_end = time.time()
+            if fired[0] == number:  # it swallowed the interrupt and returned: it still ran past its timeout
+                raise TimedOut(_TIMED_OUT + " It caught TimedOut and returned; the result was dropped.")
             reply = (task_id, True, serialize.dumps(value), "", (t_recv, t_start, t_end, time.time()))
             args = kwargs = value = None  # unmap shared-memory arguments before the driver may reuse them
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises (sys.exit too) goes back
@@ -298,6 +319,7 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
 
 
 _current = [0]  # the task this worker runs now (for partial results)
+_TIMED_OUT = "The task ran past its timeout; the runtime interrupted it."
 
 
 def _stream_partials(wfd: int) -> None:
