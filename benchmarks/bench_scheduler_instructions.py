@@ -14,7 +14,6 @@ Needs ``valgrind`` on PATH; each run takes ~1-3 minutes (the valgrinds run side 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from steerflow.bench.scheduler import print_rows
 
 RUN = """import sys, importlib
 sys.path.insert(0, sys.argv[1])
@@ -74,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ref:
         result["current_vs_ref"] = round(result["instructions_per_decision_current"]
                                          / result[f"instructions_per_decision_{args.ref}"], 4)
-    for key, value in result.items():
-        print(f"  {key:<40} {value}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+    print_rows(result, args.json)
     return 0
 
 

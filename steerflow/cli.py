@@ -41,72 +41,6 @@ def _console():
     return Console()
 
 
-def _print_table(title: str, result: dict[str, Any], targets: dict[str, tuple[str, float]]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("steerflow", justify="right")
-    table.add_column("floor", justify="right")
-    peers = sorted({k.split("_", 1)[0] for k in result if k.startswith("dask_")})
-    peers += ["peer_dask"] if any(k.startswith("peer_dask_") for k in result) else []
-    for peer in peers:
-        table.add_column(peer, justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("met", justify="center")
-    for key, value in result.items():
-        if key.startswith(("floor_", "dask_", "peer_")) or not isinstance(value, (int, float)) or isinstance(value, bool):
-            continue
-        floor = result.get(f"floor_{key}")
-        op, bound = targets.get(key, ("", None))
-        met = "" if bound is None else ("yes" if (value >= bound if op == ">=" else value <= bound) else "NO")
-        peer_values = [result.get(f"{peer}_{key}") for peer in peers]
-        table.add_row(key, f"{value:,.3f}", "" if floor is None else f"{floor:,.3f}",
-                      *["" if v is None else f"{v:,.3f}" for v in peer_values],
-                      "" if bound is None else f"{op} {bound:,}", met)
-    _console().print(table)
-
-
-# ---- bench -----------------------------------------------------------------------------------
-
-def _bench(args: argparse.Namespace) -> int:
-    if args.json:
-        _writable_folder(Path(args.json).resolve().parent, "--json FILE")
-        if Path(args.json).is_dir():
-            raise CliError(f"--json {args.json} is a directory; give the file to write the results to.")
-    if args.what == "runtime" and args.engine == "dask":
-        from .bench import dask_engine
-
-        result = dask_engine.run(repeat=args.repeat)
-        _print_table(f"steerflow bench runtime --engine dask (median of {args.repeat}; floor: local engine)",
-                     result, dask_engine.TARGETS)
-    elif args.what == "runtime":
-        from .bench import runtime as bench
-
-        result = bench.run(repeat=args.repeat)
-        _print_table(f"steerflow bench runtime (median of {args.repeat})", result, bench.TARGETS)
-    elif args.what == "scale":
-        from .bench import scale
-
-        result = scale.run(tasks=args.tasks)
-        _print_table(f"steerflow bench scale ({args.tasks:,} tasks)", result, scale.TARGETS)
-    elif args.what == "steering":
-        from .bench import steering
-
-        result = steering.run(repeat=args.repeat)
-        _print_table(f"steerflow bench steering (median of {args.repeat})", result, steering.TARGETS)
-    else:
-        from .bench import scheduler as bench_scheduler
-
-        result = bench_scheduler.run(nodes=10_000)  # (batch 1 and batch 16, each in a new interpreter)
-        _print_table("steerflow bench scheduler", result, bench_scheduler.TARGETS)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
-    return 0
-
-
 # ---- errors the user can fix: one message, no traceback -----------------------------------------
 
 class CliError(SteerflowError):
@@ -445,17 +379,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 1 (0 or a negative count ended the benchmark in an IndexError)."""
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give an integer of at least 1")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="steerflow", description="Run, watch, resume, inspect and cancel "
                                      "steerflow campaigns; run benchmarks.")
@@ -506,15 +429,9 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("--refresh", type=_seconds, default=2.0, help="seconds between reads of the journal")
     dash.set_defaults(handler=_dashboard)
 
-    bench = sub.add_parser("bench", help="run a benchmark, print a table (and write JSON with --json)")
-    bench.add_argument("what", choices=["runtime", "steering", "scheduler", "scale"])
-    bench.add_argument("--json", help="write the results to this JSON file")
-    bench.add_argument("--repeat", type=_count, default=3, help="runs per measurement; the median is kept")
-    bench.add_argument("--engine", choices=["local", "dask"], default="local",
-                       help="runtime: measure the Dask engine (3 worker processes) against plain Dask and local")
-    bench.add_argument("--tasks", type=_count, default=1_000_000,
-                       help="scale: tasks per part (the targets are for 1,000,000; use fewer for a smoke test)")
-    bench.set_defaults(handler=_bench)
+    from .cli_bench import add_parser as add_bench  # (imported here: it imports this module's errors)
+
+    add_bench(sub)
     return parser
 
 
