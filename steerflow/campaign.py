@@ -157,6 +157,7 @@ class Campaign(LoopSide, Closing, SteeringLoop):
             weakref.WeakKeyDictionary()
         self._active = 0  # submitted, result not yet delivered
         self._results_seen = 0
+        self._changed = 0  # resumed tasks found changed in the script (the first few are warned of)
         self._waiting_by_pool: dict[str, int] = {}
         self._waiting_keys: set[int] = set()
         self._pending_emits: list[tuple[str, Any, bytes | None]] = []  # (name, payload, its pickle)
@@ -228,9 +229,9 @@ class Campaign(LoopSide, Closing, SteeringLoop):
             key = self._next_key
             known, stored = self._resume.lookup(key) if self._resume is not None else (None, None)
             fingerprint = _fingerprint(spec)
-            if stored is not None and known != fingerprint:
-                warnings.warn(f"Task {key} was {known!r} in the journal but is {fingerprint!r} now: "
-                              "the campaign is not deterministic; running it again.", stacklevel=2)
+            changed = known is not None and known != fingerprint
+            if changed and stored is not None:
+                self._say_changed(key, known, fingerprint)
                 stored = None
             self._specs[key] = spec
             self._active += 1  # before the runtime may finish it: the steering loop must never see it idle
@@ -247,6 +248,8 @@ class Campaign(LoopSide, Closing, SteeringLoop):
                                          ",".join(spec.tags), spec.priority, fingerprint, time.time(),
                                          blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
                                          spec.ranks * spec.gpus_per_rank)
+                    elif changed:  # described anew, once: a later resume replays this run of it, without a word
+                        self._journal_again(key, spec, fingerprint)
                     # before it can finish: a steering thread running while another thread submits finds its future
                     self._futures[key] = future
                 try:
@@ -258,6 +261,33 @@ class Campaign(LoopSide, Closing, SteeringLoop):
                     raise
             self._next_key += 1
         return future
+
+    def _say_changed(self, key: int, known: str, fingerprint: str) -> None:
+        """Warn that a task with a journaled result changed in the script (the first few; then once for the rest)."""
+        self._changed += 1
+        if self._changed <= 3:
+            warnings.warn(f"Task {key} was {known!r} in the journal but is {fingerprint!r} now: the campaign is not "
+                          "deterministic; running it again. The journal now describes it as it is now, so a later "
+                          "resume replays this new result instead of running it once more.", stacklevel=3)
+        elif self._changed == 4:
+            warnings.warn(f"More tasks differ from the journal (task {key} and later ones): each runs again and is "
+                          "journaled anew, without a warning each.", stacklevel=3)
+
+    def _journal_again(self, key: int, spec: TaskSpec, fingerprint: str) -> None:
+        """Journal a resumed task whose description changed as it is now: its row, no old result, and its old
+        deliveries void (`journal.replay_outline`), so that the next resume finds nothing changed."""
+        self.journal.put("task_again", spec.label(), type(spec).__name__, spec.pool, ",".join(spec.tags),  # type: ignore
+                         spec.priority, fingerprint, blobs.spec_blob(self._blobs, spec),
+                         spec.ranks * spec.cores_per_rank, spec.ranks * spec.gpus_per_rank, key)
+        self.journal.put("result_dropped", key)
+        self._replace_deliveries(key)
+
+    def _replace_deliveries(self, key: int) -> None:
+        """The journaled deliveries of ``key`` before this driver no longer count: a resume replays later ones."""
+        replay = self._resume
+        if replay is not None and replay.replaced.get(key) != replay.last_seq:
+            replay.replaced[key] = replay.last_seq
+            self.journal.put("replaced", key, replay.last_seq)
 
     def _describe(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:
         """``Function(fn, args, kwargs, **fn's task options)``, with the options validated once per function."""

@@ -45,7 +45,12 @@ CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEG
     cores INTEGER, gpus INTEGER);
 CREATE TABLE IF NOT EXISTS series (name TEXT, ts REAL, value BLOB);
 CREATE INDEX IF NOT EXISTS states_key ON states(key);
+CREATE TABLE IF NOT EXISTS replaced (key INTEGER PRIMARY KEY, upto INTEGER);
 """
+# ``replaced``: a task whose journaled deliveries up to steering seq ``upto`` no longer count. A resume writes it for
+# a task whose description changed in the script (it runs again: its old result is dropped, its row describes it
+# anew) and for a task whose journaled delivery came before this run submitted it (delivered when submitted).
+# The deliveries that count are the later ones, so the next resume replays what this driver did (`replay_outline`).
 
 # Columns added since the first release: a journal written before them gets them on open (NULL in old rows).
 # states.nodes says where a 'running' row runs, and on a 'waiting' row why the task waits: an earlier attempt
@@ -74,6 +79,12 @@ _STATEMENTS = {
     "task": "INSERT INTO tasks (key, name, kind, pool, tags, priority, fingerprint, submitted, spec, cores, gpus, state,"
             " nodes, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
             " state = excluded.state, nodes = excluded.nodes, attempts = excluded.attempts WHERE excluded.state != 'new'",
+    # a task described anew on resume (its description changed in the script): the row, its old result, its
+    # old deliveries (see ``replaced``); before "result", which may hold its new result in the same batch
+    "task_again": "UPDATE tasks SET name = ?, kind = ?, pool = ?, tags = ?, priority = ?, fingerprint = ?, spec = ?,"
+                  " cores = ?, gpus = ? WHERE key = ?",
+    "result_dropped": "DELETE FROM results WHERE key = ?",
+    "replaced": "INSERT OR REPLACE INTO replaced (key, upto) VALUES (?, ?)",
     "state": "INSERT INTO states (key, state, ts, attempt, nodes, since) VALUES (?, ?, ?, ?, ?, ?)",
     "task_state": "UPDATE tasks SET state = ?, nodes = ?, attempts = ? WHERE key = ?",
     "result": "INSERT OR REPLACE INTO results (key, ok, value, path, error, started, ended, timing)"
@@ -540,18 +551,24 @@ def delivered_keys(conn: sqlite3.Connection) -> list[int]:
     return out
 
 
-def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool]:
+def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool, dict[int, int]]:
     """What a resume needs before replaying, without loading the journal: the last steering seq, the keys
-    whose results were committed but never delivered to the agents (the crash window), and whether the
-    campaign had started.
+    whose results were committed but never delivered to the agents (the crash window), whether the
+    campaign had started, and the ``replaced`` keys (key -> the seq up to which its deliveries do not count).
 
     Deliveries are ``result`` rows (one key: every journal before schema 2, and a burst of one) and
     ``results`` rows (the keys of one burst, `pack_keys`); the latter are read into a bitmap of one bit
     per key, so a million-task journal needs 125 kB here."""
     last = conn.execute("SELECT MAX(seq) FROM steering").fetchone()[0] or 0
+    try:
+        replaced = dict(conn.execute("SELECT key, upto FROM replaced"))
+    except sqlite3.OperationalError:  # a journal written before the table (opened read-only: not added)
+        replaced = {}
     seen = bytearray()
-    for (payload,) in conn.execute("SELECT payload FROM steering WHERE kind = 'results'"):
+    for seq, payload in conn.execute("SELECT seq, payload FROM steering WHERE kind = 'results'"):
         for key in unpack_keys(payload):
+            if replaced and seq <= replaced.get(key, -1):
+                continue  # a delivery that no longer counts
             byte = key >> 3
             if byte >= len(seen):
                 seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
@@ -559,8 +576,15 @@ def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool]:
     undelivered = {row[0] for row in conn.execute(
         "SELECT key FROM results WHERE key NOT IN (SELECT key FROM steering WHERE kind = 'result' AND key IS NOT NULL)")
         if (row[0] >> 3) >= len(seen) or not seen[row[0] >> 3] & (1 << (row[0] & 7))}
+    if replaced:  # such a key counts as delivered only by a ``result`` row after its ``upto``
+        single = dict(conn.execute("SELECT s.key, MAX(s.seq) FROM steering s JOIN replaced r ON r.key = s.key "
+                                   "WHERE s.kind = 'result' GROUP BY s.key"))
+        for (key,) in conn.execute("SELECT r.key FROM replaced r JOIN results USING (key)"):
+            if single.get(key, -1) <= replaced[key] and ((key >> 3) >= len(seen)
+                                                         or not seen[key >> 3] & (1 << (key & 7))):
+                undelivered.add(key)
     started = conn.execute("SELECT 1 FROM steering WHERE kind = 'start' LIMIT 1").fetchone() is not None
-    return int(last), undelivered, started
+    return int(last), undelivered, started, replaced
 
 
 def lookup_task(conn: sqlite3.Connection, key: int) -> tuple[str | None, StoredResult | None]:

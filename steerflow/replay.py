@@ -34,8 +34,9 @@ class JournalReplay:
 
     def __init__(self, path: Path) -> None:
         self.conn = journal_mod.connect(path, readonly=True)
-        #: the last steering seq; the keys committed but never delivered (the crash window); whether it had started
-        self.last_seq, self.undelivered, self.started_before = journal_mod.replay_outline(self.conn)
+        #: the last steering seq; the keys committed but never delivered (the crash window); whether it had started;
+        #: keys whose journaled deliveries up to a seq do not count (journal ``replaced``: key -> that seq)
+        self.last_seq, self.undelivered, self.started_before, self.replaced = journal_mod.replay_outline(self.conn)
         #: results of keys submitted again but not yet delivered to the agents
         self.stored: dict[int, journal_mod.StoredResult] = {}
         self.last_key = self.conn.execute("SELECT MAX(key) FROM tasks").fetchone()[0] or 0

@@ -140,18 +140,23 @@ class SteeringLoop:
         if self._resume is None:
             return
         self._replaying = True
+        replaced = self._resume.replaced  # key -> the seq up to which its journaled deliveries do not count
         try:
-            for _, kind, key, name, payload in self._resume.steering():
+            for seq, kind, key, name, payload in self._resume.steering():
                 if self._stop_reason is not None:
                     break
                 if kind == "result" or kind == "results":
                     for key in ((key,) if kind == "result" else journal_mod.unpack_keys(payload)):
                         if self._stop_reason is not None:
                             break
+                        if replaced and seq <= replaced.get(key, -1):
+                            continue  # (an earlier driver's delivery: this task's later one counts)
                         if key not in self._futures:
                             warnings.warn(f"The journal delivered task {key}'s result, but this run has not "
-                                          "submitted it at that point: the campaign is not deterministic.",
-                                          stacklevel=1)
+                                          "submitted it at that point: the campaign is not deterministic. It is "
+                                          "delivered when this run submits it.", stacklevel=1)
+                            self._resume.undelivered.add(key)  # (before: never delivered, the campaign hung)
+                            self._replace_deliveries(key)
                             continue
                         if not self._futures[key].done():  # changed since (submit warned): it runs again, and
                             continue                        # its new result reaches the agents when it ends

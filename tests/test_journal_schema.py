@@ -155,7 +155,7 @@ def test_the_outline_finds_undelivered_results_among_burst_rows(tmp_path):
     j.close()
     conn = journal_mod.connect(tmp_path / "journal.db", readonly=True)
     try:
-        last, undelivered, started = journal_mod.replay_outline(conn)
+        last, undelivered, started, _ = journal_mod.replay_outline(conn)
         assert (last, started) == (4, True)
         assert undelivered == {4, 6, 7, 8, 9, 16, 17, 18, 19, 20}
         assert journal_mod.delivered_keys(conn) == [1, 2, 3, 5, 10, 11, 12, 13, 14, 15]
