@@ -135,7 +135,7 @@ class Campaign(LoopSide, Closing, SteeringLoop):
             raise
         self._blobs = blobs.Store(self.directory)  # large task arguments, stored once
         # On resume the journal is read as the script submits and as the replay goes, never loaded whole.
-        self._resume = JournalReplay(self.journal.path) if self.resumed else None
+        self._resume = JournalReplay(self.journal.path, before_run=sys.maxsize) if self.resumed else None
         self._seq = self._resume.last_seq if self._resume is not None else 0
         self.journal.put("meta", "allocation", json.dumps(self.allocation.describe()))
         nodes = [(n.name, n.cores, n.gpus) for n in self.allocation.nodes]  # for reports: Gantt rows, quota idle
@@ -494,9 +494,14 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         for key, future in list(self._futures.items()):
             state = "interrupted" if key in self._interrupted else future.state.value  # as the journal says
             counts[state] = counts.get(state, 0) + 1
+        elapsed = self._elapsed()
+        earlier = (self._resume.earlier_drivers, self._resume.earlier_wall_s) if self._resume is not None else (0, 0.0)
+        # elapsed_s: this driver's run(); campaign_elapsed_s: every driver's, summed (after resumes: the whole
+        # campaign's wall time, the gaps between a killed driver and its resume not counted)
         return {"directory": str(self.directory), "tasks": self._next_key - 1, "states": counts,
-                "results_seen": self._results_seen, "elapsed_s": self._elapsed(), "stop_reason": self._stop_reason,
-                "resumed": self.resumed, "unhandled_failures": len(self.unhandled)}
+                "results_seen": self._results_seen, "elapsed_s": elapsed, "stop_reason": self._stop_reason,
+                "resumed": self.resumed, "unhandled_failures": len(self.unhandled),
+                "drivers": earlier[0] + 1, "campaign_elapsed_s": earlier[1] + elapsed}
 
     def futures(self) -> dict[int, TaskFuture]:
         """Futures of the tasks not yet delivered to the agents, and of delivered ones someone still holds."""

@@ -32,7 +32,8 @@ class JournalReplay:
     key); a key out of that order (a script that changed) starts a new chunk there.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, before_run: int | None = None) -> None:
+        """``before_run``: this driver's run id (the drivers before it are the earlier ones)."""
         self.conn = journal_mod.connect(path, readonly=True)
         #: the last steering seq; the keys committed but never delivered (the crash window); whether it had started;
         #: keys whose journaled deliveries up to a seq do not count (journal ``replaced``: key -> that seq)
@@ -40,6 +41,8 @@ class JournalReplay:
         #: results of keys submitted again but not yet delivered to the agents
         self.stored: dict[int, journal_mod.StoredResult] = {}
         self.last_key = self.conn.execute("SELECT MAX(key) FROM tasks").fetchone()[0] or 0
+        #: the drivers that ran the campaign before this one, and their wall time summed (`journal.drivers_wall`)
+        self.earlier_drivers, self.earlier_wall_s = journal_mod.drivers_wall(self.conn, before_run=before_run)
         self._chunk: dict[int, tuple] = {}
         self._low = self._high = 0  # the keys [low, high) the chunk covers (a key in it but absent: not journaled)
 

@@ -120,7 +120,9 @@ def evaluate(args, directory, smiles, truth, d, learner, ip, summary) -> dict:
     drift = max((abs(v - values[c]) for c, v in simulated), default=0.0)
     print(f"Learner (ML-about): {learner.models} models registered, {learner.rankings} re-rankings of the pool; "
           f"{len(simulated)} simulations matched the ground-truth file within {drift:.4f} eV. "
-          f"Campaign wall time {summary['elapsed_s']:.1f} s on {trace.slots} simulation slots.")
+          f"Campaign wall time {summary['campaign_elapsed_s']:.1f} s on {trace.slots} simulation slots"
+          + (f" (resumed: {summary['drivers']} drivers, summed; this one {summary['elapsed_s']:.1f} s)."
+             if summary["drivers"] > 1 else "."))
     best_found = min((values[c] for c, _ in simulated), default=float("nan"))
     from steerflow.observe.report import build
 
@@ -137,7 +139,8 @@ def evaluate(args, directory, smiles, truth, d, learner, ip, summary) -> dict:
     return {"effective_performance": result.as_dict(), "surrogate": stats.as_dict(), "surrogate_speedup": speed,
             "models": learner.models, "rankings": learner.rankings, "ground_truth_max_deviation_ev": drift,
             "best_simulated_ip_ev": best_found, "pool_minimum_ev": min(values.values()),
-            "candidates": len(smiles), "simulations": len(simulated), "elapsed_s": summary["elapsed_s"],
+            "candidates": len(smiles), "simulations": len(simulated), "elapsed_s": summary["campaign_elapsed_s"],
+            "drivers": summary["drivers"], "this_driver_elapsed_s": summary["elapsed_s"],
             "heuristic_after_the_fact_simulations": best_sims, "mean_core_utilisation_pct": util,
             "simulation_core_utilisation_pct": sim_util}
 

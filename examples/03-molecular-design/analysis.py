@@ -145,16 +145,12 @@ def core_seconds(camp_dir: str) -> dict[str, Any]:
     """Busy core-seconds per pool (every task's holds, steerflow.observe.timeline) and the wall time of all drivers."""
     from steerflow.observe import timeline
 
+    from steerflow import journal
+
     tl = timeline.read(camp_dir)
     conn = sqlite3.connect(f"file:{os.path.join(camp_dir, 'journal.db')}?mode=ro", uri=True, timeout=30)
-    try:
-        runs = list(conn.execute("SELECT started, ended FROM runs ORDER BY id"))
-        wall = 0.0
-        for i, (start, end) in enumerate(runs):
-            if end is None:  # a driver killed with -9 wrote no end: its last journaled state change is its end
-                upto = runs[i + 1][0] if i + 1 < len(runs) else time.time()
-                end = conn.execute("SELECT max(ts) FROM states WHERE ts >= ? AND ts < ?", (start, upto)).fetchone()[0]
-            wall += (end or start) - start
+    try:  # (a driver killed with -9 wrote no end: its last journaled state change is its end)
+        drivers, wall = journal.drivers_wall(conn)
     finally:
         conn.close()
     by_pool: dict[str, float] = {}
@@ -164,7 +160,7 @@ def core_seconds(camp_dir: str) -> dict[str, Any]:
         count[hold.pool] = count.get(hold.pool, 0) + 1
     busy = sum(by_pool.values())
     return {"wall_s": wall, "cores": tl.cores, "core_s_by_pool": by_pool, "tasks_by_pool": count,
-            "utilization_pct": 100.0 * busy / (tl.cores * wall) if wall > 0 else 0.0, "driver_starts": len(runs)}
+            "utilization_pct": 100.0 * busy / (tl.cores * wall) if wall > 0 else 0.0, "driver_starts": drivers}
 
 
 def analyse(directory: str, rows: list[dict], designer: Any, config: Any, args: Any) -> dict[str, Any]:

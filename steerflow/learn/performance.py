@@ -82,6 +82,29 @@ class Evaluation:
     source: str = "simulation"  # or "surrogate": answered by a model within its error bound, not simulated
 
 
+def _without_gaps(spans: list[tuple[float, float]]) -> Callable[[float], float]:
+    """A clock that stops while no driver ran: t -> the first driver's start + the drivers' time before t."""
+    if len(spans) < 2:
+        return lambda t: t
+    import bisect
+
+    starts = [s for s, _ in spans]
+    before = [0.0]  # drivers' time before each span's start
+    for s, e in spans[:-1]:
+        before.append(before[-1] + e - s)
+
+    def clock(t: float) -> float:
+        if not isinstance(t, (int, float)) or not math.isfinite(t):
+            return t
+        i = bisect.bisect_right(starts, t) - 1
+        if i < 0:
+            return t
+        s, e = spans[i]
+        return starts[0] + before[i] + (min(t, e) - s if i + 1 < len(spans) else t - s)
+
+    return clock
+
+
 @dataclass
 class Trace:
     """The simulations of a run, in completion order, and the run's start time and slot count."""
@@ -100,6 +123,8 @@ class Trace:
 
         With ``surrogate_answers``, a surrogate's substituted answers (steering events
         ``surrogate:NAME`` carrying a candidate tag) count as evaluations too, marked as such.
+        A resumed campaign's times count only while a driver ran: the time between a killed
+        driver and its resume is left out (`journal.driver_spans`).
         """
         import pickle
 
@@ -116,8 +141,10 @@ class Trace:
                                         "'surrogate:%' ORDER BY seq")) if surrogate_answers else []
             start_row = conn.execute("SELECT MIN(started) FROM runs").fetchone()
             cores = conn.execute("SELECT MAX(cores) FROM runs").fetchone()
+            spans = journal_mod.driver_spans(conn)
         finally:
             conn.close()
+        clock = _without_gaps(spans)
         evaluations = []
         for key, task_pool, tags, _ in tasks:
             stored = results.get(key)
@@ -127,13 +154,13 @@ class Trace:
             if cand is None:
                 continue
             value = stored.load() if stored.ok else None
-            evaluations.append(Evaluation(cand, value, stored.started, stored.ended, stored.ok))
+            evaluations.append(Evaluation(cand, value, clock(stored.started), clock(stored.ended), stored.ok))
         for _, payload in answers:
             answer = pickle.loads(payload) if payload else {}
             cand = candidate(tuple(answer.get("tags", ())))
             if cand is not None:
-                evaluations.append(Evaluation(cand, answer.get("value"), answer["time"], answer["time"], True,
-                                              "surrogate"))
+                at = clock(answer["time"])
+                evaluations.append(Evaluation(cand, answer.get("value"), at, at, True, "surrogate"))
         evaluations.sort(key=lambda e: e.ended)
         start = float(start_row[0]) if start_row and start_row[0] else (evaluations[0].started if evaluations else 0.0)
         return cls(evaluations, start, slots or _concurrency(evaluations) or int(cores[0] or 1), label)
