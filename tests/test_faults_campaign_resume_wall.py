@@ -88,6 +88,27 @@ def test_the_summary_and_the_trace_of_a_resumed_campaign_count_only_the_drivers_
     assert 0 < latest < 120, latest  # seconds of campaign time, not the 5,000 s since the first driver's start
     goal = learn.Goal.top({i: float(i) for i in range(16)}, count=16, needed=16, goal="min")
     assert trace.solved(goal)[1] < 120
+    from steerflow.observe import metrics
+
+    result = metrics.compute(directory)  # `steerflow report`: utilisation over the time drivers ran
+    assert result["ttc_s"] > GAP and 0 < result["drivers_s"] < 120, result
+    assert result["utilization_mean_pct"]["cores"] > 10, result["utilization_mean_pct"]  # was 0.04 %
+
+
+def test_the_report_of_a_campaign_stopped_and_resumed_leaves_out_the_time_between(tmp_path):
+    """A driver that ended cleanly (its end journaled), resumed 5,000 s later."""
+    from steerflow.observe import metrics
+
+    script, directory = tmp_path / "camp.py", tmp_path / "run"
+    script.write_text(SCRIPT.replace("range(16)", "range(4)"))
+    for _ in range(2):
+        out = subprocess.run([sys.executable, str(script), str(directory)], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        _shift(directory, GAP)
+    result = metrics.compute(directory)
+    assert result["ttc_s"] > GAP and result["drivers_s"] < 120, result
+    assert result["utilization_mean_pct"]["cores"] > 5, result["utilization_mean_pct"]
 
 
 def test_a_campaign_run_by_one_driver_keeps_its_times(tmp_path):

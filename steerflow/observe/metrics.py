@@ -6,8 +6,10 @@ throughput, ETA); `task_table(timeline)` lists every task's timestamps.
 
 Definitions (all in seconds of the driver's clock unless named *_pct or *_ms):
 - ttc_s: first submission to the last task's end (to now while the campaign runs);
-- utilisation: resources held by placed attempts over capacity, between the first submission
-  and the end of the campaign (a paused task still holds its resources);
+- drivers_s: the part of ttc_s in which a driver ran (a resumed campaign: without the time between a
+  killed or stopped driver's last write and the next driver's start; else ttc_s);
+- utilisation: resources held by placed attempts over capacity, in the time drivers ran between the
+  first submission and the end of the campaign (a paused task still holds its resources);
 - idle while queued: capacity that was free while tasks waited, integrated over time, with the
   reason the waiting work did not use it: ``quota`` (its pool is at its quota), ``blocked_large``
   (every queued task of the pool needs more than is free), ``dependency`` (the waiting tasks'
@@ -57,6 +59,7 @@ def compute(directory: str | Path | Timeline, now: float | None = None,
         "directory": str(tl.directory), "live": tl.live, "complete": complete,
         "capacity": {"cores": tl.cores, "gpus": tl.gpus, "nodes": len(tl.nodes)},
         "ttc_s": tl.last - tl.first if tl.tasks else 0.0,
+        "drivers_s": driver_seconds(tl) if tl.tasks else 0.0,
         "tasks": dict(sorted(states.items())), "tasks_by_pool": by_pool,
         "attempts": dict(sorted(attempts.items())),
         "utilization_mean_pct": {"cores": util["mean_cores_pct"], "gpus": util["mean_gpus_pct"]},
@@ -113,8 +116,14 @@ def binned(times: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarr
     return np.divide(np.diff(at), width, out=np.zeros_like(width), where=width > 0)
 
 
+def driver_seconds(tl: Timeline) -> float:
+    """The time between the first submission and the end in which a driver ran (see ``drivers_s``)."""
+    gaps = sum(max(0.0, min(b, tl.last) - max(a, tl.first)) for a, b in tl.gaps)
+    return max(0.0, tl.last - tl.first - gaps)
+
+
 def utilisation(tl: Timeline) -> dict[str, Any]:
-    span = max(tl.last - tl.first, 1e-9)
+    span = max(driver_seconds(tl), 1e-9)
     core_s, gpu_s = held_seconds(tl.holds)
     by_pool: dict[str, dict[str, float]] = {}
     for pool in sorted({h.pool for h in tl.holds}):

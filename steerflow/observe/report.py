@@ -49,7 +49,8 @@ def command(directory: str | Path, out: str | Path | None = None, as_json: bool 
     result = build(directory, out)
     where = Path(out) if out is not None else Path(directory) / "report"
     util = result["utilization_mean_pct"]
-    print(f"time to completion {result['ttc_s']:.1f} s; cores {util['cores']:.1f} % busy, GPUs {util['gpus']:.1f} %; "
+    print(f"time to completion {result['ttc_s']:.1f} s{_drivers_text(result)}; cores {util['cores']:.1f} % busy, "
+          f"GPUs {util['gpus']:.1f} %; "
           f"idle while queued {result['idle_while_queued_core_s']:.1f} core-s; of the tasks' time from ready to "
           f"result, {waiting_pct(result):.1f} % waiting for resources and "
           f"{result['framework_overhead_share_pct']:.1f} % steerflow's overhead; tasks: "
@@ -97,9 +98,16 @@ def _fmt(x: Any, digits: int = 1) -> str:
     return html.escape(str(x))
 
 
+def _drivers_text(result: dict[str, Any]) -> str:
+    """`` (drivers ran X s of it)`` for a resumed campaign with time between its drivers (utilisation counts X)."""
+    ran = result.get("drivers_s", result["ttc_s"])
+    return f" (drivers ran {ran:,.1f} s of it)" if result["ttc_s"] - ran > 0.05 else ""
+
+
 def cards(result: dict[str, Any]) -> str:
     util = result["utilization_mean_pct"]
-    items = [("elapsed so far" if result["live"] else "time to completion", f"{result['ttc_s']:,.1f} s", "ttc_s"),
+    items = [("elapsed so far" if result["live"] else "time to completion",
+              f"{result['ttc_s']:,.1f} s{_drivers_text(result)}", "ttc_s"),
              ("cores busy (mean)", f"{util['cores']:.1f} %", "utilization_cores"),
              ("GPUs busy (mean)", f"{util['gpus']:.1f} %" if result["capacity"]["gpus"] else "no GPUs",
               "utilization_gpus"),

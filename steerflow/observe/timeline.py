@@ -82,6 +82,7 @@ class Timeline:
     meta: dict[str, Any] = field(default_factory=dict)
     first: float = 0.0  # first submission
     last: float = 0.0  # last thing that happened (or now, while live)
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (from, to): no driver ran (a resume came later)
 
 
 def open_journal(directory: str | Path, any_thread: bool = False) -> sqlite3.Connection:
@@ -174,7 +175,7 @@ class Follower:
             tasks, results, learning = dict(self.tasks), dict(self.results), list(self.learning)
             series = {k: list(v) for k, v in self.series.items()}
         tl = Timeline(self.directory, end, live, nodes, cores, gpus, quotas + self.quotas, tasks, results, holds, waits,
-                      learning, series, meta, first, end)
+                      learning, series, meta, first, end, _gaps(runs, replay.gaps))
         self.cost_s = time.perf_counter() - started
         return tl
 
@@ -319,6 +320,7 @@ class _Replay:
     open_waits: dict[int, Wait]
     last: float
     pending_runs: list[float] = field(default_factory=list)  # later driver starts not yet passed
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (a driver's last write, the next one's start)
 
     def feed(self, states: Any, tasks: dict[int, tuple], results: dict[int, tuple], run_starts: list[float],
              unsplit: dict[int, list[Wait]]) -> None:
@@ -329,6 +331,8 @@ class _Replay:
         for _, key, state, ts, attempt, where in states:  # (rowid, key, state, ts, attempt, nodes)
             while ts >= next_run:
                 _interrupt(open_holds, open_waits, holds, waits, last)
+                if last and next_run > last:
+                    self.gaps.append((last, next_run))
                 next_run = self.pending_runs.pop(0) if self.pending_runs else math.inf
             last = ts if ts > last else last
             if state == "running":
@@ -356,6 +360,18 @@ class _Replay:
         if next_run < math.inf:
             self.pending_runs.insert(0, next_run)
         self.last = last
+
+
+def _gaps(runs: list[tuple], killed: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(from, to) in which no driver ran: a driver's end (a killed one: its last state change, ``killed``) to the
+    next driver's start."""
+    last_write = {start: at for at, start in killed}
+    gaps = []
+    for before, run in zip(runs, runs[1:]):
+        end = before[1] if before[1] is not None else last_write.get(run[0])
+        if run[0] and end is not None and run[0] > end:
+            gaps.append((end, run[0]))
+    return gaps
 
 
 def _end_wait(wait: Wait, end: float, results: dict[int, tuple], waits: list[Wait],
