@@ -206,8 +206,9 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
                              "ids must be unique among waiting and placed requests.")
         ckey = (req.pool, req.ranks, req.cores_per_rank, req.gpus_per_rank, req.memory_mb_per_rank, req.nodes,
                 req.priority)
-        cls = self._classes.get(ckey)
-        if cls is None:
+        try:
+            cls = self._classes[ckey]  # (a subscript, not .get(): no method call)
+        except KeyError:
             cls = self._new_class(req, ckey)
         seq = self._seq = self._seq + 1
         item = waiting[rid] = (cls.base + seq, cls, req)
@@ -287,21 +288,22 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
         pno = self._pass = self._pass + 1  # a key whose head fails is marked with it (see _Class.mark)
         waiting = self._waiting
         records = self._placed
-        # scratch containers, reused from pass to pass, touched only once a head is blocked (cleared at the end):
+        # scratch containers, reused from pass to pass, written only once a head is blocked (cleared at the end):
+        # blocked: the queues whose head is blocked for want of room (or by a quota) in this pass
         # closed: pools reserved by a quota-blocked request
         # pool_stop: pool -> its placement count at which a quota-blocked request reserves it
         # (and self._pool_count: pool -> placements in it since the pass's first quota-blocked request;
         # self._fails: rank shape -> fewest ranks that found no room in this pass, written by _try)
+        blocked = self._blocked
         closed = self._closed
         pool_stop = self._pool_stop
         # (NodeIndex's lists, for the short path)
         cols, buckets, gs, pos, gcount, fcl, fgl, nc, ng, isfree, min_c = self._lists
-        blocked = None  # the queues whose head is blocked in this pass (self._blocked), once one is
         fenced = -1  # the node a reservation drains in this pass, out of the buckets until the pass ends
-        fenced_item = None
         placed = 0
         i = 0
-        while i < len(heads):
+        n_heads = len(heads)  # (kept in step with heads below)
+        while i < n_heads:
             item = heads[i]
             cls = item[1]
             if cls.mark[0] == pno or (closed and cls.pool in closed):
@@ -310,17 +312,15 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
             req = item[2]
             if cls.fast:  # one rank, no memory, no quota: the common request, in a quicker way
                 # NodeIndex._take for one rank without memory, written out (no call: -4.4 % machine instructions
-                # a decision with the short path of release(), in scheduler_room). The best fit is the last node of the first
-                # non-empty bucket with >= k free cores and >= g free GPUs (by free cores, then free GPUs); it
-                # gives its k lowest free cores and g lowest free GPUs. tests/test_scheduler_invariants.py checks
-                # the buckets and masks after every step, test_scheduler_decisions.py pins the decisions.
+                # a decision with the short path of release(), in scheduler_room). The best fit is the last node
+                # of the first non-empty bucket with >= k free cores and >= g free GPUs (by free cores, then free
+                # GPUs); it gives its k lowest free cores and g lowest free GPUs. tests/test_scheduler_invariants.py
+                # checks the buckets and masks after every step, test_scheduler_decisions.py pins the decisions.
                 k = cls.k
                 g = cls.g
                 base = k * gs
                 bits = (self._bm & cols[g] if g else self._bm) >> base
-                if not bits:
-                    result = _NO_ROOM
-                else:
+                if bits:
                     j = base + (bits & -bits).bit_length() - 1  # the best fit's bucket
                     b = buckets[j]
                     node = b.pop()
@@ -361,85 +361,125 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
                         isfree[node] = False
                         self._wf ^= 1 << node
                     self._free_c -= k
-                    held = records[req.id] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
+                    rid = req.id
+                    held = records[rid] = (node, fc ^ rest, gmask, k, g, 0, cls.ckey)
                     # Placement(req, None, held) without its __init__'s Python frame (~2 % of a decision's machine
                     # instructions; its three fields, as placement.Placement.__init__ sets them)
                     result = _new(Placement)
                     result.request = req
                     result._slots = None
                     result._held = held
-            elif cls.checked and (cls.need_c > self._free_c or cls.need_g > self._free_g or not self._bm >> cls.k * self._gs):
-                result = _NO_ROOM  # no node has the cores for one of its ranks: what _try would say, said sooner
-            else:
-                result = self._try(cls, req)
-            if result.__class__ is Placement:
-                out.append(result)  # type: ignore[arg-type]
-                placed += 1
-                del waiting[req.id]
-                queue = cls.queue
-                queue.popleft()
-                cls.bypass = 0
-                if queue:  # its next request is tried in this pass too, in its turn
-                    nxt = queue[0]
-                    if not self._stale or waiting.get(nxt[2].id) is nxt:
-                        if i + 1 == len(heads) or heads[i + 1][0] > nxt[0]:  # (orders differ: no tie)
-                            heads[i] = nxt  # still the first in order from here
+                    # (what follows a placement, as below for the general path: written out here, so that this
+                    # path asks no question of its result)
+                    out.append(result)
+                    placed += 1
+                    del waiting[rid]
+                    queue = cls.queue
+                    queue.popleft()
+                    cls.bypass = 0
+                    if queue:  # its next request is tried in this pass too, in its turn
+                        nxt = queue[0]
+                        if not self._stale or waiting.get(nxt[2].id) is nxt:
+                            if i + 1 == n_heads or heads[i + 1][0] > nxt[0]:  # (orders differ: no tie)
+                                heads[i] = nxt  # still the first in order from here
+                            else:
+                                del heads[i]
+                                insort(heads, nxt, i)
                         else:
                             del heads[i]
-                            insort(heads, nxt, i)
+                            self._advance(cls, i)
+                            n_heads = len(heads)
                     else:
                         del heads[i]
-                        self._advance(cls, i)
-                else:
-                    del heads[i]
-                if pool_stop:  # some request is blocked by its pool's quota: count the placements by pool
-                    pool_count = self._pool_count
-                    pool = cls.pool
-                    c = pool_count[pool] = pool_count.get(pool, 0) + 1
-                    if pool_stop.get(pool) == c:
-                        closed.add(pool)
-                if placed == stop or not self._free_c:
-                    break  # (every request needs a core: with none free nothing more can start)
-                continue
-            # its head is blocked: the placements after it in this pass bypass it (counted at the end)
+                        n_heads -= 1
+                    if pool_stop:  # some request is blocked by its pool's quota: count the placements by pool
+                        pool_count = self._pool_count
+                        pool = cls.pool
+                        c = pool_count[pool] = pool_count.get(pool, 0) + 1
+                        if pool_stop.get(pool) == c:
+                            closed.add(pool)
+                    if placed == stop or not self._free_c:
+                        break  # (every request needs a core: with none free nothing more can start)
+                    continue
+            elif cls.checked and (cls.need_c > self._free_c or cls.need_g > self._free_g or not self._bm >> cls.k * gs):
+                pass  # no node has the cores for one of its ranks: what _try would say, said sooner
+            else:
+                result = self._try(cls, req)
+                if result.__class__ is Placement:  # (as on the short path above)
+                    out.append(result)  # type: ignore[arg-type]
+                    placed += 1
+                    del waiting[req.id]
+                    queue = cls.queue
+                    queue.popleft()
+                    cls.bypass = 0
+                    if queue:
+                        nxt = queue[0]
+                        if not self._stale or waiting.get(nxt[2].id) is nxt:
+                            if i + 1 == n_heads or heads[i + 1][0] > nxt[0]:
+                                heads[i] = nxt
+                            else:
+                                del heads[i]
+                                insort(heads, nxt, i)
+                        else:
+                            del heads[i]
+                            self._advance(cls, i)
+                            n_heads = len(heads)
+                    else:
+                        del heads[i]
+                        n_heads -= 1
+                    if pool_stop:
+                        pool_count = self._pool_count
+                        pool = cls.pool
+                        c = pool_count[pool] = pool_count.get(pool, 0) + 1
+                        if pool_stop.get(pool) == c:
+                            closed.add(pool)
+                    if placed == stop or not self._free_c:
+                        break
+                    continue
+                if result != _NO_ROOM:  # blocked by its pool's quota
+                    i += 1
+                    cls.mark[0] = pno
+                    self._blocked_by_quota(cls, self._budget - cls.bypass)
+                    continue
+            # its head is blocked for want of room: the placements after it in this pass bypass it (counted at
+            # the end)
             i += 1
             cls.mark[0] = pno
             left = self._budget - cls.bypass
-            blocked = self._blocked
-            if result == _NO_ROOM:
-                if left <= 0:  # reservation
-                    if cls.ranks == 1 and cls.nodes is None:
-                        if self._n == 1:
-                            if self.estimator is not None:  # what ends before it could start
-                                placed = self._backfill_shadow(cls, i, out, placed, stop, pno, False)
-                        elif fenced < 0:  # on one node: what comes after it runs on the others
-                            fenced = self._fence(cls, req.id)
-                            if fenced >= 0:
-                                fenced_item = item
-                                continue
-                    break  # nothing after it starts
-                cls.at = placed
-                blocked.append(cls)
-                if placed + left < stop:
-                    stop = placed + left
-            else:
-                self._blocked_by_quota(cls, left)
+            if left <= 0:  # reservation
+                if cls.ranks == 1 and cls.nodes is None:
+                    if self._n == 1:
+                        if self.estimator is not None:  # what ends before it could start
+                            placed = self._backfill_shadow(cls, i, out, placed, stop, pno, False)
+                    elif fenced < 0:  # on one node: what comes after it runs on the others
+                        fenced = self._fence(cls, req.id)
+                        if fenced >= 0:
+                            fenced_item = item
+                            continue
+                break  # nothing after it starts
+            cls.at = placed
+            blocked.append(cls)
+            if placed + left < stop:
+                stop = placed + left
         if fenced >= 0:
             self._bucket(fenced)
             if self.estimator is not None and placed < stop and self._free_c:  # and on it, what ends in time
                 self._fails.clear()  # (what failed with the node out of the buckets may fit it)
                 placed = self._backfill_shadow(fenced_item[1], bisect_left(heads, fenced_item[:1]) + 1, out, placed,
                                                stop, pno, True)
-        if blocked is not None:  # each blocked head was bypassed by the placements made after it blocked
+        if blocked:  # each blocked head was bypassed by the placements made after it blocked
             pool_count = self._pool_count
             for cls in blocked:
                 at = cls.at
                 cls.bypass += (placed - at) if at >= 0 else (pool_count.get(cls.pool, 0) - ~at)
             blocked.clear()
-            pool_count.clear()
+        if pool_stop:  # (pool_count is written only while pool_stop holds something)
+            self._pool_count.clear()
             pool_stop.clear()
+        if closed:
             closed.clear()
-            self._fails.clear()  # (written only by a head that failed: blocked)
+        if self._fails:  # (written only by a head that failed: blocked)
+            self._fails.clear()
         return out
 
     # ---- nodes that join and leave (engines whose allocation changes while it runs) ----------------
