@@ -305,11 +305,10 @@ class Scheduler(NodeIndex, SchedulerRoom, SchedulerQueries, ShadowBackfill):
         n_heads = len(heads)  # (kept in step with heads below)
         while i < n_heads:
             item = heads[i]
-            cls = item[1]
+            _, cls, req = item
             if cls.mark[0] == pno or (closed and cls.pool in closed):
                 i += 1  # its key failed in this pass (identical shapes fail alike), or its pool is reserved
                 continue
-            req = item[2]
             if cls.fast:  # one rank, no memory, no quota: the common request, in a quicker way
                 # NodeIndex._take for one rank without memory, written out (no call: -4.4 % machine instructions
                 # a decision with the short path of release(), in scheduler_room). The best fit is the last node
