@@ -37,7 +37,7 @@ from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
-from .dask_comms import ClusterSide, NodeLink, natural_key, send_function
+from .dask_comms import ADDRESS_HINT, ClusterSide, NodeLink, natural_key, send_function
 from .dask_remake import Remake
 
 log = logging.getLogger("steerflow.dask")
@@ -96,6 +96,7 @@ class DaskEngine(Remake, ClusterSide):
         self._by_address: dict[str, int] = {}
         self._connecting: set[str] = set()
         self._refused: dict[str, str] = {}  # worker address -> why it is no node (a wrong declaration)
+        self._reached = False  # a connection to the scheduler's address was accepted (see discover's errors)
         self._allocation: Allocation | None = None
         self._run_dir: Path | None = None
         self._started = False
@@ -161,6 +162,12 @@ class DaskEngine(Remake, ClusterSide):
                 break
             if time.monotonic() > deadline:
                 self.shutdown()
+                if self.client is None:  # (the workers were never the question)
+                    raise AllocationError(
+                        f"No Dask scheduler answered at {self.address or 'the cluster being started'} within "
+                        f"{self.connect_timeout:g} s" + (": something accepts connections there, but it did not answer "
+                                                         f"as a Dask scheduler. {ADDRESS_HINT}" if self._reached
+                                                         else ". Check that the scheduler runs and can be reached."))
                 raise AllocationError(
                     f"Only {online} of {want} Dask worker(s) with the steerflow agent connected within "
                     f"{self.connect_timeout:g} s (scheduler {self.scheduler_address}). Check that the workers "

@@ -86,6 +86,7 @@ class ClusterSide:
     _main_task: asyncio.Task
     _refs: dict[str, int]
     _refused: dict[str, str]
+    _reached: bool
     _tasks: dict[int, tuple[int, int, frozenset[int]]]
     _kills: dict[int, tuple[float, int, int]]
     kill_answer_s: float
@@ -133,11 +134,21 @@ class ClusterSide:
             self.cluster = await self._start_jobqueue(dict(self.jobqueue_spec))
             address = self.cluster
         if isinstance(address, str):
-            await fail_if_refused(address, self.security, min(5.0, self.connect_timeout))
+            self._reached = await fail_if_refused(address, self.security, min(5.0, self.connect_timeout))
         kwargs: dict[str, Any] = {"asynchronous": True, "timeout": self.connect_timeout}
         if self.security is not None and not hasattr(address, "scheduler_address"):
             kwargs["security"] = self.security
-        self.client = await Client(address, **kwargs)
+        try:
+            self.client = await Client(address, **kwargs)
+        except Exception as exc:
+            if self._reached and not_a_scheduler(exc):
+                raise ConnectionError(f"something listens at {address}, but it did not answer as a Dask scheduler "
+                                      f"({type(exc).__name__}: {str(exc)[:200]}). {ADDRESS_HINT}") from exc
+            raise
+        if self.security is None:  # TLS set up in Dask's own configuration: the client took it, our comms need it too
+            security = getattr(self.client, "security", None)
+            if security is not None and security.get_connection_args("client").get("ssl_context") is not None:
+                self.security = security
         await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
 
     async def _start_jobqueue(self, spec: dict[str, Any]) -> Any:
@@ -333,23 +344,32 @@ class ClusterSide:
             getattr(self.cluster, "_steerflow_undo", lambda: None)()
 
 
-async def fail_if_refused(address: str, security: Any, within: float) -> None:
+async def fail_if_refused(address: str, security: Any, within: float) -> bool:
     """Raise at once where nothing listens at the scheduler's address (every connection refused for ``within``
     seconds), instead of after the whole connect timeout; any other failure (a timeout: the host may be
-    starting) is left to the client's own, longer, wait."""
+    starting) is left to the client's own, longer, wait. True: a connection was accepted there."""
     from distributed.comm.addressing import parse_address
     from distributed.comm.registry import get_backend
 
     scheme, loc = parse_address(address)
     connector = get_backend(scheme).get_connector()
-    args = security.get_connection_args("client") if security is not None else {}
+    if security is None:  # (Dask's own configuration, as the client will use it)
+        from distributed.security import Security
+
+        security = Security()
+    args = security.get_connection_args("client")
+    if scheme == "tls" and args.get("ssl_context") is None:
+        raise ValueError(f"{address} is a TLS address, and no TLS certificates were given: give the campaign's "
+                         "(DaskEngine(security=steerflow.engines.dask_tls.security_for(DIR)), or STEERFLOW_DASK_TLS_CA, "
+                         "STEERFLOW_DASK_TLS_CERT and STEERFLOW_DASK_TLS_KEY, or Dask's own TLS configuration), or "
+                         "use tcp:// where the scheduler does not use TLS.")
     deadline = time.monotonic() + within
     while True:
         try:
             comm = await asyncio.wait_for(connector.connect(loc, **args), max(0.1, deadline - time.monotonic()))
         except Exception as exc:  # noqa: BLE001 - anything but a refusal: the client decides, with its message
             if "ConnectionRefusedError" not in f"{type(exc).__name__}: {exc}":
-                return
+                return False
             if time.monotonic() >= deadline:
                 raise ConnectionRefusedError(
                     f"nothing listens at {address} (every connection refused for {within:g} s). Check the "
@@ -358,7 +378,24 @@ async def fail_if_refused(address: str, security: Any, within: float) -> None:
             await asyncio.sleep(0.2)
             continue
         comm.abort()
-        return
+        return True
+
+
+#: what to check when the address is wrong
+ADDRESS_HINT = ("Check the address: the scheduler's comm port (8786 unless it was started with another), not its "
+                "dashboard's (8787); and its scheme: tls:// where the scheduler uses TLS (with its certificates), "
+                "tcp:// otherwise.")
+
+
+def not_a_scheduler(exc: BaseException) -> bool:
+    """Whether a client's failure to connect looks like a peer that does not speak Dask's protocol (an HTTP
+    server, another service: it closes the stream at the handshake, or answers bytes that decode to nonsense),
+    rather than a timeout or a TLS problem, which Dask's own messages explain."""
+    text = f"{type(exc).__name__}: {exc}"
+    if any(word in text for word in ("TLS", "SSL", "certificate", "encryption", "Timed out trying")):
+        return False
+    return isinstance(exc, (MemoryError, ValueError, TypeError, EOFError)) or any(
+        word in text for word in ("CommClosedError", "Stream is closed", "handshake", "unpack", "Unpack", "reset by peer"))
 
 
 def keep_script_out_of_workers() -> Callable[[], None]:
