@@ -118,6 +118,10 @@ def spec_blob(store: Store, spec: TaskSpec) -> bytes | None:
             kwargs = {k: _by_reference(store, v) for k, v in spec.kwargs.items()}
             fn = f"{getattr(spec.fn, '__module__', '?')}:{getattr(spec.fn, '__qualname__', type(spec.fn).__name__)}"
             blob = serialize.dumps_inband({"fn": spec.label(), "function": fn, "args": args, "kwargs": kwargs})
+            if len(blob) > THRESHOLD:  # many arguments each under the bound (100 strings of 15 KB made 1.5 MB a
+                # task in the journal): all of them stored once as one blob, the journal keeps a reference
+                whole = store.put(serialize.dumps_inband((args, kwargs)))
+                blob = serialize.dumps_inband({"fn": spec.label(), "function": fn, "args": whole, "kwargs": {}})
             if not args and not kwargs:
                 try:
                     _BARE[spec.fn] = (spec.label(), blob)
@@ -125,7 +129,11 @@ def spec_blob(store: Store, spec: TaskSpec) -> bytes | None:
                     pass
             return blob
         if isinstance(spec, Executable):
-            return serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
+            blob = serialize.dumps_inband({"argv": spec.argv, "ranks": spec.ranks, "cwd": spec.cwd})
+            if len(blob) > THRESHOLD:  # a command line of up to ARG_MAX (2 MB): stored once, referenced
+                blob = serialize.dumps_inband({"argv": store.put(serialize.dumps_inband(spec.argv)),
+                                               "ranks": spec.ranks, "cwd": spec.cwd})
+            return blob
     except Exception:  # noqa: BLE001 - args with futures or unpicklable objects: keep what we can
         return None
     return None
@@ -134,6 +142,10 @@ def spec_blob(store: Store, spec: TaskSpec) -> bytes | None:
 def load_spec(directory: Path, blob: bytes, resolve: bool = False) -> dict[str, Any]:
     """A journaled description; with ``resolve``, references are replaced by the stored arguments."""
     spec = serialize.loads(blob)
+    if resolve and isinstance(spec, dict) and isinstance(spec.get("args"), BlobRef):  # every argument in one blob
+        spec["args"], spec["kwargs"] = load(directory, spec["args"])
+    if resolve and isinstance(spec, dict) and isinstance(spec.get("argv"), BlobRef):
+        spec["argv"] = load(directory, spec["argv"])
     if resolve and isinstance(spec, dict) and "args" in spec:
         spec["args"] = tuple(load(directory, a) if isinstance(a, BlobRef) else a for a in spec["args"])
         spec["kwargs"] = {k: load(directory, v) if isinstance(v, BlobRef) else v for k, v in spec["kwargs"].items()}

@@ -83,6 +83,7 @@ def _text(field: str, value: Any, what: str, empty: bool = False) -> str:
 
 
 MAX_LABEL = 1000  # characters of a task's name, pool or tag
+MAX_TAGS = 10_000  # characters of a task's tags, all together (with a separator each)
 
 
 def _label(field: str, value: Any, what: str) -> str:
@@ -156,6 +157,10 @@ class TaskSpec:
         if isinstance(tags, (set, frozenset)):
             tags = sorted(tags, key=str)
         self.tags = tuple(_label("tags", t, "a string") for t in _sequence("tags", tags, "strings"))
+        if self.tags and sum(map(len, self.tags)) + len(self.tags) > MAX_TAGS:  # journaled with each task, joined
+            raise TaskSpecError("tags", f"{len(self.tags):,} tags", f"hold {sum(map(len, self.tags)):,} characters; a "
+                                f"task's tags are labels of at most {MAX_TAGS:,} characters in all (1,000 tags of "
+                                "1 KB made 1 MB a task in the journal). Pass data in the task's arguments.")
         if isinstance(after, (set, frozenset)):
             after = list(after)
         self.after = tuple(_sequence("after", after, "futures returned by submit()"))
