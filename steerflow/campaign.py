@@ -191,6 +191,7 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         atexit.register(stop_at_exit, weakref.ref(self))  # (after the runtime's own: runs before it)
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._told_partials = False  # (steering thread) the say-once line about partials too large to journal
+        self._partial_bytes: dict[int, int] = {}  # (steering thread) key -> bytes of its partials journaled so far
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`

@@ -40,6 +40,9 @@ GATHER_S = 0.001
 # A partial result larger than this is delivered but not journaled (nor replayed): before, 50 tasks each streaming
 # ten 1 MiB arrays made a 500 MB journal. Results, not partials, are the place for large data.
 PARTIAL_KEPT_BYTES = 256 * 1024
+# ... and a task's partial results are journaled up to this many bytes in all (per driver): before, one task streaming
+# 200 KB progress values forever grew the journal without a bound. Later ones reach the agents but are not replayed.
+PARTIAL_TASK_BYTES = 4 * 1024 * 1024
 # An event payload larger than that is journaled as this marker: on resume, the replayed agent that emitted it emits it
 # again (replay rebuilds it from the same results), and that payload is delivered in its place.
 NOT_KEPT = b"steerflow:payload-not-kept"
@@ -214,6 +217,8 @@ class SteeringLoop:
                 self._delivered.append(key)  # journaled with the rest of this burst, before anything else
             self._active -= 1
             self._results_seen += 1
+            if self._partial_bytes:
+                self._partial_bytes.pop(key, None)
             handled = result.ok
             for handler in self._handlers:
                 if handler.kind == "result" and handler.matches(result):
@@ -234,9 +239,12 @@ class SteeringLoop:
                 return  # its result was delivered already
             if log:
                 blob: bytes | None = pickle.dumps(value, 5)
-                if len(blob) > PARTIAL_KEPT_BYTES:  # type: ignore[arg-type]
-                    self._partial_not_kept(key, len(blob))  # type: ignore[arg-type]
+                kept = self._partial_bytes.get(key, 0)
+                if len(blob) > PARTIAL_KEPT_BYTES or kept + len(blob) > PARTIAL_TASK_BYTES:  # type: ignore[arg-type]
+                    self._partial_not_kept(key, len(blob), kept)  # type: ignore[arg-type]
                     blob = None
+                else:
+                    self._partial_bytes[key] = kept + len(blob)  # type: ignore[arg-type]
                 self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
                                  blob, time.time())
             partial = Partial(key, spec.label(), spec.pool, spec.tags, index, value, attempt, stamp,  # type: ignore
@@ -273,14 +281,17 @@ class SteeringLoop:
                 if handler.kind == "start":
                     self._call(handler, self.ctx)
 
-    def _partial_not_kept(self, key: int, size: int) -> None:
+    def _partial_not_kept(self, key: int, size: int, kept: int) -> None:
         if self._told_partials:
             return
         self._told_partials = True
-        print(f"steerflow: task {key} streamed a partial result of {size / 2**20:.1f} MB. The journal keeps partial "
-              f"results up to {PARTIAL_KEPT_BYTES // 1024} KiB (they are replayed on resume); larger ones reach "
-              "the agents now but a resume does not replay them. Stream small progress values; return large data "
-              "as the task's result, or write it to a file and stream its path.", file=sys.stderr, flush=True)
+        what = (f"a partial result of {size / 2**20:.1f} MB" if size > PARTIAL_KEPT_BYTES else
+                f"partial results past {PARTIAL_TASK_BYTES // 2**20} MiB in all ({kept / 2**20:.1f} MiB kept)")
+        print(f"steerflow: task {key} streamed {what}. The journal keeps partial results up to "
+              f"{PARTIAL_KEPT_BYTES // 1024} KiB each and {PARTIAL_TASK_BYTES // 2**20} MiB a task (they are replayed "
+              "on resume); the others reach the agents now but a resume does not replay them. Stream small progress "
+              "values; return large data as the task's result, or write it to a file and stream its path.",
+              file=sys.stderr, flush=True)
 
     def _call(self, handler: Handler, *args: Any) -> None:
         try:

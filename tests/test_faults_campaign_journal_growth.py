@@ -96,3 +96,33 @@ def test_a_journaled_description_is_bounded_and_gives_back_every_argument(tmp_pa
         return repr(a) == repr(b) or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
     assert len(spec["args"]) == len(args) and all(same(a, b) for a, b in zip(spec["args"], args))
     assert spec["kwargs"].keys() == kwargs.keys() and all(same(spec["kwargs"][k], v) for k, v in kwargs.items())
+
+
+def chatty(n, size):
+    from steerflow import partial
+
+    for i in range(n):
+        partial.emit(bytes([i % 256]) * size)
+    return n
+
+
+def test_a_task_streaming_many_partial_results_keeps_the_journal_bounded(tmp_path, capfd):
+    """Each partial under the 256 KiB bound, but 80 of 200 KB from one task: 16 MB in the journal before."""
+    directory = tmp_path / "c"
+
+    def build(resume):
+        camp = sf.Campaign(directory, allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False,
+                           resume=resume)
+        seen = []
+        camp.on_partial()(lambda p, ctx: seen.append((p.index, len(p.value))))
+        camp.submit(sf.Function(chatty, args=(80, 200_000)))
+        return camp, seen
+
+    camp, live = build(False)
+    camp.run()
+    assert len(live) == 80  # the live agents get every one
+    assert journal_bytes(directory) < 6 * 2**20, journal_bytes(directory)  # was 16 MB
+    assert "MiB a task" in capfd.readouterr().err  # said once
+    camp, replayed = build(True)
+    camp.run()
+    assert 10 <= len(replayed) < 80 and replayed == live[:len(replayed)]  # the first ones, in order
