@@ -130,7 +130,8 @@ def print_table(title: str, result: dict[str, Any], targets: dict[str, tuple[str
     table.add_column("target", justify="right")
     table.add_column("met", justify="center")
     for key, value in result.items():
-        if key.startswith(("floor_", "dask_", "peer_")) or not isinstance(value, (int, float)) or isinstance(value, bool):
+        if key.startswith(("floor_", "dask_", "peer_")) or not isinstance(value, (int, float)) \
+                or isinstance(value, bool):
             continue
         floor = result.get(f"floor_{key}")
         op, bound = targets.get(key, ("", None))

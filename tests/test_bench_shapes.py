@@ -30,6 +30,17 @@ def test_shape_rows_put_the_pool_in_the_floor_column():
                     "dask_bag_1mb_futures_s": 4.0}
 
 
+def test_the_dask_benchmarks_shape_rows_put_the_local_engine_in_the_floor_column():
+    from steerflow.bench import dask_rows
+
+    rows = dask_rows.shape_rows({"sfdask_futures_bag_1mb_s": 2.0, "sfdask_resolved_bag_1mb_s": 6.0,
+                                 "steerflow_futures_bag_1mb_s": 1.0, "steerflow_resolved_bag_1mb_s": 3.0,
+                                 "pdask_futures_bag_1mb_s": 5.0})
+    assert rows == {"bag_1mb_futures_s": 2.0, "floor_bag_1mb_futures_s": 1.0, "bag_1mb_futures_vs_floor": 2.0,
+                    "bag_1mb_resolved_s": 6.0, "floor_bag_1mb_resolved_s": 3.0, "bag_1mb_resolved_vs_floor": 2.0,
+                    "dask_bag_1mb_futures_s": 5.0}
+
+
 def test_each_executor_and_mode_takes_its_turn_first():
     runs = ["sf-futures", "sf-resolved", "pool"]
     firsts = [shapes.rotated(runs, r)[0] for r in range(6)]

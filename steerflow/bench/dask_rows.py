@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from . import shapes
 from .floor import campaign_noop_rate, list_schedule_makespan, mixed_set, warm_up_set
+from .runtime import shape_rows as _shape_rows
 from .runtime import sleep_for
 
 _MAIN_SCRIPT = r'''
@@ -235,16 +236,4 @@ def shape_times(on: Any, executors: tuple[str, ...], n: int = 300, workers: int 
 def shape_rows(measured: dict[str, float]) -> dict[str, float]:
     """Rows for the Dask engine (``<shape>_<size>_<mode>_s``), the local engine (``floor_…``, same mode) and
     plain Dask futures (``dask_…``) from the `shape_times` of "sfdask", "steerflow" and "pdask"; ratios to local."""
-    rows: dict[str, float] = {}
-    for key, value in measured.items():
-        name, mode, rest = key.split("_", 2)
-        shape = rest[: -len("_s")]
-        if name == "sfdask":
-            rows[f"{shape}_{mode}_s"] = value
-            local = measured.get(f"steerflow_{mode}_{shape}_s")
-            if local:
-                rows[f"floor_{shape}_{mode}_s"] = local
-                rows[f"{shape}_{mode}_vs_floor"] = value / local
-        elif name == "pdask":
-            rows[f"dask_{shape}_{mode}_s"] = value
-    return rows
+    return _shape_rows(measured, "sfdask", "pdask", lambda shape, mode: f"steerflow_{mode}_{shape}_s")

@@ -242,19 +242,28 @@ def run(repeat: int = 3, workers: int = 2, shapes_n: int = 300) -> dict[str, flo
     return result
 
 
-def shape_rows(measured: dict[str, float]) -> dict[str, float]:
-    """`shapes.measure` keys as table rows: ours per mode, the pool as floor, Dask as peer, ratios to the pool."""
+def _pool_of(shape: str, mode: str) -> str:
+    return f"pool_resolved_{shape}_s"  # (the pool's futures and resolved runs are one)
+
+
+def shape_rows(measured: dict[str, float], ours: str = "steerflow", peer: str = "dask",
+               floor_of: Callable[[str, str], str] = _pool_of) -> dict[str, float]:
+    """`shapes.measure` keys as table rows: ``ours`` per mode, the floor (``floor_of``: by default the pool) beside
+    it with the ratio to it, ``peer`` as a peer (``dask_…``).
+
+    `dask_rows.shape_rows` takes the Dask engine as ours, the local engine as the floor and plain Dask as the peer.
+    """
     rows: dict[str, float] = {}
     for key, value in measured.items():
         name, mode, rest = key.split("_", 2)  # e.g. steerflow, futures, diamond_1mb_s
         shape = rest[: -len("_s")]
-        if name == "steerflow":
+        if name == ours:
             rows[f"{shape}_{mode}_s"] = value
-            pool = measured.get(f"pool_resolved_{shape}_s")
-            if pool:
-                rows[f"floor_{shape}_{mode}_s"] = pool
-                rows[f"{shape}_{mode}_vs_floor"] = value / pool
-        elif name == "dask":
+            floor = measured.get(floor_of(shape, mode))
+            if floor:
+                rows[f"floor_{shape}_{mode}_s"] = floor
+                rows[f"{shape}_{mode}_vs_floor"] = value / floor
+        elif name == peer:
             rows[f"dask_{shape}_{mode}_s"] = value
     return rows
 
