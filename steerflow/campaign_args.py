@@ -20,6 +20,7 @@ from .resources import Allocation
 from .task import storable
 
 ENGINE_METHODS = ("start", "launch", "kill", "wait", "wakeup", "shutdown")
+SQLITE_MAX_PATH = 512  # bytes of a file name SQLite's unix VFS opens (its journal's "-journal" suffix included)
 
 
 def check(directory: Any, allocation: Any, engine: Any, pools: Any, lost_retries: Any) -> None:
@@ -31,6 +32,12 @@ def check(directory: Any, allocation: Any, engine: Any, pools: Any, lost_retries
                          "(an empty name would be the current directory).")
     if "\0" in os.fspath(directory):
         raise ValueError("Campaign's directory contains a NUL byte ('\\0'); no file name can hold one.")
+    where = os.fsencode(os.path.realpath(os.fspath(directory)))
+    if len(where) + len(b"/journal.db-journal") > SQLITE_MAX_PATH:
+        raise CampaignDirectoryError(
+            f"Campaign's directory {os.fspath(directory)[:60]}... is {len(where):,} bytes long as a full path; the "
+            f"journal's database (SQLite) opens files of at most {SQLITE_MAX_PATH} bytes with their suffix, so the "
+            f"directory may be at most {SQLITE_MAX_PATH - len(b'/journal.db-journal')} bytes. Give a shorter path.")
     if allocation is not None and not isinstance(allocation, Allocation):
         raise TypeError(f"Campaign's allocation must be an Allocation (Allocation.detect(), Allocation.declare("
                         f"nodes=..., cores=...)) or None, not {type(allocation).__name__}.")
