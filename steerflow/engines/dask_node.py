@@ -47,6 +47,17 @@ from .local import DEFAULT_BINDING, Binding, LocalEngine
 
 PLUGIN_NAME = "steerflow-node"
 HANDLER = "steerflow_session"
+#: an in-band result at least this large is checked against the worker's memory limit before it is sent
+CHECK_RESULT_BYTES = 8 << 20
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (what a Dask nanny compares with the worker's memory limit)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class NodeEngine(LocalEngine):
@@ -112,6 +123,10 @@ def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] 
     host = socket.gethostname().split(".")[0] or "localhost"
     cpus_spec = env.get("STEERFLOW_NODE_CPUS")
     cpu_ids = tuple(_expand_ids(cpus_spec)) if cpus_spec else ()
+    for name in ("cores", "gpus", "GPU"):  # (Dask's resources are floats: 1.5 cores was taken as 1, silently)
+        if name in resources and not float(resources[name]).is_integer():
+            raise ValueError(f"This Dask worker declares {name}={resources[name]} (--resources); declare a whole "
+                             "number.")
     if "cores" in resources:
         cores = int(resources["cores"])
     elif env.get("SLURM_CPUS_ON_NODE"):
@@ -124,8 +139,14 @@ def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] 
         real = sorted(os.sched_getaffinity(0))
         cpu_ids = tuple(real[(position * cores + i) % len(real)] for i in range(cores))
     gpu_spec = env.get("STEERFLOW_NODE_GPU_IDS")
-    gpu_ids = tuple(g for g in gpu_spec.split(",") if g) if gpu_spec else detect_gpus()
+    gpu_ids = tuple(g.strip() for g in gpu_spec.split(",") if g.strip()) if gpu_spec else detect_gpus()
     gpus = int(resources.get("gpus", resources.get("GPU", len(gpu_ids))))
+    if gpu_spec and len(gpu_ids) != gpus:  # (the ids given were replaced by 0..gpus-1: GPUs of someone else)
+        raise ValueError(f"This Dask worker declares {gpus} GPU(s) (--resources gpus=...) but "
+                         f"STEERFLOW_NODE_GPU_IDS={gpu_spec} names {len(gpu_ids)}; name one id per GPU, or declare "
+                         f"{len(gpu_ids)}.")
+    if gpu_spec and len(set(gpu_ids)) != len(gpu_ids):
+        raise ValueError(f"STEERFLOW_NODE_GPU_IDS={gpu_spec} names a GPU twice; name each GPU once.")
     if len(gpu_ids) != gpus:
         gpu_ids = tuple(str(i) for i in range(gpus))
     if cores < 1:
@@ -142,13 +163,25 @@ def declare_node(resources: dict[str, float] | None = None, env: dict[str, str] 
 
 
 def _expand_ids(spec: str) -> list[int]:
+    """``0-3,8`` -> [0, 1, 2, 3, 8]; a ValueError that names the variable for anything else (before: a bare
+    "invalid literal for int()", and ``5-3`` was taken as no CPUs, so the variable was ignored)."""
     out: list[int] = []
-    for part in spec.split(","):
-        if "-" in part:
-            lo, hi = part.split("-")
-            out.extend(range(int(lo), int(hi) + 1))
-        elif part.strip():
-            out.append(int(part))
+    try:
+        for part in spec.split(","):
+            if "-" in part:
+                lo, hi = part.split("-")
+                if int(hi) < int(lo):
+                    raise ValueError
+                out.extend(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError:
+        raise ValueError(f"STEERFLOW_NODE_CPUS={spec} is not a list of CPU ids (like 0-31, or 0,2,4-7); give "
+                         "one, or leave the variable out.") from None
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"STEERFLOW_NODE_CPUS={spec} names " + ("no CPU" if not out else "a CPU twice") +
+                         "; name each CPU the node's cores run on once (a node of more cores than CPUs shares "
+                         "them in turn).")
     return out
 
 
@@ -206,6 +239,26 @@ class NodeAgent:
     def address(self) -> str:
         """This worker's address, where other nodes and the driver fetch the results kept here."""
         return getattr(self.worker, "contact_address", None) or getattr(self.worker, "address", "")
+
+    def too_large(self, size: int) -> str:
+        """Why sending a result of ``size`` bytes from here would get this worker restarted by its nanny (which
+        ends every task on the node, and again for each retry), or "" where it would not."""
+        worker = self.worker
+        limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+        if not limit or not getattr(worker, "nanny", None):
+            return ""  # (no limit, or no nanny to enforce it)
+        import dask
+
+        fraction = dask.config.get("distributed.worker.memory.terminate", 0.95)
+        rss = resident_bytes()
+        if not fraction or rss + 2 * size <= fraction * limit:  # (sending holds it about twice more: the pickled
+            return ""                                              #  batch, the stream's buffer)
+        return (f"its result is {size / 1e6:.0f} MB, kept in the memory of the Dask worker of node "
+                f"{self.node.get('name')} while it is sent, and that worker's memory limit is {limit / 1e6:.0f} MB "
+                f"({rss / 1e6:.0f} MB in use): sending it would take the worker past {fraction:.0%} of its limit, where "
+                "its nanny restarts it and every task on the node ends. Raise the workers' memory limit "
+                "(DaskEngine(cluster={'memory_limit': ...}), jobqueue memory=...), or return large data as NumPy "
+                "arrays (or other buffers), which stay in the node's shared memory until read.")
 
     def connection_args(self) -> dict[str, Any]:
         security = getattr(self.worker, "security", None)
@@ -519,6 +572,12 @@ class _Session(NodeCopies):
             text = key
         elif event.kind in ("ok", "error") and value is not None:
             value = wire.result_for_wire(value)
+            if len(value) >= CHECK_RESULT_BYTES and self.agent is not None:
+                why = self.agent.too_large(len(value))
+                if why:  # a clear error for this task, not the node restarted under every task it runs
+                    why = f"Task {event.task_id} failed on node {self.node['name']}: {why}"
+                    return ("error", event.task_id, event.attempt, serialize.dumps_inband(MemoryError(why)), why, 0,
+                            event.times)
         return (event.kind, event.task_id, event.attempt, value, text, event.code, event.times)
 
     def _send(self, events: list[tuple]) -> None:

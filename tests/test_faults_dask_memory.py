@@ -1,0 +1,67 @@
+"""The Dask engine when a task's result would not fit its Dask worker's memory limit.
+
+A result that is no buffer (a list, a dict: pickled in-band) is held by the node's agent, inside the Dask worker
+process, while it is sent. Found with `DaskEngine(cluster={"memory_limit": "300MB"})` and a task returning
+`list(range(20_000_000))` (100 MB pickled): the nanny restarted the worker ("exceeded 95% memory budget"), ending
+every task on the node; the task was lost, retried, restarted the worker again, three times, and failed as
+"WorkerLost: its node left the Dask cluster", with nothing about memory. Now that task fails with a MemoryError
+that says why and what to change, and the node (and what else runs there) carries on. NumPy results stay in the
+node's shared memory and are not held by the worker at all.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from steerflow import Runtime  # noqa: E402
+from steerflow.engines.dask import DaskEngine  # noqa: E402
+
+LIMIT = "400MB"
+
+
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+def ones(n: int):
+    import numpy as np
+
+    return np.ones(n, dtype=np.uint8)
+
+
+def napping(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "slept"
+
+
+def worker_pid() -> int:
+    import os
+
+    return os.getppid()  # (warm workers are children of the Dask worker process, where the agent runs)
+
+
+@pytest.mark.slow
+def test_a_result_past_the_workers_memory_limit_fails_its_task_not_the_node(tmp_path):
+    rt = Runtime(engine=DaskEngine(cluster={"n_workers": 1, "memory_limit": LIMIT}, connect_timeout=120),
+                 run_dir=tmp_path / "run")
+    try:
+        pid = rt.submit(worker_pid).result(timeout=120)
+        assert pid != os.getpid()
+        beside = rt.submit(napping, 3.0)  # another task on the same node, running meanwhile
+        big = rt.submit(numbers, 30_000_000)  # ~150 MB pickled, in-band
+        with pytest.raises(MemoryError, match="memory limit") as info:  # before: WorkerLost after 3 restarts
+            big.result(timeout=120)
+        assert "return large data as NumPy arrays" in str(info.value)
+        assert beside.result(timeout=60) == "slept"
+        assert rt.submit(worker_pid).result(timeout=60) == pid  # never restarted
+        assert len(rt.submit(numbers, 1_000_000).result(timeout=60)) == 1_000_000  # a small one still goes
+        assert len(rt.submit(ones, 300_000_000).result(timeout=120)) == 300_000_000  # kept in shared memory
+        assert rt.submit(worker_pid).result(timeout=60) == pid
+    finally:
+        rt.shutdown()
