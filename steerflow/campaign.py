@@ -385,6 +385,10 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         running tasks are cancelled unless ``drain`` is true (a resume runs cancelled ones again).
         Returns a summary; raises `AgentError` if a handler failed.
         """
+        if stop is not None and not isinstance(stop, Condition):  # (before: an AttributeError from the steering loop)
+            hint = f" (sf.stop.wall({stop!r})?)" if isinstance(stop, str) else ""
+            raise TypeError(f"run(stop={stop!r:.60}): give a stop condition, e.g. sf.stop.tasks(100) | sf.stop.wall("
+                            f"'2h'){hint}, or None to run until the campaign is idle.")
         self._started_at = time.time()
         self._stop_condition = stop
         from .stop import limits

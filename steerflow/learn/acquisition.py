@@ -169,6 +169,8 @@ def select(acquisition: str | AcquisitionFunction, mean: Any, std: Any, k: int, 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     up, best_up, members_up = _flip(goal, mean, best, members)
     sd = np.asarray(std, dtype=float)
+    if up.ndim != 1:
+        raise ValueError(f"mean must hold one prediction per candidate (a 1-D array), got shape {up.shape}.")
     n = len(up)
     if sd.shape != up.shape:
         raise ValueError(f"mean and std must have the same shape, got {up.shape} and {sd.shape}.")
@@ -179,7 +181,7 @@ def select(acquisition: str | AcquisitionFunction, mean: Any, std: Any, k: int, 
         raise ValueError(f"diversity={diversity}: give a number between 0 (pure score) and 1 (pure spread).")
     allowed = np.ones(n, dtype=bool)
     if exclude is not None and len(exclude):
-        allowed[np.asarray(exclude, dtype=int)] = False
+        allowed[_indices("exclude", exclude, n)] = False
     k = int(min(k, allowed.sum()))
     if k <= 0:
         return np.zeros(0, dtype=int)
@@ -187,7 +189,7 @@ def select(acquisition: str | AcquisitionFunction, mean: Any, std: Any, k: int, 
     if diversity > 0:
         if features is None:
             raise ValueError("select(diversity>0) needs features= (one row per candidate) to measure distance.")
-        feats = np.asarray(features, dtype=float)
+        feats = _rows("features", features, n)
         scale = feats.std(axis=0)
         feats = feats / np.where(scale > 0, scale, 1.0)
     chosen: list[int] = []
@@ -229,6 +231,9 @@ def propose(acquisition: str | AcquisitionFunction, model: Any, bounds: Sequence
     if box.ndim != 2 or box.shape[1] != 2 or not np.all(box[:, 1] > box[:, 0]) or not np.all(np.isfinite(box)):
         raise ValueError("bounds must be a list of (low, high) pairs of finite numbers with low < high, one per "
                          f"dimension; got {bounds!r}.")
+    if not callable(getattr(model, "predict", None)):
+        raise TypeError(f"propose needs a fitted model with predict(X) -> (mean, std) (learn.Forest().fit(X, y), "
+                        f"learn.GaussianProcess(), ...), not {type(model).__name__}.")
     points = box[:, 0] + rng.random((candidates, len(box))) * (box[:, 1] - box[:, 0])
     mean, std = model.predict(points)
     members = model.members(points) if hasattr(model, "members") and get(acquisition).sequential else None
@@ -243,11 +248,36 @@ def promote(scores: Any, k: int, goal: str = "max", exclude: Sequence[int] | Non
     return select("greedy", s, np.zeros_like(s), k, goal=goal, exclude=exclude)
 
 
+def _indices(name: str, values: Any, n: int) -> np.ndarray:
+    """Candidate indices as an int array, each in [0, n) (a sentence, not numpy's IndexError, for others)."""
+    try:
+        raw = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be candidate indices (integers), not {values!r:.80}.") from exc
+    bad = ~np.isfinite(raw) | (raw != np.round(raw)) | (raw < 0) | (raw >= n)
+    if bad.any():
+        raise ValueError(f"{name} must be candidate indices, integers from 0 to {n - 1}; got {float(raw[bad][0]):g}.")
+    return raw.astype(int)
+
+
+def _rows(name: str, values: Any, n: int | None = None) -> np.ndarray:
+    """A 2-D float array of features, one row per candidate (``n`` rows when given)."""
+    try:
+        feats = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers, one row per candidate; got {type(values).__name__}.") from exc
+    if feats.ndim != 2 or feats.shape[1] == 0 or (n is not None and feats.shape[0] != n):
+        want = f"{n} rows" if n is not None else "rows"
+        raise ValueError(f"{name} must be a 2-D array of {want} (one per candidate) with at least one column; "
+                         f"got shape {feats.shape}.")
+    return feats
+
+
 def batch_spread(features: Any, indices: Sequence[int]) -> float:
     """Mean pairwise Euclidean distance within a batch (standardised features): how diverse it is."""
-    feats = np.asarray(features, dtype=float)
+    feats = _rows("features", features)
     scale = feats.std(axis=0)
-    sub = feats[np.asarray(indices, dtype=int)] / np.where(scale > 0, scale, 1.0)
+    sub = feats[_indices("indices", indices, len(feats))] / np.where(scale > 0, scale, 1.0)
     if len(sub) < 2:
         return 0.0
     d = np.linalg.norm(sub[:, None, :] - sub[None, :, :], axis=2)

@@ -62,6 +62,9 @@ class Goal:
         """The ``count`` best candidates by their true values are hits; find ``needed`` (default: half)."""
         if goal not in ("min", "max"):
             raise ValueError(f"Goal.top(goal={goal!r}): say 'min' (the lowest values are the hits) or 'max'.")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"Goal.top(values=...): give each candidate's true value as a mapping ({{candidate: "
+                            f"value}}, e.g. dict(enumerate(array))), not {type(values).__name__}.")
         finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
         order = sorted(finite, key=lambda k: (finite[k] if goal == "min" else -finite[k], str(k)))
         hits = frozenset(order[:count])
@@ -363,6 +366,18 @@ class Report:
 
 def effective_performance(run: Trace, goal: Goal, pool_size: int, baselines: Sequence[Baseline]) -> Report:
     """Compare the run with each baseline on the same goal; time ratios and simulation ratios."""
+    if not isinstance(run, Trace):
+        raise TypeError(f"effective_performance(run=...): give the run's Trace (learn.Trace.from_journal(DIR, "
+                        f"pool=...)), not {type(run).__name__}.")
+    if not isinstance(goal, Goal):
+        raise TypeError(f"effective_performance(goal=...): give a learn.Goal (Goal.top(values, count=...)), not "
+                        f"{type(goal).__name__}.")
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+        raise ValueError(f"effective_performance(pool_size={pool_size!r}): the number of candidates, an integer >= 1.")
+    if isinstance(baselines, (str, bytes)) or not isinstance(baselines, Sequence) \
+            or not all(isinstance(b, Baseline) for b in baselines):
+        raise TypeError("effective_performance(baselines=...): give a list of baselines (learn.RandomOrder(), "
+                        f"learn.Heuristic(...), learn.Measured(...), ...), not {baselines!r:.80}.")
     solved = run.solved(goal)
     run_sims, run_secs = (solved if solved else (None, None))
     denom_sims = run_sims if run_sims is not None else run.simulations
@@ -381,6 +396,9 @@ def effective_performance(run: Trace, goal: Goal, pool_size: int, baselines: Seq
 
 def surrogate_speedup(stats: Mapping[str, Any]) -> dict[str, Any]:
     """The plain function without its surrogate: every call real, at the measured mean real-call cost."""
+    if not isinstance(stats, Mapping):
+        raise TypeError(f"surrogate_speedup(stats): give the surrogate's stats as a dict (surrogate.stats.as_dict()), "
+                        f"not {type(stats).__name__}.")
     real, sub = int(stats.get("real_calls", 0)), int(stats.get("surrogate_calls", 0))
     cost = float(stats.get("mean_real_s", 0.0))
     spent = real * cost + float(stats.get("surrogate_s", 0.0))

@@ -24,6 +24,9 @@ class Portfolio:
 
     def __init__(self, members: Mapping[str, str | AcquisitionFunction], goal: str = "min", quantile: float = 0.1,
                  min_share: int = 1, seed: int = 0) -> None:
+        if not isinstance(members, Mapping):
+            raise TypeError(f"Portfolio(members=...): give a dict of name -> acquisition function ({{'ucb': 'ucb', "
+                            f"'ts': 'thompson'}}), not {type(members).__name__}.")
         if not members:
             raise ValueError("A Portfolio needs at least one acquisition function, e.g. {'ucb': 'ucb'}.")
         if goal not in ("min", "max"):
