@@ -64,6 +64,15 @@ def _say(text: str) -> None:
     print(f"steerflow: {text}", file=sys.stderr, flush=True)
 
 
+def _label(value: Any) -> float | None:
+    """A simulation's result as a training label: a finite number, else None (NaN, inf, None, text, an array)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 class ActiveLearner(agents.Agent):
     """Batch active learning over a discrete pool of ``candidates`` with feature rows ``features``."""
 
@@ -107,7 +116,7 @@ class ActiveLearner(agents.Agent):
         self.models = 0
         self.rankings = 0
         self.failed_trainings = 0
-        self.not_finite = 0  # simulations that returned NaN or an infinity (no training label)
+        self.not_finite = 0  # simulations that returned no finite number: NaN, inf, None, text (no training label)
 
     # ---- handlers ------------------------------------------------------------------------------
     @agents.on_start
@@ -130,11 +139,12 @@ class ActiveLearner(agents.Agent):
     def _simulated(self, result: Any, ctx: Any) -> None:
         index = self.keys.pop(result.key)
         self.in_flight -= 1
-        if result.ok and not math.isfinite(value := float(result.value)):  # no label: it would fail every fit
-            self.not_finite += 1
+        if result.ok and (value := _label(result.value)) is None:  # no label: it would fail every fit
+            self.not_finite += 1  # (None, a string or an array stopped the campaign, and each resume of it)
             if self.not_finite == 1:
-                _say(f"learner {self.name!r}: the simulation of candidate {index} returned {value}, which is no "
-                     "training label; such results are left out of the model (counted in .not_finite).")
+                _say(f"learner {self.name!r}: the simulation of candidate {index} returned {result.value!r:.80}, "
+                     "which is no training label (a finite number); such results are left out of the model "
+                     "(counted in .not_finite).")
         elif result.ok:
             self.values[index] = value
             self.order.append((index, "simulated"))

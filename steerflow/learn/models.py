@@ -55,13 +55,13 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _float32_range(x: np.ndarray) -> np.ndarray:
-    """Finite features clipped into float32's range, in which trees split (1e39 would be inf there).
+    """Features clipped into float32's range, in which trees split (1e39 would be inf there); NaN kept (missing).
 
-    Trees split on order only, so a value past float32's largest lands where that largest one
-    does, as at prediction; without this one such input fails every later fit of the forest.
+    Trees split on order only, so a value past float32's largest (an infinity too) lands where that
+    largest one does, as at prediction; without this one such input fails every later fit of the forest.
     """
-    if x.size and np.nanmax(np.abs(np.where(np.isfinite(x), x, 0.0))) > _FLOAT32_MAX:
-        return np.where(np.isfinite(x), np.clip(x, -_FLOAT32_MAX, _FLOAT32_MAX), x)
+    if x.size and np.any(np.abs(np.where(np.isnan(x), 0.0, x)) > _FLOAT32_MAX):
+        return np.where(np.isnan(x), x, np.clip(x, -_FLOAT32_MAX, _FLOAT32_MAX))
     return x
 
 
