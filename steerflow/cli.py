@@ -51,6 +51,7 @@ USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecErr
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 EXIT_PIPE = 141  # the reader of our output went away (128 + SIGPIPE), as `git log | head` ends
 ENV_PARENT = "STEERFLOW_RESUME_PARENT"  # set by `steerflow resume` for the driver it starts: its own pid
+DIRS_HELP = "the campaign directory (it holds journal.db), or the folder of a multi-phase script's campaigns"
 JOURNAL_READERS = ("status", "show", "cancel", "report", "dashboard", "resume")  # commands given a campaign DIR
 
 
@@ -386,7 +387,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a campaign: a Python file or a YAML pipeline spec")
-    run.add_argument("file")
+    run.add_argument("file", help="the campaign: a Python script (.py) or a YAML pipeline spec (.yaml/.yml)")
     run.add_argument("--dir", help="campaign directory (YAML specs; overrides the spec's 'directory')")
     run.add_argument("--resume", action="store_true", help="resume the campaign if its directory has a journal")
     run.add_argument("--dashboard", action="store_true", help="serve a live dashboard of the run (URL printed)")
@@ -399,33 +400,33 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = sub.add_parser("resume", help="continue a killed or stopped campaign in its directory (runs its "
                             "own script again)")
-    resume.add_argument("dir")
+    resume.add_argument("dir", help=DIRS_HELP)
     resume.set_defaults(handler=_resume)
 
     st = sub.add_parser("status", help="tasks per pool and state, where running tasks run, recent failures")
-    st.add_argument("dir")
+    st.add_argument("dir", help=DIRS_HELP)
     st.add_argument("--watch", type=_seconds, default=0, metavar="SECONDS", help="redraw every SECONDS (Ctrl-C ends)")
     st.set_defaults(handler=_status)
 
     show = sub.add_parser("show", help="one task whole: description, attempts, where it ran, error, output files")
-    show.add_argument("dir")
-    show.add_argument("key")
+    show.add_argument("dir", help="the campaign directory (it holds journal.db)")
+    show.add_argument("key", help="the task's key (its number, as `steerflow status` lists it)")
     show.set_defaults(handler=_show)
 
     cancel = sub.add_parser("cancel", help="cancel tasks of a running campaign by key, or stop its script")
-    cancel.add_argument("dir")
-    cancel.add_argument("tasks", nargs="*")
+    cancel.add_argument("dir", help="the directory of the running campaign")
+    cancel.add_argument("tasks", nargs="*", help="keys of the tasks to cancel")
     cancel.add_argument("--stop", action="store_true", help="stop the campaign and its script (all its phases)")
     cancel.set_defaults(handler=_cancel)
 
     report = sub.add_parser("report", help="HTML report (Gantt, utilisation, overheads, idle gaps) from the journal")
-    report.add_argument("dir")
+    report.add_argument("dir", help="the campaign directory (it holds journal.db)")
     report.add_argument("--out", help="where to write the report (default: DIR/report)")
     report.add_argument("--json", action="store_true", help="print the metrics as JSON instead of writing files")
     report.set_defaults(handler=_report)
 
     dash = sub.add_parser("dashboard", help="a live page of the campaign on 127.0.0.1 (URL with a token)")
-    dash.add_argument("dir")
+    dash.add_argument("dir", help="the campaign directory (it holds journal.db)")
     dash.add_argument("--refresh", type=_seconds, default=2.0, help="seconds between reads of the journal")
     dash.set_defaults(handler=_dashboard)
 
