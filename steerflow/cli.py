@@ -214,9 +214,9 @@ def _resume(args: argparse.Namespace) -> int:
     cwd = cwd if os.path.isdir(cwd) else os.getcwd()
     script_args = [str(a) for a in record.get("args") or []]
     if kind == "python":
-        cmd = [sys.executable, "-m", "steerflow.cli", "run", str(script), *script_args]
+        cmd = [sys.executable, "-m", "steerflow", "run", str(script), *script_args]
     else:
-        cmd = [sys.executable, "-m", "steerflow.cli", "run", "--resume", "--dir", str(first.resolve()), str(script)]
+        cmd = [sys.executable, "-m", "steerflow", "run", "--resume", "--dir", str(first.resolve()), str(script)]
     env = dict(os.environ, **{launch.ENV_RESUME: "1", launch.ENV_DIRS: json.dumps({
         "run": record.get("run"), "dirs": {str(i): str(d.resolve()) for i, d in group.items()}}),
         ENV_PARENT: str(os.getpid())})

@@ -83,7 +83,7 @@ def record(requested: Path) -> dict[str, Any]:
     main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # set for `python -m module`
     ours = Path(__file__).resolve().parent  # steerflow's own files (its CLI) are not the user's script
     if (argv0.endswith(".py") and os.path.isfile(argv0) and ours not in Path(argv0).resolve().parents
-            and (main_spec is None or main_spec.name == "steerflow.cli")):
+            and (main_spec is None or main_spec.name in ("steerflow.cli", "steerflow.__main__"))):
         # a Python script, even one that builds a YAML pipeline itself (its own agents come with it on resume)
         return {**base, "kind": "python", "script": os.path.abspath(argv0), "args": list(sys.argv[1:])}
     if _source is not None:  # `steerflow run SPEC.yaml`

@@ -42,6 +42,8 @@ SCRIPT = textwrap.dedent("""
 HOOK = textwrap.dedent("""
     import os, signal, sys
     _target = os.environ.get("SF_TEST_SIGINT_AT")
+    if os.environ.get("SF_TEST_ONLY_CHILD") and "STEERFLOW_RESUME_PARENT" not in os.environ:
+        _target = None  # (only in the driver `steerflow resume` starts)
     _mark = os.environ.get("SF_TEST_MARK")  # a file made when `steerflow` starts importing (Python has started)
 
     class _Interrupt:
@@ -92,6 +94,21 @@ def test_ctrl_c_at_the_start_of_resume_is_clean_and_the_campaign_stays_resumable
     assert first.returncode == 0, first.stderr
     out = _run(tmp_path, "resume", str(tmp_path / "run"), interrupt_at="steerflow.rundirs")
     assert out.returncode == 130 and "Traceback" not in out.stderr, out.stderr
+    again = _run(tmp_path, "resume", str(tmp_path / "run"))
+    assert again.returncode == 0 and "results 6" in again.stdout, again.stderr
+
+
+@pytest.mark.skipif(not STEERFLOW.exists(), reason="needs the installed `steerflow` console script")
+def test_ctrl_c_while_the_driver_that_resume_starts_imports_itself_is_clean(tmp_path):
+    """`steerflow resume` runs the script in a new Python (`python -m steerflow run ...`); that one imports too."""
+    script = tmp_path / "camp.py"
+    script.write_text(SCRIPT)
+    assert _run(tmp_path, "run", str(script), str(tmp_path / "run")).returncode == 0
+    env = _env(tmp_path, SF_TEST_SIGINT_AT="steerflow.journal", SF_TEST_ONLY_CHILD="1")
+    out = subprocess.run([str(STEERFLOW), "resume", str(tmp_path / "run")], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 130 and "Traceback" not in out.stderr, (out.returncode, out.stderr)
+    assert "steerflow run: interrupted as it started; nothing ran" in out.stderr, out.stderr
     again = _run(tmp_path, "resume", str(tmp_path / "run"))
     assert again.returncode == 0 and "results 6" in again.stdout, again.stderr
 
