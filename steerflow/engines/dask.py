@@ -97,6 +97,7 @@ class DaskEngine(Remake, ClusterSide):
         self._connecting: set[str] = set()
         self._refused: dict[str, str] = {}  # worker address -> why it is no node (a wrong declaration)
         self._reached = False  # a connection to the scheduler's address was accepted (see discover's errors)
+        self._scheduler_id: str | None = None  # the scheduler's id, as it answered (another: it was restarted)
         self._allocation: Allocation | None = None
         self._run_dir: Path | None = None
         self._started = False

@@ -87,6 +87,8 @@ class ClusterSide:
     _refs: dict[str, int]
     _refused: dict[str, str]
     _reached: bool
+    _scheduler_id: str | None
+    scheduler_address: str  # DaskEngine's
     _tasks: dict[int, tuple[int, int, frozenset[int]]]
     _kills: dict[int, tuple[float, int, int]]
     kill_answer_s: float
@@ -111,7 +113,9 @@ class ClusterSide:
             ready.set()
             return
         try:
-            self._present = len((await self.client.scheduler.identity()).get("workers", {}))
+            info = await self.client.scheduler.identity()
+            self._present = len(info.get("workers", {}))
+            self._scheduler_id = info.get("id")
         except Exception:  # noqa: BLE001
             pass
         ready.set()
@@ -159,6 +163,16 @@ class ClusterSide:
 
     async def _poll_workers(self) -> None:
         info = await self.client.scheduler.identity()
+        if info.get("id") != self._scheduler_id:
+            # another scheduler at the address (restarted; the client reconnected to it): its workers get our plugin,
+            # the agent, only once it is registered there too (else they joined without it, and the tasks waited
+            # for nodes, silently, while workers were there)
+            restarted = self._scheduler_id is not None
+            self._scheduler_id = info.get("id")
+            await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
+            if restarted:
+                log.warning("the Dask scheduler at %s was restarted; its workers join as nodes again",
+                            self.scheduler_address)
         present = set(info.get("workers", {}))
         for address in present:
             if address not in self._by_address and address not in self._connecting:
