@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, control, launch, rundirs
+from .cli_bench import add_parser as add_bench
+from .cli_common import CliError, writable_folder
 from .sigterm import Terminated, raise_terminated
 from .dirlock import holder as driver_pid
 from .errors import CampaignLocked, CampaignStopped, SpecError, SteerflowError
@@ -42,10 +44,6 @@ def _console():
 
 
 # ---- errors the user can fix: one message, no traceback -----------------------------------------
-
-class CliError(SteerflowError):
-    """A command was given something it cannot work with; the message says what to give instead."""
-
 
 USAGE_ERRORS: tuple[type[BaseException], ...] = (CliError, NotACampaign, SpecError, CampaignLocked)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -345,21 +343,8 @@ def _report(args: argparse.Namespace) -> int:
 
     directory = rundirs.one(args.dir, "report")
     if not args.json:
-        _writable_folder(Path(args.out) if args.out else directory / "report", "--out FOLDER")
+        writable_folder(Path(args.out) if args.out else directory / "report", "--out FOLDER")
     return command(directory, args.out, args.json)
-
-
-def _writable_folder(folder: Path, option: str) -> None:
-    """Create ``folder`` now, before minutes of work whose output would have nowhere to go."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not os.access(folder, os.W_OK):
-            raise PermissionError(13, "Permission denied", str(folder))
-    except OSError as exc:
-        from .journal import describe_error
-
-        raise CliError(f"cannot write to {folder}: {describe_error(exc)}. Give a folder you can write to with "
-                       f"{option}.") from None
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -429,8 +414,6 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument("dir", help="the campaign directory (it holds journal.db)")
     dash.add_argument("--refresh", type=_seconds, default=2.0, help="seconds between reads of the journal")
     dash.set_defaults(handler=_dashboard)
-
-    from .cli_bench import add_parser as add_bench  # (imported here: it imports this module's errors)
 
     add_bench(sub)
     return parser

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .cli_common import CliError, writable_folder
+
 BENCHMARKS = ("runtime", "steering", "scheduler", "scale")
 #: the options each benchmark uses (besides --json, which all do)
 USES = {"runtime": ("repeat", "engine"), "steering": ("repeat",), "scheduler": ("repeat",), "scale": ("tasks",)}
@@ -45,8 +47,6 @@ def add_parser(sub: Any) -> None:
 
 def _options(args: argparse.Namespace) -> None:
     """Refuse an option the benchmark does not use, then fill in the defaults of those it does."""
-    from .cli import CliError
-
     for option in ("repeat", "engine", "tasks"):
         if getattr(args, option) is not None and option not in USES[args.what]:
             users = [f"`bench {what}`" for what in BENCHMARKS if option in USES[what]]
@@ -62,11 +62,9 @@ def _options(args: argparse.Namespace) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from .cli import CliError, _writable_folder
-
     _options(args)
     if args.json:
-        _writable_folder(Path(args.json).resolve().parent, "--json FILE")
+        writable_folder(Path(args.json).resolve().parent, "--json FILE")
         if Path(args.json).is_dir():
             raise CliError(f"--json {args.json} is a directory; give the file to write the results to.")
     labels: dict[str, str] = {}

@@ -6,6 +6,8 @@ here (they take minutes): this is about the command, not the measurements."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -85,3 +87,11 @@ def test_no_metric_name_is_cut_when_the_output_is_not_a_terminal(fakes, capsys):
     for key in MIXED:
         if not key.startswith(("floor_", "dask_")):
             assert f"│ {key} " in text, key  # (cut to 'mixed_efficiency_sa…' at 80 columns before)
+
+
+@pytest.mark.parametrize("module", ["steerflow.cli", "steerflow"])
+def test_a_refused_option_is_a_usage_error_however_the_command_is_started(module):
+    """``python -m steerflow.cli`` runs the CLI as ``__main__``: the error must still be its usage error (exit 2)."""
+    done = subprocess.run([sys.executable, "-m", module, "bench", "scale", "--repeat", "2"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "does not apply" in done.stderr and "Traceback" not in done.stderr, done.stderr
