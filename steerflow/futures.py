@@ -112,6 +112,12 @@ class TaskFuture(Future[T]):
     def _wait(self, timeout: float | None) -> None:
         """Block until this future is done; TimeoutError past ``timeout`` seconds."""
         shared: SharedCondition = self._condition  # type: ignore[assignment]
+        runtime = self._runtime
+        if runtime is not None and runtime._thread.ident == threading.get_ident() and self._state in _PENDING_STATES:
+            raise RuntimeError(  # (only the loop finishes futures: it would wait for itself, and every task with it)
+                f"Task {self.task_id} cannot finish while the runtime's own thread waits for it: a done callback (or "
+                "a listener) runs in that thread. Wait for results in another thread (or in a steering agent), "
+                "or chain the work as a task that takes the future as an argument.")
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             waiter = threading.Lock()

@@ -116,6 +116,9 @@ class Interrupts:
         state = record.state
         if state.finished:
             return
+        if state is TaskState.NEW:  # its submit is not applied: posted after a close, or never (Ctrl-C in `submit`)
+            record.future.mark_cancelled()  # (its submit, if it comes, finishes it: finished here too, it was counted
+            return  # twice, and the loop, which ends when no task is left, never ended)
         if state is TaskState.PLACED and (record.id in self._held or record.id in self._queued) \
                 and self._take_back(record):  # type: ignore[attr-defined]  # it had not started: nothing to kill
             pass

@@ -45,7 +45,7 @@ class Queued:
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
                  "retired", "queued", "withdrawn", "sent", "current", "cpus", "env", "checkpoints", "unsent", "ready",
-                 "began")
+                 "began", "inner")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
@@ -69,6 +69,7 @@ class Worker:
         # when ``launch`` began, where that was after it was sent (-1.0: not yet, its worker is still starting; see
         # `WarmPool.late_start`); 0.0: as it was sent
         self.began = 0.0
+        self.inner = 0  # the worker's own pid, below its guard (``proc``), once it said "ready"
 
 
 class WarmPool:
@@ -296,6 +297,7 @@ class WarmPool:
     def _on_reply(self, worker: Worker, reply: tuple, events: list[Event]) -> None:
         if reply[0] == "ready":
             worker.ready = True
+            worker.inner = reply[1]
             if worker.began < 0:  # a task sent while it started begins now: its timeout counts from here
                 worker.began = time.monotonic()
             return
@@ -345,14 +347,21 @@ class WarmPool:
             self._idle.append(worker)
 
     def _worker_died(self, worker: Worker, events: list[Event]) -> None:
-        code = worker.proc.wait()
+        if worker.inner and worker.proc.poll() is None and proctree.process_alive(worker.inner):
+            # its pipe closed, yet it runs on: its task closed the worker's descriptors. Waited for, it froze the
+            # runtime's loop for as long as that task ran (timeouts, other tasks' results and all)
+            proctree.signal_tree(worker.proc.pid, signal.SIGKILL)
+            why = "closed its pipe to the driver (did its task close file descriptors it had not opened?) and was killed"
+        else:
+            why = ""
+        code = worker.proc.wait()  # (else its guard ends a moment after it, once it has killed what it left)
         self._close_worker(worker)
         launch = worker.launch
         if launch is not None:
             self._busy.pop(launch.task_id, None)
-            reason = exit_status(code)
+            reason = why or f"died with {exit_status(code)}"
             events.append(Event("lost", launch.task_id, launch.attempt,
-                                text=f"its worker process (pid {worker.proc.pid}) died with {reason}", code=code))
+                                text=f"its worker process (pid {worker.proc.pid}) {reason}", code=code))
         if worker.queued is not None:  # it never started there (its gate byte is still there): it goes back
             queued = self._unqueue(worker)
             events.append(Event("requeue", queued.task_id, queued.attempt,
