@@ -37,7 +37,7 @@ from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
-from .dask_comms import ADDRESS_HINT, ClusterSide, NodeLink, natural_key, send_function
+from .dask_comms import ADDRESS_HINT, HELLO_S, ClusterSide, NodeLink, natural_key, send_function
 from .dask_remake import Remake
 
 log = logging.getLogger("steerflow.dask")
@@ -98,6 +98,8 @@ class DaskEngine(Remake, ClusterSide):
         self._refused: dict[str, str] = {}  # worker address -> why it is no node (a wrong declaration)
         self._reached = False  # a connection to the scheduler's address was accepted (see discover's errors)
         self._scheduler_id: str | None = None  # the scheduler's id, as it answered (another: it was restarted)
+        self._plugin_tasks: set[asyncio.Task] = set()  # registrations of our worker plugin still under way
+        self.hello_s = HELLO_S  # a worker that has not answered a session's opening by then is asked again
         self._allocation: Allocation | None = None
         self._run_dir: Path | None = None
         self._started = False

@@ -57,6 +57,12 @@ def send_function(link: NodeLink, key: int, fn_bytes: bytes) -> None:
     link.pending.append(("fn", key, fn_bytes))
 
 
+#: how long the engine waits for the scheduler to install its plugin on the workers present (see `_install_plugin`)
+PLUGIN_WAIT_S = 5.0
+#: how long a worker may take to answer a session's opening (see `_open`); then it is asked again
+HELLO_S = 20.0
+
+
 class ClusterSide:
     """The coroutines of `DaskEngine` (see the module docstring); not used on its own."""
 
@@ -89,6 +95,8 @@ class ClusterSide:
     _reached: bool
     _scheduler_id: str | None
     scheduler_address: str  # DaskEngine's
+    _plugin_tasks: set
+    hello_s: float
     _tasks: dict[int, tuple[int, int, frozenset[int]]]
     _kills: dict[int, tuple[float, int, int]]
     kill_answer_s: float
@@ -153,7 +161,21 @@ class ClusterSide:
             security = getattr(self.client, "security", None)
             if security is not None and security.get_connection_args("client").get("ssl_context") is not None:
                 self.security = security
-        await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
+        await self._install_plugin()
+
+    async def _install_plugin(self) -> None:
+        """Register the agent (our worker plugin) with the scheduler, which installs it on every worker, present and
+        future. Awaited only for a while: the scheduler waits for every present worker's answer, and a frozen
+        worker never answers, so one hung worker held up every node's session, and the campaign's start ("Only
+        0 of 1 Dask worker(s) ... connected" with a healthy worker there). Workers that have it get sessions as
+        they come (a session opened before the plugin reached its worker fails, and is tried again at the next
+        poll)."""
+        task = asyncio.ensure_future(self.client.register_plugin(NodePlugin(), name=NodePlugin.name))
+        self._plugin_tasks.add(task)  # (a task nobody holds may be collected before it ends)
+        task.add_done_callback(self._plugin_tasks.discard)
+        done, _ = await asyncio.wait({task}, timeout=PLUGIN_WAIT_S)
+        if done and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
     async def _start_jobqueue(self, spec: dict[str, Any]) -> Any:
         from .dask_batch import start_jobqueue
@@ -169,7 +191,7 @@ class ClusterSide:
             # for nodes, silently, while workers were there)
             restarted = self._scheduler_id is not None
             self._scheduler_id = info.get("id")
-            await self.client.register_plugin(NodePlugin(), name=NodePlugin.name)
+            await self._install_plugin()
             if restarted:
                 log.warning("the Dask scheduler at %s was restarted; its workers join as nodes again",
                             self.scheduler_address)
@@ -185,16 +207,22 @@ class ClusterSide:
     async def _open(self, address: str) -> None:
         from distributed.comm import connect
 
+        comm = None
         try:
             kwargs = self.security.get_connection_args("client") if self.security is not None else {}
             comm = await connect(address, **kwargs)
             token = os.urandom(dask_fast.TOKEN_BYTES // 2).hex()
             sent = time.time()
             await comm.write({"op": HANDLER, "reply": False, "path": [p for p in sys.path if p], "token": token})
-            hello = await comm.read()
+            # bounded: a worker that had no agent yet when the session's op came (a worker thawed, or one that
+            # joined as the plugin was being installed) logs "No handler" and never answers, and the node never
+            # joined (its address stayed in _connecting)
+            hello = await asyncio.wait_for(comm.read(), self.hello_s)
             clock = clock_offset(hello.get("time"), sent, time.time())
         except Exception as exc:  # noqa: BLE001 - retried at the next poll
-            log.debug("could not open a session with %s: %s", address, exc)
+            log.debug("could not open a session with %s: %r", address, exc)
+            if comm is not None:
+                comm.abort()
             self._connecting.discard(address)
             return
         holder: list[NodeLink] = []  # the session's stream (dask_fast) is up before any op is sent on it
