@@ -297,7 +297,10 @@ class RuntimeLoop(Interrupts, Pipeline):
             except Exception:  # noqa: BLE001
                 pass
             self._free(record)
-        label = record.spec.label()  # type: ignore[attr-defined]
+        try:
+            label = record.spec.label()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - (a description changed after it was made: this task fails, not the loop)
+            label = type(record.spec).__name__
         error = TaskFailed(f"Task {record.id} ({label}) could not be {what}: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         if record.attempts:

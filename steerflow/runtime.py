@@ -34,7 +34,7 @@ from .resources import Allocation
 from .runloop import MAX_WAIT_S, Listener, PartialListener, RuntimeLoop
 from .scheduler import Request, Scheduler
 from .scheduler_shadow import check_max_bypass
-from .task import Function, TaskSpec
+from .task import MAX_TIMEOUT, Function, TaskSpec, recheck_policy, recheck_program, recheck_resources
 
 #: how long a thread submitting a burst into a runtime with idle cores gives the loop the GIL, once (see `_post`)
 HANDOFF_S = 5e-5
@@ -127,6 +127,13 @@ class Runtime(RuntimeLoop, Executor):
                 raise RuntimeBroken(f"The runtime's loop failed ({type(self.failure).__name__}: {self.failure}); "
                                     "it runs no more tasks. Create a new runtime.") from self.failure
             raise RuntimeClosed("This runtime has been shut down; create a new one to submit more tasks.")
+        timeout, retries, priority = spec.timeout, spec.retries, spec.priority
+        if (timeout is not None and (timeout.__class__ is not float and timeout.__class__ is not int
+                                     or not 0 < timeout <= MAX_TIMEOUT)) \
+                or retries.__class__ is not int or retries < 0 or priority.__class__ is not int:
+            recheck_policy(spec)  # (changed since it was made: its fields are plain attributes)
+        if spec.__class__ is not Function:
+            recheck_program(spec)  # type: ignore[arg-type]
         self._check_fits(spec)
         if task_id is None:
             task_id = next(self._ids)
@@ -323,8 +330,9 @@ class Runtime(RuntimeLoop, Executor):
         """Raise if the task could never run here. The allocation does not change: a shape that fits once always does."""
         shape = (spec.__class__, spec.ranks, spec.cores_per_rank, spec.gpus_per_rank, spec.memory_mb, spec.nodes,
                  spec.pool)
-        if shape in self._fits:
+        if shape in self._fits and spec.cores_per_rank.__class__ is int:
             return
+        recheck_resources(spec)  # (changed since it was made: 0 or 1.5 cores broke the scheduler, so every task)
         check_fits(spec, self.allocation, self._scheduler)
         if len(self._fits) >= 4096:
             self._fits.clear()

@@ -137,6 +137,48 @@ def _timeout(value: Any) -> float | None:
     return value
 
 
+def recheck_policy(spec: TaskSpec) -> None:
+    """Check a description's timeout, retries and priority again (the runtime, at submit, when one looks wrong).
+
+    A description's fields are plain attributes, checked when it is made: one changed afterwards (``spec.timeout
+    = "3"``) stopped the runtime's loop, and every task with it."""
+    spec.timeout = _timeout(spec.timeout)
+    _int_at_least("retries", spec.retries, 0)
+    priority = spec.priority
+    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_PRIORITY:
+        raise TaskSpecError("priority", priority, f"must be an integer between -{MAX_PRIORITY} and {MAX_PRIORITY} "
+                            "(higher runs first).")
+
+
+def recheck_resources(spec: TaskSpec) -> None:
+    """Check what a description asks for again (the runtime, at submit, for each new shape): see `recheck_policy`."""
+    if isinstance(spec, Function):
+        _int_at_least("cores", spec.cores, 1)
+        _int_at_least("gpus", spec.gpus, 0)
+    elif isinstance(spec, Executable):
+        _int_at_least("ranks", spec.ranks, 1)
+        _int_at_least("cores_per_rank", spec.cores_per_rank, 1)
+        _int_at_least("gpus_per_rank", spec.gpus_per_rank, 0)
+        if spec.nodes is not None:
+            _int_at_least("nodes", spec.nodes, 1, high=spec.ranks)
+    _int_at_least("memory_mb", spec.memory_mb, 0, high=2**40)
+    _label("pool", spec.pool, "a non-empty string naming a resource pool")
+
+
+def recheck_program(spec: Executable) -> None:
+    """Check a program's command line and environment again (the runtime, at submit): see `recheck_policy`.
+    (A program's start costs milliseconds: this costs microseconds.)"""
+    argv = _sequence("argv", spec.argv, "strings (the program and its arguments)")
+    if not argv or any(not isinstance(a, str) or "\0" in a for a in argv):
+        raise TaskSpecError("argv", argv, "must be a non-empty list of strings without NUL bytes (the program and "
+                            "its arguments).")
+    if not isinstance(spec.env, Mapping) or any(not isinstance(k, str) or not isinstance(v, str) or "=" in k
+                                                for k, v in spec.env.items()):
+        raise TaskSpecError("env", spec.env, "must map variable names (without '=') to strings.")
+    if spec.cwd is not None and not isinstance(spec.cwd, str):
+        raise TaskSpecError("cwd", spec.cwd, f"must be a directory path (a string), not {type(spec.cwd).__name__}.")
+
+
 class TaskSpec:
     """What every task takes besides what it runs: resources beyond cores, and policy."""
 

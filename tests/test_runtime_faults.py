@@ -1,12 +1,13 @@
 """A bad task fails alone and the runtime's loop goes on; a failure of the loop itself fails every pending
 future with its cause and stops a campaign with an error (never a silent hang)."""
 
+import heapq
 import operator
 import time
 
 import pytest
 
-from steerflow import Allocation, Campaign, Executable, Function, RuntimeBroken, TaskFailed
+from steerflow import Allocation, Campaign, Executable, Function, RuntimeBroken, TaskFailed, TaskSpecError
 from steerflow.engines.local import LocalEngine
 
 from .conftest import wait_until
@@ -35,8 +36,12 @@ def test_an_unpicklable_function_fails_alone(runtime):
 
 def test_a_deadline_past_what_epoll_can_wait_does_not_stop_the_loop(runtime):
     spec = Function(time.sleep, (0.01,))
-    spec.timeout = 1e300  # past validation: the loop's wait must still be bounded
-    f = runtime.submit(spec)
+    spec.timeout = 1e300  # past validation: submit checks it again now
+    with pytest.raises(TaskSpecError, match="timeout"):
+        runtime.submit(spec)
+    f = runtime.submit(Function(time.sleep, (0.01,)))
+    # the loop's own wait must still be bounded, whatever deadline it holds
+    runtime.call_soon(lambda: heapq.heappush(runtime._deadlines, (1e300, f.task_id, 1)))
     assert f.result(timeout=30) is None
     assert runtime.submit(Function(operator.add, (1, 1))).result(timeout=30) == 2
 

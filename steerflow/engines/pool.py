@@ -347,7 +347,7 @@ class WarmPool:
             self._idle.append(worker)
 
     def _worker_died(self, worker: Worker, events: list[Event]) -> None:
-        if worker.inner and worker.proc.poll() is None and proctree.process_alive(worker.inner):
+        if worker.inner and worker.proc.poll() is None and _runs_on(worker.inner):
             # its pipe closed, yet it runs on: its task closed the worker's descriptors. Waited for, it froze the
             # runtime's loop for as long as that task ran (timeouts, other tasks' results and all)
             proctree.signal_tree(worker.proc.pid, signal.SIGKILL)
@@ -387,6 +387,19 @@ class WarmPool:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _runs_on(pid: int, bound: float = 0.25) -> bool:
+    """Whether a worker whose pipe closed still runs ``bound`` seconds later (one that exits closes its pipe a
+    moment before it is a zombie: it is not killed then, its own status is reported)."""
+    end = time.monotonic() + bound
+    pause = 0.0005
+    while proctree.process_alive(pid):
+        if time.monotonic() > end:
+            return True
+        time.sleep(pause)
+        pause = min(2 * pause, 0.02)
+    return False
 
 
 STOP = pickle.dumps(None)
