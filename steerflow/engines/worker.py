@@ -195,6 +195,7 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     proctree.guard(driver, forward=(signal.SIGUSR1,), close=tuple(fd for fd in (rfd, wfd, cfd, gate) if fd >= 0),
                    orphaned_status=0)
     serialize.owned_by(driver)  # results outlive this worker while the driver hands them on
+    me = os.getpid()  # (a process a task forks that returns from the task's function is not this worker)
     proctree.become_subreaper()  # what a task starts stays below us, whatever it does, until we end it
     running = [0]  # the number of the task whose function runs now (0: none)
     wanted = [0]  # the highest task number the driver asked to preempt
@@ -295,6 +296,8 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             finally:
                 running[0] = 0
                 t_end = time.time()
+                if os.getpid() != me:  # a child the task forked returned: it must not go on as a second worker
+                    _forked_child_returned(task_id)
             if fired[0] == number:  # it swallowed the interrupt and returned: it still ran past its timeout
                 raise TimedOut(_TIMED_OUT + " It caught TimedOut and returned; the result was dropped.")
             reply = (task_id, True, serialize.dumps(value), "", (t_recv, t_start, t_end, time.time()))
@@ -305,7 +308,11 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
                 blob = serialize.dumps(exc)
                 serialize.loads(blob, consume=False)  # an exception that pickles but cannot load would poison the driver
             except Exception:  # noqa: BLE001
-                blob = serialize.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+                try:
+                    text = str(exc)
+                except Exception:  # noqa: BLE001 - (its str() raises too: the worker died of it, 3 times)
+                    text = "<its str() raised>"
+                blob = serialize.dumps(RuntimeError(f"{type(exc).__name__}: {text}"))
             t_end = t_end or time.time()
             reply = (task_id, False, blob, tb, (t_recv, t_start or t_end, t_end, time.time()))
         args = kwargs = value = None  # (the error path) no mapping of the arguments outlives the task
@@ -319,6 +326,16 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
 
 
 _current = [0]  # the task this worker runs now (for partial results)
+
+
+def _forked_child_returned(task_id: int) -> None:
+    """A process task ``task_id`` forked returned from (or raised out of) the task's function: as a second reader
+    of the worker's pipes it would answer for the worker and take its next tasks. It ends here, saying why."""
+    try:
+        os.write(2, f"steerflow: a process that task {task_id} forked (pid {os.getpid()}) returned from the task's "
+                    "function; it exits (end a forked child with os._exit).\n".encode())
+    finally:
+        os._exit(1)
 _TIMED_OUT = "The task ran past its timeout; the runtime interrupted it."
 
 
