@@ -4,9 +4,10 @@ A result that is no buffer (a list, a dict: pickled in-band) is held by the node
 process, while it is sent. Found with `DaskEngine(cluster={"memory_limit": "300MB"})` and a task returning
 `list(range(20_000_000))` (100 MB pickled): the nanny restarted the worker ("exceeded 95% memory budget"), ending
 every task on the node; the task was lost, retried, restarted the worker again, three times, and failed as
-"WorkerLost: its node left the Dask cluster", with nothing about memory. Now that task fails with a MemoryError
-that says why and what to change, and the node (and what else runs there) carries on. NumPy results stay in the
-node's shared memory and are not held by the worker at all.
+"WorkerLost: its node left the Dask cluster", with nothing about memory. The same on the way in: a task given
+`list(range(30_000_000))` (150 MB) restarted the worker three times as it unpacked them. Now such a task fails
+with a MemoryError that says why and what to change, and the node (and what else runs there) carries on. NumPy
+results stay in the node's shared memory and are not held by the worker at all.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def napping(seconds: float) -> str:
     return "slept"
 
 
+def count(items: list) -> int:
+    return len(items)
+
+
 def worker_pid() -> int:
     import os
 
@@ -59,8 +64,11 @@ def test_a_result_past_the_workers_memory_limit_fails_its_task_not_the_node(tmp_
             big.result(timeout=120)
         assert "return large data as NumPy arrays" in str(info.value)
         assert beside.result(timeout=60) == "slept"
+        with pytest.raises(MemoryError, match=r"cannot start on node .* its arguments are 1\d\d MB"):
+            rt.submit(count, list(range(30_000_000))).result(timeout=120)  # before: WorkerLost after 3 restarts
         assert rt.submit(worker_pid).result(timeout=60) == pid  # never restarted
-        assert len(rt.submit(numbers, 1_000_000).result(timeout=60)) == 1_000_000  # a small one still goes
+        assert len(rt.submit(numbers, 1_000_000).result(timeout=60)) == 1_000_000  # small ones still go
+        assert rt.submit(count, list(range(1_000_000))).result(timeout=60) == 1_000_000
         assert len(rt.submit(ones, 300_000_000).result(timeout=120)) == 300_000_000  # kept in shared memory
         assert rt.submit(worker_pid).result(timeout=60) == pid
     finally:

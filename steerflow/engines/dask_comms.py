@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from importlib.machinery import ModuleSpec
 from typing import Any, Callable
 
+from .. import serialize
 from ..errors import AllocationError
 from ..resources import Node
 from . import dask_fast, dask_refs, wire
 from .base import Event
-from .dask_node import HANDLER, NodePlugin
+from .dask_node import CHECK_RESULT_BYTES as CHECK_BYTES, HANDLER, NodePlugin
 from .dask_quiet import stop_heartbeat
 from .worker import KnownFunctions
 
@@ -47,6 +48,7 @@ class NodeLink:
     ready: bool = False
     stream: Any = None  # the session's stream (dask_fast), when the node offered one
     clock: float = 0.0  # the node's clock minus the driver's (0 when within the measurement's error)
+    memory: tuple = (0, 0, 0)  # (bytes its worker may hold before its nanny restarts it, in use, limit), or 0s
 
 
 def send_function(link: NodeLink, key: int, fn_bytes: bytes) -> None:
@@ -256,6 +258,7 @@ class ClusterSide:
             return
         holder.append(link)
         link.clock = clock
+        link.memory = tuple(hello.get("memory") or (0, 0, 0))
         await self._read(link)
 
     def _stream_lost(self, holder: list[NodeLink], exc: BaseException | None) -> None:
@@ -326,6 +329,27 @@ class ClusterSide:
             out.append(Event(kind, task_id, attempt, value, text, code, times))
         self._events.extend(out)
         self.wakeup()
+
+    def _refuse_oversized(self, link: NodeLink, task_id: int, attempt: int, size: int, behind: int | None) -> bool:
+        """True, with the task failed at once, where arguments of ``size`` bytes sent in-band to the node would take
+        its Dask worker past the point where its nanny restarts it (which ends every task on the node, and again
+        at each retry: the task then failed as "WorkerLost", with nothing about memory). Unpacking them there takes
+        about three times their size (the stream's buffer, the batch, the node's copy). A task to be sent behind
+        another (``behind``) is only not sent so: the runtime launches it alone later, and it fails then."""
+        budget, used, limit = link.memory
+        if not budget or size < CHECK_BYTES or used + 3 * size <= budget:
+            return False
+        why = (f"Task {task_id} cannot start on node {self._nodes[link.index].name}: its arguments are "
+               f"{size / 1e6:.0f} MB, sent to the node's Dask worker, whose memory limit is {limit / 1e6:.0f} MB "
+               f"({used / 1e6:.0f} MB in use when the session began); unpacking them there takes about three times "
+               "their size, past the point where the worker's nanny restarts it (ending every task on the node). "
+               "Raise the workers' memory limit (DaskEngine(cluster={'memory_limit': ...}), jobqueue memory=...), or "
+               "pass smaller arguments (on the driver's own machine, NumPy arrays are mapped from its shared memory, "
+               "not sent).")
+        if behind is None:
+            self._events.append(Event("error", task_id, attempt, serialize.dumps_inband(MemoryError(why)), why, 0,
+                                      None))
+        return True
 
     def _unanswered_kills(self) -> None:
         """A node that has not ended a task it was told to kill within ``kill_answer_s`` is gone for this

@@ -240,23 +240,28 @@ class NodeAgent:
         """This worker's address, where other nodes and the driver fetch the results kept here."""
         return getattr(self.worker, "contact_address", None) or getattr(self.worker, "address", "")
 
-    def too_large(self, size: int) -> str:
-        """Why sending a result of ``size`` bytes from here would get this worker restarted by its nanny (which
-        ends every task on the node, and again for each retry), or "" where it would not."""
+    def memory_room(self) -> tuple[int, int, int]:
+        """(what this worker may hold before its nanny restarts it, what it holds now, its memory limit) in bytes;
+        (0, 0, 0) where no nanny enforces a limit. The driver hears it in the session's hello."""
         worker = self.worker
         limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
         if not limit or not getattr(worker, "nanny", None):
-            return ""  # (no limit, or no nanny to enforce it)
+            return 0, 0, 0
         import dask
 
         fraction = dask.config.get("distributed.worker.memory.terminate", 0.95)
-        rss = resident_bytes()
-        if not fraction or rss + 2 * size <= fraction * limit:  # (sending holds it about twice more: the pickled
-            return ""                                              #  batch, the stream's buffer)
+        return (int(fraction * limit), resident_bytes(), int(limit)) if fraction else (0, 0, 0)
+
+    def too_large(self, size: int) -> str:
+        """Why sending a result of ``size`` bytes from here would get this worker restarted by its nanny (which
+        ends every task on the node, and again for each retry), or "" where it would not."""
+        budget, rss, limit = self.memory_room()
+        if not budget or rss + 2 * size <= budget:  # (sending holds it about twice more: the pickled batch, the
+            return ""                                #  stream's buffer)
         return (f"its result is {size / 1e6:.0f} MB, kept in the memory of the Dask worker of node "
                 f"{self.node.get('name')} while it is sent, and that worker's memory limit is {limit / 1e6:.0f} MB "
-                f"({rss / 1e6:.0f} MB in use): sending it would take the worker past {fraction:.0%} of its limit, where "
-                "its nanny restarts it and every task on the node ends. Raise the workers' memory limit "
+                f"({rss / 1e6:.0f} MB in use): sending it would take the worker past {budget / limit:.0%} of its limit, "
+                "where its nanny restarts it and every task on the node ends. Raise the workers' memory limit "
                 "(DaskEngine(cluster={'memory_limit': ...}), jobqueue memory=...), or return large data as NumPy "
                 "arrays (or other buffers), which stay in the node's shared memory until read.")
 
@@ -295,6 +300,7 @@ class NodeAgent:
             except Exception as exc:  # noqa: BLE001 - the Dask comm carries the session then
                 hello["fast_error"] = f"{type(exc).__name__}: {exc}"
         hello["time"] = time.time()  # the driver puts our timestamps on its clock
+        hello["memory"] = self.memory_room()  # (the driver sends no arguments that would get us restarted)
         await comm.write(hello)
         try:
             while True:
