@@ -73,3 +73,35 @@ def test_a_result_past_the_workers_memory_limit_fails_its_task_not_the_node(tmp_
         assert rt.submit(worker_pid).result(timeout=60) == pid
     finally:
         rt.shutdown()
+
+
+@pytest.mark.slow
+def test_a_kept_result_too_large_to_send_stays_on_its_node_and_says_why(tmp_path):
+    # Found with a 150 MB NumPy result kept on a node whose host is not the driver's (so `result()` fetches it over
+    # the comm) and whose worker has a 400 MB limit: the agent copied it into the worker's memory to send it, the
+    # nanny restarted the worker, every task on the node ended, and the result was lost ("cannot be reached").
+    from .dask_cluster import BIN, DaskCluster
+    from steerflow.engines.dask_batch import QUIET_WORKER
+
+    cluster = DaskCluster(tmp_path / "cluster")
+    try:
+        cluster.start_scheduler()
+        cmd = [str(BIN / "dask"), "worker", cluster.address, "--nthreads", "1", "--no-dashboard", "--worker-class",
+               QUIET_WORKER, "--host", "127.0.0.1", "--name", "node0", "--resources", "cores=1,gpus=0",
+               "--memory-limit", LIMIT, "--death-timeout", "60"]  # (with its nanny, which enforces the limit)
+        cluster.workers["node0"] = cluster._spawn(  # noqa: SLF001
+            cmd, "worker-node0", {"STEERFLOW_NODE_NAME": "node0", "STEERFLOW_NODE_HOST": "another-machine"})
+        cluster.wait_workers(1)
+        rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=1, connect_timeout=60), run_dir=tmp_path / "run")
+        try:
+            pid = rt.submit(worker_pid).result(timeout=60)
+            big = rt.submit(ones, 150_000_000)
+            assert rt.submit(len, big).result(timeout=60) == 150_000_000  # read on its node: mapped, not copied
+            with pytest.raises(Exception, match="memory limit") as info:  # before: lost ("cannot be reached")
+                big.result(timeout=120)
+            assert "left on that node for the tasks that read it there" in str(info.value)
+            assert rt.submit(worker_pid).result(timeout=60) == pid  # never restarted
+        finally:
+            rt.shutdown()
+    finally:
+        cluster.stop()

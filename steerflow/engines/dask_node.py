@@ -252,18 +252,16 @@ class NodeAgent:
         fraction = dask.config.get("distributed.worker.memory.terminate", 0.95)
         return (int(fraction * limit), resident_bytes(), int(limit)) if fraction else (0, 0, 0)
 
-    def too_large(self, size: int) -> str:
-        """Why sending a result of ``size`` bytes from here would get this worker restarted by its nanny (which
-        ends every task on the node, and again for each retry), or "" where it would not."""
+    def memory_past(self, size: int, copies: int) -> str:
+        """"" where holding ``copies`` times ``size`` bytes more keeps this worker under its nanny's limit; else the
+        numbers, as a phrase for an error (past the limit the nanny restarts the worker: every task on the node
+        ends, and again at each retry, and the task failed as "WorkerLost", with nothing about memory)."""
         budget, rss, limit = self.memory_room()
-        if not budget or rss + 2 * size <= budget:  # (sending holds it about twice more: the pickled batch, the
-            return ""                                #  stream's buffer)
-        return (f"its result is {size / 1e6:.0f} MB, kept in the memory of the Dask worker of node "
-                f"{self.node.get('name')} while it is sent, and that worker's memory limit is {limit / 1e6:.0f} MB "
-                f"({rss / 1e6:.0f} MB in use): sending it would take the worker past {budget / limit:.0%} of its limit, "
-                "where its nanny restarts it and every task on the node ends. Raise the workers' memory limit "
-                "(DaskEngine(cluster={'memory_limit': ...}), jobqueue memory=...), or return large data as NumPy "
-                "arrays (or other buffers), which stay in the node's shared memory until read.")
+        if not budget or rss + copies * size <= budget:
+            return ""
+        return (f"the Dask worker of node {self.node.get('name')} has a memory limit of {limit / 1e6:.0f} MB "
+                f"({rss / 1e6:.0f} MB in use), and that would take it past {budget / limit:.0%} of it, where its nanny "
+                "restarts it and every task on the node ends")
 
     def connection_args(self) -> dict[str, Any]:
         security = getattr(self.worker, "security", None)
@@ -274,6 +272,14 @@ class NodeAgent:
         for session in self._sessions:
             envelope = session.kept.get(key) or session.copies.get(key, (None, None))[1]
             if envelope is not None:
+                size = len(envelope) + sum(os.path.getsize(path) for path in serialize.shm_paths(envelope))
+                why = self.memory_past(size, 3) if size >= CHECK_RESULT_BYTES else ""  # (mapped, pickled, sent)
+                if why:  # refused, and kept: not the node restarted, the result lost with it
+                    return (f"{dask_refs.REFUSED}result {key} is {size / 1e6:.0f} MB, and sending it from node "
+                            f"{self.node['name']} to another machine copies it into its Dask worker's memory; {why}. "
+                            "It is left on that node for the tasks that read it there (they map it); to have it "
+                            "here, raise the workers' memory limit (DaskEngine(cluster={'memory_limit': ...}), "
+                            "jobqueue memory=...).")
                 return serialize.dumps_inband(serialize.loads(envelope, consume=False))
         return f"node {self.node['name']} holds no result {key}"
 
@@ -579,9 +585,13 @@ class _Session(NodeCopies):
         elif event.kind in ("ok", "error") and value is not None:
             value = wire.result_for_wire(value)
             if len(value) >= CHECK_RESULT_BYTES and self.agent is not None:
-                why = self.agent.too_large(len(value))
+                why = self.agent.memory_past(len(value), 2)  # (sending holds it twice more: the batch, the stream)
                 if why:  # a clear error for this task, not the node restarted under every task it runs
-                    why = f"Task {event.task_id} failed on node {self.node['name']}: {why}"
+                    why = (f"Task {event.task_id} failed on node {self.node['name']}: its result is "
+                           f"{len(value) / 1e6:.0f} MB, held in the Dask worker's memory while it is sent, and {why}. "
+                           "Raise the workers' memory limit (DaskEngine(cluster={'memory_limit': ...}), jobqueue "
+                           "memory=...), or return large data as NumPy arrays (or other buffers), which stay in the "
+                           "node's shared memory until read.")
                     return ("error", event.task_id, event.attempt, serialize.dumps_inband(MemoryError(why)), why, 0,
                             event.times)
         return (event.kind, event.task_id, event.attempt, value, text, event.code, event.times)

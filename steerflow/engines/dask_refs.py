@@ -36,6 +36,7 @@ from .. import serialize
 MARK = b"sfref-"
 KEY_LENGTH = len(MARK) + 32  # "sfref-" and 32 hex digits
 FETCH_HANDLER = "steerflow_fetch"
+REFUSED = "refused: "  # a fetch's answer that begins so: the node keeps the result but will not send it (why follows)
 
 _security: dict[str, Any] = {}  # worker address -> the driver's Dask Security for it (None: plain TCP)
 _keeping = threading.local()
@@ -102,7 +103,7 @@ def resolve(key: str, host: str, owner_pid: int, address: str, envelope: bytes) 
         if address in _gone:
             raise ConnectionError("the driver saw that node leave")
         data = fetch(address, key)
-    except LookupError:
+    except (LookupError, MemoryError):  # (MemoryError: the node keeps it, but would be restarted sending it)
         raise
     except Exception as exc:  # noqa: BLE001 - the node is gone (refused, reset, timed out)
         raise LookupError(f"Result {key} was kept on the Dask worker at {address}, which cannot be reached "
@@ -142,6 +143,8 @@ async def fetch_async(address: str, key: str, connection_args: dict[str, Any], c
     finally:
         if own:
             await comm.close()
+    if isinstance(data, str) and data.startswith(REFUSED):
+        raise MemoryError(data[len(REFUSED):])
     if not isinstance(data, bytes):
         raise LookupError(f"The node at {address} no longer holds result {key}: {data}. It was dropped after "
                           "its last consumer, or its node restarted; rerun the task that made it.")
