@@ -16,4 +16,4 @@ from steerflow.bench import floor
 if __name__ == "__main__":
     for _ in range(int(sys.argv[1]) if len(sys.argv) > 1 else 2):
         rows = floor.mixed_rows(2, lists=6)
-        print(json.dumps({k: round(v, 2) for k, v in rows.items()}), flush=True)
+        print(json.dumps({k: v if isinstance(v, list) else round(v, 2) for k, v in rows.items()}), flush=True)

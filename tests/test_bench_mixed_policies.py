@@ -45,6 +45,8 @@ def test_each_list_runs_both_policies_alternating_and_the_pool_last(monkeypatch)
     assert rows["mixed_policy_cost_ideal_pts"] == pytest.approx(statistics.median(ideal_costs))
     assert rows["mixed_greedy_gap_pts_first_list"] == pytest.approx(100 - 100 / 1.02)
     assert rows["mixed_lists"] == 4
+    assert rows["mixed_greedy_gap_pts_by_list"] == [pytest.approx(100 - 100 / 1.02, abs=1e-3)] * 4
+    assert rows["mixed_policy_cost_pts_by_list"] == [pytest.approx(100 / 1.02 - 100 / 1.10, abs=1e-3)] * 4
     assert list(rows)[:3] == ["mixed_greedy_efficiency_pct", "floor_mixed_greedy_efficiency_pct",
                               "mixed_greedy_gap_pts"]  # the row with the target first
 

@@ -308,7 +308,7 @@ def mixed_efficiency(workers: int = 2, tasks: list[tuple[str, int, float]] | Non
 
 
 def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 120,
-               median: float = 0.03) -> dict[str, float]:
+               median: float = 0.03) -> dict[str, Any]:
     """The mixed-set rows on ``lists`` task lists (`mixed_set` seeds ``first_seed``, ``first_seed + 1``, ...),
     each run by steerflow under both policies (which goes first alternates list by list) and then the pool
     (`mixed_efficiency`); efficiencies and gaps are medians over the lists, a gap taken list by list (each
@@ -329,7 +329,7 @@ def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 1
     (seed 7, the only one until session 6), steerflow's pipelining (a core's next task committed one task
     ahead) left 78 idle core-ms per run against the list scheduler's 23 (~1.1 points of the gap); over 200
     lists of the same kind, 80 against 77 on average. ``*_first_list`` keep the seed-7 list's own gaps (one
-    run) for comparison with earlier sessions.
+    run) for comparison with earlier sessions; ``*_by_list`` every list's gap, in seed order.
     """
     import statistics
 
@@ -342,18 +342,24 @@ def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 1
     def gap(key: str) -> Callable[[dict[str, float]], float]:
         return lambda r: r["floor_mixed_efficiency_pct"] - r[key]
 
+    per_list = {"mixed_greedy_gap_pts": gap("mixed_greedy_efficiency_pct"),
+                "mixed_efficiency_same_policy_gap_pts": gap("mixed_efficiency_same_policy_pct"),
+                "mixed_efficiency_gap_pts": gap("mixed_efficiency_pct"),
+                "mixed_policy_cost_pts": lambda r: r["mixed_greedy_efficiency_pct"] - r["mixed_efficiency_pct"]}
     return {  # (the table's order)
         "mixed_greedy_efficiency_pct": med(lambda r: r["mixed_greedy_efficiency_pct"]),
         "floor_mixed_greedy_efficiency_pct": med(lambda r: r["floor_mixed_efficiency_pct"]),
-        "mixed_greedy_gap_pts": med(gap("mixed_greedy_efficiency_pct")),
+        "mixed_greedy_gap_pts": med(per_list["mixed_greedy_gap_pts"]),
         "mixed_efficiency_same_policy_pct": med(lambda r: r["mixed_efficiency_same_policy_pct"]),
-        "mixed_efficiency_same_policy_gap_pts": med(gap("mixed_efficiency_same_policy_pct")),
+        "mixed_efficiency_same_policy_gap_pts": med(per_list["mixed_efficiency_same_policy_gap_pts"]),
         "mixed_efficiency_pct": med(lambda r: r["mixed_efficiency_pct"]),
         "floor_mixed_efficiency_pct": med(lambda r: r["floor_mixed_efficiency_pct"]),
-        "mixed_efficiency_gap_pts": med(gap("mixed_efficiency_pct")),
-        "mixed_policy_cost_pts": med(lambda r: r["mixed_greedy_efficiency_pct"] - r["mixed_efficiency_pct"]),
+        "mixed_efficiency_gap_pts": med(per_list["mixed_efficiency_gap_pts"]),
+        "mixed_policy_cost_pts": med(per_list["mixed_policy_cost_pts"]),
         "mixed_policy_cost_ideal_pts": med(lambda r: r["mixed_policy_cost_ideal_pts"]),
-        "mixed_greedy_gap_pts_first_list": gap("mixed_greedy_efficiency_pct")(runs[0]),
-        "mixed_efficiency_gap_pts_first_list": gap("mixed_efficiency_pct")(runs[0]),
+        "mixed_greedy_gap_pts_first_list": per_list["mixed_greedy_gap_pts"](runs[0]),
+        "mixed_efficiency_gap_pts_first_list": per_list["mixed_efficiency_gap_pts"](runs[0]),
         "mixed_lists": lists,
+        # (every list's, in seed order, for the JSON; the table shows the medians)
+        **{f"{key}_by_list": [round(of(r), 3) for r in runs] for key, of in per_list.items()},
     }
