@@ -277,18 +277,20 @@ class Campaign(LoopSide, Closing, SteeringLoop):
     def _journal_again(self, key: int, spec: TaskSpec, fingerprint: str) -> None:
         """Journal a resumed task whose description changed as it is now: its row, no old result, and its old
         deliveries void (`journal.replay_outline`), so that the next resume finds nothing changed."""
-        self.journal.put("task_again", spec.label(), type(spec).__name__, spec.pool, ",".join(spec.tags),  # type: ignore
-                         spec.priority, fingerprint, blobs.spec_blob(self._blobs, spec),
-                         spec.ranks * spec.cores_per_rank, spec.ranks * spec.gpus_per_rank, key)
-        self.journal.put("result_dropped", key)
-        self._replace_deliveries(key)
+        rows = [("task_again", (spec.label(), type(spec).__name__, spec.pool, ",".join(spec.tags),  # type: ignore
+                                spec.priority, fingerprint, blobs.spec_blob(self._blobs, spec),
+                                spec.ranks * spec.cores_per_rank, spec.ranks * spec.gpus_per_rank, key)),  # type: ignore
+                ("result_dropped", (key,))]
+        self._replace_deliveries(key, rows)  # (one queue item: one transaction, whenever the driver is killed)
 
-    def _replace_deliveries(self, key: int) -> None:
+    def _replace_deliveries(self, key: int, rows: list[tuple[str, tuple]] | None = None) -> None:
         """The journaled deliveries of ``key`` before this driver no longer count: a resume replays later ones."""
         replay = self._resume
+        rows = list(rows or [])
         if replay is not None and replay.replaced.get(key) != replay.last_seq:
             replay.replaced[key] = replay.last_seq
-            self.journal.put("replaced", key, replay.last_seq)
+            rows.append(("replaced", (key, replay.last_seq)))
+        self.journal.put_many(rows)
 
     def _describe(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Function:
         """``Function(fn, args, kwargs, **fn's task options)``, with the options validated once per function."""
