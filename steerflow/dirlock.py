@@ -63,6 +63,11 @@ def _lock_directory(directory: Path) -> int | None:
 
 def _locked_by(directory: Path, pid_text: str) -> CampaignLocked:
     owner = pid_text.strip() or "unknown"
+    if owner == str(os.getpid()):  # (a notebook cell run twice: `steerflow cancel --stop` would stop this process)
+        return CampaignLocked(f"This process already has the campaign in {directory} open (a Campaign made twice, "
+                              "say a notebook cell run again). Close the first one (camp.close(), or let its run() "
+                              "end) before making another, or give another directory.", directory=directory,
+                              pid=os.getpid())
     return CampaignLocked(f"Another driver (pid {owner}) is running the campaign in {directory}. Stop it "
                           f"first (`steerflow cancel {directory} --stop`), or watch it with "
                           f"`steerflow status {directory}`.", directory=directory,

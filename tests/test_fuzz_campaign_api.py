@@ -100,3 +100,18 @@ def test_select_picks_valid_distinct_indices_or_says_why(n, exclude, features, k
         return
     assert len(set(picked.tolist())) == len(picked) <= max(0, k)
     assert all(0 <= i < n and i not in exclude for i in picked)
+
+
+def test_a_campaign_made_twice_in_one_process_says_so_not_another_driver(tmp_path):
+    """A notebook cell run twice: the message said "Another driver (pid <this process>) ... steerflow cancel --stop"."""
+    import os
+
+    first = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+    try:
+        with pytest.raises(sf.CampaignLocked, match="This process already has the campaign") as info:
+            sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False, resume=True)
+        assert info.value.pid == os.getpid() and "cancel" not in str(info.value)
+    finally:
+        first.close()
+    again = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False, resume=True)
+    again.close()  # once the first is closed, the directory is free
