@@ -385,7 +385,9 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         The campaign is idle when no task is queued or running and no event is pending; pass
         ``stop_when_idle=False`` for campaigns whose timer agents submit work later. At the end,
         running tasks are cancelled unless ``drain`` is true (a resume runs cancelled ones again).
-        Returns a summary; raises `AgentError` if a handler failed.
+        Returns a summary (tasks, states, results_seen, stop_reason, resumed, unhandled_failures; elapsed_s:
+        this driver's run; drivers and campaign_elapsed_s: every driver's wall time summed, for a resumed
+        campaign); raises `AgentError` if a handler failed.
         """
         if stop is not None and not isinstance(stop, Condition):  # (before: an AttributeError from the steering loop)
             hint = f" (sf.stop.wall({stop!r})?)" if isinstance(stop, str) else ""
