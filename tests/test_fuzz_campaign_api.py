@@ -115,3 +115,15 @@ def test_a_campaign_made_twice_in_one_process_says_so_not_another_driver(tmp_pat
         first.close()
     again = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False, resume=True)
     again.close()  # once the first is closed, the directory is free
+
+
+@pytest.mark.parametrize("metrics", ["mae=0.2", 0.2, [("mae", 0.2)], True, object()])
+def test_registry_metrics_that_are_no_dict_are_refused_before_anything_is_written(tmp_path, metrics):
+    camp = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+    try:
+        registry = learn.ModelRegistry(camp)
+        with pytest.raises(TypeError, match="give a model version's metrics as a dict"):  # was AttributeError
+            registry.register("m", {"w": 1}, metrics=metrics)
+        assert registry.versions("m") == []
+    finally:
+        camp.close()

@@ -22,6 +22,7 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,9 @@ def check_name(name: str) -> None:
 
 
 def _metrics(metrics: dict[str, float] | None) -> dict[str, float]:
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise TypeError(f"metrics={metrics!r:.60}: give a model version's metrics as a dict of name -> number "
+                        "(e.g. {'mae': 0.21}), or None.")
     out = {}
     for key, value in (metrics or {}).items():
         try:
