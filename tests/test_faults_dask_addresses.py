@@ -127,3 +127,16 @@ def test_tls_set_up_in_dasks_own_configuration_reaches_the_workers_too(tmp_path)
             rt.shutdown()
     finally:
         cluster.stop()
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"connect_timeout": 0}, r"connect_timeout=0\): give a number of seconds above 0"),  # (failed blaming the scheduler)
+    ({"connect_timeout": -5}, r"connect_timeout=-5\)"),
+    ({"poll_interval": 0}, r"poll_interval=0\)"),  # (spun a core polling the scheduler without a pause)
+    ({"no_nodes_timeout": -1}, r"no_nodes_timeout=-1\): give a number of seconds, 0 or more"),
+    ({"min_nodes": -1}, r"min_nodes=-1\): give how many nodes to wait for"),  # ("An allocation needs at least one node")
+    ({"cluster": {"n_workers": 0}}, r"a cluster of no workers has no nodes"),
+])
+def test_engine_options_that_cannot_work_are_refused_at_once(options, says):
+    with pytest.raises(ValueError, match=says):
+        DaskEngine(**options)

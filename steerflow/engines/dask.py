@@ -37,7 +37,7 @@ from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
-from .dask_comms import ADDRESS_HINT, HELLO_S, ClusterSide, NodeLink, natural_key, send_function
+from .dask_comms import ADDRESS_HINT, HELLO_S, ClusterSide, check_options, NodeLink, natural_key, send_function
 from .dask_remake import Remake
 
 log = logging.getLogger("steerflow.dask")
@@ -74,8 +74,7 @@ class DaskEngine(Remake, ClusterSide):
     def __init__(self, address: str | None = None, *, cluster: dict[str, Any] | None = None,
                  jobqueue: dict[str, Any] | None = None, security: Any = None, min_nodes: int | None = None,
                  connect_timeout: float = 60.0, poll_interval: float = 0.5, no_nodes_timeout: float = 300.0) -> None:
-        if sum(x is not None for x in (address, cluster, jobqueue)) > 1:
-            raise ValueError("Give DaskEngine one of address=, cluster= or jobqueue=, not several.")
+        check_options(address, cluster, jobqueue, min_nodes, connect_timeout, poll_interval, no_nodes_timeout)
         self.address = address
         self.cluster_spec = cluster
         self.jobqueue_spec = jobqueue

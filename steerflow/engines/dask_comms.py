@@ -447,6 +447,27 @@ async def fail_if_refused(address: str, security: Any, within: float) -> bool:
         return True
 
 
+def check_options(address: Any, cluster: Any, jobqueue: Any, min_nodes: Any, connect_timeout: float,
+                  poll_interval: float, no_nodes_timeout: float) -> None:
+    """`DaskEngine`'s options, refused at once with a sentence where they cannot work (before: poll_interval=0 spun a
+    core polling the scheduler without pause; connect_timeout=0 failed blaming the scheduler; min_nodes=-1 or a
+    cluster of 0 workers said only "An allocation needs at least one node")."""
+    if sum(x is not None for x in (address, cluster, jobqueue)) > 1:
+        raise ValueError("Give DaskEngine one of address=, cluster= or jobqueue=, not several.")
+    for name, value in (("connect_timeout", connect_timeout), ("poll_interval", poll_interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"DaskEngine({name}={value!r}): give a number of seconds above 0.")
+    if isinstance(no_nodes_timeout, bool) or not isinstance(no_nodes_timeout, (int, float)) or not no_nodes_timeout >= 0:
+        raise ValueError(f"DaskEngine(no_nodes_timeout={no_nodes_timeout!r}): give a number of seconds, 0 or more.")
+    if min_nodes is not None and (isinstance(min_nodes, bool) or not isinstance(min_nodes, int) or min_nodes < 0):
+        raise ValueError(f"DaskEngine(min_nodes={min_nodes!r}): give how many nodes to wait for (1 or more), or None "
+                         "for the cluster's size.")
+    workers = (cluster or {}).get("n_workers", 1) if isinstance(cluster, dict) else 1
+    if isinstance(workers, int) and workers < 1:
+        raise ValueError(f"DaskEngine(cluster={{'n_workers': {workers}}}): a cluster of no workers has no nodes; give "
+                         "1 or more.")
+
+
 #: what to check when the address is wrong
 ADDRESS_HINT = ("Check the address: the scheduler's comm port (8786 unless it was started with another), not its "
                 "dashboard's (8787); and its scheme: tls:// where the scheduler uses TLS (with its certificates), "
