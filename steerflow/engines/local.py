@@ -21,50 +21,9 @@ from ..task import Executable, Function
 from . import launchers, spawner
 from .base import Event, FunctionKeys, Launch
 from .poller import Poller
+from .programs import Child, LauncherPrograms, Stream, close_stream, private_file
 from .pool import DEFAULT_BINDING, STOP, Binding, WarmPool, Worker, exit_status  # noqa: F401 - (Binding, DEFAULT_BINDING: used by dask_node)
 from .worker import _HEADER, CONTROL, TIMED_OUT, write_all
-
-
-class _Child:
-    __slots__ = ("proc", "pidfd", "launch", "files", "spawned", "stream")
-
-    def __init__(self, proc: subprocess.Popen, pidfd: int, launch: Launch, files: list) -> None:
-        self.proc, self.pidfd, self.launch, self.files = proc, pidfd, launch, files
-        self.spawned = time.time()
-        self.stream: _Stream | None = None
-
-
-class _Stream:
-    """The named pipe a program writes partial results to (one JSON value per line)."""
-
-    __slots__ = ("path", "rfd", "keep", "buffer")
-
-    def __init__(self, path: str) -> None:
-        try:
-            os.mkfifo(path, 0o600)
-        except FileExistsError:  # left by a driver that was killed (attempt numbers restart on resume)
-            os.unlink(path)
-            os.mkfifo(path, 0o600)
-        self.path = path
-        self.rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # no EOF between writers
-        self.buffer = b""
-
-    def read(self, launch: Launch, events: list[Event], final: bool = False) -> None:
-        while True:
-            try:
-                chunk = os.read(self.rfd, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self.buffer += chunk
-        *lines, self.buffer = self.buffer.split(b"\n")
-        if final and self.buffer.strip():
-            lines.append(self.buffer)
-        for line in lines:
-            if line.strip():
-                events.append(Event("partial", launch.task_id, launch.attempt, line, "json"))
 
 
 class _InWorker:
@@ -72,7 +31,7 @@ class _InWorker:
 
     __slots__ = ("launch", "stream", "files")
 
-    def __init__(self, launch: Launch, stream: _Stream, files: tuple[str, str]) -> None:
+    def __init__(self, launch: Launch, stream: Stream, files: tuple[str, str]) -> None:
         self.launch, self.stream, self.files = launch, stream, files
 
 
@@ -80,7 +39,7 @@ class _InWorker:
 _RUN_PROGRAM = Function(proctree.run_program)
 
 
-class LocalEngine(WarmPool):
+class LocalEngine(LauncherPrograms, WarmPool):
     """Runs tasks on this machine. ``workers`` is how many warm workers start at once (default: one per CPU).
 
     A warm worker keeps the GPU ids and thread count it was started with (its start-up
@@ -111,9 +70,9 @@ class LocalEngine(WarmPool):
         self._idle: list[Worker] = []
         self._busy: dict[int, Worker] = {}
         self._dying: list[Worker] = []  # killed workers whose last reply came before their end
-        self._children: dict[int, _Child] = {}
+        self._children: dict[int, Child] = {}
         self._spawner: spawner.Launcher | None = None
-        self._spawned: dict[int, _Child] = {}  # guard pid -> its child record (programs the launcher started)
+        self._spawned: dict[int, Child] = {}  # guard pid -> its child record (programs the launcher started)
         self._fn_keys = FunctionKeys(serialize.dumps_function)
         self._binding_cache: dict[tuple, tuple[dict[str, str], list[int], Binding]] = {}
         self._max_idle = 1
@@ -127,6 +86,7 @@ class LocalEngine(WarmPool):
         self._closed = False
         self._tasks_dir = ""  # the run's folder of task output files, once made
         self._stream_stem = ""  # where programs' partial-result pipes go (see `_open_stream`; set by `start`)
+        self._killed: dict[int, float] = {}  # guard pid of a killed program the launcher started -> when
 
     # ---- life cycle ------------------------------------------------------------------------
     def start(self, allocation: Allocation, run_dir: Path) -> None:
@@ -141,40 +101,6 @@ class LocalEngine(WarmPool):
         self._max_idle = max(1, n) + 2
         self._idle.extend(self._spawn_worker(DEFAULT_BINDING) for _ in range(n))
         self._spawner = self._start_spawner()
-
-    def _start_spawner(self) -> spawner.Launcher | None:
-        """The warm program launcher; None where it cannot start (programs then start through the wrapper)."""
-        try:
-            launcher = spawner.Launcher(self._worker_env)
-        except OSError:
-            return None
-        self._sel.register(launcher.rfd, selectors.EVENT_READ, launcher)
-        return launcher
-
-    def _read_spawner(self, launcher: spawner.Launcher) -> tuple | None:
-        """One report of the launcher (an exit is kept in ``launcher.exits``); None: it is gone."""
-        reply = launcher.read()
-        if reply is None:  # it never should be gone: its programs died with it (their guards' parent-death signal)
-            try:
-                self._sel.unregister(launcher.rfd)
-            except (KeyError, ValueError):
-                pass
-            launcher.close()
-            if self._spawner is launcher:
-                self._spawner = None
-            for pid in self._spawned:
-                launcher.exits.setdefault(pid, -signal.SIGKILL)
-        return reply
-
-    def _wait_spawned(self, pid: int) -> int:
-        """A launched program's code: read the launcher's reports until its exit is there."""
-        launcher = self._spawner
-        while launcher is not None:
-            if pid in launcher.exits:
-                return launcher.exits.pop(pid)
-            if self._read_spawner(launcher) is None:
-                return launcher.exits.pop(pid, -signal.SIGKILL)
-        return -signal.SIGKILL
 
     def shutdown(self) -> None:
         if self._closed:
@@ -229,7 +155,7 @@ class LocalEngine(WarmPool):
         else:
             self._launch_executable(launch)
 
-    def _program_env(self, launch: Launch) -> tuple[list[str], dict[str, str], str, _Stream]:
+    def _program_env(self, launch: Launch) -> tuple[list[str], dict[str, str], str, Stream]:
         """A program's command line, its whole environment, the stem of its output files and its stream."""
         spec = launch.spec
         assert isinstance(spec, Executable) and self._allocation is not None
@@ -252,18 +178,18 @@ class LocalEngine(WarmPool):
         env["STEERFLOW_PARTIAL"] = stream.path
         return cmd, env, stem, stream
 
-    def _open_stream(self, name: str, stem: str) -> _Stream:
+    def _open_stream(self, name: str, stem: str) -> Stream:
         """A program's partial-results pipe: in shared memory (``/dev/shm``), not on the run's disk, where making
         and removing it cost a journalled metadata write each (0.1-1 ms on a busy disk, per program, in the
         driver's round). Its name is unguessable, and a driver killed outright leaves it to `serialize.cleanup_stale`."""
         if self._stream_stem:
             try:
-                return _Stream(f"{self._stream_stem}{name}")
+                return Stream(f"{self._stream_stem}{name}")
             except OSError:  # (no named pipes there): next to the task's output files, as before
                 self._stream_stem = ""
-        return _Stream(f"{stem}.partial")
+        return Stream(f"{stem}.partial")
 
-    def _in_worker(self, launch: Launch, env: dict[str, str], stem: str, stream: _Stream) -> Launch:
+    def _in_worker(self, launch: Launch, env: dict[str, str], stem: str, stream: Stream) -> Launch:
         """The launch of `proctree.run_program` that runs this plain program in a warm worker."""
         spec = launch.spec
         assert isinstance(spec, Executable)
@@ -317,7 +243,7 @@ class LocalEngine(WarmPool):
             self._sel.unregister(program.stream.rfd)
         except (KeyError, ValueError):
             pass
-        _close_stream(program.stream)
+        close_stream(program.stream)
 
     def _launch_executable(self, launch: Launch) -> None:
         spec = launch.spec
@@ -328,48 +254,27 @@ class LocalEngine(WarmPool):
         if spec.launcher == "none" and self.programs_in_workers and self._worker_waits(launch):
             self._launch_function(self._in_worker(launch, env, stem, stream))
             return
-        if spec.launcher == "none" and self._spawner is not None:
-            self._spawn_program(launch, env, f"{stem}.out", f"{stem}.err", stream)
+        if spec.launcher == "none" and self._spawner is not None \
+                and self._spawn_program(launch, env, f"{stem}.out", f"{stem}.err", stream):
             return
-        files = [open(f"{stem}.out", "wb", opener=_private), open(f"{stem}.err", "wb", opener=_private)]
+        files = [open(f"{stem}.out", "wb", opener=private_file), open(f"{stem}.err", "wb", opener=private_file)]
         try:
             proc = subprocess.Popen(cmd, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL, stdout=files[0],
                                     stderr=files[1], start_new_session=True)
         except Exception as exc:
             for f in files:
                 f.close()
-            _close_stream(stream)
+            close_stream(stream)
             if not isinstance(exc, OSError):
                 raise  # e.g. ValueError: a NUL byte; the runtime fails this task alone
             self._pending_events.append(Event("lost", launch.task_id, launch.attempt, text=f"could not start "
                                               f"{launchers.describe(cmd)}: {exc}", code=-1))
             return
         pidfd = os.pidfd_open(proc.pid)
-        child = _Child(proc, pidfd, launch, files)
+        child = Child(proc, pidfd, launch, files)
         child.stream = stream
         self._children[launch.task_id] = child
         self._sel.register(pidfd, selectors.EVENT_READ, child)
-        self._sel.register(stream.rfd, selectors.EVENT_READ, (child, stream))
-
-    def _spawn_program(self, launch: Launch, env: dict[str, str], out: str, err: str, stream: _Stream) -> None:
-        """Start a plain (non-MPI) program in a guard the warm launcher forked ahead: a write, not a Python start."""
-        spec = launch.spec
-        assert isinstance(spec, Executable) and self._allocation is not None and self._spawner is not None
-        slot = launch.placement.slots[0]
-        cpus = self._allocation.nodes[slot.node].physical_cpus(slot.cores)
-        argv = launchers.program_argv(spec)
-        pid = self._spawner.start(spawner.request_frame(
-            (argv, env, None if spec.cwd is None else os.fspath(spec.cwd), out, err, list(cpus))))
-        if pid is None:  # the launcher is gone (it never should be): this program is lost, later ones use the wrapper
-            self._read_spawner(self._spawner)
-            _close_stream(stream)
-            self._pending_events.append(Event("lost", launch.task_id, launch.attempt, text=f"could not start "
-                                              f"{launchers.describe(spec.argv)}: the program launcher exited", code=-1))
-            return
-        child = _Child(spawner.Program(pid, self._wait_spawned), -1, launch, [])  # type: ignore[arg-type]
-        child.stream = stream
-        self._children[launch.task_id] = child
-        self._spawned[pid] = child
         self._sel.register(stream.rfd, selectors.EVENT_READ, (child, stream))
 
     # ---- control -----------------------------------------------------------------------------
@@ -393,6 +298,8 @@ class LocalEngine(WarmPool):
         pid = self._pid_of(task_id)
         if pid is not None:
             proctree.signal_tree(pid, signal.SIGKILL)
+            if pid in self._spawned:  # its end comes from the launcher: looked for here too (`_killed_ends`)
+                self._killed[pid] = time.monotonic()
 
     def _kill_program(self, task_id: int) -> bool:
         """Kill the tree of the program a warm worker runs for this task, not the worker (a new one is a Python
@@ -493,6 +400,8 @@ class LocalEngine(WarmPool):
         if self._unsent:
             self.send_all()  # (the round's task messages: see `WarmPool.send_all`)
         events: list[Event] = []
+        if self._killed:
+            timeout = self._killed_ends(timeout)
         if self._pending_events:
             events.extend(self._pending_events)
             self._pending_events.clear()
@@ -540,17 +449,7 @@ class LocalEngine(WarmPool):
             out.append(event)
         return out
 
-    def _reap_spawned(self, events: list[Event]) -> None:
-        """Programs whose exit the launcher reported (or whose launcher died): their ends, as `_on_child` says."""
-        launcher = self._spawner
-        exits = launcher.exits if launcher is not None else {}
-        for pid in [p for p in self._spawned if p in exits or launcher is None]:
-            child = self._spawned.pop(pid)
-            code = exits.pop(pid, -signal.SIGKILL)
-            child.proc.returncode = code
-            self._on_child(child, events)
-
-    def _on_child(self, child: _Child, events: list[Event]) -> None:
+    def _on_child(self, child: Child, events: list[Event]) -> None:
         code = child.proc.wait()
         if child.stream is not None:  # what it streamed comes before its end
             child.stream.read(child.launch, events, final=True)
@@ -565,7 +464,7 @@ class LocalEngine(WarmPool):
             events.append(Event("exit", launch.task_id, launch.attempt, code=code,
                                 times=(child.spawned, child.spawned, now, now)))
 
-    def _close_child(self, child: _Child) -> None:
+    def _close_child(self, child: Child) -> None:
         if child.pidfd >= 0:  # (a program the launcher started has none: its exit comes from the launcher)
             try:
                 self._sel.unregister(child.pidfd)
@@ -579,22 +478,5 @@ class LocalEngine(WarmPool):
                 self._sel.unregister(child.stream.rfd)
             except (KeyError, ValueError):
                 pass
-            _close_stream(child.stream)
+            close_stream(child.stream)
             child.stream = None
-
-
-def _private(name: str, flags: int) -> int:
-    """Task output files are the user's alone (0600), as the journal and results are."""
-    return os.open(name, flags, 0o600)
-
-
-def _close_stream(stream: _Stream) -> None:
-    for fd in (stream.rfd, stream.keep):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    try:
-        os.unlink(stream.path)
-    except OSError:
-        pass

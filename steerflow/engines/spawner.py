@@ -41,6 +41,7 @@ from steerflow.engines.worker import read_exact, write_all
 HEADER = struct.Struct("!I")  # the frame length, as the warm worker's protocol has it
 _PRIVATE = 0o600
 READY = 2  # guards kept forked ahead (two programs started in one pass of the runtime's loop both find one)
+READY_WAIT_S = 0.5  # how long a start waits for a guard to be ready before the program starts another way
 
 
 def main(rfd: int, sock: int, driver: int) -> None:
@@ -212,9 +213,16 @@ class Launcher:
         self._gone: set[int] = set()  # guards reaped before the driver read they were ready
         self.closed = False
 
-    def start(self, frame: bytes) -> int | None:
-        """Start a program (`request_frame`) in a waiting guard; its pid. None: the launcher is gone."""
+    def start(self, frame: bytes, wait: float = READY_WAIT_S) -> int | None:
+        """Start a program (`request_frame`) in a waiting guard; its pid. None: the launcher is gone. 0: no guard
+        was ready within ``wait`` seconds (the launcher does not answer: frozen, say); the program was not started."""
+        import select
+
+        deadline = time.monotonic() + wait
         while not self.ready:  # (only when programs start faster than it forks: it is forking one)
+            left = deadline - time.monotonic()  # (waited for without a bound, a stopped launcher froze the loop)
+            if left <= 0 or not select.select([self.rfd], [], [], left)[0]:
+                return 0
             if self.read() is None:
                 return None
         guard, stem = self.ready.pop(0)
@@ -276,6 +284,14 @@ class Launcher:
                 else:
                     self._gone.add(pid)
         return reply
+
+    def assume_ended(self, pid: int, code: int) -> None:
+        """A guard killed by the driver whose end the launcher does not report (it does not answer): as if it
+        reported it itself (`read`'s ``ended``), so that a late report of its reaping is dropped."""
+        if pid in self._used:
+            self.exits[pid] = code
+            self._used.discard(pid)
+            self._ended.add(pid)
 
     def stop(self) -> None:
         """Ask it to leave (its programs were ended before), wait for it, close its pipes.
