@@ -141,7 +141,10 @@ class Journal:
                 self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:  # the COMMIT had happened (a Ctrl-C just after it): keep the real cause
+                    pass
                 raise
         finally:
             os.umask(old_umask)
