@@ -130,7 +130,9 @@ def _run(args: argparse.Namespace) -> int:
                        f"only replays its results) with `steerflow run --resume {path}`, or start a new one with "
                        f"`steerflow run --dir NEW_DIR {path}`.") from None
     stages = ", ".join(f"{name} {_counts(info)}" for name, info in summary.get("stages", {}).items())
-    print(f"{summary['tasks']} task(s): {_counts(summary['states'])} in {summary['elapsed_s']:.1f} s "
+    drivers = summary.get("drivers", 1)
+    whole = f" ({drivers} drivers: {summary['campaign_elapsed_s']:.1f} s in all)" if drivers > 1 else ""
+    print(f"{summary['tasks']} task(s): {_counts(summary['states'])} in {summary['elapsed_s']:.1f} s{whole} "
           f"({summary['stop_reason']}); stages: {stages}")
     return _end_of_run()
 

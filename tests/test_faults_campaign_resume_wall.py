@@ -161,3 +161,12 @@ def test_example_01_killed_and_resumed_reports_the_whole_campaigns_wall_time(tmp
     reached = [line for line in out.stdout.splitlines() if "after its start" in line]
     if reached:  # (the goal may not be reached with 60 simulations) its time is campaign time too
         assert float(reached[0].split(" s after its start")[0].split(", ")[-1]) < 600, reached
+
+
+def test_steerflow_run_of_a_resumed_pipeline_says_the_whole_campaigns_time(tmp_path):
+    spec = Path(__file__).resolve().parent.parent / "examples" / "02-yaml-pipeline" / "pipeline.yaml"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    outs = [subprocess.run([sys.executable, "-m", "steerflow", "run", *extra, "--dir", str(tmp_path / "p"), str(spec)],
+                           capture_output=True, text=True, timeout=120, env=env) for extra in ([], ["--resume"])]
+    assert all(o.returncode == 0 for o in outs), [o.stderr[-2000:] for o in outs]
+    assert "drivers" not in outs[0].stdout and "(2 drivers: " in outs[1].stdout and " s in all)" in outs[1].stdout
