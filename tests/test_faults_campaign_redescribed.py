@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from .conftest import wait_until
 
 SCRIPT = textwrap.dedent("""
@@ -113,3 +115,62 @@ def test_a_new_result_committed_but_not_delivered_before_a_kill_is_delivered_on_
     three = run(script, directory, runs, CHANGED="1")
     assert sorted(seen(three)) == [7, 100, 101, 102]
     assert sorted(runs.read_text().split()) == ["0", "1", "2"], "a task whose new result is journaled ran again"
+
+
+CHANGING = textwrap.dedent("""
+    import os, random, sys, time
+    import steerflow as sf
+
+    def f0(x):
+        return x
+
+    def f1(x):
+        return x + 1000
+
+    def f2(x):
+        time.sleep(0.01)
+        return x + 2000
+
+    FNS = [f0, f1, f2]
+    choice = [random.Random(int(os.environ["VARIANT"])).randrange(3) for _ in range(64)]
+    camp = sf.Campaign(sys.argv[1], resume=True, progress=False, allocation=sf.Allocation.declare(nodes=1, cores=2))
+    count = [0]
+
+    @camp.on_result()
+    def got(result, ctx):
+        count[0] += 1
+        if count[0] % 3 == 0 and count[0] < 40:  # follow-ups (unchanged), submitted as results arrive
+            ctx.submit(sf.Function(f0 if count[0] % 2 else FNS[choice[count[0] % 64]], args=(count[0],)))
+
+    for i in range(12):
+        camp.submit(sf.Function(FNS[choice[i]], args=(i,)))
+    summary = camp.run()
+    print("OK", summary["results_seen"], summary["stop_reason"])
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_scripts_that_change_between_runs_and_drivers_killed_at_random_never_hang(tmp_path, seed):
+    """Each run picks other functions for some keys (and so other follow-ups); some runs are SIGKILLed."""
+    import random
+
+    rng = random.Random(seed)
+    script = tmp_path / "camp.py"
+    script.write_text(CHANGING)
+    for step in range(5):
+        variant, kill = rng.randrange(3), step < 4 and rng.random() < 0.4
+        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], start_new_session=True,
+                                env={**os.environ, "VARIANT": str(variant)}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        if kill:
+            wait_until(lambda: False, timeout=rng.uniform(0.2, 1.0))  # (a random moment of the run)
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise AssertionError(f"run {step} (variant {variant}) hung") from None
+        if not kill:
+            assert proc.returncode == 0 and "OK" in out and "Traceback" not in err, (step, err[-3000:])
