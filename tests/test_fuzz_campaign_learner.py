@@ -67,3 +67,15 @@ def test_a_forest_fits_and_predicts_rows_with_infinities_and_nan():
     model = learn.Forest(n_estimators=8, seed=0).fit(x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     mean, std = model.predict(x)
     assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
+
+
+def test_candidates_named_with_commas_are_read_back_whole_from_the_journal(tmp_path):
+    """The journal joins a task's tags with commas: the candidate "C1,C2" was read back as "C1"."""
+    names = ["C1,C2", "50%", "100%2C", "plain", 7, -3, "a,,b,"]
+    camp = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+    for name in names:
+        camp.submit(sf.Function(abs, args=(-1,), pool="simulate", tags=(learn.candidate_tag(name), "other")))
+    camp.run()
+    trace = learn.Trace.from_journal(tmp_path / "c", pool="simulate")
+    assert sorted(map(str, (e.candidate for e in trace.evaluations))) == sorted(map(str, names))
+    assert {e.candidate for e in trace.evaluations} >= {7, -3}  # integers stay integers

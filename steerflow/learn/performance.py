@@ -32,14 +32,26 @@ CANDIDATE_TAG = "candidate="
 
 
 def candidate_tag(candidate: Hashable) -> str:
-    """The task tag that names the candidate a simulation evaluates (what `Trace.from_journal` reads)."""
-    return f"{CANDIDATE_TAG}{candidate}"
+    """The task tag that names the candidate a simulation evaluates (what `Trace.from_journal` reads).
+
+    The journal keeps a task's tags joined by commas, so a candidate named with a comma (or a '%') is
+    percent-encoded here and decoded by `candidate_from_tags` (before, "a,b" was read back as "a")."""
+    text = str(candidate)
+    if "," in text or "%" in text:
+        from urllib.parse import quote
+
+        text = quote(text, safe="")
+    return f"{CANDIDATE_TAG}{text}"
 
 
 def candidate_from_tags(tags: Sequence[str]) -> Hashable | None:
     for tag in tags:
         if tag.startswith(CANDIDATE_TAG):
             text = tag[len(CANDIDATE_TAG):]
+            if "%" in text:
+                from urllib.parse import unquote
+
+                text = unquote(text)
             return int(text) if text.lstrip("-").isdigit() else text
     return None
 
