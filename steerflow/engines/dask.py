@@ -38,6 +38,7 @@ from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
 from .dask_comms import ADDRESS_HINT, HELLO_S, ClusterSide, check_options, NodeLink, natural_key, send_function
+from .dask_lost import NodeLoss
 from .dask_remake import Remake
 
 log = logging.getLogger("steerflow.dask")
@@ -49,7 +50,7 @@ KILL_ANSWER_S = 30.0
 SCHEDULER_CHECK_S = 2.0  # with no node left, how often `wait` looks whether the client gave up on the scheduler
 
 
-class DaskEngine(Remake, ClusterSide):
+class DaskEngine(Remake, NodeLoss, ClusterSide):
     """Runs placed tasks on the nodes of a Dask cluster.
 
     Give exactly one of:
@@ -99,6 +100,7 @@ class DaskEngine(Remake, ClusterSide):
         self._scheduler_id: str | None = None  # the scheduler's id, as it answered (another: it was restarted)
         self._plugin_tasks: set[asyncio.Task] = set()  # registrations of our worker plugin still under way
         self.hello_s = HELLO_S  # a worker that has not answered a session's opening by then is asked again
+        self._ended: set[tuple[int, int]] = set()  # (task, attempt) reported lost while a node of it lives on
         self._allocation: Allocation | None = None
         self._run_dir: Path | None = None
         self._started = False
@@ -505,6 +507,8 @@ class DaskEngine(Remake, ClusterSide):
         while events:
             event = events.popleft()
             kind = event.kind
+            if self._ended and (event.task_id, event.attempt) in self._ended and self._late_end(event):
+                continue
             if self._queued_on and (kind == "started" or kind == "requeue"):
                 self._queued_on.pop(event.task_id, None)
                 self._withdrawing.discard(event.task_id)
@@ -522,46 +526,6 @@ class DaskEngine(Remake, ClusterSide):
                     self._held_ends[queued] = event
                     continue
             out.append(event)
-        return out
-
-    def _nodes_changed(self) -> list[Event]:
-        """Lost events for tasks on nodes that went away, then the new allocation for the runtime."""
-        out: list[Event] = []
-        with self._lock:
-            self._dirty = False
-            if self._map is None:
-                allocation = self._allocation = Allocation(tuple(self._nodes), source="dask")
-                offline = frozenset(i for i, link in self._links.items() if not link.online)
-            else:  # a declared allocation keeps its shape; its nodes go offline with their workers
-                allocation = self._view  # type: ignore[assignment]
-                offline = frozenset(i for i, j in enumerate(self._map) if not self._links[j].online)
-        if self._refs:  # results kept on nodes now gone: recomputed where a task still reads one (`_recompute`)
-            gone_nodes = {i for i, link in self._links.items() if not link.online}
-            for key, owner in self._refs.items():
-                if owner in gone_nodes and key not in self._lost:
-                    self._lost[key] = self._nodes[owner].name
-        for task_id, (first, attempt, nodes) in list(self._tasks.items()):
-            gone = nodes & offline
-            if gone:
-                del self._tasks[task_id]
-                self._launches.pop(task_id, None)
-                self._behind.pop(task_id, None)
-                names = ", ".join(allocation.nodes[i].name for i in sorted(gone))
-                if task_id in self._queued_on:  # queued behind another there, never started: back, no attempt counted
-                    del self._queued_on[task_id]
-                    self._withdrawing.discard(task_id)
-                    held = self._held_ends.pop(task_id, None)
-                    if held is not None:
-                        out.append(held)
-                    out.append(Event("requeue", task_id, attempt, text=f"its node {names} left the Dask cluster"))
-                    continue
-                out.append(Event("lost", task_id, attempt, text=f"its node {names} left the Dask cluster", code=-1))
-                link = self._link(first)
-                if first not in offline and link is not None:
-                    link.pending.append(("kill", task_id))  # an MPI task's other ranks
-        if self._started:
-            out.append(Event("nodes", 0, 0, (allocation, offline)))
-        self._flush()
         return out
 
     def shutdown(self) -> None:
