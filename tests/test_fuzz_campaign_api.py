@@ -127,3 +127,18 @@ def test_registry_metrics_that_are_no_dict_are_refused_before_anything_is_writte
         assert registry.versions("m") == []
     finally:
         camp.close()
+
+
+@pytest.mark.parametrize("directory, error", [("", ValueError), ([], TypeError), (0, TypeError)])
+def test_a_pipelines_directory_that_is_empty_or_no_path_is_refused_not_replaced_by_the_specs(tmp_path, monkeypatch,
+                                                                                              directory, error):
+    """prepare("") and prepare([]) ran the campaign in the spec's own directory (a falsy test)."""
+    from pathlib import Path
+
+    from steerflow.pipelines import spec
+
+    monkeypatch.chdir(tmp_path)  # (where the spec's own runs/yaml-pipeline would be made)
+
+    pipeline = spec.load(Path(__file__).resolve().parent.parent / "examples" / "02-yaml-pipeline" / "pipeline.yaml")
+    with pytest.raises(error, match="directory"):
+        pipeline.prepare(directory, progress=False)

@@ -30,7 +30,8 @@ def prepare(spec: PipelineSpec, directory: str | os.PathLike[str] | None = None,
             progress: bool | None = None) -> Pipeline:
     """Build the campaign and return the `Pipeline` (campaign, each stage's futures) around it."""
     on_path(spec.file.parent)
-    target = directory or spec.directory or os.path.join("runs", spec.file.stem)
+    # (only None means "the spec's own": an empty or wrong directory is Campaign's error, not the spec's place)
+    target = directory if directory is not None else spec.directory or os.path.join("runs", spec.file.stem)
     with launch.pipeline_source(spec.file):  # `steerflow resume DIR` runs this spec file again
         # every stage's pool is declared (no quota unless the spec gives one): an undeclared one would be a typo
         pools = {**{stage.options.get("pool", stage.name): None for stage in spec.stages}, **spec.pools}
