@@ -142,3 +142,9 @@ def test_a_pipelines_directory_that_is_empty_or_no_path_is_refused_not_replaced_
     pipeline = spec.load(Path(__file__).resolve().parent.parent / "examples" / "02-yaml-pipeline" / "pipeline.yaml")
     with pytest.raises(error, match="directory"):
         pipeline.prepare(directory, progress=False)
+
+
+def test_select_takes_the_done_indices_as_a_set():
+    """`exclude=done` with a set of indices (the natural way to keep them) was a TypeError from numpy."""
+    assert learn.select("ucb", np.arange(5.0), np.ones(5), 3, exclude={0, 4}).tolist() == [1, 2, 3]
+    assert learn.select("greedy", np.arange(5.0), np.zeros(5), 2, goal="max", exclude=frozenset({4})).tolist() == [3, 2]

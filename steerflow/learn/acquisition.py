@@ -250,6 +250,8 @@ def promote(scores: Any, k: int, goal: str = "max", exclude: Sequence[int] | Non
 
 def _indices(name: str, values: Any, n: int) -> np.ndarray:
     """Candidate indices as an int array, each in [0, n) (a sentence, not numpy's IndexError, for others)."""
+    if isinstance(values, (set, frozenset, dict)):  # the indices done so far, as a set: fine
+        values = sorted(values)
     try:
         raw = np.asarray(values, dtype=float).reshape(-1)
     except (TypeError, ValueError) as exc:
