@@ -285,8 +285,8 @@ class Runtime(RuntimeLoop, Executor):
         if cancel_futures or kill or not self._close_posted:
             self._close_posted = True
             self._post(("close", cancel_futures or kill, kill))
-            if not self._dead:  # (a Ctrl-C inside an earlier `_post` may have left its wake-up unsent)
-                self.engine.wakeup()
+            if self._waiting and not self._dead:  # (a Ctrl-C inside an earlier `_post` may have left its wake-up
+                self.engine.wakeup()  # unsent, the flag saying it was sent)
         if wait:
             self._thread.join()
             self._closed = True

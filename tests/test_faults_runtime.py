@@ -122,3 +122,25 @@ def test_ctrl_c_inside_submit_then_the_with_block_exits(tmp_path):
         pytest.fail(f"the with block's exit hangs: {rt._active} tasks counted active")
     assert outcome == ["interrupted"]
     assert running.cancelled()
+
+
+def test_shutdown_wakes_the_loop_even_if_an_interrupted_post_left_its_wake_up_unsent(tmp_path):
+    rt = sf.Runtime(sf.Allocation.declare(nodes=1, cores=2), run_dir=tmp_path / "run")
+    assert rt.submit(noop).result(timeout=BOUND) == 1
+    assert wait_until_waiting(rt)
+    rt._wake_pending = True  # as a Ctrl-C between `_post`'s flag and its eventfd write leaves it
+    closer = threading.Thread(target=rt.shutdown, daemon=True)
+    closer.start()
+    closer.join(BOUND)  # (the loop slept until its next event: with nothing running, up to an hour)
+    if closer.is_alive():
+        abandon(rt)
+        pytest.fail("shutdown waits for a loop nobody woke")
+
+
+def wait_until_waiting(rt: sf.Runtime) -> bool:
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline:
+        if rt._waiting and not rt._inbox:
+            return True
+        time.sleep(0.01)
+    return False
