@@ -277,9 +277,9 @@ class Campaign(LoopSide, Closing, SteeringLoop):
     def _journal_again(self, key: int, spec: TaskSpec, fingerprint: str) -> None:
         """Journal a resumed task whose description changed as it is now: its row, no old result, and its old
         deliveries void (`journal.replay_outline`), so that the next resume finds nothing changed."""
+        cores, gpus = spec.ranks * spec.cores_per_rank, spec.ranks * spec.gpus_per_rank  # type: ignore[attr-defined]
         rows = [("task_again", (spec.label(), type(spec).__name__, spec.pool, ",".join(spec.tags),  # type: ignore
-                                spec.priority, fingerprint, blobs.spec_blob(self._blobs, spec),
-                                spec.ranks * spec.cores_per_rank, spec.ranks * spec.gpus_per_rank, key)),  # type: ignore
+                                spec.priority, fingerprint, blobs.spec_blob(self._blobs, spec), cores, gpus, key)),
                 ("result_dropped", (key,))]
         self._replace_deliveries(key, rows)  # (one queue item: one transaction, whenever the driver is killed)
 

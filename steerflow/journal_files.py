@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 def readonly_uri(path: str | os.PathLike[str]) -> str:
@@ -48,3 +49,29 @@ def holds_nothing(path: Path) -> bool:
         return False
     finally:
         conn.close()
+
+
+def driver_spans(conn: sqlite3.Connection, before_run: int | None = None) -> list[tuple[float, float]]:
+    """(start, end) of each driver that ran the campaign, in order: runs with id < ``before_run``, all of them
+    ended; when None, every run, the last perhaps still running (it ends now).
+
+    A driver killed without an end (SIGKILL, a node lost) ends at the last state change it journaled."""
+    where = "" if before_run is None else f" WHERE id < {int(before_run)}"
+    runs = [r for r in conn.execute(f"SELECT started, ended FROM runs{where} ORDER BY id") if r[0] is not None]
+    spans = []
+    for i, (start, end) in enumerate(runs):
+        if end is None:
+            last = i + 1 == len(runs)
+            upto = time.time() if last else runs[i + 1][0]
+            end = conn.execute("SELECT MAX(ts) FROM states WHERE ts >= ? AND ts < ?", (start, upto)).fetchone()[0]
+            if end is None and last and before_run is None:
+                end = upto  # (the last driver, still running, has journaled nothing yet)
+        spans.append((float(start), max(float(start), float(end or start))))
+    return spans
+
+
+def drivers_wall(conn: sqlite3.Connection, before_run: int | None = None) -> tuple[int, float]:
+    """How many drivers ran the campaign and their wall time summed (`driver_spans`): after resumes, the whole
+    campaign's wall time, the time between a killed driver and its resume not counted."""
+    spans = driver_spans(conn, before_run)
+    return len(spans), sum(end - start for start, end in spans)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import journal as journal_mod
+from . import journal_files
 from .errors import TaskFailed
 from .futures import SettledFuture, TaskFuture
 
@@ -41,8 +42,8 @@ class JournalReplay:
         #: results of keys submitted again but not yet delivered to the agents
         self.stored: dict[int, journal_mod.StoredResult] = {}
         self.last_key = self.conn.execute("SELECT MAX(key) FROM tasks").fetchone()[0] or 0
-        #: the drivers that ran the campaign before this one, and their wall time summed (`journal.drivers_wall`)
-        self.earlier_drivers, self.earlier_wall_s = journal_mod.drivers_wall(self.conn, before_run=before_run)
+        #: the drivers that ran the campaign before this one, and their wall time summed (`journal_files.drivers_wall`)
+        self.earlier_drivers, self.earlier_wall_s = journal_files.drivers_wall(self.conn, before_run=before_run)
         self._chunk: dict[int, tuple] = {}
         self._low = self._high = 0  # the keys [low, high) the chunk covers (a key in it but absent: not journaled)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from steerflow import journal, learn
+from steerflow import journal_files, learn
 
 from .conftest import wait_until
 
@@ -72,7 +72,7 @@ def test_the_summary_and_the_trace_of_a_resumed_campaign_count_only_the_drivers_
     _killed_run(script, directory)
     _shift(directory, GAP)
     with sqlite3.connect(directory / "journal.db") as conn:
-        drivers, first = journal.drivers_wall(conn)
+        drivers, first = journal_files.drivers_wall(conn)
     assert drivers == 1 and 0.2 < first < 60, first  # the killed driver: its start to its last state change
     out = subprocess.run([sys.executable, str(script), str(directory)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -81,7 +81,7 @@ def test_the_summary_and_the_trace_of_a_resumed_campaign_count_only_the_drivers_
     assert summary["campaign_elapsed_s"] == pytest.approx(first + summary["elapsed_s"], abs=0.05), summary
     assert summary["campaign_elapsed_s"] < 120, summary  # the 5,000 s gap is not in it
     with sqlite3.connect(directory / "journal.db") as conn:
-        assert journal.drivers_wall(conn)[0] == 2 and journal.drivers_wall(conn)[1] < 120
+        assert journal_files.drivers_wall(conn)[0] == 2 and journal_files.drivers_wall(conn)[1] < 120
     trace = learn.Trace.from_journal(directory, pool="simulate")
     assert len(trace.evaluations) == 16
     latest = max(e.ended for e in trace.evaluations) - trace.start

@@ -145,12 +145,12 @@ def core_seconds(camp_dir: str) -> dict[str, Any]:
     """Busy core-seconds per pool (every task's holds, steerflow.observe.timeline) and the wall time of all drivers."""
     from steerflow.observe import timeline
 
-    from steerflow import journal
+    from steerflow import journal_files
 
     tl = timeline.read(camp_dir)
     conn = sqlite3.connect(f"file:{os.path.join(camp_dir, 'journal.db')}?mode=ro", uri=True, timeout=30)
     try:  # (a driver killed with -9 wrote no end: its last journaled state change is its end)
-        drivers, wall = journal.drivers_wall(conn)
+        drivers, wall = journal_files.drivers_wall(conn)
     finally:
         conn.close()
     by_pool: dict[str, float] = {}

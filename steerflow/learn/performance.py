@@ -139,11 +139,12 @@ class Trace:
         With ``surrogate_answers``, a surrogate's substituted answers (steering events
         ``surrogate:NAME`` carrying a candidate tag) count as evaluations too, marked as such.
         A resumed campaign's times count only while a driver ran: the time between a killed
-        driver and its resume is left out (`journal.driver_spans`).
+        driver and its resume is left out (`journal_files.driver_spans`).
         """
         import pickle
 
         from .. import journal as journal_mod
+        from .. import journal_files
 
         path = Path(directory) / "journal.db"
         if not path.exists():
@@ -156,7 +157,7 @@ class Trace:
                                         "'surrogate:%' ORDER BY seq")) if surrogate_answers else []
             start_row = conn.execute("SELECT MIN(started) FROM runs").fetchone()
             cores = conn.execute("SELECT MAX(cores) FROM runs").fetchone()
-            spans = journal_mod.driver_spans(conn)
+            spans = journal_files.driver_spans(conn)
         finally:
             conn.close()
         clock = _without_gaps(spans)
