@@ -69,6 +69,14 @@ def returns_on_interrupt(seconds: float) -> str:
     return "slept"
 
 
+def raises_another_error_on_interrupt(seconds: float) -> str:
+    try:
+        time.sleep(seconds)
+    except sf.TimedOut:
+        raise ValueError("cleaning up failed") from None
+    return "slept"
+
+
 def blocks_the_signal(seconds: float) -> str:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # as C code that never returns to Python
     time.sleep(seconds)
@@ -112,6 +120,15 @@ def test_a_function_that_catches_the_interrupt_and_returns_still_times_out(tmp_p
         future = rt.submit(sf.Function(returns_on_interrupt, (30,), timeout=0.2))
         with pytest.raises(sf.TaskTimeout, match="timeout of 0.2 s"):
             future.result(timeout=BOUND)
+        assert rt.engine.starts == 1
+
+
+def test_a_function_that_raises_another_error_when_interrupted_still_times_out(tmp_path):
+    with runtime(tmp_path, cores=1) as rt:
+        future = rt.submit(sf.Function(raises_another_error_on_interrupt, (30,), timeout=0.2))
+        with pytest.raises(sf.TaskTimeout, match="timeout of 0.2 s") as info:
+            future.result(timeout=BOUND)
+        assert "cleaning up failed" in "".join(info.value.__notes__)  # (where it was: its remote traceback)
         assert rt.engine.starts == 1
 
 

@@ -304,6 +304,8 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             args = kwargs = value = None  # unmap shared-memory arguments before the driver may reuse them
         except BaseException as exc:  # noqa: BLE001 - whatever a task raises (sys.exit too) goes back
             tb = traceback.format_exc()
+            if fired[0] == number and not isinstance(exc, TimedOut):  # it raised another error as it was interrupted
+                exc = TimedOut(f"{_TIMED_OUT} It then raised {type(exc).__name__}.")  # (its traceback says which)
             try:
                 blob = serialize.dumps(exc)
                 serialize.loads(blob, consume=False)  # an exception that pickles but cannot load would poison the driver
