@@ -338,6 +338,8 @@ def _forked_child_returned(task_id: int) -> None:
                     "function; it exits (end a forked child with os._exit).\n".encode())
     finally:
         os._exit(1)
+
+
 _TIMED_OUT = "The task ran past its timeout; the runtime interrupted it."
 
 
