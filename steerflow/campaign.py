@@ -42,7 +42,7 @@ from .agents import Context, Handler, SteeringError, handlers_of
 from .campaign_exit import Closing, stop_at_exit
 from .campaign_rounds import LoopSide
 from .engines.base import Engine
-from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken
+from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, describe_error
 from .futures import TaskFuture
 from .replay import JournalReplay, resolved_future
 from .resources import Allocation
@@ -414,7 +414,7 @@ class Campaign(LoopSide, Closing, SteeringLoop):
             self._close(drain)
         if self.journal.error is not None:
             raise JournalError(f"The campaign in {self.directory} stopped: its journal could not be written "
-                               f"({journal_mod.describe_error(self.journal.error)}). What was committed before is "
+                               f"({describe_error(self.journal.error)}). What was committed before is "
                                f"intact; free space (or fix the cause), then `steerflow resume {self.directory}`."
                                ) from self.journal.error
         failure = self._runtime.failure

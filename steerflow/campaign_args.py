@@ -15,7 +15,7 @@ from typing import Any
 
 from .agents import SteeringError
 from .errors import CampaignDirectoryError
-from .journal import describe_error
+from .errors import describe_error
 from .resources import Allocation
 from .task import storable
 

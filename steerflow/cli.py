@@ -487,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if args.command not in OUTPUT_WRITERS or exc.errno not in WRITE_ERRNOS:
             raise  # a bug, or a script's own: its traceback helps
-        from .journal import describe_error
+        from .errors import describe_error
 
         where = "--json FILE" if args.command == "bench" else "--out FOLDER"
         target = exc.filename or (args.json if args.command == "bench" else args.out or f"{args.dir}/report")

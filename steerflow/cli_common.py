@@ -25,7 +25,7 @@ def writable_folder(folder: Path, option: str) -> None:
         if not os.access(folder, os.W_OK):
             raise PermissionError(13, "Permission denied", str(folder))
     except OSError as exc:
-        from .journal import describe_error
+        from .errors import describe_error
 
         raise CliError(f"cannot write to {folder}: {describe_error(exc)}. Give a folder you can write to with "
                        f"{option}.") from None

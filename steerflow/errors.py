@@ -124,3 +124,13 @@ def first_line(error: BaseException | None) -> str:
     """``Type: message``'s first line: what a one-line list of failures shows for an error."""
     text = f"{type(error).__name__}: {error}".strip() if error is not None else ""
     return text.splitlines()[0] if text else "failed"
+
+
+def describe_error(exc: BaseException) -> str:
+    """The real cause of a failed write, with its errno or SQLite code (``No space left on device (ENOSPC)``)."""
+    if isinstance(exc, OSError) and exc.errno:
+        import errno as errno_mod
+
+        return f"{exc.strerror or exc} ({errno_mod.errorcode.get(exc.errno, exc.errno)})"
+    code = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({code})" if code else f"{type(exc).__name__}: {exc}"

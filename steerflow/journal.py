@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import serialize
+from .errors import describe_error
 from .journal_files import readonly_uri
 from .task import storable
 
@@ -487,16 +488,6 @@ def bounded_failure(exc: BaseException) -> BaseException:
     except Exception:  # noqa: BLE001 - its constructor wants other arguments, or it does not pickle
         pass
     return TaskFailed(clip(f"{type(exc).__name__}: {text}" + "".join(f"\n{n}" for n in notes)))
-
-
-def describe_error(exc: BaseException) -> str:
-    """The real cause of a failed write, with its errno or SQLite code (``No space left on device (ENOSPC)``)."""
-    if isinstance(exc, OSError) and exc.errno:
-        import errno as errno_mod
-
-        return f"{exc.strerror or exc} ({errno_mod.errorcode.get(exc.errno, exc.errno)})"
-    code = getattr(exc, "sqlite_errorname", None)
-    return f"{exc} ({code})" if code else f"{type(exc).__name__}: {exc}"
 
 
 # ---- reading (resume, status, reports) ------------------------------------------------------

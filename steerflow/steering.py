@@ -21,7 +21,7 @@ from typing import Any
 from . import journal as journal_mod
 from . import launch
 from .agents import Handler, Partial, Result, SteeringError
-from .errors import TaskFailed, first_line
+from .errors import TaskFailed, describe_error, first_line
 from .futures import SettledFuture, TaskFuture
 from .stall import StallWatch
 from .stop import Condition
@@ -68,7 +68,7 @@ class SteeringLoop:
                 self._stop_reason = f"the runtime's loop failed ({type(failure).__name__}: {failure})"
                 break
             if self.journal.error is not None:  # never run on unjournaled: stop taking new work
-                self._stop_reason = f"the journal could not be written ({journal_mod.describe_error(self.journal.error)})"
+                self._stop_reason = f"the journal could not be written ({describe_error(self.journal.error)})"
                 break
             if stop is not None and stop.met(self.ctx):
                 self._stop_reason = "stop condition met"
