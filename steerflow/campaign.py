@@ -192,6 +192,8 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._told_partials = False  # (steering thread) the say-once line about partials too large to journal
         self._partial_bytes: dict[int, int] = {}  # (steering thread) key -> bytes of its partials journaled so far
+        self._event_bytes: dict[str | None, int] = {None: 0}  # (steering thread) name (None: all) -> payload bytes
+        self._told_events = False  # journaled so far, see steering.EVENT_BYTES
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`
@@ -246,7 +248,7 @@ class Campaign(LoopSide, Closing, SteeringLoop):
                 def accepted(future: TaskFuture) -> None:  # every check passed, it is not queued yet
                     if known is None:  # (journaled here: a rejected submit leaves no row)
                         self.journal.put("task", key, spec.label(), type(spec).__name__, spec.pool,  # type: ignore
-                                         ",".join(spec.tags), spec.priority, fingerprint, time.time(),
+                                         journal_mod.join_tags(spec.tags), spec.priority, fingerprint, time.time(),
                                          blobs.spec_blob(self._blobs, spec), spec.ranks * spec.cores_per_rank,
                                          spec.ranks * spec.gpus_per_rank)
                     elif changed:  # described anew, once: a later resume replays this run of it, without a word
@@ -278,7 +280,7 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         """Journal a resumed task whose description changed as it is now: its row, no old result, and its old
         deliveries void (`journal.replay_outline`), so that the next resume finds nothing changed."""
         cores, gpus = spec.ranks * spec.cores_per_rank, spec.ranks * spec.gpus_per_rank  # type: ignore[attr-defined]
-        rows = [("task_again", (spec.label(), type(spec).__name__, spec.pool, ",".join(spec.tags),  # type: ignore
+        rows = [("task_again", (spec.label(), type(spec).__name__, spec.pool, journal_mod.join_tags(spec.tags),  # type: ignore
                                 spec.priority, fingerprint, blobs.spec_blob(self._blobs, spec), cores, gpus, key)),
                 ("result_dropped", (key,))]
         self._replace_deliveries(key, rows)  # (one queue item: one transaction, whenever the driver is killed)

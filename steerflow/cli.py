@@ -109,6 +109,10 @@ def _run(args: argparse.Namespace) -> int:
 
         attach()
     if path.suffix == ".py":
+        if args.dir is not None:  # (before: ignored without a word; the campaign ran where the script says)
+            raise CliError(f"--dir names the directory of a YAML pipeline's campaign; {path} is a Python script, "
+                           "which names its own in Campaign(DIR). Pass a directory to your script as its own "
+                           f"argument after the file (`steerflow run {path} ARGS`), or edit the script.")
         sys.argv = [str(path), *args.args]
         sys.path.insert(0, str(path.resolve().parent))
         runpy.run_path(str(path), run_name="__main__")
@@ -122,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
     if more.resume:
         os.environ[launch.ENV_RESUME] = "1"
     try:
-        summary = run_file(path, directory=more.dir or args.dir, progress=None)
+        summary = run_file(path, directory=_dir_option(more.dir if more.dir is not None else args.dir),
+                           progress=None)
     except CampaignLocked as exc:
         if exc.pid is not None:
             raise
@@ -135,6 +140,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{summary['tasks']} task(s): {_counts(summary['states'])} in {summary['elapsed_s']:.1f} s{whole} "
           f"({summary['stop_reason']}); stages: {stages}")
     return _end_of_run()
+
+
+def _dir_option(value: str | None) -> str | None:
+    """``--dir``'s value; an empty one is a mistake (before, `--dir ""` after the file ran in the spec's directory)."""
+    if value is not None and not value.strip():
+        raise CliError(f"--dir is empty ({value!r}); give the directory the campaign should use, e.g. `--dir "
+                       "runs/my-pipeline`, or leave --dir out to use the spec's own 'directory'.")
+    return value
 
 
 def _counts(states: dict[str, int]) -> str:

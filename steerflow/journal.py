@@ -269,12 +269,26 @@ class Journal:
                         failure = exc
                 if failure is None:
                     self.rows += n
+                    if "result_dropped" in batch.other:
+                        self._drop_result_files(batch)
                 else:
                     self._fail(failure)
             self.busy_s = time.thread_time()  # all CPU this thread used (waiting on the queue uses none)
             with self._flushed:
                 self._written += n
                 self._flushed.notify_all()
+
+    def _drop_result_files(self, batch: _Batch) -> None:
+        """After the commit that dropped results (a task described anew on resume): their files in results/ go too,
+        unless the same commit stored the task's new result there (before, an old large result stayed on disk
+        whenever the new one was small). A driver killed before this leaves a file nothing references."""
+        kept = {row[0] for row in batch.results if row[3] is not None}
+        for (key,) in batch.other["result_dropped"]:
+            if key not in kept:
+                try:
+                    (self.directory / "results" / f"{key}.pkl").unlink(missing_ok=True)
+                except OSError:  # a read-only results/: the file stays, referenced by nothing
+                    pass
 
     def _fail(self, exc: BaseException) -> None:
         """A write failed (a full disk, say): keep the journal a consistent prefix, say why, let the campaign stop.
@@ -490,107 +504,7 @@ def bounded_failure(exc: BaseException) -> BaseException:
     return TaskFailed(clip(f"{type(exc).__name__}: {text}" + "".join(f"\n{n}" for n in notes)))
 
 
-# ---- reading (resume, status, reports) ------------------------------------------------------
-
-@dataclass
-class StoredResult:
-    key: int
-    ok: bool
-    value: bytes | None
-    path: str | None
-    error: str | None
-    started: float
-    ended: float
-
-    def load(self) -> Any:
-        """The stored value (or exception), unpickled from the row or its file."""
-        blob = self.value
-        if blob is None and self.path:
-            with open(self.path, "rb") as f:
-                blob = f.read()
-        return serialize.loads(blob) if blob is not None else None
-
-
-def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
-    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-
-
-def read_results(conn: sqlite3.Connection) -> dict[int, StoredResult]:
-    return {row[0]: StoredResult(row[0], bool(row[1]), row[2], row[3], row[4], row[5], row[6])
-            for row in conn.execute("SELECT key, ok, value, path, error, started, ended FROM results")}
-
-
-def read_steering(conn: sqlite3.Connection) -> Iterator[tuple[int, str, int | None, str | None, bytes | None]]:
-    yield from conn.execute("SELECT seq, kind, key, name, payload FROM steering ORDER BY seq")
-
-
-def pack_keys(keys: list[int]) -> bytes:
-    """A ``results`` steering row's payload: the keys delivered, in delivery order (int64 little-endian)."""
-    return struct.pack(f"<{len(keys)}q", *keys)
-
-
-def unpack_keys(payload: bytes) -> tuple[int, ...]:
-    return struct.unpack(f"<{len(payload) // 8}q", payload)
-
-
-def delivered_keys(conn: sqlite3.Connection) -> list[int]:
-    """The keys whose results the agents were given, in delivery order (``result`` and ``results`` rows)."""
-    out: list[int] = []
-    for kind, key, payload in conn.execute(
-            "SELECT kind, key, payload FROM steering WHERE kind IN ('result', 'results') ORDER BY seq"):
-        if kind == "result":
-            out.append(key)
-        else:
-            out.extend(unpack_keys(payload))
-    return out
-
-
-def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool, dict[int, int]]:
-    """What a resume needs before replaying, without loading the journal: the last steering seq, the keys
-    whose results were committed but never delivered to the agents (the crash window), whether the
-    campaign had started, and the ``replaced`` keys (key -> the seq up to which its deliveries do not count).
-
-    Deliveries are ``result`` rows (one key: every journal before schema 2, and a burst of one) and
-    ``results`` rows (the keys of one burst, `pack_keys`); the latter are read into a bitmap of one bit
-    per key, so a million-task journal needs 125 kB here."""
-    last = conn.execute("SELECT MAX(seq) FROM steering").fetchone()[0] or 0
-    try:
-        replaced = dict(conn.execute("SELECT key, upto FROM replaced"))
-    except sqlite3.OperationalError:  # a journal written before the table (opened read-only: not added)
-        replaced = {}
-    seen = bytearray()
-    for seq, payload in conn.execute("SELECT seq, payload FROM steering WHERE kind = 'results'"):
-        for key in unpack_keys(payload):
-            if replaced and seq <= replaced.get(key, -1):
-                continue  # a delivery that no longer counts
-            byte = key >> 3
-            if byte >= len(seen):
-                seen.extend(bytes(max(byte + 1 - len(seen), len(seen))))
-            seen[byte] |= 1 << (key & 7)
-    undelivered = {row[0] for row in conn.execute(
-        "SELECT key FROM results WHERE key NOT IN (SELECT key FROM steering WHERE kind = 'result' AND key IS NOT NULL)")
-        if (row[0] >> 3) >= len(seen) or not seen[row[0] >> 3] & (1 << (row[0] & 7))}
-    if replaced:  # such a key counts as delivered only by a ``result`` row after its ``upto``
-        single = dict(conn.execute("SELECT s.key, MAX(s.seq) FROM steering s JOIN replaced r ON r.key = s.key "
-                                   "WHERE s.kind = 'result' GROUP BY s.key"))
-        for (key,) in conn.execute("SELECT r.key FROM replaced r JOIN results USING (key)"):
-            if single.get(key, -1) <= replaced[key] and ((key >> 3) >= len(seen)
-                                                         or not seen[key >> 3] & (1 << (key & 7))):
-                undelivered.add(key)
-    started = conn.execute("SELECT 1 FROM steering WHERE kind = 'start' LIMIT 1").fetchone() is not None
-    return int(last), undelivered, started, replaced
-
-
-def lookup_task(conn: sqlite3.Connection, key: int) -> tuple[str | None, StoredResult | None]:
-    """A task's fingerprint (None: not in the journal) and its stored result (None: it has none): one indexed read."""
-    row = conn.execute("SELECT t.fingerprint, r.key, r.ok, r.value, r.path, r.error, r.started, r.ended "
-                       "FROM tasks t LEFT JOIN results r ON r.key = t.key WHERE t.key = ?", (key,)).fetchone()
-    if row is None:
-        return None, None
-    if row[1] is None:
-        return row[0], None
-    return row[0], StoredResult(row[1], bool(row[2]), row[3], row[4], row[5], row[6], row[7])
-
-
-def read_known_tasks(conn: sqlite3.Connection) -> dict[int, str]:
-    return dict(conn.execute("SELECT key, fingerprint FROM tasks"))
+# ---- reading (resume, status, reports): journal_read.py, re-exported here -----------------------
+from .journal_read import (StoredResult, delivered_keys, join_tags, lookup_task, pack_keys,  # noqa: E402,F401
+                           read_known_tasks, read_meta, read_results, read_steering, replay_outline, split_tags,
+                           unpack_keys)

@@ -19,6 +19,7 @@ from typing import Any
 from .dirlock import holder
 from .journal import state_rows, states_sql
 from .journal_files import readonly_uri
+from .journal_read import split_tags
 from .errors import SteerflowError
 
 JOURNAL = "journal.db"
@@ -184,7 +185,7 @@ def task(directory: str | Path, key: int) -> dict[str, Any]:
     (key, name, kind, pool, tags, priority, submitted, state, nodes, attempts, spec, cores, gpus) = row
     if holder(directory) is None and state in UNFINISHED:
         state = "interrupted"
-    out: dict[str, Any] = {"key": key, "name": name, "kind": kind, "pool": pool, "tags": tags or "",
+    out: dict[str, Any] = {"key": key, "name": name, "kind": kind, "pool": pool, "tags": split_tags(tags),
                            "priority": priority, "cores": cores, "gpus": gpus, "state": state,
                            "submitted": submitted, "spec": describe_spec(directory, spec),
                            "history": [{"state": s, "ts": ts, "attempt": a, "where": (w or "") if s != "waiting" else ""}

@@ -43,6 +43,11 @@ PARTIAL_KEPT_BYTES = 256 * 1024
 # ... and a task's partial results are journaled up to this many bytes in all (per driver): before, one task streaming
 # 200 KB progress values forever grew the journal without a bound. Later ones reach the agents but are not replayed.
 PARTIAL_TASK_BYTES = 4 * 1024 * 1024
+# Event payloads are journaled up to this many bytes per event name, and EVENT_BYTES in all (per driver): before, an
+# agent emitting a 250 KB event per result journaled 250 KB a result without a bound. Past it, like a payload over
+# PARTIAL_KEPT_BYTES, an event is journaled as NOT_KEPT: on resume its replayed emitter gives its payload again.
+EVENT_NAME_BYTES = 4 * 1024 * 1024
+EVENT_BYTES = 16 * 1024 * 1024
 # An event payload larger than that is journaled as this marker: on resume, the replayed agent that emitted it emits it
 # again (replay rebuilds it from the same results), and that payload is delivered in its place.
 NOT_KEPT = b"steerflow:payload-not-kept"
@@ -256,7 +261,8 @@ class SteeringLoop:
             name, payload = item[1], item[2]
             if log:  # (the payload as `emit` pickled it, when it came from there)
                 blob = item[3] if len(item) > 3 else _pickle_or_none(payload)
-                if blob is not None and len(blob) > PARTIAL_KEPT_BYTES:  # a model, say: a resume's emitter re-emits it
+                if blob is not None and (len(blob) > PARTIAL_KEPT_BYTES  # a model, say: a resume's emitter re-emits it
+                                         or not self._event_kept(name, len(blob))):
                     blob = NOT_KEPT
                 self.journal.put("steer", self._next_seq(), "event", None, name, blob, time.time())
             for handler in self._handlers:
@@ -280,6 +286,22 @@ class SteeringLoop:
             for handler in self._handlers:
                 if handler.kind == "start":
                     self._call(handler, self.ctx)
+
+    def _event_kept(self, name: str, size: int) -> bool:
+        """Whether an event payload of ``size`` bytes fits the journal's budget for events (and count it if so)."""
+        kept = self._event_bytes
+        by_name = kept.get(name, 0)
+        if by_name + size <= EVENT_NAME_BYTES and kept[None] + size <= EVENT_BYTES:  # type: ignore[index]
+            kept[name] = by_name + size
+            kept[None] += size  # type: ignore[index]
+            return True
+        if not self._told_events:
+            self._told_events = True
+            print(f"steerflow: the agents emitted more than {EVENT_NAME_BYTES // 2**20} MiB of {name!r} events (or "
+                  f"{EVENT_BYTES // 2**20} MiB of events in all). The journal keeps no more of their payloads; on "
+                  "resume the replayed agent that emits them gives them again. Emit small values (a model's file "
+                  "path or version, not the model) so a resume does not depend on it.", file=sys.stderr, flush=True)
+        return False
 
     def _partial_not_kept(self, key: int, size: int, kept: int) -> None:
         if self._told_partials:

@@ -166,7 +166,7 @@ class Trace:
             stored = results.get(key)
             if task_pool != pool or stored is None or stored.error == "cancelled":
                 continue
-            cand = candidate(tuple(t for t in (tags or "").split(",") if t))
+            cand = candidate(tuple(t for t in journal_mod.split_tags(tags) if t))
             if cand is None:
                 continue
             value = stored.load() if stored.ok else None

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..journal_read import split_tags
 from . import live as live_mod
 from .timeline import FINISHED, Timeline, read
 
@@ -360,7 +361,7 @@ def task_table(tl: Timeline) -> list[dict[str, Any]]:
     table = []
     for row in task_rows(tl):
         entry = dict(zip(TASK_COLUMNS, row))
-        entry["tags"] = entry["tags"].split(",") if entry["tags"] else []
+        entry["tags"] = split_tags(entry["tags"])
         table.append(entry)
     return table
 
@@ -442,7 +443,7 @@ def surrogate_rates(tl: Timeline, points: int = 2000) -> dict[str, list[tuple[fl
     if not marks:
         return {}
     for name, _, tags, submitted, *_ in tl.tasks.values():
-        for tag in (tags or "").split(","):
+        for tag in split_tags(tags):
             if tag.startswith("surrogate:") and tag[10:] in marks:
                 marks[tag[10:]].append((submitted or 0.0, 0))
     out = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -141,6 +142,11 @@ def render_one(info: dict[str, Any]) -> RenderableType:
     return Group(*parts, Text(""))
 
 
+def show_tags(tags: list[str]) -> str:
+    """A task's tags for a person: comma-separated, a tag that holds a comma or a quote in quotes."""
+    return ", ".join(json.dumps(t, ensure_ascii=False) if ("," in t or '"' in t or not t) else t for t in tags)
+
+
 def render_task(directory: Path, task: dict[str, Any]) -> RenderableType:
     """One task whole: description, every state change with where it ran, result or error, output files."""
     head = Table.grid(padding=(0, 2))
@@ -150,7 +156,7 @@ def render_task(directory: Path, task: dict[str, Any]) -> RenderableType:
     head.add_row("campaign", escape(str(directory)))
     head.add_row("state", task["state"])
     head.add_row("pool", escape(f"{task['pool']}; {task['cores']} core(s), {task['gpus']} GPU(s), priority "
-                 f"{task['priority']}" + (f"; tags {task['tags']}" if task["tags"] else "")))
+                 f"{task['priority']}" + (f"; tags {show_tags(task['tags'])}" if task["tags"] else "")))
     for field, value in task["spec"].items():
         head.add_row(field, escape(value))
     history = Table(title="history", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
