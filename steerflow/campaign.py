@@ -193,7 +193,8 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         self._told_partials = False  # (steering thread) the say-once line about partials too large to journal
         self._partial_bytes: dict[int, int] = {}  # (steering thread) key -> bytes of its partials journaled so far
         self._event_bytes: dict[str | None, int] = {None: 0}  # (steering thread) name (None: all) -> payload bytes
-        self._told_events = False  # journaled so far, see steering.EVENT_BYTES
+        self._told_events = False
+        self._unreadable = 0  # journaled results a resume could not read (run again, see `_say_unreadable`)  # journaled so far, see steering.EVENT_BYTES
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`
@@ -236,11 +237,15 @@ class Campaign(LoopSide, Closing, SteeringLoop):
             if changed and stored is not None:
                 self._say_changed(key, known, fingerprint)
                 stored = None
+            resolved = resolved_future(key, stored) if stored is not None else None
+            if stored is not None and resolved is None:  # its result file is gone or damaged: it runs again
+                self._say_unreadable(key, stored)
+                stored, changed = None, True  # (journaled anew: its old result row and deliveries are dropped)
             self._specs[key] = spec
             self._active += 1  # before the runtime may finish it: the steering loop must never see it idle
-            if stored is not None:
+            if resolved is not None:
                 self._resume.stored[key] = stored  # type: ignore[union-attr]
-                future = resolved_future(key, stored)
+                future = resolved
                 self._futures[key] = future  # (before its event: a steering thread delivers it at once)
                 if key in self._resume.undelivered:  # type: ignore[union-attr]
                     self._events.put(("result", key))  # finished before the crash but never delivered
@@ -275,6 +280,17 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         elif self._changed == 4:
             warnings.warn(f"More tasks differ from the journal (task {key} and later ones): each runs again and is "
                           "journaled anew, without a warning each.", stacklevel=3)
+
+    def _say_unreadable(self, key: int, stored: journal_mod.StoredResult) -> None:
+        """Warn that a journaled result cannot be read (the first few; then once for the rest)."""
+        self._unreadable += 1
+        if self._unreadable <= 3:
+            where = journal_mod.result_file(self.directory, stored.path) if stored.path else "the journal"
+            warnings.warn(f"Task {key}'s journaled result cannot be read ({where} is missing or damaged): running it "
+                          "again. Copy a campaign directory whole, results/ with it.", stacklevel=3)
+        elif self._unreadable == 4:
+            warnings.warn(f"More journaled results cannot be read (task {key} and later ones): each runs again.",
+                          stacklevel=3)
 
     def _journal_again(self, key: int, spec: TaskSpec, fingerprint: str) -> None:
         """Journal a resumed task whose description changed as it is now: its row, no old result, and its old

@@ -506,5 +506,5 @@ def bounded_failure(exc: BaseException) -> BaseException:
 
 # ---- reading (resume, status, reports): journal_read.py, re-exported here -----------------------
 from .journal_read import (StoredResult, delivered_keys, join_tags, lookup_task, pack_keys,  # noqa: E402,F401
-                           read_known_tasks, read_meta, read_results, read_steering, replay_outline, split_tags,
-                           unpack_keys)
+                           read_known_tasks, read_meta, read_results, read_steering, replay_outline, result_file,
+                           split_tags, unpack_keys)

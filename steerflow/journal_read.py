@@ -7,6 +7,7 @@ read through these; `journal` re-exports them, so ``journal.read_results`` and t
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import struct
@@ -29,22 +30,35 @@ class StoredResult:
     error: str | None
     started: float
     ended: float
+    directory: str | None = None  # the campaign's directory, where its results/ folder is now
 
     def load(self) -> Any:
         """The stored value (or exception), unpickled from the row or its file."""
         blob = self.value
         if blob is None and self.path:
-            with open(self.path, "rb") as f:
+            with open(result_file(self.directory, self.path), "rb") as f:
                 blob = f.read()
         return serialize.loads(blob) if blob is not None else None
+
+
+def result_file(directory: str | os.PathLike[str] | None, path: str) -> str:
+    """Where a result the journal stored in a file (``results.path``, written as an absolute path) is now: in the
+    results/ folder of the campaign's directory as it is now, wherever it was written (before, a moved or copied
+    campaign read its large results from the old place: failed tasks on resume once that was gone, another
+    campaign's files while it was not)."""
+    if directory is None:
+        return path
+    return os.path.join(directory, "results", os.path.basename(path))
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
     return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
 
 
-def read_results(conn: sqlite3.Connection) -> dict[int, StoredResult]:
-    return {row[0]: StoredResult(row[0], bool(row[1]), row[2], row[3], row[4], row[5], row[6])
+def read_results(conn: sqlite3.Connection, directory: str | os.PathLike[str] | None = None) -> dict[int, StoredResult]:
+    """Every stored result; ``directory``: the campaign's, where `StoredResult.load` finds result files."""
+    where = None if directory is None else os.fspath(directory)
+    return {row[0]: StoredResult(row[0], bool(row[1]), row[2], row[3], row[4], row[5], row[6], where)
             for row in conn.execute("SELECT key, ok, value, path, error, started, ended FROM results")}
 
 
@@ -109,7 +123,8 @@ def replay_outline(conn: sqlite3.Connection) -> tuple[int, set[int], bool, dict[
     return int(last), undelivered, started, replaced
 
 
-def lookup_task(conn: sqlite3.Connection, key: int) -> tuple[str | None, StoredResult | None]:
+def lookup_task(conn: sqlite3.Connection, key: int,
+                directory: str | os.PathLike[str] | None = None) -> tuple[str | None, StoredResult | None]:
     """A task's fingerprint (None: not in the journal) and its stored result (None: it has none): one indexed read."""
     row = conn.execute("SELECT t.fingerprint, r.key, r.ok, r.value, r.path, r.error, r.started, r.ended "
                        "FROM tasks t LEFT JOIN results r ON r.key = t.key WHERE t.key = ?", (key,)).fetchone()
@@ -117,7 +132,8 @@ def lookup_task(conn: sqlite3.Connection, key: int) -> tuple[str | None, StoredR
         return None, None
     if row[1] is None:
         return row[0], None
-    return row[0], StoredResult(row[1], bool(row[2]), row[3], row[4], row[5], row[6], row[7])
+    return row[0], StoredResult(row[1], bool(row[2]), row[3], row[4], row[5], row[6], row[7],
+                                None if directory is None else os.fspath(directory))
 
 
 def read_known_tasks(conn: sqlite3.Connection) -> dict[int, str]:

@@ -36,6 +36,7 @@ class JournalReplay:
     def __init__(self, path: Path, before_run: int | None = None) -> None:
         """``before_run``: this driver's run id (the drivers before it are the earlier ones)."""
         self.conn = journal_mod.connect(path, readonly=True)
+        self.directory = str(Path(path).parent)  # where results/ is now (the journal's paths may name an old place)
         #: the last steering seq; the keys committed but never delivered (the crash window); whether it had started;
         #: keys whose journaled deliveries up to a seq do not count (journal ``replaced``: key -> that seq)
         self.last_seq, self.undelivered, self.started_before, self.replaced = journal_mod.replay_outline(self.conn)
@@ -58,7 +59,8 @@ class JournalReplay:
             return None, None
         if row[2] is None:
             return row[1], None
-        return row[1], journal_mod.StoredResult(row[2], bool(row[3]), row[4], row[5], row[6], row[7], row[8])
+        return row[1], journal_mod.StoredResult(row[2], bool(row[3]), row[4], row[5], row[6], row[7], row[8],
+                                                self.directory)
 
     def _read_chunk(self, key: int) -> None:
         rows = self.conn.execute(_TASKS_FROM, (key, CHUNK)).fetchall()
@@ -74,13 +76,16 @@ class JournalReplay:
         self.conn.close()
 
 
-def resolved_future(key: int, stored: journal_mod.StoredResult) -> TaskFuture:
-    """A future already holding the journaled outcome of task ``key`` (a result it cannot read is a failure)."""
+def resolved_future(key: int, stored: journal_mod.StoredResult) -> TaskFuture | None:
+    """A future already holding the journaled outcome of task ``key``; None when it succeeded but its stored value
+    cannot be read (its file in results/ is missing or damaged): the caller runs it again (before, it became a
+    failed task on every resume). A failure it cannot read stays a failure."""
     try:
         value = stored.load()
     except Exception as exc:  # noqa: BLE001
+        if stored.ok:
+            return None
         value = TaskFailed(f"Task {key}'s stored result could not be read: {exc}")
-        stored.ok = False
     if stored.ok:
         return SettledFuture(key, value)
     if isinstance(value, BaseException):

@@ -19,7 +19,7 @@ from typing import Any
 from .dirlock import holder
 from .journal import state_rows, states_sql
 from .journal_files import readonly_uri
-from .journal_read import split_tags
+from .journal_read import result_file, split_tags
 from .errors import SteerflowError
 
 JOURNAL = "journal.db"
@@ -194,7 +194,7 @@ def task(directory: str | Path, key: int) -> dict[str, Any]:
     if result is not None:
         ok, value, path, error, started, ended = result
         out["result"] = {"ok": bool(ok), "error": error or "", "started": started, "ended": ended,
-                         "stored": path or (f"inline, {len(value)} bytes" if value is not None else "none")}
+                         "stored": (result_file(directory, path) if path else None) or (f"inline, {len(value)} bytes" if value is not None else "none")}
     return out
 
 

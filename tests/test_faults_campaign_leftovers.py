@@ -145,3 +145,12 @@ def test_an_agent_emitting_a_large_event_per_result_keeps_the_journal_bounded_an
     camp.run()
     camp.close()
     assert replayed == live  # every event replayed, with its payload (the replayed emitter's, past the budget)
+
+
+def test_run_dir_before_a_python_script_is_refused_instead_of_ignored(tmp_path):
+    script = tmp_path / "camp.py"
+    script.write_text("open('ran', 'w').close()\n")
+    out = subprocess.run([sys.executable, "-m", "steerflow", "run", "--dir", str(tmp_path / "x"), str(script)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env())
+    assert out.returncode == 2 and "Campaign(DIR)" in out.stderr, out.stderr  # was: 0, the script ran elsewhere
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "x").exists()

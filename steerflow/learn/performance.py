@@ -151,7 +151,7 @@ class Trace:
             raise FileNotFoundError(f"No campaign journal at {path}; pass the campaign's directory.")
         conn = journal_mod.connect(path, readonly=True)
         try:
-            results = journal_mod.read_results(conn)
+            results = journal_mod.read_results(conn, directory)
             tasks = list(conn.execute("SELECT key, pool, tags, cores FROM tasks"))
             answers = list(conn.execute("SELECT name, payload FROM steering WHERE kind = 'event' AND name LIKE "
                                         "'surrogate:%' ORDER BY seq")) if surrogate_answers else []
