@@ -61,6 +61,11 @@ def check(directory: Any, allocation: Any, engine: Any, pools: Any, lost_retries
 def unwritable(directory: Path, exc: OSError | sqlite3.Error) -> CampaignDirectoryError:
     """The error for a campaign directory that cannot be created or written: what failed, and what to do."""
     where = getattr(exc, "filename", None) or directory / "journal.db"
+    if isinstance(exc, sqlite3.DatabaseError) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (11, 26):
+        return CampaignDirectoryError(  # SQLITE_CORRUPT, SQLITE_NOTADB: before, "give a directory you can write to"
+            f"The journal {where} is damaged ({describe_error(exc)}), so the campaign in {directory} cannot be "
+            "resumed. Restore the directory from a copy made before the damage, or start the campaign afresh in "
+            "another directory.")
     return CampaignDirectoryError(
         f"{directory} cannot hold a campaign: {describe_error(exc)} on {where}. "
         "Give a directory you can write to (a campaign's journal is written while it runs, also when it "

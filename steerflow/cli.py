@@ -198,7 +198,7 @@ def _resume(args: argparse.Namespace) -> int:
             raise CliError(f"{directory} cannot be written (a read-only file system, or not yours), and a resume "
                            "writes its journal. Copy the directory to a place you can write to and resume the copy; "
                            f"read it as it is with `steerflow status {directory}`.")
-    record = rundirs.meta(first).get("launch")
+    record = rundirs.meta(first, damaged_raises=True).get("launch")
     from .journal_files import holds_nothing
 
     if not isinstance(record, dict) and holds_nothing(first / "journal.db"):

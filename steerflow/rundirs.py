@@ -80,11 +80,18 @@ def connect(directory: Path) -> sqlite3.Connection:
     return sqlite3.connect(readonly_uri(directory / JOURNAL), uri=True, timeout=10)
 
 
-def meta(directory: Path) -> dict[str, Any]:
+def meta(directory: Path, damaged_raises: bool = False) -> dict[str, Any]:
+    """The journal's meta rows; {} when it has none yet. ``damaged_raises``: a damaged journal (or not a database)
+    raises its `sqlite3.DatabaseError` instead of reading as {} (`steerflow resume` said "made by an older steerflow"
+    of a damaged one)."""
     conn = connect(directory)
     try:
         return {k: _json(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-    except sqlite3.DatabaseError:  # no meta table yet, or not a database at all (a damaged or foreign file)
+    except sqlite3.OperationalError:  # no meta table yet
+        return {}
+    except sqlite3.DatabaseError:  # not a database at all (a damaged or foreign file)
+        if damaged_raises:
+            raise
         return {}
     finally:
         conn.close()
