@@ -72,8 +72,9 @@ def on_partial(pool: str | None = None, tag: str | None = None) -> Callable:
 
 def on_timer(seconds: float) -> Callable:
     """Call ``fn(ctx)`` every ``seconds`` while the campaign runs."""
-    if not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise ValueError(f"on_timer(seconds={seconds!r}): give a positive number of seconds.")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ValueError(f"on_timer(seconds={seconds!r}): give a positive, finite number of seconds (a NaN or "
+                         "infinite period never fires).")
     return lambda fn: _mark(fn, Handler("timer", fn, seconds=float(seconds)))
 
 

@@ -49,6 +49,11 @@ class tasks(Condition):  # noqa: N801 - reads as stop.tasks(100)
 
     count: int
 
+    def __post_init__(self) -> None:  # checked now: before, "3" failed mid-run, 0 or -1 stopped before anything ran
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ValueError(f"stop.tasks({self.count!r}): give the number of results after which to stop, a whole "
+                             "number of at least 1 (stop.tasks(100)); for no limit, leave the condition out.")
+
     def met(self, ctx: Context) -> bool:
         return ctx.results_seen >= self.count
 
@@ -72,6 +77,11 @@ class when(Condition):  # noqa: N801
     """Stop when ``predicate(ctx)`` is true (checked after every steering event)."""
 
     predicate: Callable[[Any], bool]
+
+    def __post_init__(self) -> None:
+        if not callable(self.predicate):  # before: a TypeError from the steering loop, mid-run
+            raise TypeError(f"stop.when({self.predicate!r}): give a function of the context that returns True to "
+                            "stop, e.g. stop.when(lambda ctx: ctx.results_seen >= 100).")
 
     def met(self, ctx: Context) -> bool:
         return bool(self.predicate(ctx))
