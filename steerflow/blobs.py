@@ -85,6 +85,7 @@ class Store:
     def _writer(self) -> None:
         while (item := self._queue.get()) is not None:
             path, data = item
+            tmp = None
             try:
                 probe = data[:_PROBE]
                 if len(zlib.compress(probe, 1)) < 0.8 * len(probe):
@@ -96,6 +97,11 @@ class Store:
                 os.replace(tmp, path)  # atomic: a reader never sees half a blob
             except OSError as exc:  # e.g. disk full: provenance only, the campaign goes on
                 self.error = exc
+                if tmp is not None:  # (before: the partial file stayed, holding the space a resume needs)
+                    try:
+                        tmp.unlink(missing_ok=True)
+                    except OSError:
+                        pass
 
 
 #: a function's description without arguments, by function and label: a campaign of many calls of one function

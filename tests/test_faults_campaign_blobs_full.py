@@ -1,0 +1,44 @@
+"""A blob (a large task argument, stored once for provenance) written onto a full disk leaves nothing behind.
+
+Before: the partial temporary file (`.DIGEST.pkl.tmpPID`, up to the argument's size) stayed in blobs/ for ever,
+holding the space the campaign's resume needed. Also, a compressed blob an earlier run stored was compressed and
+written again by every resume (the check looked for the uncompressed name only).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from steerflow import blobs
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True,
+                              text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_blob_that_does_not_fit_leaves_no_partial_file(small_disk):
+    store = blobs.Store(small_disk)
+    kept = store.put(os.urandom(100_000))  # fits
+    store.put(os.urandom(2_000_000))  # does not
+    store.close()
+    assert isinstance(store.error, OSError)
+    names = sorted(p.name for p in (small_disk / blobs.FOLDER).iterdir())
+    assert names == [f"{kept.digest}.pkl"], names  # was: a .tmp file too
+
