@@ -24,9 +24,16 @@ def save(obj: Any) -> None:
     target = path()
     os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
     tmp = f"{target}.tmp{os.getpid()}"
-    with open(tmp, "wb", opener=_private) as f:
-        pickle.dump(obj, f, protocol=5)
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "wb", opener=_private) as f:
+            pickle.dump(obj, f, protocol=5)
+        os.replace(tmp, target)
+    except BaseException:  # an object that does not pickle, a full disk: the old checkpoint stays, no partial file
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def _private(name: str, flags: int) -> int:
