@@ -1,9 +1,8 @@
 """A blob (a large task argument, stored once for provenance) written onto a full disk, or a checkpoint that cannot be
 saved, leaves no partial file behind.
 
-Before: the partial temporary file (`.DIGEST.pkl.tmpPID`, up to the argument's size) stayed in blobs/ for ever,
-holding the space the campaign's resume needed. Also, a compressed blob an earlier run stored was compressed and
-written again by every resume (the check looked for the uncompressed name only).
+Before: the partial temporary file (`.DIGEST.pkl.tmpPID` in blobs/, up to the argument's size; `KEY.pkl.tmpPID` beside
+a checkpoint) stayed for ever, holding the space the campaign's resume needed.
 """
 
 from __future__ import annotations
