@@ -103,21 +103,36 @@ class TaskFuture(Future[T]):
         self._state = PENDING
         self._result = None
         self._exception = None
-        self._waiters: list[Any] = []
+        self._waiter_list: list[Any] = []  # `concurrent.futures.wait`'s waiters (see the `_waiters` property)
         self._done_callbacks: list[Any] = []
         self._runtime = runtime
         self.task_id = task_id
         self._record: Any = None  # the runtime's record once the task finished (kept as long as this future)
+
+    @property
+    def _waiters(self) -> Any:
+        """The waiters of `concurrent.futures.wait`/``as_completed`` (the only users of this name; ours use
+        ``_waiter_list``). Asked for on the runtime's own thread while the task is pending, the list comes
+        guarded: a wait there could never end (only that thread finishes tasks), so it raises instead."""
+        waiters = self._waiter_list
+        runtime = self._runtime
+        if runtime is not None and self._state in _PENDING_STATES and runtime._thread.ident == threading.get_ident():
+            return _LoopThreadWaiters(self, waiters)
+        return waiters
+
+    def _on_loop_thread(self) -> RuntimeError:
+        """The error of a wait for this pending task on the runtime's own thread (it would wait for itself)."""
+        return RuntimeError(  # (only the loop finishes futures: it would wait for itself, and every task with it)
+            f"Task {self.task_id} cannot finish while the runtime's own thread waits for it: a done callback (or "
+            "a listener) runs in that thread. Wait for results in another thread (or in a steering agent), "
+            "or chain the work as a task that takes the future as an argument.")
 
     def _wait(self, timeout: float | None) -> None:
         """Block until this future is done; TimeoutError past ``timeout`` seconds."""
         shared: SharedCondition = self._condition  # type: ignore[assignment]
         runtime = self._runtime
         if runtime is not None and runtime._thread.ident == threading.get_ident() and self._state in _PENDING_STATES:
-            raise RuntimeError(  # (only the loop finishes futures: it would wait for itself, and every task with it)
-                f"Task {self.task_id} cannot finish while the runtime's own thread waits for it: a done callback (or "
-                "a listener) runs in that thread. Wait for results in another thread (or in a steering agent), "
-                "or chain the work as a task that takes the future as an argument.")
+            raise self._on_loop_thread()
         end = None if timeout is None else time.monotonic() + timeout
         while True:
             waiter = threading.Lock()
@@ -198,7 +213,7 @@ class TaskFuture(Future[T]):
             else:
                 self._exception = error
             self._state = FINISHED
-            for waiter in self._waiters:  # (`concurrent.futures.wait`'s)
+            for waiter in self._waiter_list:  # (`concurrent.futures.wait`'s)
                 if error is None:
                     waiter.add_result(self)
                 else:
@@ -247,7 +262,7 @@ class TaskFuture(Future[T]):
             if state == CANCELLED_AND_NOTIFIED:
                 return True
             self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
+            for waiter in self._waiter_list:
                 waiter.add_cancelled(self)
             self._condition.notify_all()
         if state != CANCELLED:
@@ -273,6 +288,69 @@ class TaskFuture(Future[T]):
         return f"<TaskFuture task={self.task_id} {self._state.lower()}>"
 
 
+class _LoopThreadWaiters:
+    """A pending task's waiter list as `concurrent.futures.wait`/``as_completed`` see it on the runtime's own thread.
+
+    They install one waiter in each future's list, then block on its event. Blocked on that thread, nothing
+    could set it (only that thread finishes tasks): the runtime froze for ever (or for the whole ``timeout``,
+    to find nothing finished). So the waiter's event is swapped for one whose blocking wait takes the waiter
+    back out of every list and raises the task's error; a wait that does not block (``timeout=0``, a task
+    already cancelled) answers as before.
+    """
+
+    __slots__ = ("future", "waiters")
+
+    def __init__(self, future: TaskFuture, waiters: list[Any]) -> None:
+        self.future, self.waiters = future, waiters
+
+    def append(self, waiter: Any) -> None:
+        self.waiters.append(waiter)
+        event = waiter.event
+        if type(event) is not _LoopThreadEvent:
+            event = waiter.event = _LoopThreadEvent(event, waiter, self.future)
+        event.installed.append(self.future)
+
+    def remove(self, waiter: Any) -> None:
+        if waiter in self.waiters:  # (the event below took it out already where the wait raised)
+            self.waiters.remove(waiter)
+
+    def __iter__(self) -> Any:
+        return iter(self.waiters)
+
+    def __len__(self) -> int:
+        return len(self.waiters)
+
+
+class _LoopThreadEvent:
+    """A waiter's event for a wait on the runtime's own thread: see `_LoopThreadWaiters`."""
+
+    __slots__ = ("event", "waiter", "pending", "installed")
+
+    def __init__(self, event: threading.Event, waiter: Any, pending: TaskFuture) -> None:
+        self.event, self.waiter, self.pending = event, waiter, pending
+        self.installed: list[TaskFuture] = []  # the futures that list this waiter
+
+    def set(self) -> None:
+        self.event.set()
+
+    def clear(self) -> None:
+        self.event.clear()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.event.is_set() or (timeout is not None and timeout <= 0):
+            return self.event.wait(0)
+        for future in self.installed:  # (as the stdlib's own clean-up would, had it not waited for ever)
+            with future._condition:
+                try:
+                    future._waiter_list.remove(self.waiter)
+                except ValueError:
+                    pass
+        raise self.pending._on_loop_thread()
+
+
 #: shared by every `SettledFuture`: their state never changes, so nobody waits on it, and it is never held long
 _SETTLED = SharedCondition()
 
@@ -292,7 +370,7 @@ class SettledFuture(TaskFuture[T]):
         self._state = FINISHED
         self._result = value
         self._exception = error
-        self._waiters: list[Any] = []
+        self._waiter_list: list[Any] = []
         self._done_callbacks: list[Any] = []
         self._runtime = None
         self.task_id = task_id

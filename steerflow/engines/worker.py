@@ -4,7 +4,9 @@ It stays alive between tasks so imports and loaded models stay loaded. Before ea
 binds itself to the task's CPUs and sets the task's environment (CUDA_VISIBLE_DEVICES,
 OMP_NUM_THREADS, STEERFLOW_*). It runs below a guard (`steerflow.proctree.guard`, a fork of it
 made at start) that kills the worker and everything below it when the driver dies, even by
-SIGKILL. It is a child subreaper: whatever a task started is killed when the task ends.
+SIGKILL. It is a child subreaper: whatever a task started is killed when the task ends. What a
+task changed in the process's working directory, `os.environ` and `sys.path` is put back after
+it (`restore`), so one task's ``os.chdir`` does not move the next.
 
 Protocol (length-prefixed pickles over two pipes): the driver sends
 ``(task_id, fn_key, fn_bytes | None, payload, cpus, env, queued, checkpoints)``, or ``None`` to
@@ -236,10 +238,16 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
     functions = KnownFunctions()  # (the driver keeps the same table for this worker: see `KnownFunctions`)
     reported: set[str] = set()  # shared-memory files already reported as still mapped
     current_cpus: tuple[int, ...] | None = None
-    applied: dict[str, str] = {}  # the environment the last task was given (set again only where it changes,
-    # as its CPUs are: a task that changes its own binding variables or affinity changes them for the next)
+    applied: dict[str, str] = {}  # the binding's variables the last task was given (set again only where they
+    # change, as its CPUs are: `restore` puts back what a task changed in them; a task that changes its affinity
+    # changes it for the next)
     messages = Frames(rfd)
     environ = os.environ
+    # what every task starts with (`restore` puts back what a task changed): the environment as the worker set it
+    # for the task (``base`` follows the worker's own changes), this working directory and this `sys.path`
+    base = environ._data.copy()
+    task_key, checkpoint_key = environ.encodekey("STEERFLOW_TASK_ID"), environ.encodekey("STEERFLOW_CHECKPOINT")
+    start = os.getcwd(), sys.path, sys.path[:]
     checkpoints = ""  # the run's checkpoint directory, with its trailing separator (the driver sends it once)
     number = 0
     write_all(wfd, _frame(pickle.dumps(("ready", os.getpid()))))
@@ -277,10 +285,13 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             if env:  # the binding's variables, sent when this worker's binding changed: set what differs (slow)
                 for name, value in env.items():
                     if applied.get(name) != value:
-                        os.environ[name] = value
+                        environ[name] = value
                 applied = env
+                base = environ._data.copy()
             environ["STEERFLOW_TASK_ID"] = str(task_id)
             environ["STEERFLOW_CHECKPOINT"] = f"{checkpoints}{task_id}.ckpt"
+            data = environ._data
+            base[task_key], base[checkpoint_key] = data[task_key], data[checkpoint_key]
             _current[0] = task_id
             args, kwargs = serialize.loads(payload, consume=False)  # a retry loads it again
             running[0] = number  # from here a preempt signal raises at once ...
@@ -325,6 +336,40 @@ def main(rfd: int, wfd: int, cfd: int = -1, gate: int = -1) -> None:
             write_all(wfd, _frame(pickle.dumps(("held", task_id, sorted(held - reported)), 5)))
         reported = held
         write_all(wfd, _frame(pickle.dumps(reply, 5)))
+        restore(environ, base, *start)  # (after the reply: off the task's round trip)
+
+
+def restore(environ: Any, base: dict, home: str, path: list, entries: list) -> None:
+    """Undo what a task changed in its worker's process, for the next task: `os.environ` back to ``base`` (as the
+    task got it), the working directory to ``home``, `sys.path` to the list ``path`` holding ``entries``.
+
+    About 2 us when nothing changed (a dict and a list compared, one getcwd), after the task's reply is sent. Not
+    undone: changes made around `os.environ` (`os.putenv`, C code's setenv), the CPU affinity, imported modules
+    and other global state.
+    """
+    if os.environ is not environ:  # (the task rebound the name itself)
+        os.environ = environ
+    data = environ._data
+    if data != base:
+        environb = os.environb  # (shares ``data``: its keys and values are the encoded ones ``data`` holds)
+        for key in [key for key in data if key not in base]:
+            del environb[key]
+        for key, value in base.items():
+            if data.get(key) != value:
+                environb[key] = value
+    if sys.path is not path:
+        sys.path = path
+    if path != entries:
+        path[:] = entries
+    try:
+        if os.getcwd() == home:
+            return
+    except OSError:  # the task removed the directory it was in
+        pass
+    try:
+        os.chdir(home)
+    except OSError:  # (or ours: nothing to go back to)
+        pass
 
 
 _current = [0]  # the task this worker runs now (for partial results)
