@@ -493,6 +493,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:
         if args.command not in JOURNAL_READERS:
             raise  # from a script `run` ran: its traceback helps
+        from .journal_files import holds_nothing
+
+        journal = Path(str(args.dir)) / rundirs.JOURNAL
+        if journal.is_file() and holds_nothing(journal):  # (before: "it is damaged" of a journal a driver just made)
+            print(f"{name}: the campaign journal in {args.dir} records nothing yet: its driver has only just started, "
+                  "or was stopped before it recorded its script or any task. Try again in a moment, or run the "
+                  "campaign's script again to start it afresh.", file=sys.stderr)
+            return EXIT_FAILED
         print(f"{name}: the campaign journal in {args.dir} cannot be read ({exc}): it is damaged, or not a "
               "steerflow journal. A copy of the directory from before the damage can be read and resumed.",
               file=sys.stderr)

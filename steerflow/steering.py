@@ -319,7 +319,8 @@ class SteeringLoop:
         try:
             handler.fn(*args)
         except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
-            message = f"Agent handler {handler.label} raised {type(exc).__name__}: {exc}"
+            text = str(exc)  # (a MemoryError has none: "raised MemoryError: ." before)
+            message = f"Agent handler {handler.label} raised {type(exc).__name__}" + (f": {text}" if text else "")
             if self._delivered or self._ticks is not None:
                 self._journal_delivered()
             self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))

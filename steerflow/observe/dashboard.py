@@ -17,6 +17,7 @@ import html
 import json
 import os
 import secrets
+import sqlite3
 import sys
 import threading
 import time
@@ -153,8 +154,15 @@ def make_app(directory: str | Path, token: str, refresh: float = 2.0, figure_eve
             self.set_header("X-Frame-Options", "DENY")  # no other page can frame it
             self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
 
-        async def compute(self) -> dict[str, Any]:
-            return await asyncio.get_running_loop().run_in_executor(None, cache.data)
+        async def compute(self, what: Any = None, *args: Any) -> Any:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, what or cache.data, *args)
+            except sqlite3.DatabaseError as exc:  # (before: a 500 and a traceback on the dashboard's terminal)
+                raise tornado.web.HTTPError(503, reason=unreadable(exc)) from None
+
+        def write_error(self, status_code: int, **kwargs: Any) -> None:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(f"{status_code}: {self._reason}\n")
 
     class Page(Guarded):
         async def get(self) -> None:
@@ -173,7 +181,7 @@ def make_app(directory: str | Path, token: str, refresh: float = 2.0, figure_eve
 
     class Figure(Guarded):
         async def get(self, name: str) -> None:
-            png = await asyncio.get_running_loop().run_in_executor(None, cache.figure, name)
+            png = await self.compute(cache.figure, name)
             if png is None:
                 raise tornado.web.HTTPError(404)
             self.set_header("Content-Type", "image/png")
@@ -181,6 +189,13 @@ def make_app(directory: str | Path, token: str, refresh: float = 2.0, figure_eve
 
     return tornado.web.Application([(r"/", Page), (r"/api/metrics", Api), (r"/figure/([a-z_]+)\.png", Figure)],
                                    compress_response=True)
+
+
+def unreadable(exc: sqlite3.DatabaseError) -> str:
+    """What the page says when the journal cannot be read (an HTTP reason: one line)."""
+    return (f"The campaign journal cannot be read now ({exc}): its driver has only just started and records nothing "
+            "yet, or was stopped before it recorded anything, or the journal is damaged. Reload this page in a few "
+            "seconds; `steerflow status DIR` says more.")
 
 
 def serve(directory: str | Path, refresh: float = 2.0, exit_with: int | None = None,

@@ -1,0 +1,64 @@
+"""Reading a campaign whose journal records nothing yet (its driver killed in its first moments, or starting now),
+or is damaged: `dashboard`, `report` and `show` say which, in a sentence.
+
+Before: the dashboard answered 500 and printed a traceback on its terminal for each request; `report` and `show` of
+an empty journal said "it is damaged, or not a steerflow journal".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytest.importorskip("tornado", reason="the dashboard needs tornado (pip install 'steerflow[dashboard]')")
+
+
+def env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\0" + os.urandom(4080)], ids=["empty", "damaged"])
+def test_the_dashboard_of_an_unreadable_journal_answers_503_with_a_sentence(tmp_path, content):
+    directory = tmp_path / "c"
+    directory.mkdir()
+    (directory / "journal.db").write_bytes(content)
+    proc = subprocess.Popen([sys.executable, "-m", "steerflow", "dashboard", str(directory)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line).group(0)
+        base, query = url.split("?", 1)
+        for page in (url, f"{base}api/metrics?{query}", f"{base}figure/gantt.png?{query}"):
+            status, body = _get(page)
+            assert status == 503, (page, status, body[:300])  # was: 500
+            assert b"cannot be read now" in body and b"Reload this page" in body, body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+
+
+def test_report_and_show_of_an_empty_journal_say_it_records_nothing_yet(tmp_path):
+    directory = tmp_path / "c"
+    directory.mkdir()
+    (directory / "journal.db").write_bytes(b"")
+    for args in (["report", str(directory)], ["show", str(directory), "1"]):
+        out = subprocess.run([sys.executable, "-m", "steerflow", *args], capture_output=True, text=True, timeout=60,
+                             env=env())
+        assert out.returncode == 1, out.stderr
+        assert "records nothing yet" in out.stderr and "damaged" not in out.stderr, out.stderr
