@@ -49,7 +49,14 @@ def test_a_timeout_holds_on_a_frozen_node_and_the_node_comes_back(tmp_path):
         rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=2), run_dir=tmp_path / "run")
         rt.engine.kill_answer_s = 3.0  # (30 s by default)
         try:
-            futures = [rt.submit(Function(mark_and_sleep, args=(str(marks), 120), timeout=2, retries=0))
+            # this module imported in each node's warm worker first, with no timeout: under load (~8) that import
+            # (pytest, distributed) took more than the tasks' timeout, which counts it, and they timed out before
+            # they wrote their marks ("both tasks should start", once in a full suite)
+            warm = tmp_path / "warm"
+            warm.mkdir()
+            assert {f.result(timeout=120) for f in [rt.submit(Function(mark_and_sleep, args=(str(warm), 1.0)))
+                                                    for _ in range(2)]} == {"node0", "node1"}
+            futures = [rt.submit(Function(mark_and_sleep, args=(str(marks), 120), timeout=5, retries=0))
                        for _ in range(2)]
             assert wait_until(lambda: len(os.listdir(marks)) == 2, timeout=60), "both tasks should start"
             stopped = cluster.workers["node1"]
@@ -85,7 +92,8 @@ def test_a_killed_scheduler_fails_the_waiting_tasks_once_the_client_gives_up(tmp
         cluster.wait_workers(1)
         marks = tmp_path / "marks"
         marks.mkdir()
-        rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=1, connect_timeout=3), run_dir=tmp_path / "run")
+        # (connect_timeout bounds the start too: 3 s, as before, was tight for a start at load ~8)
+        rt = Runtime(engine=DaskEngine(cluster.address, min_nodes=1, connect_timeout=10), run_dir=tmp_path / "run")
         try:
             futures = [rt.submit(Function(mark_and_sleep, args=(str(marks), 30))) for _ in range(3)]
             assert wait_until(lambda: len(os.listdir(marks)) == 1, timeout=60)

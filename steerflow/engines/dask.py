@@ -37,9 +37,11 @@ from ..resources import Allocation, Node
 from ..task import Function
 from . import dask_refs, shared, wire
 from .base import Event, FunctionKeys, Launch
-from .dask_comms import ADDRESS_HINT, HELLO_S, ClusterSide, check_options, NodeLink, natural_key, send_function
+from .dask_checks import ADDRESS_HINT, check_options
+from .dask_comms import HELLO_S, ClusterSide, NodeLink, natural_key, send_function
 from .dask_lost import NodeLoss
 from .dask_remake import Remake
+from .dask_timeouts import SoftTimeouts
 
 log = logging.getLogger("steerflow.dask")
 
@@ -50,7 +52,7 @@ KILL_ANSWER_S = 30.0
 SCHEDULER_CHECK_S = 2.0  # with no node left, how often `wait` looks whether the client gave up on the scheduler
 
 
-class DaskEngine(Remake, NodeLoss, ClusterSide):
+class DaskEngine(Remake, NodeLoss, SoftTimeouts, ClusterSide):
     """Runs placed tasks on the nodes of a Dask cluster.
 
     Give exactly one of:
@@ -101,6 +103,7 @@ class DaskEngine(Remake, NodeLoss, ClusterSide):
         self._plugin_tasks: set[asyncio.Task] = set()  # registrations of our worker plugin still under way
         self.hello_s = HELLO_S  # a worker that has not answered a session's opening by then is asked again
         self._ended: set[tuple[int, int]] = set()  # (task, attempt) reported lost while a node of it lives on
+        self._late: dict[int, tuple[int, float | None]] = {}  # tasks that waited for a warm worker (dask_timeouts)
         self._allocation: Allocation | None = None
         self._run_dir: Path | None = None
         self._started = False
@@ -519,6 +522,8 @@ class DaskEngine(Remake, NodeLoss, ClusterSide):
             if where is not None and where[1] == event.attempt and kind != "partial" and kind != "started":
                 del self._tasks[event.task_id]
                 self._launches.pop(event.task_id, None)
+                if self._late:
+                    self._late.pop(event.task_id, None)
                 queued = self._behind.pop(event.task_id, None)
                 if queued is not None and queued in self._queued_on:
                     # a task was sent behind this one after it had ended there: its start (or its return) is on

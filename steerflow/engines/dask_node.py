@@ -286,6 +286,7 @@ class _Session(NodeCopies):
         self.hidden = -(1 << 40)  # hidden tasks' ids: below every warm-up no-op's
         self.held: dict[int, list] = {}  # task still running here -> [Launch sent behind it, preempt asked]
         self.held_behind: dict[int, int] = {}  # such a held task -> the task it waits for
+        self.late: dict[int, int] = {}  # task launched on a warm worker still starting -> its attempt (see `_late`)
         loop.add_reader(self.engine.fileno(), self._on_ready)
         if self.allocation is not None:
             self.engine.start(self.allocation, self.run_dir)
@@ -336,6 +337,8 @@ class _Session(NodeCopies):
         if self.stopping:
             return
         events = self.engine.wait(0)
+        if self.late:
+            self._begun()
         if not events:
             return
         out = []
@@ -377,6 +380,8 @@ class _Session(NodeCopies):
                 self.parked.append((op[:6], missing))
                 return
             engine.launch(self._launch_of(task_id, attempt, what, slots, payload))
+            if engine.late_start(task_id) is None:
+                self._late(task_id, attempt)
         elif kind == "behind":  # pipelining: start it here the moment task `behind` ends, no driver round trip
             _, task_id, attempt, what, slots, payload, behind = op
             launch = self._launch_of(task_id, attempt, what, slots, payload)
@@ -422,6 +427,9 @@ class _Session(NodeCopies):
                 self.held[held][1] = True
             else:
                 engine.preempt(op[1])
+        elif kind == "interrupt":  # a function past its timeout: `TimedOut` in it, its worker stays (dask_timeouts)
+            if op[1] not in self.held_behind and not engine.interrupt(op[1]):
+                engine.kill(op[1])  # (not a function's, or its worker is suspended or still starting)
         elif kind == "suspend":
             engine.suspend(op[1])
         elif kind == "resume":
@@ -453,6 +461,8 @@ class _Session(NodeCopies):
                 traceback.format_exc(), 0, None))
             return
         out.append(("started", launch.task_id, launch.attempt, None, "", 0, (time.time(),)))
+        if self.engine.late_start(launch.task_id) is None:
+            self._late(launch.task_id, launch.attempt)
         if preempt:
             self.engine.preempt(launch.task_id)
 
@@ -470,6 +480,25 @@ class _Session(NodeCopies):
             self.engine.release_payload(task_id, payload)
         self._send([("requeue", task_id, attempt, None, f"taken back on node {self.node['name']}", 0, None)])
         return True
+
+    def _late(self, task_id: int, attempt: int) -> None:
+        """The task waits for its warm worker to start: the driver's timeout for it counts from its start, which
+        `_begun` tells (see `dask_timeouts`)."""
+        self.late[task_id] = attempt
+        self._send([("late", task_id, attempt, None, "", 0, None)])
+
+    def _begun(self) -> None:
+        """Tell the driver when each task that waited for its warm worker began (or forget it: it ended)."""
+        out = []
+        for task_id, attempt in list(self.late.items()):
+            began = self.engine.late_start(task_id)
+            if began is None:
+                continue
+            del self.late[task_id]
+            if began:  # (0.0: it ended, or it is no longer this worker's: its end tells the driver)
+                out.append(("begun", task_id, attempt, None, "", 0, (time.time() - (time.monotonic() - began),)))
+        if out:
+            self._send(out)
 
     def _warm_up(self, index: int | None) -> None:
         """Run a no-op in each warm worker; the driver hears "ready" when all answered.
