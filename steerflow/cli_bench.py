@@ -73,8 +73,8 @@ def bench_command(args: argparse.Namespace) -> int:
         from .bench import dask_engine
 
         result = dask_engine.run(repeat=args.repeat)
-        title, targets = f"steerflow bench runtime --engine dask (median of {args.repeat}; floor: local engine)", \
-            dask_engine.TARGETS
+        title, targets, labels, notes = f"steerflow bench runtime --engine dask (median of {args.repeat}; floor: local " \
+            "engine)", dask_engine.TARGETS, dask_engine.LABELS, dask_engine.NOTES
     elif args.what == "runtime":
         from .bench import runtime as bench
 

@@ -43,5 +43,13 @@ def test_dask_benchmark_writes_the_local_benchmarks_keys_and_no_traceback(tmp_pa
     assert not missing, f"keys of the local benchmark missing from --engine dask: {missing}"
     for key in ("rtt_main_p50_ms", "campaign_throughput_tasks_per_s", "mixed_efficiency_pct", "cancel_ms",
                 "diamond_1mb_futures_s", "floor_diamond_1mb_futures_s", "reduce_0mb_resolved_vs_floor",
-                "dask_bag_0mb_futures_s", "peer_dask_rtt_p50_ms", "floor_mixed_efficiency_pct"):
+                "dask_bag_0mb_futures_s", "peer_dask_rtt_p50_ms", "floor_mixed_efficiency_pct",
+                # the greedy arm (Runtime(max_bypass=None)) beside the default policy, on both engines
+                "mixed_greedy_efficiency_pct", "floor_mixed_greedy_efficiency_pct",
+                "mixed_efficiency_same_policy_pct", "floor_mixed_efficiency_same_policy_pct"):
         assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0, key
+    for key in ("mixed_greedy_gap_pts", "mixed_efficiency_same_policy_gap_pts", "mixed_efficiency_gap_pts",
+                "mixed_policy_cost_pts", "floor_mixed_policy_cost_pts"):  # (points: any sign)
+        assert isinstance(result[key], float) and math.isfinite(result[key]), key
+    assert result["mixed_greedy_gap_pts"] == pytest.approx(result["floor_mixed_greedy_efficiency_pct"]
+                                                           - result["mixed_greedy_efficiency_pct"])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import shapes
-from .floor import campaign_noop_rate, list_schedule_makespan, mixed_set, warm_up_set
+from .floor import campaign_noop_rate, list_schedule_makespan, mixed_set, same_policy_makespan, warm_up_set
 from .runtime import shape_rows as _shape_rows
 from .runtime import sleep_for
 
@@ -90,13 +90,14 @@ class BenchCluster:
 
         return DaskEngine(self.address, min_nodes=self.workers)
 
-    def runtime(self, run_dir: str | Path, nodes: int | None = None, cores: int = 1) -> Any:
-        """A Runtime on ``nodes`` (default: every worker) nodes of ``cores`` cores of this cluster."""
+    def runtime(self, run_dir: str | Path, nodes: int | None = None, cores: int = 1, **options: Any) -> Any:
+        """A Runtime on ``nodes`` (default: every worker) nodes of ``cores`` cores of this cluster; ``options``: the
+        Runtime's (e.g. ``max_bypass``)."""
         from ..resources import Allocation
         from ..runtime import Runtime
 
         return Runtime(Allocation.declare(nodes=nodes or self.workers, cores=cores), engine=self.engine(),
-                       run_dir=run_dir)
+                       run_dir=run_dir, **options)
 
     def close(self) -> None:
         import asyncio
@@ -167,24 +168,52 @@ def campaign_throughput(n: int = 3000, cluster: BenchCluster | None = None, work
     return {"floor_campaign_throughput_tasks_per_s": rate}
 
 
-def mixed_efficiency(n: int = 120, cluster: BenchCluster | None = None, workers: int = 3) -> dict[str, float]:
-    """Efficiency (ideal makespan / measured) on the mixed set, on one node of ``workers`` cores.
+def mixed_efficiency(n: int = 120, cluster: BenchCluster | None = None, workers: int = 3,
+                     greedy_first: bool = False) -> dict[str, float]:
+    """Efficiency (ideal makespan / measured) on the mixed set, on one node of ``workers`` cores, under both
+    scheduling policies, as `floor.mixed_efficiency` measures the local engine: the default policy (a 2-core task
+    reserves its cores after 64 bypasses) and ``Runtime(max_bypass=None)`` (greedy backfill, the pool's policy),
+    each in a new Runtime after the same warm-up; ``greedy_first``: which goes first.
 
     One node, because the set has 2-core functions: the Dask engine (on the first worker of ``cluster``,
-    which declares ``workers`` cores) or (``cluster`` None) the local engine, against the same ideal
-    (a zero-overhead list scheduler).
+    which declares ``workers`` cores) or (``cluster`` None) the local engine, with ``floor_`` keys. Keys (as the
+    local benchmark's): ``mixed_greedy_efficiency_pct`` (the greedy policy against the greedy ideal, a zero-overhead
+    list scheduler), ``mixed_efficiency_same_policy_pct`` (the default policy against itself at zero overhead),
+    ``mixed_efficiency_pct`` (the default policy against the greedy ideal: overhead and the policy's cost) and
+    ``mixed_policy_cost_pts`` (the greedy run's efficiency minus the default run's).
     """
+    workers = cluster.workers if cluster is not None else workers
+    tasks = mixed_set(n)
+    shape = [(c, d) for _, c, d in tasks]
+    ideal_greedy = list_schedule_makespan(shape, workers)
+    seconds: dict[str, float] = {}
+    max_bypass = None
+    for arm in (("greedy", "default") if greedy_first else ("default", "greedy")):
+        options = {"max_bypass": None} if arm == "greedy" else {}
+        seconds[arm], bypass = _mixed_seconds(cluster, workers, tasks, options)
+        if arm == "default":
+            max_bypass = bypass
+    ideal_policy = same_policy_makespan(shape, workers, max_bypass)
+    prefix = "" if cluster is not None else "floor_"
+    greedy, default = 100.0 * ideal_greedy / seconds["greedy"], 100.0 * ideal_greedy / seconds["default"]
+    return {f"{prefix}mixed_greedy_efficiency_pct": greedy,
+            f"{prefix}mixed_efficiency_same_policy_pct": 100.0 * ideal_policy / seconds["default"],
+            f"{prefix}mixed_efficiency_pct": default,
+            f"{prefix}mixed_policy_cost_pts": greedy - default}
+
+
+def _mixed_seconds(cluster: BenchCluster | None, workers: int, tasks: list[tuple[str, int, float]],
+                   options: dict[str, Any]) -> tuple[float, Any]:
+    """Seconds to run ``tasks`` after the warm-up, in a new Runtime with ``options``, and its scheduler's
+    ``max_bypass``: the Dask engine on ``cluster`` (one node of ``workers`` cores), or the local engine."""
     from ..resources import Allocation
     from ..runtime import Runtime
     from ..task import Executable, Function
 
-    workers = cluster.workers if cluster is not None else workers
-    tasks = mixed_set(n)
-    ideal = list_schedule_makespan([(c, d) for _, c, d in tasks], workers)
     tmp = tempfile.mkdtemp(prefix="steerflow-bench-dask-")
     try:
-        rt = (cluster.runtime(tmp, nodes=1, cores=workers) if cluster is not None
-              else Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp))
+        rt = (cluster.runtime(tmp, nodes=1, cores=workers, **options) if cluster is not None
+              else Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp, **options))
         with rt:
             def submit(batch: list[tuple[str, int, float]]) -> list:
                 return [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else Function(sleep_for, (d,), cores=c))
@@ -193,10 +222,19 @@ def mixed_efficiency(n: int = 120, cluster: BenchCluster | None = None, workers:
             wait(submit(warm_up_set(workers)))  # every process either side uses, started (as the local row does)
             t0 = time.perf_counter()
             wait(submit(tasks))
-            efficiency = 100.0 * ideal / (time.perf_counter() - t0)
+            return time.perf_counter() - t0, rt._scheduler.max_bypass  # noqa: SLF001
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"mixed_efficiency_pct" if cluster is not None else "floor_mixed_efficiency_pct": efficiency}
+
+
+def mixed_gaps(result: dict[str, Any]) -> dict[str, float]:
+    """The mixed rows' gaps in points, the local engine's (``floor_``) efficiency minus the Dask engine's."""
+    def gap(key: str) -> float:
+        return result[f"floor_{key}"] - result[key]
+
+    return {"mixed_greedy_gap_pts": gap("mixed_greedy_efficiency_pct"),
+            "mixed_efficiency_same_policy_gap_pts": gap("mixed_efficiency_same_policy_pct"),
+            "mixed_efficiency_gap_pts": gap("mixed_efficiency_pct")}
 
 
 _SHAPES_ON: list[Any] = []  # what the "sfdask" and "pdask" shape executors run on (a BenchCluster, a Dask Client)
