@@ -116,6 +116,7 @@ class ActiveLearner(agents.Agent):
         self.models = 0
         self.rankings = 0
         self.failed_trainings = 0
+        self.failed_rankings = 0  # inference tasks that failed (a model whose predict raised or answered nonsense)
         self.not_finite = 0  # simulations that returned no finite number: NaN, inf, None, text (no training label)
 
     # ---- handlers ------------------------------------------------------------------------------
@@ -190,6 +191,11 @@ class ActiveLearner(agents.Agent):
         if round_ != self._rank_round:
             return
         if not result.ok:  # this ranking failed: keep the current queue, let the next model try
+            self.failed_rankings += 1
+            if self.failed_rankings == 1:  # (before: without a word; the run went on in random order)
+                _say(f"learner {self.name!r}: ranking the pool with the new model failed ({type(result.error).__name__}: "
+                     f"{result.error}); the current order stands until the next model (failures counted in "
+                     ".failed_rankings).")
             self._rank_round += 1
             self.training = False
             self._maybe_train(ctx)

@@ -237,5 +237,10 @@ def make_model(spec: str | UncertainModel | Callable[[], Any] = "forest", **opti
 
 
 def fit_model(spec: Any, x: Any, y: Any) -> Any:
-    """Build and fit a model: the body of a training task (top-level, so it pickles by reference)."""
-    return make_model(spec).fit(as_matrix(x), np.asarray(y, dtype=float).ravel())
+    """Build and fit a model: the body of a training task (top-level, so it pickles by reference).
+
+    A ``fit`` that returns None (fitting in place, as many hand-written models do) gives the model itself: before,
+    None was registered as the model and every inference with it failed."""
+    model = make_model(spec)
+    fitted = model.fit(as_matrix(x), np.asarray(y, dtype=float).ravel())
+    return model if fitted is None else fitted

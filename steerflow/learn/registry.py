@@ -51,11 +51,14 @@ class ModelVersion:
 
 def _dumps(model: Any) -> bytes:
     try:
-        return pickle.dumps(model, 5)
+        data = pickle.dumps(model, 5)
     except Exception:  # noqa: BLE001 - closures and local classes: cloudpickle handles them
-        import cloudpickle
+        data = b"__main__"
+    if b"__main__" in data:  # a model class of the campaign script: by value, so that an inference task's worker
+        import cloudpickle  # (and `learn.load` in another process) can load it; by reference it failed there with
 
-        return cloudpickle.dumps(model, 5)
+        return cloudpickle.dumps(model, 5)  # "Can't get attribute 'Model' on <module 'steerflow.engines.worker'>"
+    return data
 
 
 def _loads(blob: bytes) -> Any:
