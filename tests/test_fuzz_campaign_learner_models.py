@@ -117,3 +117,29 @@ def test_a_model_class_of_the_campaign_script_ranks_in_inference_tasks_and_loads
     assert "failed" not in states and int(models) >= 1 and int(failed) == 0, (out.stdout, out.stderr[-2000:])
     model = learn.load(tmp_path / "c", "learner")  # in this process, where the script's class is not defined
     assert type(model).__name__ == "Mean" and model.predict(np.zeros((2, 30)))[0].shape == (2,)
+
+
+@pytest.mark.parametrize("mode", ["scalar", "text", "two_d", "negative_std", "one_array", "raises"])
+def test_a_surrogate_whose_model_fails_calls_the_real_function_and_says_so_once(mode, capfd):
+    calls = []
+
+    def expensive(x):
+        calls.append(x)
+        return 2.0 * x
+
+    surrogate = learn.Surrogate(expensive, error_bound=10.0, min_points=2, retrain_every=0, audit_fraction=0.0,
+                                domain_points=0)
+    for x in (1.0, 2.0, 3.0):
+        surrogate.observe((x,), {}, 2.0 * x)
+    surrogate.set_model(Model(mode))
+    assert [surrogate(x) for x in (1.5, 2.5, 3.5)] == [3.0, 5.0, 7.0]  # was: the model's error, raised here
+    assert calls == [1.5, 2.5, 3.5] and surrogate.stats.fallbacks.get("model") == 3
+    err = capfd.readouterr().err
+    assert err.count("its model's prediction failed") == 1, err
+
+
+def test_surrogate_observe_keeps_points_outside_the_data_so_far():
+    surrogate = learn.Surrogate(lambda x: 2.0 * x, error_bound=1.0, min_points=2)
+    for x in (1.0, 2.0, 3.0, -5.0):
+        surrogate.observe((x,), {}, 2.0 * x)
+    assert surrogate.stats.points == 4  # was 1: each later point was outside the data so far, and dropped

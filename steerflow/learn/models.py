@@ -216,6 +216,34 @@ _FACTORIES: dict[str, Callable[..., Any]] = {
 }
 
 
+def checked_prediction(model: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``model.predict(rows)`` as (mean, std): two 1-D float arrays of one value per row, std >= 0 or NaN.
+
+    Checked here, in the inference task, so a model that answers something else fails that task with a sentence
+    (an agent keeps its current order); before, a scalar, text, a 2-D array or a negative spread reached the
+    learner's handler and stopped the campaign, and every resume of it again at the replayed ranking."""
+    name = type(model).__name__
+    answer = model.predict(rows)
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2):
+        raise TypeError(f"{name}.predict(x) returned {type(answer).__name__} {answer!r:.80}; a model for the learning "
+                        "layer returns (mean, std): two arrays with one value per row of x.")
+    out = []
+    for label, value in zip(("mean", "std"), answer):
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}.predict(x) returned a {label} that is not numbers ({value!r:.80}); return "
+                            "(mean, std) as float arrays with one value per row of x.") from None
+        if arr.shape != (len(rows),):
+            raise ValueError(f"{name}.predict(x) returned a {label} of shape {arr.shape} for {len(rows)} rows; "
+                             f"return (mean, std) as 1-D arrays of {len(rows)} values each.")
+        out.append(arr)
+    if np.any(out[1] < 0):
+        raise ValueError(f"{name}.predict(x) returned a negative std ({out[1][out[1] < 0][0]:g}); std is the "
+                         "model's spread (>= 0), not a signed error.")
+    return out[0], out[1]
+
+
 def make_model(spec: str | UncertainModel | Callable[[], Any] = "forest", **options: Any) -> Any:
     """A fresh, unfitted model from a name ("forest", "extra", "gp", "torch"), a factory, or a template.
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .models import fit_model, make_model
+from .models import checked_prediction, fit_model, make_model
 
 __all__ = ["Controller", "Surrogate", "SurrogateStats", "surrogate"]
 
@@ -208,14 +208,14 @@ class Surrogate:
         model = self.model
         if reason is not None or model is None:
             return None
-        mean, std = model.predict(x.reshape(1, -1))
+        mean, std = checked_prediction(model, x.reshape(1, -1))
         return float(mean[0]), float(std[0])
 
     def observe(self, args: tuple, kwargs: dict, value: Any, seconds: float = 0.0) -> None:
         """Add a real result obtained elsewhere (it trains the model, it is not a check)."""
         x, reason = self._features(args, kwargs, count=False)
-        if reason is None:
-            self._add_point(x, value)
+        if reason in (None, "domain"):  # a point outside the data so far widens it (before: it was dropped, so
+            self._add_point(x, value)   # only the first observed point, and those near it, were ever kept)
             self._maybe_retrain()
 
     # ---- as campaign tasks ---------------------------------------------------------------------
@@ -337,8 +337,12 @@ class Surrogate:
         if reason is not None or model is None or len(self._y) < self.min_points:
             return x, "real", None, None
         started = time.perf_counter()
-        mean, std = model.predict(x.reshape(1, -1))
-        m, s = float(mean[0]), float(std[0])
+        try:
+            mean, std = checked_prediction(model, x.reshape(1, -1))
+            m, s = float(mean[0]), float(std[0])
+        except Exception as exc:  # noqa: BLE001 - the user's model: it raised, or answered nonsense
+            self._model_failed(exc)  # (before: raised in the caller, an agent: it stopped the campaign, each resume)
+            m = s = math.nan
         with self._lock:
             self.stats.surrogate_s += time.perf_counter() - started
             if not (math.isfinite(m) and math.isfinite(s)):
@@ -351,6 +355,14 @@ class Surrogate:
                     return x, "surrogate", m, s
                 return x, "audit", m, s
         return x, "check", m, s
+
+    def _model_failed(self, exc: Exception) -> None:
+        """Say once that the model's prediction failed; the call is answered by the real function (a fallback)."""
+        if not self.stats.fallbacks.get("model"):
+            import sys
+
+            print(f"steerflow: surrogate {self.name!r}: its model's prediction failed ({type(exc).__name__}: {exc}); "
+                  "such calls run the real function (counted in fallbacks['model']).", file=sys.stderr, flush=True)
 
     def _record(self, x: np.ndarray | None, value: Any, seconds: float, mean: float | None, std: float | None,
                 audit: bool) -> None:
