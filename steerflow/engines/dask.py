@@ -362,8 +362,7 @@ class DaskEngine(Remake, NodeLoss, SoftTimeouts, ClusterSide):
                         self.shared_sent += 1
         else:
             what = wire.dumps_spec(spec)
-        if payload is not None and not (self._nodes[link.index].host == dask_refs.this_host()
-                                        and serialize.in_shared_memory(payload)):
+        if payload is not None and not (link.here and serialize.in_shared_memory(payload)):
             payload = wire.payload_for_wire(payload)  # (on this machine, the node maps the driver's files)
             if link.memory[0] and self._refuse_oversized(link, launch.task_id, launch.attempt, len(payload), behind):
                 return behind is None  # failed at once, with why (one sent behind another: sent alone later, failed)

@@ -50,6 +50,7 @@ class NodeLink:
     stream: Any = None  # the session's stream (dask_fast), when the node offered one
     clock: float = 0.0  # the node's clock minus the driver's (0 when within the measurement's error)
     memory: tuple = (0, 0, 0)  # (bytes its worker may hold before its nanny restarts it, in use, limit), or 0s
+    here: bool = False  # its node runs on the driver's machine (it maps the driver's shared memory)
 
 
 def send_function(link: NodeLink, key: int, fn_bytes: bytes) -> None:
@@ -287,7 +288,7 @@ class ClusterSide:
                 self._nodes.append(node)
             outbox: Any = (wire.Outbox(comm, self._loop) if stream is None  # type: ignore[arg-type]
                            else dask_fast.StreamOutbox(stream, self._loop))  # type: ignore[arg-type]
-            link = NodeLink(index, address, comm, outbox, stream=stream)
+            link = NodeLink(index, address, comm, outbox, stream=stream, here=node.host == dask_refs.this_host())
             dask_refs.register(address, self.security)  # where `future.result()` fetches what this node keeps
             link.outbox.same_thread = self._owned
             self._links[index] = link

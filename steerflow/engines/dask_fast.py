@@ -21,6 +21,10 @@ from typing import Any
 
 _LEN = struct.Struct("<Q")
 TOKEN_BYTES = 32  # hex of 16 random bytes
+#: a batch at least this large is written after its length, not copied behind it. Every smaller one is written whole:
+#: written apart (session 7), each batch cost a second send, a second segment on the wire (TCP_NODELAY) and often a
+#: second wake-up of the reader, ~10 % of the engine's throughput on no-op tasks; a copy of 64 KiB costs less
+APART_BYTES = 64 << 10
 
 
 def frame(items: list) -> bytes:
@@ -122,7 +126,7 @@ class StreamOutbox:
         self._lock = threading.Lock()
 
     def put(self, items: list) -> None:
-        data = pickle.dumps(items, 5)  # (as `frame`, but its length goes first on its own: no copy of a large batch)
+        data = pickle.dumps(items, 5)
         if self.same_thread:
             self._write(data)
         else:
@@ -135,5 +139,8 @@ class StreamOutbox:
         if self.transport.is_closing():
             self.broken = True
             return
-        self.transport.write(_LEN.pack(len(data)))
-        self.transport.write(data)
+        if len(data) < APART_BYTES:  # one write, one send (and one wake-up on the other side)
+            self.transport.write(_LEN.pack(len(data)) + data)
+        else:  # its length apart: no copy of a large batch
+            self.transport.write(_LEN.pack(len(data)))
+            self.transport.write(data)
