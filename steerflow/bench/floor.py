@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import os
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -307,12 +308,85 @@ def mixed_efficiency(workers: int = 2, tasks: list[tuple[str, int, float]] | Non
             "mixed_policy_cost_ideal_pts": 100.0 - 100.0 * ideal_greedy / ideal_policy}
 
 
-def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 120,
+#: the order the three arms run a list in, by the list's number (every order as often, so none is always first
+#: after another, or last, when the machine's state drifts within a list's ~8 s)
+ARM_ORDERS = (("default", "greedy", "pool"), ("greedy", "pool", "default"), ("pool", "default", "greedy"),
+              ("greedy", "default", "pool"), ("pool", "greedy", "default"), ("default", "pool", "greedy"))
+
+#: task lists of the mixed rows at ``steerflow bench runtime``'s default (``--repeat 3``); see `mixed_rows`
+MIXED_LISTS = 14
+
+
+@contextlib.contextmanager
+def _warm_arms(workers: int) -> Iterator[tuple[dict[str, Callable[[list[tuple[str, int, float]]], float]], Any]]:
+    """The three executors of the mixed rows, started and warmed once (`warm_up_set`) and kept for every list:
+    steerflow with its default policy (``"default"``), steerflow with ``max_bypass=None`` (``"greedy"``) and the
+    pool (``"pool"``). Yields (arm -> a function timing one task list there, the default runtime's
+    ``max_bypass``). An idle executor waits in a blocking read (no timer), so the two idle ones cost the timed
+    one nothing."""
+    from ..resources import Allocation
+    from ..runtime import Runtime
+    from ..task import Executable, Function
+
+    warm = warm_up_set(workers)
+    with contextlib.ExitStack() as stack:
+        def steerflow(**options: Any) -> Callable[[list[tuple[str, int, float]]], float]:
+            tmp = tempfile.mkdtemp(prefix="steerflow-bench-")
+            stack.callback(shutil.rmtree, tmp, True)
+            rt = stack.enter_context(Runtime(Allocation.declare(nodes=1, cores=workers), run_dir=tmp, **options))
+
+            def submit(batch: list[tuple[str, int, float]]) -> list:
+                return [rt.submit(Executable(["sleep", str(d)]) if k == "exe" else Function(sleep_for, (d,), cores=c))
+                        for k, c, d in batch]
+
+            def seconds(tasks: list[tuple[str, int, float]]) -> float:
+                t0 = time.perf_counter()
+                wait(submit(tasks))
+                return time.perf_counter() - t0
+
+            wait(submit(warm))
+            arms[f"{'greedy' if options else 'default'}_max_bypass"] = rt._scheduler.max_bypass
+            return seconds
+
+        arms: dict[str, Any] = {}
+        timers = {"default": steerflow(), "greedy": steerflow(max_bypass=None)}
+        pool = stack.enter_context(ProcessPoolExecutor(workers))
+
+        def pool_submit(batch: list[tuple[str, int, float]]) -> list:
+            return [pool.submit(run_exe, d) if k == "exe" else pool.submit(sleep_for, d) for k, c, d in batch]
+
+        def pool_seconds(tasks: list[tuple[str, int, float]]) -> float:
+            t0 = time.perf_counter()
+            wait(pool_submit(tasks))
+            return time.perf_counter() - t0
+
+        wait(pool_submit(warm))
+        timers["pool"] = pool_seconds
+        yield timers, arms["default_max_bypass"]
+
+
+def spread(values: list[float], resamples: int = 2000, seed: int = 13) -> dict[str, list[float]]:
+    """The interquartile range of ``values`` and a 90 % bootstrap interval of their median (seeded: the same
+    values give the same interval), to print beside a median over task lists."""
+    import statistics
+
+    rng = np.random.default_rng(seed)
+    data = np.asarray(values, dtype=float)
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else (values[0],) * 3
+    medians = np.median(rng.choice(data, size=(resamples, len(data)), replace=True), axis=1)
+    low, high = np.percentile(medians, [5, 95])
+    return {"iqr": [round(q1, 3), round(q3, 3)], "ci90": [round(float(low), 3), round(float(high), 3)]}
+
+
+def mixed_rows(workers: int = 2, lists: int = MIXED_LISTS, first_seed: int = 7, n: int = 120,
                median: float = 0.03) -> dict[str, Any]:
     """The mixed-set rows on ``lists`` task lists (`mixed_set` seeds ``first_seed``, ``first_seed + 1``, ...),
-    each run by steerflow under both policies (which goes first alternates list by list) and then the pool
-    (`mixed_efficiency`); efficiencies and gaps are medians over the lists, a gap taken list by list (each
-    list's runs in the same minute). Gaps are in points, the pool's efficiency minus steerflow's:
+    each run by steerflow under its default policy, by steerflow under the greedy policy and by the pool, one
+    after the other (`ARM_ORDERS`: the order turns list by list), each executor started and warmed once for all
+    lists (`_warm_arms`). Efficiency is each run's ideal makespan over its wall time; gaps are taken list by
+    list (the three runs of a list lie within ~8 s) and reported as the median over the lists, with their
+    interquartile range and a 90 % bootstrap interval of that median (``*_iqr``, ``*_ci90``). Gaps are in
+    points, the pool's efficiency minus steerflow's:
 
     * ``mixed_greedy_gap_pts``: steerflow with ``max_bypass=None`` (greedy backfill, the pool's policy)
       against the greedy ideal. The same policy on both sides: the runtime's overhead; the 0.2-point target;
@@ -324,6 +398,15 @@ def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 1
       ``mixed_policy_cost_pts`` (the greedy run's efficiency minus the default run's, same ideal, list by
       list) and, at zero overhead, ``mixed_policy_cost_ideal_pts``.
 
+    Why this design (issue 13i's note has the measurements). One list's gap swings by ~1-3 points from run to
+    run, and by up to ~1 point between lists run minutes apart: the tasks' own sleeps overrun by 0.2-0.6 ms
+    each depending on what else the machine does, so the noise moves with the minute. Until session 7, 6 lists
+    were each run by executors started for that list, the pool always last: a reading swung by ~1.3 points
+    (-0.19 to 1.15 idle), more than the target. Now the three runs of a list follow each other at once (no
+    executor starts between them, which also spends the time on more lists), in every order equally often,
+    over 14 lists at ``bench runtime``'s default. The set itself is unchanged: the same kinds and shares, the
+    same durations, 120 tasks a list, 2 workers, every list kept; the ideals too.
+
     Why several lists: on one list, which core a task lands on decides how long a 2-core task's cores
     drain, and that is luck of the list more than cost of the runtime. At zero overhead, on the first list
     (seed 7, the only one until session 6), steerflow's pipelining (a core's next task committed one task
@@ -331,10 +414,32 @@ def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 1
     lists of the same kind, 80 against 77 on average. ``*_first_list`` keep the seed-7 list's own gaps (one
     run) for comparison with earlier sessions; ``*_by_list`` every list's gap, in seed order.
     """
-    import statistics
+    import gc
 
-    runs = [mixed_efficiency(workers, mixed_set(n, seed=first_seed + i, median=median), greedy_first=i % 2 == 1)
-            for i in range(lists)]
+    runs = []
+    with _warm_arms(workers) as (timers, max_bypass):
+        for i in range(lists):
+            tasks = mixed_set(n, seed=first_seed + i, median=median)
+            seconds = {}
+            for arm in ARM_ORDERS[i % len(ARM_ORDERS)]:
+                gc.collect()  # (what the arm before left is not collected inside this arm's timed run)
+                time.sleep(0.05)  # (the arm before has told its last result: its loop is asleep again)
+                seconds[arm] = timers[arm](tasks)
+            shape = [(c, d) for _, c, d in tasks]
+            ideal_greedy = list_schedule_makespan(shape, workers)
+            ideal_pool = list_schedule_makespan([(1, d) for _, _, d in tasks], workers)
+            ideal_policy = same_policy_makespan(shape, workers, max_bypass)
+            runs.append({"mixed_efficiency_pct": 100.0 * ideal_greedy / seconds["default"],
+                         "floor_mixed_efficiency_pct": 100.0 * ideal_pool / seconds["pool"],
+                         "mixed_efficiency_same_policy_pct": 100.0 * ideal_policy / seconds["default"],
+                         "mixed_greedy_efficiency_pct": 100.0 * ideal_greedy / seconds["greedy"],
+                         "mixed_policy_cost_ideal_pts": 100.0 - 100.0 * ideal_greedy / ideal_policy})
+    return summarise_mixed(runs)
+
+
+def summarise_mixed(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """The rows of `mixed_rows` from each list's efficiencies (in seed order)."""
+    import statistics
 
     def med(values: Callable[[dict[str, float]], float]) -> float:
         return statistics.median(values(r) for r in runs)
@@ -346,6 +451,7 @@ def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 1
                 "mixed_efficiency_same_policy_gap_pts": gap("mixed_efficiency_same_policy_pct"),
                 "mixed_efficiency_gap_pts": gap("mixed_efficiency_pct"),
                 "mixed_policy_cost_pts": lambda r: r["mixed_greedy_efficiency_pct"] - r["mixed_efficiency_pct"]}
+    spreads = {key: spread([of(r) for r in runs]) for key, of in per_list.items() if key.endswith("gap_pts")}
     return {  # (the table's order)
         "mixed_greedy_efficiency_pct": med(lambda r: r["mixed_greedy_efficiency_pct"]),
         "floor_mixed_greedy_efficiency_pct": med(lambda r: r["floor_mixed_efficiency_pct"]),
@@ -359,7 +465,8 @@ def mixed_rows(workers: int = 2, lists: int = 6, first_seed: int = 7, n: int = 1
         "mixed_policy_cost_ideal_pts": med(lambda r: r["mixed_policy_cost_ideal_pts"]),
         "mixed_greedy_gap_pts_first_list": per_list["mixed_greedy_gap_pts"](runs[0]),
         "mixed_efficiency_gap_pts_first_list": per_list["mixed_efficiency_gap_pts"](runs[0]),
-        "mixed_lists": lists,
-        # (every list's, in seed order, for the JSON; the table shows the medians)
+        "mixed_lists": len(runs),
+        # (for the JSON; the table shows the medians) the spread over the lists, and every list's, in seed order
+        **{f"{key}_{what}": value for key, s in spreads.items() for what, value in s.items()},
         **{f"{key}_by_list": [round(of(r), 3) for r in runs] for key, of in per_list.items()},
     }

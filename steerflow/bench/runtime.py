@@ -223,9 +223,9 @@ def run(repeat: int = 3, workers: int = 2, shapes_n: int = 300) -> dict[str, flo
     result["rtt_main_p50_vs_floor"] = result["rtt_main_p50_ms"] / result["floor_rtt_main_p50_ms"]
     result["campaign_throughput_vs_floor"] = (result["campaign_throughput_tasks_per_s"]
                                               / result["floor_campaign_throughput_tasks_per_s"])
-    # (2 x repeat task lists, each run by steerflow under both policies and by the pool: medians of per-list gaps,
-    # see floor.mixed_rows)
-    result.update(floor_bench.mixed_rows(workers, lists=2 * repeat))
+    # (14 task lists at repeat 3, each run by steerflow under both policies and by the pool: medians of per-list
+    # gaps and their spread, see floor.mixed_rows)
+    result.update(floor_bench.mixed_rows(workers, lists=max(2, round(floor_bench.MIXED_LISTS * repeat / 3))))
     result.update(shape_rows(shapes.measure(n=shapes_n, workers=workers, repeat=repeat)))
     # each the median of short runs, each in a new interpreter: the scheduler alone, not beside the heap the
     # benchmarks above left (see bench/scheduler.py). The runtime's loop handles every task end a wake-up brings
@@ -284,9 +284,11 @@ TARGETS = {"throughput_tasks_per_s": (">=", 5000), "rtt_p50_ms": ("<=", 0.5), "r
 #: what a row is, printed under its name (`steerflow bench runtime`'s table) and written to the JSON's "about"
 LABELS = {
     "mixed_greedy_efficiency_pct": "Runtime(max_bypass=None), greedy as the pool, vs the greedy ideal",
-    "mixed_greedy_gap_pts": "pool - that: overhead, the same policy on both sides (0.2-pt target)",
+    "mixed_greedy_gap_pts": "pool - that: overhead, the same policy on both sides (0.2-pt target); median of\n"
+                            "  14 lists, all 3 arms of a list back to back; spread in the JSON (_iqr, _ci90)",
     "mixed_efficiency_same_policy_pct": "the default policy vs itself at zero overhead",
-    "mixed_efficiency_same_policy_gap_pts": "pool - that: overhead under the default policy (0.2-pt target)",
+    "mixed_efficiency_same_policy_gap_pts": "pool - that: overhead under the default policy (0.2-pt target);\n"
+                                            "  median of 14 lists; spread in the JSON (_iqr, _ci90)",
     "mixed_efficiency_pct": "the default policy vs the greedy ideal (the headline to session 6)",
     "mixed_efficiency_gap_pts": "pool - that: overhead + the anti-starvation policy's cost (no target)",
     "mixed_policy_cost_pts": "THE ANTI-STARVATION POLICY'S COST: greedy run - default run",

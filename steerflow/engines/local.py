@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import proctree, serialize
@@ -34,6 +35,31 @@ class _InWorker:
     def __init__(self, launch: Launch, stream: Stream, files: tuple[str, str]) -> None:
         self.launch, self.stream, self.files = launch, stream, files
 
+
+#: Let a worker whose reply woke this loop start the task queued behind it before the loop reads that reply.
+#: A pipe write wakes its reader on the writer's CPU (a "sync" wake-up), and the loop woken there preempts the
+#: worker in its write: the queued task then waited for the loop's whole turn while the other core idled
+#: (a 2-core function's hand-over 0.16-0.18 ms; issue 13i's note). The loop yields only when it runs on one of
+#: that worker's CPUs (elsewhere a yield would hand its own CPU to whatever else waits there, a busy machine's
+#: other work, and delay every task behind the loop's turn). ``STEERFLOW_HANDOVER_YIELD=0`` turns it off.
+HAND_OVER_YIELD = os.environ.get("STEERFLOW_HANDOVER_YIELD", "1") != "0"
+
+
+def _current_cpu() -> Callable[[], int] | None:
+    """``sched_getcpu`` (a vDSO read on Linux), or None where there is none."""
+    if not HAND_OVER_YIELD or not hasattr(os, "sched_yield"):
+        return None
+    try:
+        import ctypes
+
+        getcpu = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return None
+    getcpu.restype, getcpu.argtypes = ctypes.c_int, []
+    return getcpu
+
+
+_getcpu = _current_cpu()
 
 #: the function a warm worker runs a plain program with (one spec: its number and bytes are made once)
 _RUN_PROGRAM = Function(proctree.run_program)
@@ -413,6 +439,8 @@ class LocalEngine(LauncherPrograms, WarmPool):
                 except BlockingIOError:
                     pass
             elif isinstance(source, Worker):
+                if source.queued is not None and _getcpu is not None and source.cpus and _getcpu() in source.cpus:
+                    os.sched_yield()  # (see `HAND_OVER_YIELD`)
                 self._on_worker(source, events)
             elif isinstance(source, spawner.Launcher):
                 self._read_spawner(source)
