@@ -41,8 +41,12 @@ class _InWorker:
 #: worker in its write: the queued task then waited for the loop's whole turn while the other core idled
 #: (a 2-core function's hand-over 0.16-0.18 ms; issue 13i's note). The loop yields only when it runs on one of
 #: that worker's CPUs (elsewhere a yield would hand its own CPU to whatever else waits there, a busy machine's
-#: other work, and delay every task behind the loop's turn). ``STEERFLOW_HANDOVER_YIELD=0`` turns it off.
+#: other work), and only after a task that ran `HAND_OVER_YIELD_MIN_RUN_S` or longer: the loop's own turn then
+#: waits up to a scheduler slice (~1-5 ms) behind a queued task that computes, which a short task's pipeline
+#: cannot spare (300 busy 1 ms tasks on 2 cores: 200 ms with the yield, 180 without; 5 ms ones: 784 against 804).
+#: ``STEERFLOW_HANDOVER_YIELD=0`` turns it off.
 HAND_OVER_YIELD = os.environ.get("STEERFLOW_HANDOVER_YIELD", "1") != "0"
+HAND_OVER_YIELD_MIN_RUN_S = 0.01  # (the worker's last task's run time: its queued ones likely run as long)
 
 
 def _current_cpu() -> Callable[[], int] | None:
@@ -439,7 +443,8 @@ class LocalEngine(LauncherPrograms, WarmPool):
                 except BlockingIOError:
                     pass
             elif isinstance(source, Worker):
-                if source.queued is not None and _getcpu is not None and source.cpus and _getcpu() in source.cpus:
+                if source.queued is not None and source.ran >= HAND_OVER_YIELD_MIN_RUN_S and _getcpu is not None \
+                        and source.cpus and _getcpu() in source.cpus:
                     os.sched_yield()  # (see `HAND_OVER_YIELD`)
                 self._on_worker(source, events)
             elif isinstance(source, spawner.Launcher):

@@ -45,7 +45,7 @@ class Queued:
 class Worker:
     __slots__ = ("proc", "rfd", "wfd", "cfd", "gate", "binding", "known", "launch", "number", "stopped", "doomed",
                  "retired", "queued", "withdrawn", "sent", "current", "cpus", "env", "checkpoints", "unsent", "ready",
-                 "began", "inner")
+                 "began", "inner", "ran")
 
     def __init__(self, proc: subprocess.Popen, rfd: int, wfd: int, cfd: int, binding: Binding,
                  gate: tuple[int, int] = (-1, -1)) -> None:
@@ -70,6 +70,7 @@ class Worker:
         # `WarmPool.late_start`); 0.0: as it was sent
         self.began = 0.0
         self.inner = 0  # the worker's own pid, below its guard (``proc``), once it said "ready"
+        self.ran = 0.0  # how long its last task's function ran (seconds, from its reply)
 
 
 class WarmPool:
@@ -316,6 +317,7 @@ class WarmPool:
             return
         task_id, ok, blob, tb = reply[:4]
         times = reply[4] if len(reply) > 4 else None
+        worker.ran = times[2] - times[1] if times else 0.0
         launch = worker.launch
         worker.launch = None
         self._busy.pop(task_id, None)
