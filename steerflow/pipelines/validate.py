@@ -34,6 +34,9 @@ ALL_STAGE_FIELDS = STAGE_FIELDS + FUNCTION_OPTIONS + EXECUTABLE_OPTIONS + COMMON
 WHEN = ("start", "on-demand")
 MAX_STAGE_TASKS = 100_000  # the tasks one stage fans out to at the start
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a Python format field on a parameter ('{x.real}', '{x[0]}', '{x:.3f}', '{x!r}'), which steerflow does not fill
+# (not after '$': a shell's '${x:-default}')
+_FORMATTED = re.compile(r"(?<![{$])\{([A-Za-z_][A-Za-z0-9_]*)([.\[:!][^{}]*)\}")
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
@@ -115,6 +118,10 @@ class _Validator:
                             _lines=self.doc.lines)
         if not self.errors:
             spec.rules = self.rules(data, spec)
+        if not self.errors and stages and all(s.on_demand for s in stages) and not spec.rules:
+            self.fail(("stages", 0, "when"), "every stage is 'when: on-demand' and no rule submits any, so nothing "
+                      "would run; let a stage run at the start (leave 'when' out), "
+                      "or add the rule that submits it (top-k-refine, acquire).")
         return spec
 
     # ---- helpers
@@ -309,6 +316,12 @@ class _Validator:
         templates = [("args", args), ("kwargs", kwargs), ("executable", item.get("executable")),
                      ("env", item.get("env"))]
         for key, value in templates:
+            for where, param, text in formatted(value if key != "executable" else _as_list(value), path + (key,)):
+                if param in known:  # (before: passed on literally, without a word)
+                    self.fail(where if key != "executable" or isinstance(value, list) else path + (key,),
+                              f"{text!r}: steerflow fills a placeholder only whole, as '{{{param}}}' (no attribute, "
+                              "index, format spec or conversion); compute the value you need as a parameter of its "
+                              "own, or write '{{' and '}}' for literal braces.")
             for where, param in placeholders(value if key != "executable" else _as_list(value), path + (key,)):
                 if param not in known:
                     self.fail(where if key != "executable" or isinstance(value, list) else path + (key,),
@@ -439,6 +452,19 @@ def _line_of(error: SpecError) -> int:
     """The line number in ``file:LINE: ...`` (errors are reported in the order of the file)."""
     parts = str(error).split(":", 2)
     return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
+
+
+def formatted(value: Any, path: tuple) -> Any:
+    """(path, parameter, text) of each Python format field on a parameter in a template (see ``_FORMATTED``)."""
+    if isinstance(value, str):
+        for match in _FORMATTED.finditer(value):
+            yield path, match.group(1), match.group(0)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from formatted(v, path + (i,))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from formatted(v, path + (k,))
 
 
 def _as_list(value: Any) -> Any:
