@@ -285,9 +285,16 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         """Warn that a journaled result cannot be read (the first few; then once for the rest)."""
         self._unreadable += 1
         if self._unreadable <= 3:
-            where = journal_mod.result_file(self.directory, stored.path) if stored.path else "the journal"
-            warnings.warn(f"Task {key}'s journaled result cannot be read ({where} is missing or damaged): running it "
-                          "again. Copy a campaign directory whole, results/ with it.", stacklevel=3)
+            try:
+                stored.load()
+                why = "it could not be read"
+            except Exception as exc:  # noqa: BLE001 - what went wrong, for the warning
+                why = f"{type(exc).__name__}: {exc}"
+            where = (f"from {journal_mod.result_file(self.directory, stored.path)}" if stored.path
+                     else "from the journal")
+            warnings.warn(f"Task {key}'s journaled result cannot be read {where} ({why:.300}): running it again. "
+                          "(A file in results/ missing or damaged: copy a campaign directory whole. A class the "
+                          "script no longer defines: keep result classes importable.)", stacklevel=3)
         elif self._unreadable == 4:
             warnings.warn(f"More journaled results cannot be read (task {key} and later ones): each runs again.",
                           stacklevel=3)
