@@ -215,9 +215,11 @@ def _resume(args: argparse.Namespace) -> int:
                        f"({' '.join(record.get('argv') or []) or 'unknown'}). Run your code again with "
                        "Campaign(DIR, resume=True).")
     if script.suffix not in ((".py",) if kind == "python" else (".yaml", ".yml")) or not script.is_file():
+        again = (f"run the spec from where it is now with `steerflow run --resume --dir {first} SPEC.yaml`"
+                 if kind == "yaml" else "run your script again with Campaign(DIR, resume=True)")
         raise CliError(f"The campaign in {first} was started by {script}, which "
                        + ("no longer exists" if not script.exists() else "is not a campaign script or pipeline")
-                       + "; put it back, or run your script again with Campaign(DIR, resume=True).")
+                       + f"; put it back, or {again}.")
     for directory in group.values():
         pid = driver_pid(directory)
         if pid is not None:

@@ -154,3 +154,21 @@ def test_run_dir_before_a_python_script_is_refused_instead_of_ignored(tmp_path):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env())
     assert out.returncode == 2 and "Campaign(DIR)" in out.stderr, out.stderr  # was: 0, the script ran elsewhere
     assert not (tmp_path / "ran").exists() and not (tmp_path / "x").exists()
+
+
+def test_resume_of_a_pipeline_whose_spec_moved_says_how_to_run_it_from_where_it_is(tmp_path):
+    spec = tmp_path / "p.yaml"
+    (tmp_path / "steps.py").write_text("def one(x):\n    return x\n")
+    spec.write_text("stages:\n  - name: one\n    function: 'steps:one'\n    kwargs: {x: '{x}'}\n    foreach: {x: [1]}\n")
+    first = subprocess.run([sys.executable, "-m", "steerflow", "run", "--dir", str(tmp_path / "c"), str(spec)],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env())
+    assert first.returncode == 0, first.stderr
+    spec.rename(tmp_path / "moved.yaml")
+    out = subprocess.run([sys.executable, "-m", "steerflow", "resume", str(tmp_path / "c")], capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path, env=env())
+    assert out.returncode == 2, out.stderr
+    assert "steerflow run --resume --dir" in out.stderr and "Campaign(DIR" not in out.stderr, out.stderr  # was: Python
+    again = subprocess.run([sys.executable, "-m", "steerflow", "run", "--resume", "--dir", str(tmp_path / "c"),
+                            str(tmp_path / "moved.yaml")], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                           env=env())
+    assert again.returncode == 0 and "2 drivers" in again.stdout, again.stdout + again.stderr
