@@ -39,6 +39,10 @@ def main(directories: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         raise SystemExit(__doc__)
+    missing = [d for d in sys.argv[1:] if not os.path.isfile(os.path.join(d, "summary.json"))]
+    if missing:  # (before: a FileNotFoundError traceback)
+        raise SystemExit(f"seeds.py: {', '.join(missing)} holds no summary.json; give the --dir of finished runs of "
+                         "campaign.py (each writes DIR/summary.json at its end).")
     main(sys.argv[1:])
