@@ -48,9 +48,26 @@ PARTIAL_TASK_BYTES = 4 * 1024 * 1024
 # PARTIAL_KEPT_BYTES, an event is journaled as NOT_KEPT: on resume its replayed emitter gives its payload again.
 EVENT_NAME_BYTES = 4 * 1024 * 1024
 EVENT_BYTES = 16 * 1024 * 1024
+# An agent's error is said (and journaled) with at most this many characters of its message, and a driver journals
+# its first AGENT_ERRORS_KEPT errors (then their count): before, an agent with on_agent_error="log" raising a 1 MB
+# message on each of 100 results made a 96 MB journal and printed 100 MB.
+AGENT_ERROR_CHARS = 4000
+AGENT_ERRORS_KEPT = 100
 # An event payload larger than that is journaled as this marker: on resume, the replayed agent that emitted it emits it
 # again (replay rebuilds it from the same results), and that payload is delivered in its place.
 NOT_KEPT = b"steerflow:payload-not-kept"
+
+
+def _text_of(exc: BaseException) -> str:
+    """``": message"`` of an agent's exception, clipped; "" when it has none (a MemoryError); a sentence when its
+    ``str()`` itself raises (before, that escaped the steering thread: a traceback instead of the agent's error)."""
+    try:
+        text = str(exc)
+    except Exception as inner:  # noqa: BLE001 - the agent's own exception class
+        text = f"(its message cannot be shown: str() raised {type(inner).__name__})"
+    if len(text) > AGENT_ERROR_CHARS:
+        text = f"{text[:AGENT_ERROR_CHARS]}... ({len(text) - AGENT_ERROR_CHARS:,} more characters)"
+    return f": {text}" if text else ""
 
 
 class SteeringLoop:
@@ -319,11 +336,14 @@ class SteeringLoop:
         try:
             handler.fn(*args)
         except Exception as exc:  # noqa: BLE001 - an agent's bug must not corrupt the campaign
-            text = str(exc)  # (a MemoryError has none: "raised MemoryError: ." before)
-            message = f"Agent handler {handler.label} raised {type(exc).__name__}" + (f": {text}" if text else "")
+            message = f"Agent handler {handler.label} raised {type(exc).__name__}" + _text_of(exc)
             if self._delivered or self._ticks is not None:
                 self._journal_delivered()
-            self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
+            self._agent_errors += 1  # journaled: the first AGENT_ERRORS_KEPT of a driver, then their count
+            if self._agent_errors <= AGENT_ERRORS_KEPT:
+                self.journal.put("meta", f"agent_error_{time.time():.6f}", json.dumps(message))
+            else:
+                self.journal.put("meta", "agent_errors_not_kept", json.dumps(self._agent_errors - AGENT_ERRORS_KEPT))
             if self.on_agent_error == "stop":
                 self._agent_error = exc
                 self._request_stop(message)
