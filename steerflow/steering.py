@@ -43,6 +43,9 @@ PARTIAL_KEPT_BYTES = 256 * 1024
 # ... and a task's partial results are journaled up to this many bytes in all (per driver): before, one task streaming
 # 200 KB progress values forever grew the journal without a bound. Later ones reach the agents but are not replayed.
 PARTIAL_TASK_BYTES = 4 * 1024 * 1024
+# ... counting each partial's row (its numbers, ~70 bytes in SQLite) as this many bytes: before, a task streaming 200,000
+# small values (a progress counter) journaled 15 MB, every row kept after the payloads' bound was reached.
+PARTIAL_ROW_BYTES = 64
 # Event payloads are journaled up to this many bytes per event name, and EVENT_BYTES in all (per driver): before, an
 # agent emitting a 250 KB event per result journaled 250 KB a result without a bound. Past it, like a payload over
 # PARTIAL_KEPT_BYTES, an event is journaled as NOT_KEPT: on resume its replayed emitter gives its payload again.
@@ -262,13 +265,14 @@ class SteeringLoop:
             if log:
                 blob: bytes | None = pickle.dumps(value, 5)
                 kept = self._partial_bytes.get(key, 0)
-                if len(blob) > PARTIAL_KEPT_BYTES or kept + len(blob) > PARTIAL_TASK_BYTES:  # type: ignore[arg-type]
+                cost = len(blob) + PARTIAL_ROW_BYTES  # type: ignore[arg-type]
+                if len(blob) > PARTIAL_KEPT_BYTES or kept + cost > PARTIAL_TASK_BYTES:  # type: ignore[arg-type]
                     self._partial_not_kept(key, len(blob), kept)  # type: ignore[arg-type]
-                    blob = None
-                else:
-                    self._partial_bytes[key] = kept + len(blob)  # type: ignore[arg-type]
-                self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
-                                 blob, time.time())
+                    blob, cost = None, PARTIAL_ROW_BYTES
+                if kept + cost <= PARTIAL_TASK_BYTES:  # past the task's bound, not even its row (not replayed)
+                    self._partial_bytes[key] = kept + cost
+                    self.journal.put("steer", self._next_seq(), "partial", key, json.dumps([attempt, index, stamp]),
+                                     blob, time.time())
             partial = Partial(key, spec.label(), spec.pool, spec.tags, index, value, attempt, stamp,  # type: ignore
                               replayed=not log)
             for handler in self._handlers:
