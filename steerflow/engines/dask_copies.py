@@ -92,6 +92,7 @@ class NodeCopies:
         self.recomputing[task_id] = done
         try:
             self.engine.launch(self._launch_of(task_id, 1, fn_key, slots, payload))
+            self.engine.send_all()  # (the session defers sends to the end of a batch: this is no batch)
         except BaseException:
             self.recomputing.pop(task_id, None)
             raise

@@ -272,6 +272,10 @@ class _Session(NodeCopies):
         self.loop = loop
         self.stopping = False
         self.engine = NodeEngine(workers=max(1, min(int(node["cores"]), len(os.sched_getaffinity(0)))))
+        # a batch's task messages are written once the whole batch is applied (`post`: the engine's `wait` writes
+        # them), as the runtime's loop does locally (see `WarmPool.send_all`): a worker woken by its message took the
+        # CPU from the agent mid-batch, which stalled the rest of the batch and the results going back
+        self.engine.defer_sends = True
         self.allocation = wire.allocation_from(nodes) if nodes else None
         self.functions: dict[int, Function] = {}
         self.fn_errors: dict[int, str] = {}
@@ -454,6 +458,7 @@ class _Session(NodeCopies):
         self.held_behind.pop(launch.task_id, None)
         try:
             self.engine.launch(launch)
+            self.engine.send_all()  # (deferred sends: nothing else may write it soon)
         except Exception as exc:  # noqa: BLE001 - reported as its end, after its start
             out.append(("started", launch.task_id, launch.attempt, None, "", 0, (time.time(),)))
             out.append(("error", launch.task_id, launch.attempt, serialize.dumps_inband(RuntimeError(
