@@ -42,7 +42,7 @@ from .agents import Context, Handler, SteeringError, handlers_of
 from .campaign_exit import Closing, stop_at_exit
 from .campaign_rounds import LoopSide
 from .engines.base import Engine
-from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, describe_error
+from .errors import CampaignLocked, CampaignStopped, JournalError, RuntimeBroken, RuntimeClosed, describe_error
 from .futures import TaskFuture
 from .replay import JournalReplay, resolved_future
 from .resources import Allocation
@@ -219,6 +219,8 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         Returns a future. On resume, a task whose result the journal holds is not run again:
         its future is already resolved.
         """
+        if self._closed:  # (before: "This runtime has been shut down; create a new one", of a runtime never made)
+            raise self._ended("submit")
         if isinstance(task, TaskSpec):
             if args or kwargs:
                 raise TypeError("Give arguments inside the Function(...) description, not to submit().")
@@ -415,6 +417,8 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         this driver's run; drivers and campaign_elapsed_s: every driver's wall time summed, for a resumed
         campaign); raises `AgentError` if a handler failed.
         """
+        if self._closed:
+            raise self._ended("run")
         if stop is not None and not isinstance(stop, Condition):  # (before: an AttributeError from the steering loop)
             hint = f" (sf.stop.wall({stop!r})?)" if isinstance(stop, str) else ""
             raise TypeError(f"run(stop={stop!r:.60}): give a stop condition, e.g. sf.stop.tasks(100) | sf.stop.wall("
@@ -454,6 +458,12 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         return self.summary()
 
     # ---- helpers -----------------------------------------------------------------------
+    def _ended(self, what: str) -> RuntimeClosed:
+        return RuntimeClosed(f"{what}(): the campaign in {self.directory} has ended (its run() returned, or close() "
+                             "was called), and a campaign runs once. Submit all of its first tasks before run() (agents "
+                             "submit the rest); to go on with it, open it again with Campaign(DIR, resume=True): its "
+                             "finished tasks replay, and new ones run.")
+
     def _emit(self, name: str, payload: Any) -> None:
         if not isinstance(name, str) or not name:
             raise SteeringError(f"emit({name!r}): an event needs a non-empty string name.")

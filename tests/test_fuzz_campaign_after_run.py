@@ -1,0 +1,31 @@
+"""A campaign used after its run() returned (a notebook's next cell): one sentence that says what to do.
+
+Before: submit() raised "This runtime has been shut down; create a new one to submit more tasks", of a runtime the
+user never made, and a second run() returned a summary at once, having run nothing, without a word.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import steerflow as sf
+from steerflow.errors import RuntimeClosed
+
+
+def same(x):
+    return x
+
+
+@pytest.mark.parametrize("closing", ["run", "close"])
+def test_submit_or_run_after_the_campaign_ended_says_to_open_it_again(tmp_path, closing):
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    camp.submit(sf.Function(same, args=(1,)))
+    camp.run() if closing == "run" else camp.close()
+    with pytest.raises(RuntimeClosed, match=r"submit\(\): the campaign in .* has ended.*Campaign\(DIR, resume=True\)"):
+        camp.submit(sf.Function(same, args=(2,)))
+    with pytest.raises(RuntimeClosed, match=r"run\(\): the campaign in .* has ended"):
+        camp.run()
+    again = sf.Campaign(tmp_path / "c", progress=False, resume=True, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    futures = [again.submit(sf.Function(same, args=(i,))) for i in (1, 2)]
+    assert again.run()["states"] == {"done": 2} and [f.result() for f in futures] == [1, 2]
+    again.close()
