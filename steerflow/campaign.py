@@ -419,6 +419,10 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         """
         if self._closed:
             raise self._ended("run")
+        if self._started_at:  # (before: a handler's run() ran a second steering loop inside the first, and closed it)
+            raise SteeringError("run() was called while the campaign runs (from an agent's handler?); a campaign "
+                                "runs once, from its script. From a handler, submit tasks, or end the campaign "
+                                "with ctx.stop().")
         if stop is not None and not isinstance(stop, Condition):  # (before: an AttributeError from the steering loop)
             hint = f" (sf.stop.wall({stop!r})?)" if isinstance(stop, str) else ""
             raise TypeError(f"run(stop={stop!r:.60}): give a stop condition, e.g. sf.stop.tasks(100) | sf.stop.wall("

@@ -29,3 +29,15 @@ def test_submit_or_run_after_the_campaign_ended_says_to_open_it_again(tmp_path, 
     futures = [again.submit(sf.Function(same, args=(i,))) for i in (1, 2)]
     assert again.run()["states"] == {"done": 2} and [f.result() for f in futures] == [1, 2]
     again.close()
+
+
+def test_run_from_an_agents_handler_is_the_agents_error(tmp_path):
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+
+    @camp.on_result()
+    def again(result, ctx):
+        camp.run()  # (before: a second steering loop inside the first, which closed the campaign under it)
+
+    camp.submit(sf.Function(same, args=(1,)))
+    with pytest.raises(sf.AgentError, match=r"again raised SteeringError: run\(\) was called while the campaign runs"):
+        camp.run()
