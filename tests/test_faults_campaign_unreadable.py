@@ -62,3 +62,13 @@ def test_report_and_show_of_an_empty_journal_say_it_records_nothing_yet(tmp_path
                              env=env())
         assert out.returncode == 1, out.stderr
         assert "records nothing yet" in out.stderr and "damaged" not in out.stderr, out.stderr
+
+
+def test_the_report_of_a_campaign_without_tasks_prints_no_warning(tmp_path):
+    import steerflow as sf
+
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    camp.run()
+    out = subprocess.run([sys.executable, "-m", "steerflow", "report", str(tmp_path / "c")], capture_output=True,
+                         text=True, timeout=120, env=env())
+    assert out.returncode == 0 and out.stderr == "", out.stderr  # was: matplotlib's "No artists with labels" warning

@@ -256,7 +256,8 @@ def queue_length(tl: Timeline, idle: dict[str, Any] | None = None) -> bytes:
     ax.set_ylabel("tasks")
     ax.set_xlabel("seconds since the first submission")
     ax.set_title("Queue length over time (time-averaged per bin)", fontsize=10)
-    ax.legend(loc="upper right", fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # (a campaign without tasks: matplotlib warned on the terminal)
+        ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     return _png(fig)
 
