@@ -72,3 +72,42 @@ def test_the_report_of_a_campaign_without_tasks_prints_no_warning(tmp_path):
     out = subprocess.run([sys.executable, "-m", "steerflow", "report", str(tmp_path / "c")], capture_output=True,
                          text=True, timeout=120, env=env())
     assert out.returncode == 0 and out.stderr == "", out.stderr  # was: matplotlib's "No artists with labels" warning
+
+
+def test_status_of_a_folder_shows_its_readable_campaigns_beside_a_damaged_one(tmp_path):
+    import steerflow as sf
+
+    for name in ("a", "d"):
+        camp = sf.Campaign(tmp_path / name, progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+        camp.submit(sf.Function(abs, args=(-1,)))
+        camp.run()
+        camp.close()
+    with open(tmp_path / "d" / "journal.db", "r+b") as f:  # damaged past its header
+        f.seek(100)
+        f.write(os.urandom(8000))
+    out = subprocess.run([sys.executable, "-m", "steerflow", "status", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, env=env())
+    text = " ".join(out.stdout.split())
+    assert out.returncode == 0, out.stderr  # was 1: "the campaign journal in FOLDER cannot be read"
+    assert "2 campaigns" in text and "journal cannot be read" in text and "default 1 0" in text, out.stdout
+
+
+def test_status_of_an_ended_campaign_gives_its_wall_time_against_its_limit_not_the_time_since(tmp_path):
+    import json
+    import sqlite3
+
+    import steerflow as sf
+
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    camp.submit(sf.Function(abs, args=(-1,)))
+    camp.run(stop=sf.stop.wall("20m"))
+    camp.close()
+    with sqlite3.connect(tmp_path / "c" / "journal.db") as conn:  # it ran an hour ago
+        conn.execute("UPDATE runs SET started = started - 3600, ended = ended - 3600")
+        ended = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'ended'").fetchone()[0])
+        ended["at"] -= 3600
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'ended'", (json.dumps(ended),))
+    out = subprocess.run([sys.executable, "-m", "steerflow", "status", str(tmp_path / "c")], capture_output=True,
+                         text=True, timeout=60, env=env())
+    assert out.returncode == 0, out.stderr
+    assert "progress: wall 0s of 20m" in out.stdout or "progress: wall 1s of 20m" in out.stdout, out.stdout  # was 1h

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,13 @@ def render(directories: list[Path], readers: dict[Path, live.Reader] | None = No
     if len(directories) > 1:
         parts.append(Text(f"{len(directories)} campaigns: " + ", ".join(d.name for d in directories), style="bold"))
     for directory in directories:
-        info = rundirs.status(directory)
+        try:
+            info = rundirs.status(directory)
+        except sqlite3.DatabaseError as exc:
+            if len(directories) == 1:
+                raise  # (the command says what it means)
+            parts.append(unreadable(directory, exc))  # (before: one such campaign failed the whole folder's status)
+            continue
         try:  # the live numbers the run's terminal view and the dashboard show (steerflow.observe.live)
             if readers is None:
                 info["live"] = live.snapshot(directory)
@@ -61,6 +68,13 @@ def render(directories: list[Path], readers: dict[Path, live.Reader] | None = No
     return Group(*parts)
 
 
+def unreadable(directory: Path, exc: sqlite3.DatabaseError) -> RenderableType:
+    """The line for a campaign of a folder whose journal cannot be read (damaged, or its driver only just started)."""
+    return Group(Text(str(directory), style="bold"),
+                 Text(f"its journal cannot be read ({exc}): it records nothing yet (a driver only just started, or "
+                      "one stopped in its first moments), or it is damaged.", style="yellow"), Text(""))
+
+
 def render_list(directories: list[Path]) -> RenderableType:
     """One line per campaign: where, whether a driver runs, tasks by outcome."""
     base = Path(os.path.commonpath([str(d) for d in directories]))
@@ -70,7 +84,11 @@ def render_list(directories: list[Path]) -> RenderableType:
     for column in ("driver", "tasks", "done", "fail", "intr"):
         table.add_column(column, justify="right")
     for directory in directories:
-        info = rundirs.status(directory, failures=0)
+        try:
+            info = rundirs.status(directory, failures=0)
+        except sqlite3.DatabaseError:
+            table.add_row(escape(str(directory.relative_to(base))), "?", "journal cannot be read", "", "", "")
+            continue
         totals: dict[str, int] = {}
         for counts in info["pools"].values():
             for state, n in counts.items():
@@ -99,8 +117,11 @@ def render_one(info: dict[str, Any]) -> RenderableType:
     if "tasks" in limits:
         share = 100 * done / max(1, limits["tasks"])
         budget.append(f"{done}/{int(limits['tasks'])} results of the task budget ({share:.0f}%)")
-    if "wall_s" in limits and started:
-        budget.append(f"wall {_ago(info['now'] - started)} of {_ago(limits['wall_s'])}")
+    # the wall limit counts from the last driver's start, while it runs (before: an ended campaign read "wall 39m of
+    # 20s", the time since); where its driver was killed, its end is not known
+    stopped_at = info["now"] if pid else (ended.get("at") if isinstance(ended, dict) else None)
+    if "wall_s" in limits and started and stopped_at is not None and stopped_at >= started:
+        budget.append(f"wall {_ago(stopped_at - started)} of {_ago(limits['wall_s'])}")
     if budget:
         parts.append(Text("progress: " + "; ".join(budget)))
     if info.get("live"):
