@@ -359,6 +359,9 @@ def _report(args: argparse.Namespace) -> int:
     from .observe.report import command
 
     directory = rundirs.one(args.dir, "report")
+    if args.out is not None and not args.out.strip():  # (before: `--out ""` wrote the report into the current folder)
+        raise CliError(f"--out is empty ({args.out!r}); give the folder to write the report to, or leave --out out "
+                       f"to write it to {directory / 'report'}.")
     if not args.json:
         writable_folder(Path(args.out) if args.out else directory / "report", "--out FOLDER")
     return command(directory, args.out, args.json)

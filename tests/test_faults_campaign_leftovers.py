@@ -172,3 +172,17 @@ def test_resume_of_a_pipeline_whose_spec_moved_says_how_to_run_it_from_where_it_
                             str(tmp_path / "moved.yaml")], capture_output=True, text=True, timeout=60, cwd=tmp_path,
                            env=env())
     assert again.returncode == 0 and "2 drivers" in again.stdout, again.stdout + again.stderr
+
+
+def test_report_with_an_empty_out_says_so_and_writes_nothing(tmp_path):
+    camp = sf.Campaign(tmp_path / "c", allocation=sf.Allocation.declare(nodes=1, cores=1), progress=False)
+    camp.submit(sf.Function(noop, args=(1,)))
+    camp.run()
+    camp.close()
+    work = tmp_path / "work"
+    work.mkdir()
+    for args in (["--out", ""], ["--out="], ["--out", " "]):
+        out = subprocess.run([sys.executable, "-m", "steerflow", "report", str(tmp_path / "c"), *args],
+                             capture_output=True, text=True, timeout=120, cwd=work, env=env())
+        assert out.returncode == 2 and "--out is empty" in out.stderr, (args, out.stderr)
+        assert list(work.iterdir()) == []  # was: report.html, report.json and tasks.csv in the current folder
