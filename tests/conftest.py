@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import time
@@ -35,6 +36,47 @@ def read_until(fd: int, seen: list[bytes], text: bytes, timeout: float = 60) -> 
             except OSError:  # the other side closed
                 break
     return text in b"".join(seen)
+
+
+TEST_PROCESSES = 2  # (CI's machine has 2 cores; most tests spend their time waiting on other processes)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config) -> None:
+    """Run the suite in two test processes (pytest-xdist, a test dependency), a test file's tests in one of them
+    in order, unless told otherwise (``-n 0`` runs it in this process, as ``--pdb`` does).
+
+    The README's test command and CI's are the same bare ``python -m pytest``: this is where it becomes two
+    processes. Without pytest-xdist installed (an older venv) the suite runs in one process, as before.
+    """
+    if (not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput")
+            or os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("usepdb", False)
+            or config.getoption("collectonly", False) or getattr(config.option, "numprocesses", 0) is not None):
+        return
+    config.option.numprocesses = TEST_PROCESSES
+    if config.option.dist == "no":
+        config.option.dist = "loadfile"
+
+
+def pytest_collection_finish(session) -> None:
+    """Freeze what collection made (every module the tests import) out of the cyclic garbage collector's sight.
+
+    The suite's one process ends up holding ~1M objects (numpy, Dask, scikit-learn, ...), and each full
+    collection walks them all: CPython's own executor tests call `gc.collect` between iterations, which took
+    17 s for one test in the full suite (under a second alone). What a test makes is not frozen, so tests that
+    check an object is freed check the same as before.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a test module's last test (its module fixtures gone), collect its garbage and freeze what lives on."""
+    yield
+    if nextitem is None or getattr(nextitem, "module", None) is not getattr(item, "module", None):
+        gc.collect()
+        gc.freeze()
 
 
 @pytest.fixture

@@ -97,11 +97,20 @@ def test_an_address_where_nothing_listens_fails_at_once(tmp_path):
     assert "dask scheduler" in str(info.value)
 
 
-def test_the_scripts_spec_is_given_back_when_the_engines_cluster_closes(tmp_path):
+def test_the_scripts_spec_is_given_back_when_the_engines_cluster_closes(tmp_path, monkeypatch):
+    import types
+
     from steerflow import Runtime
     from steerflow.engines.dask import DaskEngine
 
     main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is None and not getattr(main, "__file__", None):
+        # (a pytest-xdist worker's __main__ is its bootstrap, neither: stand in a script, as `python camp.py` has)
+        script = tmp_path / "camp.py"
+        script.write_text("")
+        main = types.ModuleType("__main__")
+        main.__file__ = str(script)
+        monkeypatch.setitem(sys.modules, "__main__", main)
     before = getattr(main, "__spec__", None)
     rt = Runtime(engine=DaskEngine(cluster={"n_workers": 1, "resources": {"cores": 1}}), run_dir=tmp_path / "run")
     try:

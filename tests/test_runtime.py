@@ -320,7 +320,7 @@ def test_suspend_and_resume(runtime, tmp_path):
     # it runs nothing either (seen once in CI: the suspend is right, a test that wanted T only was wrong).
     from steerflow.proctree import descendants
     idle = ("T", "Z", "gone")
-    assert wait_until(lambda: all(proc_state(p) in idle for p in [shell, *descendants(shell)]), timeout=10), \
+    assert wait_until(lambda: all(proc_state(p) in idle for p in [shell, *descendants(shell)]), timeout=60), \
         {p: proc_state(p) for p in [shell, *descendants(shell)]}
     n = len(counter.read_text().split())
     assert all(proc_state(p) in idle for p in [shell, *descendants(shell)])
