@@ -15,14 +15,27 @@ def nap(seconds):
     return seconds
 
 
-def test_a_short_timeout_does_not_count_a_new_workers_start(tmp_path):
-    with sf.Runtime(sf.Allocation.declare(nodes=1, cores=2), run_dir=tmp_path) as rt:
+SLOW_START = """import os, time
+if os.environ.get("SF_TEST_SLOW_START"):
+    time.sleep(float(os.environ["SF_TEST_SLOW_START"]))
+"""
+
+
+def test_a_short_timeout_does_not_count_a_new_workers_start(tmp_path, monkeypatch):
+    # every worker's start takes 1 s more (its Python runs this sitecustomize first): so a new worker's start
+    # surely outlasts the timeout below, and the task surely fits in it, at any load (with a real start of
+    # 20-500 ms against a 20 ms timeout and a 5 ms task, a loaded machine failed it)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_START)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))  # (the workers' PYTHONPATH is the driver's sys.path)
+    monkeypatch.setenv("SF_TEST_SLOW_START", "1.0")
+    with sf.Runtime(sf.Allocation.declare(nodes=1, cores=2), run_dir=tmp_path / "run") as rt:
         assert rt.submit(nap, 0.0).result(timeout=60) == 0.0  # a 1-core worker is warm; a 2-core one is not
         started = time.monotonic()
-        # a 2-core function needs a worker started for 2 threads: its start (> 20 ms of Python) is not the task's
-        future = rt.submit(sf.Function(nap, (0.005,), cores=2, timeout=0.02))
+        # a 2-core function needs a worker started for 2 threads: its start (> 1 s here) is not the task's
+        future = rt.submit(sf.Function(nap, (0.005,), cores=2, timeout=0.5))
         assert future.result(timeout=60) == 0.005
-        assert time.monotonic() - started > 0.02  # (the worker's start did take longer than the timeout)
+        assert time.monotonic() - started > 0.5  # (the worker's start did take longer than the timeout)
         # and a timeout still holds once the task has begun
         late = rt.submit(sf.Function(nap, (30,), cores=2, timeout=0.3))
         t0 = time.monotonic()
