@@ -31,6 +31,13 @@ def bounded(kind: type, low: float, high: float = math.inf, *, above: bool = Fal
     return parse
 
 
+def folder(text: str) -> str:
+    """An argparse ``type`` for a directory: not empty (``--dir ""`` meant the current folder, or the default one)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; give a directory, or leave the option out")
+    return text
+
+
 def require_campaign(parser: argparse.ArgumentParser, resume: bool, journal: str) -> None:
     """``--resume`` continues a campaign: a directory without one is a mistake (a typo), not a new campaign.
 

@@ -31,12 +31,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import steerflow as sf  # noqa: E402
 from science import DESCRIPTORS, features, load_pool, replayed_ip, vertical_ip  # noqa: E402
 from steerflow import learn  # noqa: E402
-from steerflow.script_args import bounded, require_campaign  # noqa: E402
+from steerflow.script_args import bounded, folder, require_campaign  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", default=time.strftime("runs/al-ip-%Y%m%d-%H%M%S"),
+    parser.add_argument("--dir", type=folder, default=time.strftime("runs/al-ip-%Y%m%d-%H%M%S"),
                         help="campaign directory (default: a new runs/al-ip-DATE-TIME; give it with --resume)")
     parser.add_argument("--candidates", type=bounded(int, 2), default=None, help="molecules in the pool (default: all in the file)")
     parser.add_argument("--budget", type=bounded(int, 1), default=400, help="xTB simulations the learner may run")

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import steerflow as sf  # noqa: E402
 from steerflow import learn  # noqa: E402
-from steerflow.script_args import bounded, require_campaign  # noqa: E402
+from steerflow.script_args import bounded, folder, require_campaign  # noqa: E402
 
 from analysis import analyse  # noqa: E402
 from features import surrogate_features  # noqa: E402
@@ -164,7 +164,7 @@ def load_pool(size: int, truth: str = GROUND_TRUTH) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", default=None, help="campaign directory (default: a new runs/design-DATE-TIME)")
+    parser.add_argument("--dir", type=folder, default=None, help="campaign directory (default: a new runs/design-DATE-TIME)")
     parser.add_argument("--size", type=bounded(int, 1), default=5000, help="molecules in the pool (a fixed subset of the 5,000)")
     parser.add_argument("--budget", type=bounded(int, 1), default=1000, help="simulations the learning policy may run")
     parser.add_argument("--seed", type=int, default=1, help="seed of the policy (first random batch, forest)")
