@@ -484,7 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         said = str(exc).split(":", 1)[0]
         how = f"terminated ({said if said.startswith('SIG') else 'SIGTERM'})" if isinstance(exc, Terminated) \
             else "interrupted"
-        print(f"\n{name}: {how}; running tasks were stopped.{_resume_hint()}", file=sys.stderr)
+        what = (f"running tasks were stopped.{_resume_hint()}" if args.command in ("run", "resume")
+                else "nothing of the campaign was changed.")  # (report, show, bench: there were no tasks to stop)
+        print(f"\n{name}: {how}; {what}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except CampaignStopped as exc:
         print(f"{name}: {exc}", file=sys.stderr)

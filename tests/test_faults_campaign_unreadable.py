@@ -111,3 +111,20 @@ def test_status_of_an_ended_campaign_gives_its_wall_time_against_its_limit_not_t
                          text=True, timeout=60, env=env())
     assert out.returncode == 0, out.stderr
     assert "progress: wall 0s of 20m" in out.stdout or "progress: wall 1s of 20m" in out.stdout, out.stdout  # was 1h
+
+
+def test_ctrl_c_in_a_report_does_not_say_tasks_were_stopped(tmp_path, monkeypatch, capsys):
+    import steerflow as sf
+    from steerflow import cli
+    from steerflow.observe import report
+
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    camp.run()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "command", interrupted)
+    assert cli.main(["report", str(tmp_path / "c")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; nothing of the campaign was changed" in err and "tasks were stopped" not in err, err
