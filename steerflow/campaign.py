@@ -195,7 +195,8 @@ class Campaign(LoopSide, Closing, SteeringLoop):
         self._event_bytes: dict[str | None, int] = {None: 0}  # (steering thread) name (None: all) -> payload bytes
         self._told_events = False
         self._agent_errors = 0  # (steering thread) agent errors this driver met (see steering.AGENT_ERRORS_KEPT)
-        self._unreadable = 0  # journaled results a resume could not read (run again, see `_say_unreadable`)  # journaled so far, see steering.EVENT_BYTES
+        self._unreadable = 0
+        self._not_submitted = 0  # journaled deliveries a resume met before the script submitted their tasks  # journaled results a resume could not read (run again, see `_say_unreadable`)  # journaled so far, see steering.EVENT_BYTES
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`

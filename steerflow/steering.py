@@ -180,9 +180,15 @@ class SteeringLoop:
                         if replaced and seq <= replaced.get(key, -1):
                             continue  # (an earlier driver's delivery: this task's later one counts)
                         if key not in self._futures:
-                            warnings.warn(f"The journal delivered task {key}'s result, but this run has not "
-                                          "submitted it at that point: the campaign is not deterministic. It is "
-                                          "delivered when this run submits it.", stacklevel=1)
+                            self._not_submitted += 1  # said for the first few, then once (before: once a task, a
+                            if self._not_submitted <= 3:  # script submitting 3 of 200 tasks printed 197 warnings)
+                                warnings.warn(f"The journal delivered task {key}'s result, but this run has not "
+                                              "submitted it at that point: the campaign is not deterministic. It is "
+                                              "delivered when this run submits it.", stacklevel=1)
+                            elif self._not_submitted == 4:
+                                warnings.warn(f"More journaled deliveries come before this run submits their tasks "
+                                              f"(task {key} and later ones): each is delivered when this run submits "
+                                              "it, without a warning each.", stacklevel=1)
                             self._resume.undelivered.add(key)  # (before: never delivered, the campaign hung)
                             self._replace_deliveries(key)
                             continue
