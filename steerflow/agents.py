@@ -228,6 +228,9 @@ class Context:
 
     def stop(self, reason: str = "stopped by an agent") -> None:
         """End the campaign after this handler returns (running tasks are cancelled)."""
+        if not isinstance(reason, str) or not reason.strip():  # (before: any object became the run's stop_reason)
+            raise SteeringError(f"stop({reason!r:.60}): give the reason as a short text, e.g. ctx.stop('goal reached'); "
+                                "it is the run's stop_reason.")
         self._campaign._request_stop(reason)
 
     @property

@@ -41,3 +41,16 @@ def test_run_from_an_agents_handler_is_the_agents_error(tmp_path):
     camp.submit(sf.Function(same, args=(1,)))
     with pytest.raises(sf.AgentError, match=r"again raised SteeringError: run\(\) was called while the campaign runs"):
         camp.run()
+
+
+@pytest.mark.parametrize("reason", [123, None, "", ["a"]])
+def test_ctx_stop_with_a_reason_that_is_no_text_is_the_agents_error(tmp_path, reason):
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+
+    @camp.on_result()
+    def done(result, ctx):
+        ctx.stop(reason)  # (before: the run's stop_reason became 123, None or a list)
+
+    camp.submit(sf.Function(same, args=(1,)))
+    with pytest.raises(sf.AgentError, match=r"done raised SteeringError: stop\(.*give the reason as a short text"):
+        camp.run()
