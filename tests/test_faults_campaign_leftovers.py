@@ -186,3 +186,13 @@ def test_report_with_an_empty_out_says_so_and_writes_nothing(tmp_path):
                              capture_output=True, text=True, timeout=120, cwd=work, env=env())
         assert out.returncode == 2 and "--out is empty" in out.stderr, (args, out.stderr)
         assert list(work.iterdir()) == []  # was: report.html, report.json and tasks.csv in the current folder
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(",%2Cc5a ü\\"), min_size=1, max_size=8), max_size=6))
+def test_any_tags_survive_the_journal_column(tags):
+    assert split_tags(join_tags(tags)) == tags
