@@ -71,6 +71,14 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return mark
 
 
+def _bare_instance(cls: type) -> Any:
+    """An instance of ``cls`` made without calling its ``__init__`` (to see the handlers its methods declare)."""
+    try:
+        return object.__new__(cls)
+    except TypeError:
+        return None
+
+
 class Campaign(LoopSide, Closing, SteeringLoop):
     """Tasks, agents, an allocation, an engine and a journal in one directory.
 
@@ -369,6 +377,9 @@ class Campaign(LoopSide, Closing, SteeringLoop):
     # ---- agents ------------------------------------------------------------------------
     def add_agent(self, agent: Any) -> Any:
         """Register an agent object (methods decorated with on_result/on_timer/…) or a decorated function."""
+        if isinstance(agent, type) and handlers_of(_bare_instance(agent)):  # (before: "declares no handlers")
+            raise SteeringError(f"add_agent({agent.__name__}): give an agent object, not its class: "
+                                f"add_agent({agent.__name__}(...)).")
         handlers = handlers_of(agent)
         if not handlers:
             raise SteeringError(f"{agent!r} declares no handlers; decorate its methods with steerflow.on_result, "

@@ -37,3 +37,19 @@ def test_on_timer_refuses_periods_that_never_fire(seconds, tmp_path):
     with pytest.raises(ValueError, match="positive, finite number of seconds"):
         camp.on_timer(seconds)
     camp.close()
+
+
+class Learner(sf.Agent):
+    @sf.on_result()
+    def got(self, result, ctx):
+        pass
+
+
+def test_add_agent_of_a_class_says_to_give_an_object(tmp_path):
+    camp = sf.Campaign(tmp_path / "c", progress=False, allocation=sf.Allocation.declare(nodes=1, cores=1))
+    from steerflow.agents import SteeringError
+
+    with pytest.raises(SteeringError, match=r"add_agent\(Learner\): give an agent object, not its class"):
+        camp.add_agent(Learner)  # was: "<class Learner> declares no handlers"
+    camp.add_agent(Learner())
+    camp.close()
