@@ -55,23 +55,42 @@ def _mark(fn: Callable[..., Any], handler: Handler) -> Callable[..., Any]:
 
 
 def on_result(pool: str | None = None, tag: str | None = None, every: int = 1) -> Callable:
-    """React to task results of a pool and/or tag: ``fn(result, ctx)``; with ``every=N``, ``fn(results, ctx)``."""
+    """React to task results of a pool and/or tag: ``fn(result, ctx)``; with ``every=N``, ``fn(results, ctx)``.
+
+    ``@on_result`` without parentheses works too (every result): before, the function was taken for the pool's
+    name, and the agent never heard a result, without a word."""
+    if callable(pool) and tag is None and every == 1:
+        return _mark(pool, Handler("result", pool))
+    _check_filter("on_result", pool, tag)
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"on_result(every={every!r}): every must be an integer >= 1.")
     return lambda fn: _mark(fn, Handler("result", fn, pool=pool, tag=tag, every=every))
+
+
+def _check_filter(what: str, pool: Any, tag: Any) -> None:
+    """A handler's pool and tag: text (a pool or tag given as 3 or a list matched nothing, silently)."""
+    for label, value in (("pool", pool), ("tag", tag)):
+        if value is not None and not (isinstance(value, str) and value):
+            raise ValueError(f"{what}({label}={value!r}): a {label} is named by a non-empty string (or None: any), "
+                             f"as tasks name it.")
 
 
 def on_partial(pool: str | None = None, tag: str | None = None) -> Callable:
     """React to partial results that running tasks of a pool and/or tag stream: ``fn(partial, ctx)``.
 
     They arrive in the order the task sent them, before its result; the handler may preempt
-    or cancel the task (``ctx.cancel(partial.key)``). See `steerflow.partial`.
+    or cancel the task (``ctx.cancel(partial.key)``). See `steerflow.partial`. ``@on_partial`` bare works too.
     """
+    if callable(pool) and tag is None:
+        return _mark(pool, Handler("partial", pool))
+    _check_filter("on_partial", pool, tag)
     return lambda fn: _mark(fn, Handler("partial", fn, pool=pool, tag=tag))
 
 
 def on_timer(seconds: float) -> Callable:
     """Call ``fn(ctx)`` every ``seconds`` while the campaign runs."""
+    if callable(seconds):
+        raise TypeError("on_timer needs its period in seconds: write @on_timer(5), with the number.")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
         raise ValueError(f"on_timer(seconds={seconds!r}): give a positive, finite number of seconds (a NaN or "
                          "infinite period never fires).")
@@ -80,6 +99,8 @@ def on_timer(seconds: float) -> Callable:
 
 def on_event(name: str) -> Callable:
     """Call ``fn(payload, ctx)`` when an agent raises the named event with ``ctx.emit(name, payload)``."""
+    if callable(name):
+        raise TypeError("on_event needs the event's name: write @on_event('model-ready'), with the name.")
     if not isinstance(name, str) or not name:
         raise ValueError(f"on_event(name={name!r}): give the event's name as a non-empty string.")
     return lambda fn: _mark(fn, Handler("event", fn, name=name))

@@ -396,10 +396,14 @@ class Campaign(LoopSide, Closing, SteeringLoop):
 
     def on_result(self, pool: str | None = None, tag: str | None = None, every: int = 1) -> Callable:
         """Decorator: ``fn(result, ctx)`` for results of a pool and/or tag (see `steerflow.on_result`)."""
+        if callable(pool) and tag is None and every == 1:  # `@camp.on_result` without parentheses
+            return self._register(agents.on_result())(pool)
         return self._register(agents.on_result(pool=pool, tag=tag, every=every))
 
     def on_partial(self, pool: str | None = None, tag: str | None = None) -> Callable:
         """Decorator: ``fn(partial, ctx)`` for values running tasks stream (see `steerflow.on_partial`)."""
+        if callable(pool) and tag is None:  # `@camp.on_partial` without parentheses
+            return self._register(agents.on_partial())(pool)
         return self._register(agents.on_partial(pool=pool, tag=tag))
 
     def on_timer(self, seconds: float) -> Callable:
