@@ -143,3 +143,12 @@ def test_surrogate_observe_keeps_points_outside_the_data_so_far():
     for x in (1.0, 2.0, 3.0, -5.0):
         surrogate.observe((x,), {}, 2.0 * x)
     assert surrogate.stats.points == 4  # was 1: each later point was outside the data so far, and dropped
+
+
+def test_loading_a_damaged_model_version_says_so(tmp_path):
+    run_learner(tmp_path / "c", "ok")
+    version = learn.ModelRegistry(tmp_path / "c").latest("learner")
+    with open(version.path, "r+b") as f:
+        f.truncate(50)
+    with pytest.raises(ValueError, match=r"Version \d+ of model 'learner' is damaged.*version=N"):
+        learn.load(tmp_path / "c", "learner")  # was: pickle's UnpicklingError "pickle data was truncated"

@@ -46,7 +46,12 @@ class ModelVersion:
 
     def load(self) -> Any:
         with open(self.path, "rb") as f:
-            return _loads(f.read())
+            blob = f.read()
+        if self.sha256 and hashlib.sha256(blob).hexdigest() != self.sha256:  # (before: pickle's "data was truncated")
+            raise ValueError(f"Version {self.version} of model {self.name!r} is damaged: {self.path} no longer holds "
+                             "what was registered (its sha256 differs). Load another version (learn.load(DIR, "
+                             f"{self.name!r}, version=N)), or train it again.")
+        return _loads(blob)
 
 
 def _dumps(model: Any) -> bytes:
