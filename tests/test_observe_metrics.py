@@ -99,7 +99,18 @@ def test_utilisation_of_known_sleeps_matches_a_hand_computation(tmp_path):
     hand = 100 * 3.0 / (2 * result["ttc_s"])  # the hand computation over the measured time to completion
     assert hand <= result["utilization_mean_pct"]["cores"] <= hand * (3.0 + 6 * 0.2 + overhead) / 3.0
     by_pool = result["utilization_mean_pct_by_pool"]
-    assert by_pool["small"]["cores"] == pytest.approx(2 * by_pool["big"]["cores"], rel=0.5)  # 2.0 vs 1.0 core-s
+    # each pool's share is what its own tasks held, within the same bounds: 2.0 core-s of sleep in "small", 1.0 in
+    # "big" (its 2-core worker's start, seconds on a loaded machine, is its launch overhead: a ratio of the two
+    # shares, 2 +- 50 %, failed under load)
+    span = metrics.driver_seconds(tl)
+    for pool, sleep, n in (("small", 2.0, 4), ("big", 1.0, 1)):
+        mine = [k for k in tl.results if tl.tasks[k][1] == pool]
+        pool_compute = sum(cores[k] * (tl.results[k][4][3] - tl.results[k][4][2]) for k in mine)
+        pool_overhead = sum(cores[k] * (r[4][2] - r[4][1] + r[4][1] - r[2] + r[4][4] - r[4][3] + r[3] - r[4][4])
+                            for k, r in tl.results.items() if k in mine)
+        assert len(mine) == n and sleep <= pool_compute <= sleep + cores[mine[0]] * n * 0.2
+        held = by_pool[pool]["cores"] * 2 * span / 100
+        assert pool_compute - n * 2e-3 <= held <= pool_compute + pool_overhead + n * 2e-3, (pool, held)
     assert result["utilization_mean_pct"]["gpus"] == 0.0
 
 
