@@ -152,3 +152,11 @@ def test_loading_a_damaged_model_version_says_so(tmp_path):
         f.truncate(50)
     with pytest.raises(ValueError, match=r"Version \d+ of model 'learner' is damaged.*version=N"):
         learn.load(tmp_path / "c", "learner")  # was: pickle's UnpicklingError "pickle data was truncated"
+
+
+def test_a_trace_of_a_pool_the_campaign_never_used_names_its_pools(tmp_path):
+    run_learner(tmp_path / "c", "ok")
+    with pytest.raises(ValueError, match=r"pool='simulat'\): .* has no task in that pool; its pools: infer, simulate, "
+                                         r"train"):
+        learn.Trace.from_journal(tmp_path / "c", pool="simulat")  # was: a trace without simulations, silently
+    assert len(learn.Trace.from_journal(tmp_path / "c", pool="simulate").evaluations) == 12

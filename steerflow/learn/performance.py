@@ -160,6 +160,10 @@ class Trace:
             spans = journal_files.driver_spans(conn)
         finally:
             conn.close()
+        pools = sorted({row[1] for row in tasks if row[1] is not None})
+        if tasks and pool not in pools:  # (before: a typo read as a run with no simulation, without a word)
+            raise ValueError(f"Trace.from_journal(pool={pool!r}): the campaign in {directory} has no task in that pool; "
+                             f"its pools: {', '.join(pools)}. Name the pool its simulations ran in.")
         clock = _without_gaps(spans)
         evaluations = []
         for key, task_pool, tags, _ in tasks:
