@@ -39,12 +39,13 @@ class _InWorker:
 #: Let a worker whose reply woke this loop start the task queued behind it before the loop reads that reply.
 #: A pipe write wakes its reader on the writer's CPU (a "sync" wake-up), and the loop woken there preempts the
 #: worker in its write: the queued task then waited for the loop's whole turn while the other core idled
-#: (a 2-core function's hand-over 0.16-0.18 ms; issue 13i's note). The loop yields only when it runs on one of
-#: that worker's CPUs (elsewhere a yield would hand its own CPU to whatever else waits there, a busy machine's
-#: other work), and only after a task that ran `HAND_OVER_YIELD_MIN_RUN_S` or longer: the loop's own turn then
-#: waits up to a scheduler slice (~1-5 ms) behind a queued task that computes, which a short task's pipeline
-#: cannot spare (300 busy 1 ms tasks on 2 cores: 200 ms with the yield, 180 without; 5 ms ones: 784 against 804).
-#: ``STEERFLOW_HANDOVER_YIELD=0`` turns it off.
+#: (a 2-core function's hand-over 0.16-0.18 ms; issue 13i's note). The loop yields only when that worker is
+#: runnable on the very CPU the loop runs on (`_preempted_here`: /proc/PID/stat, ~10 us, at most once per
+#: task of 10 ms or more): a yield elsewhere hands the loop's CPU to whatever else waits there (a busy
+#: machine's other work) and delays the loop. Only after a task that ran `HAND_OVER_YIELD_MIN_RUN_S` or
+#: longer: the loop's own turn may then wait a scheduler slice (~1-5 ms) behind a queued task that computes,
+#: which a short task's pipeline cannot spare (300 busy 1 ms tasks on 2 cores: 200 ms with a yield, 180
+#: without). ``STEERFLOW_HANDOVER_YIELD=0`` turns it off.
 HAND_OVER_YIELD = os.environ.get("STEERFLOW_HANDOVER_YIELD", "1") != "0"
 HAND_OVER_YIELD_MIN_RUN_S = 0.01  # (the worker's last task's run time: its queued ones likely run as long)
 
@@ -64,6 +65,17 @@ def _current_cpu() -> Callable[[], int] | None:
 
 
 _getcpu = _current_cpu()
+
+
+def _preempted_here(pid: int) -> bool:
+    """Whether process ``pid`` is runnable (state R) on the CPU this thread runs on, where this thread runs now:
+    it waits for it. False where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0] == b"R" and _getcpu is not None and int(fields[36]) == _getcpu()
+    except (OSError, IndexError, ValueError):
+        return False
 
 #: the function a warm worker runs a plain program with (one spec: its number and bytes are made once)
 _RUN_PROGRAM = Function(proctree.run_program)
@@ -444,7 +456,7 @@ class LocalEngine(LauncherPrograms, WarmPool):
                     pass
             elif isinstance(source, Worker):
                 if source.queued is not None and source.ran >= HAND_OVER_YIELD_MIN_RUN_S and _getcpu is not None \
-                        and source.cpus and _getcpu() in source.cpus:
+                        and source.inner and _preempted_here(source.inner):
                     os.sched_yield()  # (see `HAND_OVER_YIELD`)
                 self._on_worker(source, events)
             elif isinstance(source, spawner.Launcher):
