@@ -405,7 +405,10 @@ def mixed_rows(workers: int = 2, lists: int = MIXED_LISTS, first_seed: int = 7, 
     (-0.19 to 1.15 idle), more than the target. Now the three runs of a list follow each other at once (no
     executor starts between them, which also spends the time on more lists), in every order equally often,
     over 14 lists at ``bench runtime``'s default. The set itself is unchanged: the same kinds and shares, the
-    same durations, 120 tasks a list, 2 workers, every list kept; the ideals too.
+    same durations, 120 tasks a list, 2 workers, every list kept; the ideals too. What it resolves (session 8,
+    load 6-13, ten readings): one list's gap still swings by ~0.8 points (SD) from reading to reading, so a
+    reading's median swings by ~0.2 (SD; -0.64 to -0.01): it resolves ~0.4 points, not 0.2. Each reading's own
+    uncertainty is in the JSON (``*_ci90``); compare two codes list by list over several readings.
 
     Why several lists: on one list, which core a task lands on decides how long a 2-core task's cores
     drain, and that is luck of the list more than cost of the runtime. At zero overhead, on the first list
