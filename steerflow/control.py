@@ -12,6 +12,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from .journal_files import uri_path
+
 
 def request(journal_path: Path, op: str, args: list[str]) -> None:
     """Queue ``op`` once per argument (``stop`` takes one) for the driver of the campaign."""
@@ -34,7 +36,8 @@ class Reader:
 
     def new(self) -> list[tuple[int, str, str]]:
         if self._conn is None:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+            uri = f"file:{uri_path(self.path)}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
         rows = self._conn.execute("SELECT id, op, arg FROM control WHERE done = 0").fetchall()
         fresh = [row for row in rows if row[0] not in self._seen]
         self._seen.update(row[0] for row in fresh)

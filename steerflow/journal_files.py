@@ -22,11 +22,19 @@ def readonly_uri(path: str | os.PathLike[str]) -> str:
     """
     path = os.fspath(path)
     if os.access(os.path.dirname(path) or ".", os.W_OK) or os.path.exists(f"{path}-shm"):
-        return f"file:{path}?mode=ro"
+        return f"file:{uri_path(path)}?mode=ro"
     wal = f"{path}-wal"
     if os.path.exists(wal) and os.path.getsize(wal) > 0:  # rows only in the log: SQLite's read-only WAL path
-        return f"file:{path}?mode=ro"
-    return f"file:{path}?immutable=1"
+        return f"file:{uri_path(path)}?mode=ro"
+    return f"file:{uri_path(path)}?immutable=1"
+
+
+def uri_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as the path of an SQLite ``file:`` URI: '#', '?' and '%' in a directory's name percent-encoded
+    (before, a campaign in "run#2" or "50%" read another file, or none: its run() failed at its first poll)."""
+    from urllib.parse import quote
+
+    return quote(os.fspath(path), safe="/")
 
 
 def holds_nothing(path: Path) -> bool:
