@@ -344,6 +344,13 @@ def _cancel(args: argparse.Namespace) -> int:
     if not running:
         print(f"steerflow cancel: no driver runs the campaign in {args.dir}; nothing to cancel.", file=sys.stderr)
         return EXIT_FAILED
+    if args.tasks:  # (before: "asked the driver", and the driver said on its own terminal that it has no such task)
+        last = rundirs.last_key(running[0])
+        unknown = [t for t in args.tasks if int(t) < 1 or int(t) > last]
+        if unknown:
+            raise CliError(f"The campaign in {args.dir} has no task {', '.join(unknown)}; "
+                           + (f"its tasks are 1 to {last}" if last else "it has no task yet")
+                           + f" (see `steerflow status {args.dir}`).")
     for directory in running:
         if args.tasks:
             control.request(directory / rundirs.JOURNAL, "cancel", args.tasks)

@@ -97,6 +97,15 @@ def meta(directory: Path, damaged_raises: bool = False) -> dict[str, Any]:
         conn.close()
 
 
+def last_key(directory: Path) -> int:
+    """The largest task key the campaign's journal holds (0: none yet)."""
+    conn = connect(directory)
+    try:
+        return int(conn.execute("SELECT max(key) FROM tasks").fetchone()[0] or 0)
+    finally:
+        conn.close()
+
+
 def title(directory: Path, info: dict[str, Any] | None = None) -> str:
     """A campaign's name for people: its script or pipeline file, and its directory."""
     info = meta(directory) if info is None else info
