@@ -101,7 +101,10 @@ def test_many_tight_timeouts_on_two_workers_start_no_worker_each(tmp_path):
             errors.append(info.value)
         assert all(future.result(timeout=BOUND) > 0 for future in quick)
         assert rt.engine.starts - starts <= 2, f"{rt.engine.starts - starts} worker starts for 30 timeouts"
-        assert all("where its timeout interrupted it" in "".join(getattr(e, "__notes__", [])) for e in errors)
+        # each interrupted task says where; one whose worker did not answer within the grace (a starved machine)
+        # was killed, with no such note, and cost one of the worker starts allowed above
+        unsaid = sum("where its timeout interrupted it" not in "".join(getattr(e, "__notes__", [])) for e in errors)
+        assert unsaid <= rt.engine.starts - starts, (unsaid, rt.engine.starts - starts)
 
 
 def test_the_interrupt_runs_finally_blocks_and_the_worker_serves_the_next_task(tmp_path):
