@@ -8,29 +8,18 @@ a checkpoint) stayed for ever, holding the space the campaign's resume needed.
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
 from steerflow import blobs
 
+from .small_disk import tmpfs
+
 
 @pytest.fixture
 def small_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True,
-                              text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "512k") as disk:
         yield disk
-    finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_a_blob_that_does_not_fit_leaves_no_partial_file(small_disk):

@@ -13,6 +13,8 @@ import pytest
 
 import steerflow as sf
 
+from .small_disk import tmpfs
+
 ONE_CORE = sf.Allocation.declare(nodes=1, cores=1)
 
 
@@ -23,25 +25,13 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def full_disk(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True,
-                              text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "256k") as disk:
         with open(disk / "fill", "wb") as f:  # all but a few blocks: the report's folder can be made
             try:
                 f.write(b"\0" * (240 * 1024))
             except OSError:
                 pass
         yield disk
-    finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_report_onto_a_full_disk_says_so(tmp_path, full_disk):

@@ -13,6 +13,8 @@ import pytest
 
 from steerflow import Allocation, Campaign, JournalError
 
+from .small_disk import tmpfs
+
 sys.path.insert(0, str(Path(__file__).parent / "campaigns"))
 from fill_campaign import blob  # noqa: E402
 
@@ -22,20 +24,8 @@ DISK_FULL = r"No space left on device \(ENOSPC\)|database or disk is full \(SQLI
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    try:
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
-                              capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here: {exc}")
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "3m") as mount_point:
         yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
 
 
 def grow(mount_point: Path) -> None:
