@@ -201,11 +201,12 @@ class Campaign(LoopSide, ResumeSide, Closing, SteeringLoop):
         self._partials: dict[int, int] = {}  # key -> partial results seen (they are numbered per task)
         self._told_partials = False  # (steering thread) the say-once line about partials too large to journal
         self._partial_bytes: dict[int, int] = {}  # (steering thread) key -> bytes of its partials journaled so far
-        self._event_bytes: dict[str | None, int] = {None: 0}  # (steering thread) name (None: all) -> payload bytes
-        self._told_events = False
+        # (steering thread) event name (None: all) -> payload bytes journaled so far (see steering.EVENT_BYTES)
+        self._event_bytes: dict[str | None, int] = {None: 0}
+        self._told_events = False  # (steering thread) the say-once line about events past that bound
         self._agent_errors = 0  # (steering thread) agent errors this driver met (see steering.AGENT_ERRORS_KEPT)
-        self._unreadable = 0
-        self._not_submitted = 0  # journaled deliveries a resume met before the script submitted their tasks  # journaled results a resume could not read (run again, see `_say_unreadable`)  # journaled so far, see steering.EVENT_BYTES
+        self._unreadable = 0  # journaled results a resume could not read (run again, see `_say_unreadable`)
+        self._not_submitted = 0  # journaled deliveries a resume met before the script submitted their tasks
         self._closed = False
         self._closing = False
         self._control = control.Reader(self.journal.path)  # requests from `steerflow cancel`
